@@ -1,0 +1,261 @@
+"""The ``flowforge`` command. Each command is a few lines over the Context facade; heavy
+libraries load inside commands so ``flowforge --help`` stays fast."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from flowforge.core.context import Context
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+                  help="FlowForge: lakehouse pipelines from databases and files to bronze, silver and gold.")
+demo_app = typer.Typer(help="The BFSI Customer 360 demo.", invoke_without_command=True)
+templates_app = typer.Typer(help="Workflow templates.", no_args_is_help=True)
+workflows_app = typer.Typer(help="Workflows of this project.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+app.add_typer(templates_app, name="templates")
+app.add_typer(workflows_app, name="workflows")
+
+_state: dict[str, Any] = {"debug": False, "project": None}
+F = TypeVar("F", bound=Callable[..., Any])
+
+ProjectOpt = Annotated[Path | None, typer.Option("--project", "-p", help="Project directory (default: "
+                                                 "nearest folder with flowforge.yml).")]
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+         project: ProjectOpt = None) -> None:
+    _state["debug"] = debug
+    _state["project"] = project
+
+
+@contextmanager
+def _context(project: Path | None = None) -> Iterator[Context]:
+    """Open the project and turn every FlowForge error into one clear line (exit 1)."""
+    from flowforge.core.context import Context
+    from flowforge.errors import FlowForgeError
+
+    try:
+        with Context.open(project or _state["project"]) as ctx:
+            yield ctx
+    except FlowForgeError as exc:
+        _fail(exc)
+
+
+def _fail(exc: BaseException) -> None:
+    from flowforge.cli import output
+
+    if _state["debug"]:
+        raise exc
+    output.error(str(exc))
+    raise typer.Exit(1)
+
+
+def _guard(fn: Callable[[], Any]) -> Any:
+    from flowforge.errors import FlowForgeError
+
+    try:
+        return fn()
+    except FlowForgeError as exc:
+        _fail(exc)
+
+
+# -- project ---------------------------------------------------------------------------
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
+         force: Annotated[bool, typer.Option(help="Overwrite scaffold files.")] = False) -> None:
+    """Scaffold a project: flowforge.yml, workflows/example.yml and a sample CSV."""
+    from flowforge.cli import output
+    from flowforge.core.project import init_project
+
+    result = _guard(lambda: init_project(directory, force=force))
+    for path in result.created:
+        output.info(f"created {path}")
+    output.info(f"\nNext: cd {result.project_dir} && flowforge run example")
+
+
+@app.command()
+def validate(workflow: Annotated[str, typer.Argument(help="Workflow name or YAML path.")]) -> None:
+    """Check a workflow file, its connections and table references without running it."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        wf = ctx.validate(workflow)
+        output.info(f"[green]OK[/] workflow '{wf.name}': {len(wf.jobs)} jobs, "
+                    f"{sum(len(j.outputs()) for j in wf.jobs)} tables")
+
+
+@app.command()
+def run(workflow: Annotated[str, typer.Argument(help="Workflow name (workflows/<name>.yml) or YAML path.")],
+        ) -> None:
+    """Run a workflow: jobs in dependency order, incremental where configured."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        summary = ctx.run(workflow, on_event=output.job_event)
+        output.run_summary(summary)
+    if summary.status != "success":
+        raise typer.Exit(1)
+
+
+@app.command()
+def runs(workflow: Annotated[str | None, typer.Argument(help="Only this workflow.")] = None,
+         limit: Annotated[int, typer.Option(help="How many runs.")] = 20,
+         run_id: Annotated[int | None, typer.Option("--id", help="Show one run in detail.")] = None) -> None:
+    """Run history, or one run's jobs with rows, timings, errors and logs."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        if run_id is not None:
+            r = ctx.run_detail(run_id)
+            output.info(f"Run {r.id} of '{r.workflow_name}': {r.status} ({r.trigger}, by {r.actor}), "
+                        f"started {r.started_at:%Y-%m-%d %H:%M:%S}")
+            rows = [{"job": j.job_name, "status": j.status, "read": j.rows_read, "written": j.rows_written,
+                     "seconds": _seconds(j.started_at, j.ended_at), "error": j.error} for j in r.job_runs]
+            output.records(rows, ["job", "status", "read", "written", "seconds", "error"])
+            for j in r.job_runs:
+                if j.log:
+                    output.info(f"\n[bold]{j.job_name}[/]\n{j.log}")
+            return
+        rows = [{"id": r.id, "workflow": r.workflow_name, "status": r.status, "trigger": r.trigger,
+                 "started": f"{r.started_at:%Y-%m-%d %H:%M:%S}", "seconds": _seconds(r.started_at, r.ended_at),
+                 "read": r.rows_read, "written": r.rows_written} for r in ctx.runs(workflow, limit)]
+        output.records(rows, ["id", "workflow", "status", "trigger", "started", "seconds", "read", "written"],
+                       title="Runs")
+
+
+def _seconds(start: Any, end: Any) -> str:
+    return f"{(end - start).total_seconds():.2f}" if start and end else ""
+
+
+@app.command()
+def tables(layer: Annotated[str | None, typer.Option(help="bronze, silver or gold")] = None) -> None:
+    """The lakehouse catalog: tables by layer with rows, Delta version and location."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        output.tables(ctx.tables(layer))
+
+
+@app.command()
+def query(sql: Annotated[str, typer.Argument(help="A SELECT over lakehouse tables, by name.")],
+          limit: Annotated[int, typer.Option(help="Rows to print.")] = 50) -> None:
+    """Query lakehouse tables with SQL (DuckDB dialect)."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        output.arrow_table(ctx.query(sql), limit)
+
+
+@app.command()
+def lineage(workflow: Annotated[str, typer.Argument(help="Workflow name.")]) -> None:
+    """Table lineage of a workflow: source → bronze → silver → gold."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        graph = ctx.lineage(workflow)
+        nodes = {n["id"]: n for n in graph["nodes"]}
+        for e in graph["edges"]:
+            target = nodes[e["target"]]
+            rows = f" ({target['rows']:,} rows)" if target.get("rows") is not None else ""
+            output.info(f"{e['source']}  →  [{target['type']}] {e['target']}{rows}")
+
+
+# -- workflows and templates --------------------------------------------------------------
+
+@workflows_app.command("list")
+def workflows_list() -> None:
+    """Workflow files of the project and their last run."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        rows = []
+        for path in ctx.workflow_files():
+            last = ctx.runs(path.stem, 1)
+            rows.append({"workflow": path.stem, "file": str(path),
+                         "last run": f"{last[0].status} at {last[0].started_at:%Y-%m-%d %H:%M}" if last else ""})
+        output.records(rows, ["workflow", "file", "last run"], title="Workflows")
+
+
+@templates_app.command("list")
+def templates_list(industry: Annotated[str | None, typer.Option()] = None,
+                   category: Annotated[str | None, typer.Option()] = None) -> None:
+    """Templates, filtered by industry or category."""
+    from flowforge.cli import output
+    from flowforge.templates.registry import list_templates
+
+    rows = [{"name": t.name, "title": t.title, "industry": t.industry, "category": t.category,
+             "description": t.description} for t in list_templates(industry, category)]
+    output.records(rows, ["name", "title", "industry", "category", "description"], title="Templates")
+
+
+@templates_app.command("use")
+def templates_use(name: Annotated[str, typer.Argument(help="Template name.")],
+                  param: Annotated[list[str] | None, typer.Option("--param", help="key=value")] = None) -> None:
+    """Create workflows/<workflow_name>.yml from a template."""
+    from flowforge.cli import output
+
+    params = dict(p.split("=", 1) for p in (param or []) if "=" in p)
+    with _context() as ctx:
+        path = ctx.instantiate_template(name, params)
+        output.info(f"created {path}\nNext: flowforge run {path.stem}")
+
+
+# -- the demo ---------------------------------------------------------------------------------
+
+@demo_app.callback()
+def demo(typer_ctx: typer.Context,
+         directory: Annotated[Path, typer.Option("--dir", help="Demo project directory.")] = Path("flowforge-demo"),
+         scale: Annotated[float, typer.Option(help="Data scale factor (1 = 500 customers).")] = 1.0,
+         seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 42,
+         postgres: Annotated[str | None, typer.Option(help="Load the source into this PostgreSQL URL instead "
+                                                      "of SQLite.")] = None) -> None:
+    """Generate the BFSI source and CRM CSV, create the Customer 360 workflow and run it."""
+    if typer_ctx.invoked_subcommand is not None:
+        return
+    from flowforge.cli import output
+    from flowforge.core.project import setup_demo_project
+
+    output.info(f"Generating BFSI demo data (scale {scale}, seed {seed}) in {directory.resolve()} ...")
+    _guard(lambda: setup_demo_project(directory, scale=scale, seed=seed, postgres_url=postgres))
+    with _context(directory) as ctx:
+        summary = ctx.run("bfsi_customer_360", on_event=output.job_event)
+        output.run_summary(summary)
+        output.tables(ctx.tables(), title="\nTables")
+    root = directory.resolve()
+    output.info(
+        f"\nQuery them:\n  cd {root}\n"
+        f"  flowforge query \"SELECT customer_segment, count(*), sum(total_balance) FROM gold_customer_360 "
+        f"GROUP BY 1\"\n"
+        f"  python -c \"import deltalake; print(deltalake.DeltaTable('{root}/lakehouse/gold/gold_customer_360')"
+        f".to_pyarrow_table().num_rows)\"\n"
+        f"Change the source and load incrementally:\n  flowforge demo change --dir {directory} && "
+        f"flowforge -p {directory} run bfsi_customer_360")
+    if summary.status != "success":
+        raise typer.Exit(1)
+
+
+@demo_app.command("change")
+def demo_change(directory: Annotated[Path, typer.Option("--dir", help="Demo project directory.")]
+                = Path("flowforge-demo"),
+                seed: Annotated[int, typer.Option(help="Seed of this round of changes.")] = 7) -> None:
+    """Insert and update rows in the demo source so the next run loads them incrementally."""
+    from flowforge.cli import output
+
+    with _context(directory) as ctx:
+        summary = ctx.change_demo_source(seed)
+        output.info(f"Changed the source: {summary}")
+
+
+def entrypoint() -> None:  # pragma: no cover - console script indirection
+    app(prog_name="flowforge")
+    sys.exit(0)

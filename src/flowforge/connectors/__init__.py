@@ -1,0 +1,69 @@
+"""Connector registry. A connector is a folder with ``config.py`` and ``connector.py``;
+built-in kinds are listed here by module, third-party kinds arrive through the
+``flowforge.connectors`` entry point group."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, TypeVar
+
+from flowforge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flowforge.connectors.base import Connector
+    from flowforge.connectors.config import ConnectionConfig
+
+BUILTIN: dict[str, str] = {
+    "sqlite": "flowforge.connectors.sql.sqlite",
+    "postgres": "flowforge.connectors.sql.postgres",
+    "files": "flowforge.connectors.files",
+}
+
+_CONNECTORS: dict[str, type[Connector]] = {}
+_loaded = False
+
+T = TypeVar("T", bound="type[Connector]")
+
+
+def register_connector(kind: str) -> Callable[[T], T]:
+    def deco(cls: T) -> T:
+        cls.kind = kind
+        _CONNECTORS[kind] = cls
+        return cls
+
+    return deco
+
+
+def _modules() -> dict[str, str]:
+    mods = dict(BUILTIN)
+    for ep in entry_points(group="flowforge.connectors"):
+        mods.setdefault(ep.name, ep.value)
+    return mods
+
+
+def load_builtin_configs() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in _modules().values():
+        importlib.import_module(f"{module}.config")
+    _loaded = True
+
+
+def connector_kinds() -> list[str]:
+    return sorted(_modules())
+
+
+def connector_class(kind: str) -> type[Connector]:
+    if kind not in _CONNECTORS:
+        module = _modules().get(kind)
+        if module is None:
+            raise ConfigError(f"Unknown connector kind {kind!r}.", hint=f"Known: {', '.join(connector_kinds())}.")
+        importlib.import_module(f"{module}.connector")
+    return _CONNECTORS[kind]
+
+
+def open_connector(name: str, config: ConnectionConfig) -> Connector:
+    return connector_class(config.type)(name, config)

@@ -1,0 +1,198 @@
+"""The connector contract: a narrow, Arrow-shaped interface every source implements.
+
+A read happens in two steps so that progress can commit together with data:
+
+1. ``plan(request, state)`` fixes what will be read *before* anything is read: the upper
+   bound of an incremental window (``SELECT max(col)``) or the list of new files. The plan
+   carries ``new_state``, the position the bronze commit will record.
+2. ``read(plan)`` streams ``SourcePart``s (one per table, query or file), each an iterator
+   of ``pyarrow.RecordBatch`` with exactly ``plan.schema``.
+
+Layers and storage never see a driver object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from flowforge.connectors.config import ConnectionConfig
+
+
+@dataclass(frozen=True)
+class ConnectorCapabilities:
+    """What a connector can do; the planner checks these before running a job."""
+
+    tables: bool = True
+    query: bool = False
+    files: bool = False
+    incremental: bool = False
+    cdc: bool = False
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    source_type: str
+    arrow_type: pa.DataType
+    nullable: bool = True
+    primary_key: bool = False
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    schema: str | None = None
+    row_estimate: int | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionTest:
+    ok: bool
+    server_version: str
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """What an ingest job asks of a source. Exactly one of table, query, files is set."""
+
+    table: str | None = None
+    query: str | None = None
+    files: str | None = None
+    incremental_column: str | None = None
+    batch_size: int = 100_000
+
+    @property
+    def label(self) -> str:
+        return self.table or self.files or "query"
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """A read fixed in advance. ``new_state`` is the position reached once it is committed."""
+
+    request: ReadRequest
+    schema: pa.Schema
+    new_state: dict[str, Any] | None
+    has_data: bool = True
+    description: str = ""
+    bounds: tuple[Any, Any] | None = None  # (exclusive lower, inclusive upper) of the delta column
+    files: tuple[FileEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int
+    modified: dt.datetime
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class SourcePart:
+    """One stream of batches from one table, query or file (it names ``_source_file``)."""
+
+    name: str
+    modified_time: dt.datetime | None
+    batches: Iterator[pa.RecordBatch] = field(repr=False)
+
+
+class Connector(ABC):
+    """A source of Arrow record batches.
+
+    Subclasses set ``kind`` and ``capabilities`` and register with
+    ``@register_connector("<kind>")``; their config model lives in ``config.py`` beside them.
+    """
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[ConnectorCapabilities] = ConnectorCapabilities()
+
+    def __init__(self, name: str, config: ConnectionConfig) -> None:
+        self.name = name
+        self.config = config
+
+    # -- discovery -------------------------------------------------------------------
+    @abstractmethod
+    def test(self) -> ConnectionTest: ...
+
+    @abstractmethod
+    def list_tables(self) -> list[TableInfo]: ...
+
+    @abstractmethod
+    def columns(self, request: ReadRequest) -> list[ColumnInfo]: ...
+
+    def preview(self, request: ReadRequest, limit: int = 10) -> pa.Table:
+        import pyarrow as pa
+
+        plan = self.plan(ReadRequest(table=request.table, query=request.query, files=request.files,
+                                     batch_size=limit), None)
+        batches: list[pa.RecordBatch] = []
+        for part in self.read(plan):
+            for batch in part.batches:
+                batches.append(batch)
+                if sum(b.num_rows for b in batches) >= limit:
+                    break
+            break
+        return pa.Table.from_batches(batches, schema=plan.schema).slice(0, limit)
+
+    # -- extract ---------------------------------------------------------------------
+    @abstractmethod
+    def plan(self, request: ReadRequest, state: dict[str, Any] | None) -> ReadPlan: ...
+
+    @abstractmethod
+    def read(self, plan: ReadPlan) -> Iterator[SourcePart]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release pooled connections."""
+
+    def describe(self) -> str:
+        """A one-line, secret-free description used in messages."""
+        return f"{self.kind} connection '{self.name}'"
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- watermark values travel as JSON -------------------------------------------------
+
+def encode_position(value: Any) -> dict[str, Any] | None:
+    """Turn a delta-column value into a JSON-safe tagged dict (and back with decode)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return {"type": "timestamp", "value": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"type": "date", "value": value.isoformat()}
+    if isinstance(value, bool):
+        return {"type": "bool", "value": value}
+    if isinstance(value, int):
+        return {"type": "int", "value": value}
+    if isinstance(value, decimal.Decimal):
+        return {"type": "decimal", "value": str(value)}
+    if isinstance(value, float):
+        return {"type": "float", "value": value}
+    return {"type": "string", "value": str(value)}
+
+
+def decode_position(tagged: dict[str, Any] | None) -> Any:
+    if not tagged:
+        return None
+    kind, value = tagged["type"], tagged["value"]
+    if kind == "timestamp":
+        return dt.datetime.fromisoformat(value)
+    if kind == "date":
+        return dt.date.fromisoformat(value)
+    if kind == "decimal":
+        return decimal.Decimal(value)
+    return value

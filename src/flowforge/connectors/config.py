@@ -1,0 +1,56 @@
+"""Connection configs: one pydantic model per connector kind, unioned from the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+_CONFIGS: dict[str, type[ConnectionConfig]] = {}
+
+C = TypeVar("C", bound="type[ConnectionConfig]")
+
+
+class ConnectionConfig(BaseModel):
+    """Base of every connection config; subclasses add ``type: Literal["<kind>"]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+
+    def describe(self) -> str:
+        """Where this connection points, without secrets (host and database, or a path)."""
+        return self.type
+
+
+def register_config(kind: str) -> Callable[[C], C]:
+    def deco(cls: C) -> C:
+        _CONFIGS[kind] = cls
+        return cls
+
+    return deco
+
+
+def config_models() -> dict[str, type[ConnectionConfig]]:
+    from flowforge.connectors import load_builtin_configs
+
+    load_builtin_configs()
+    return dict(_CONFIGS)
+
+
+def parse_connection(data: dict[str, Any]) -> ConnectionConfig:
+    """Validate a connection mapping against the model its ``type`` names."""
+    from flowforge.errors import ConfigError
+
+    models = config_models()
+    kind = data.get("type")
+    if kind not in models:
+        raise ConfigError(
+            f"Unknown connection type {kind!r}.",
+            hint=f"Use one of: {', '.join(sorted(models))}.",
+        )
+    try:
+        return TypeAdapter(models[kind]).validate_python(data)
+    except ValidationError:
+        raise

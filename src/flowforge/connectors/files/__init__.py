@@ -1,0 +1,1 @@
+"""Files on disk (CSV, Parquet) as a source; each new or changed file is read exactly once."""

@@ -1,0 +1,1 @@
+"""The Context facade and the job graph."""

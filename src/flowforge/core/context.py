@@ -1,0 +1,246 @@
+"""The Context facade: the one service layer the CLI, API, UI and scheduler call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowforge.errors import ConfigError, SpecError
+from flowforge.settings import Settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from flowforge.connectors.base import Connector
+    from flowforge.connectors.config import ConnectionConfig
+    from flowforge.metadata import MetadataStore, RunRecord
+    from flowforge.runner.executor import JobEvent, RunSummary
+    from flowforge.spec.workflow import Workflow
+    from flowforge.storage import LakehouseStore
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    """A lakehouse table as the catalog shows it."""
+
+    name: str
+    layer: str
+    location: str
+    rows: int
+    version: int
+    columns: tuple[tuple[str, str], ...]
+
+
+class Context:
+    """Everything a FlowForge project can do, for one project directory."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def open(cls, project_dir: Path | str | None = None) -> Context:
+        return cls(Settings.load(project_dir))
+
+    def close(self) -> None:
+        if "metadata" in self.__dict__:
+            self.metadata.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- building blocks (created on first use) ---------------------------------------
+    @cached_property
+    def metadata(self) -> MetadataStore:
+        from flowforge.metadata import MetadataStore
+
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        store = MetadataStore(self.settings.metadata_database_url)
+        store.migrate()
+        return store
+
+    @cached_property
+    def store(self) -> LakehouseStore:
+        from flowforge.storage import LakehouseStore
+
+        return LakehouseStore(self.settings.lakehouse_root)
+
+    # -- connections ---------------------------------------------------------------------
+    def connection_names(self) -> list[str]:
+        return sorted(self.settings.connections)
+
+    def connection_config(self, name: str) -> ConnectionConfig:
+        from pydantic import ValidationError
+
+        from flowforge.connectors.config import parse_connection
+
+        raw = self.settings.connections.get(name)
+        if raw is None:
+            known = ", ".join(self.connection_names()) or "none"
+            raise ConfigError(f"Connection '{name}' is not defined (defined: {known}).",
+                              hint="Add it under 'connections:' in flowforge.yml.")
+        data = dict(raw)
+        if "path" in data and isinstance(data["path"], str):
+            data["path"] = self.settings.resolve_path(data["path"])
+        try:
+            return parse_connection(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"Connection '{name}' in flowforge.yml: {field}: {err['msg']}",
+                              hint="Fix the connection's settings.") from None
+
+    def connector(self, name: str) -> Connector:
+        from flowforge.connectors import open_connector
+
+        return open_connector(name, self.connection_config(name))
+
+    # -- workflows -------------------------------------------------------------------------
+    def workflow_path(self, name_or_path: str) -> Path:
+        candidate = Path(name_or_path)
+        if candidate.suffix in (".yml", ".yaml") or candidate.exists():
+            return candidate if candidate.is_absolute() else (Path.cwd() / candidate)
+        for suffix in (".yml", ".yaml"):
+            path = self.settings.workflows_path / f"{name_or_path}{suffix}"
+            if path.exists():
+                return path
+        known = ", ".join(p.stem for p in self.workflow_files()) or "none"
+        raise SpecError(f"No workflow named '{name_or_path}' in {self.settings.workflows_path} (found: {known}).",
+                        hint="Give the workflow's name or the path of its YAML file.")
+
+    def workflow_files(self) -> list[Path]:
+        folder = self.settings.workflows_path
+        return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]) if folder.is_dir() else []
+
+    def load_workflow(self, name_or_path: str) -> Workflow:
+        from flowforge.spec import load_workflow_file
+
+        wf: Workflow = load_workflow_file(self.workflow_path(name_or_path))
+        return wf
+
+    def validate(self, name_or_path: str) -> Workflow:
+        """Parse the file and check every reference that can be checked without running."""
+        wf = self.load_workflow(name_or_path)
+        from flowforge.layers.bronze import check_capabilities
+        from flowforge.spec.jobs import IngestJob
+
+        produced = set(wf.producers())
+        existing = {t for _, t in self.store.tables()}
+        for job in wf.jobs:
+            if isinstance(job, IngestJob):
+                connector = self.connector(job.connection)
+                for spec in job.tables:
+                    check_capabilities(connector, spec)
+            for table in job.inputs():
+                if table not in produced and table not in existing:
+                    raise SpecError(
+                        f"job '{job.name}' reads table '{table}', which no job writes and the lakehouse "
+                        f"does not have", file=str(self.workflow_path(name_or_path)),
+                        hint=f"Tables written here: {', '.join(sorted(produced))}.")
+        return wf
+
+    def register_workflow(self, wf: Workflow, source_path: Path | None = None) -> None:
+        from flowforge.lineage.graph import table_edges
+        from flowforge.metadata import JobIn, WorkflowIn
+
+        jobs = tuple(JobIn(name=j.name, kind=j.kind, spec=j.model_dump(mode="json", exclude_defaults=True),
+                           inputs=j.inputs(), outputs=j.outputs()) for j in wf.jobs)
+        self.metadata.upsert_workflow(WorkflowIn(
+            name=wf.name, description=wf.description, team=wf.team, environment=wf.environment,
+            tags=wf.tags, spec=wf.to_dict(), source_path=str(source_path) if source_path else None, jobs=jobs,
+        ), actor=self.settings.actor)
+        self.metadata.replace_lineage(wf.name, table_edges(wf, self.connection_label))
+
+    def connection_label(self, name: str) -> str:
+        try:
+            return f"{name} ({self.connection_config(name).describe()})"
+        except ConfigError:
+            return name
+
+    # -- runs -------------------------------------------------------------------------------
+    def run(self, name_or_path: str, *, trigger: str = "manual",
+            on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
+        from flowforge.runner.executor import Runner
+
+        wf = self.validate(name_or_path)
+        self.register_workflow(wf, self.workflow_path(name_or_path))
+        runner = Runner(self.metadata, self.store, self.connector)
+        return runner.run(wf, trigger=trigger, actor=self.settings.actor, on_event=on_event)
+
+    def runs(self, workflow: str | None = None, limit: int = 20) -> list[RunRecord]:
+        return self.metadata.list_runs(workflow, limit)
+
+    def run_detail(self, run_id: int) -> RunRecord:
+        run = self.metadata.get_run(run_id)
+        if run is None:
+            raise ConfigError(f"Run {run_id} does not exist.", hint="List runs with 'flowforge runs'.")
+        return run
+
+    # -- templates and the demo --------------------------------------------------------------
+    def instantiate_template(self, name: str, params: dict[str, str] | None = None,
+                             overwrite: bool = False) -> Path:
+        """Write ``workflows/<workflow_name>.yml`` from a template, validated before writing."""
+        from flowforge.spec import parse_workflow
+        from flowforge.templates.registry import get_template
+
+        text = get_template(name).render(params)
+        wf = parse_workflow(text, f"template {name}")
+        path = self.settings.workflows_path / f"{wf.name}.yml"
+        if path.exists() and not overwrite:
+            raise ConfigError(f"{path} already exists.", hint="Pick another workflow_name parameter.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        self.metadata.audit(self.settings.actor, "template.instantiate", "workflow", wf.name,
+                            after={"template": name, "params": params or {}})
+        return path
+
+    def change_demo_source(self, seed: int) -> Any:
+        from flowforge.core.project import change_demo_source
+
+        return change_demo_source(self.connection_config("core_banking"), seed)
+
+    # -- catalog and queries ------------------------------------------------------------------
+    def tables(self, layer: str | None = None) -> list[TableEntry]:
+        from flowforge.storage.delta import row_count
+
+        out = []
+        for lay, name in self.store.tables():
+            if layer and lay != layer:
+                continue
+            dt = self.store.open(lay, name)
+            if dt is None:
+                continue
+            cols = tuple((f.name, str(f.type)) for f in dt.schema().to_arrow())  # type: ignore[attr-defined]
+            out.append(TableEntry(name, lay, self.store.location(lay, name), row_count(dt), dt.version(), cols))
+        return out
+
+    def query(self, sql: str) -> pa.Table:
+        """Run read-only SQL over every lakehouse table (DuckDB, tables by name)."""
+        from flowforge.engine.duckdb_engine import DuckDBEngine
+        from flowforge.engine.sql import referenced_tables
+
+        try:
+            names = referenced_tables(sql)
+        except ValueError as exc:
+            raise SpecError(str(exc), hint="Only SELECT queries can be run here.") from None
+        engine = DuckDBEngine()
+        try:
+            for name in names:
+                found = self.store.find(name)
+                if found is None:
+                    known = ", ".join(t for _, t in self.store.tables()) or "none"
+                    raise ConfigError(f"Table '{name}' is not in the lakehouse (tables: {known}).")
+                engine.register_delta(name, found[1])
+            return engine.query(sql, "query")
+        finally:
+            engine.close()
+
+    def lineage(self, workflow: str) -> dict[str, Any]:
+        from flowforge.lineage.graph import lineage_graph
+
+        return lineage_graph(self, workflow)

@@ -1,0 +1,165 @@
+"""Project scaffolding: ``flowforge init`` and the demo project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+import yaml
+
+from flowforge.errors import ConfigError
+from flowforge.settings import PROJECT_FILE, STATE_DIR
+
+if TYPE_CHECKING:
+    from flowforge.connectors.config import ConnectionConfig
+
+PROJECT_TEMPLATE = """\
+# FlowForge project settings. Environment variables override any value:
+#   FLOWFORGE_LAKEHOUSE=/data/lake   FLOWFORGE_CONNECTIONS__CORE_BANKING__URL=postgresql://...
+# Strings may reference the environment as ${{VAR}} (or ${{VAR:-default}}) to keep secrets out.
+
+# Where Delta tables go: <lakehouse>/<bronze|silver|gold>/<table>
+lakehouse: lakehouse
+
+# Metadata (workflows, runs, watermarks, catalog). Default: SQLite in .flowforge/metadata.db
+# metadata_url: postgresql+psycopg://flowforge@db-host/flowforge
+
+connections:
+{connections}
+"""
+
+EXAMPLE_WORKFLOW = """\
+name: example
+description: A CSV file through bronze, silver and gold. Edit me.
+team: data
+environment: dev
+jobs:
+  - name: ingest_orders
+    kind: ingest
+    connection: local_files
+    tables:
+      - {files: "orders*.csv", target: bronze_orders}
+
+  - name: clean_orders
+    kind: silver
+    tables:
+      - target: silver_orders
+        source: bronze_orders
+        keys: [order_id]
+        order_by: updated_at
+        derived:
+          amount_with_tax: "round(amount * 1.2, 2)"
+
+  - name: daily_revenue
+    kind: gold
+    tables:
+      - target: gold_daily_revenue
+        sql: |
+          SELECT CAST(updated_at AS DATE) AS day, count(*) AS orders, sum(amount) AS revenue
+          FROM silver_orders GROUP BY 1 ORDER BY 1
+"""
+
+EXAMPLE_CSV = """\
+order_id,customer,amount,updated_at
+1,alice,19.99,2026-01-05 10:00:00
+2,bob,5.00,2026-01-05 11:30:00
+3,carol,120.50,2026-01-06 09:15:00
+"""
+
+
+@dataclass(frozen=True)
+class ScaffoldResult:
+    project_dir: Path
+    created: tuple[Path, ...]
+
+
+def connections_yaml(connections: dict[str, dict[str, object]]) -> str:
+    body = yaml.safe_dump(connections, sort_keys=False, default_flow_style=False)
+    return "\n".join("  " + line for line in body.splitlines())
+
+
+def write_project_file(project_dir: Path, connections: dict[str, dict[str, object]]) -> Path:
+    path = project_dir / PROJECT_FILE
+    path.write_text(PROJECT_TEMPLATE.format(connections=connections_yaml(connections)), encoding="utf-8")
+    return path
+
+
+def init_project(project_dir: Path, *, force: bool = False) -> ScaffoldResult:
+    """Create ``flowforge.yml``, ``workflows/example.yml`` and a sample CSV to edit by hand."""
+    project_dir = project_dir.resolve()
+    if (project_dir / PROJECT_FILE).exists() and not force:
+        raise ConfigError(f"{project_dir / PROJECT_FILE} already exists.",
+                          hint="Use --force to overwrite the scaffold files.")
+    (project_dir / "workflows").mkdir(parents=True, exist_ok=True)
+    (project_dir / "data").mkdir(exist_ok=True)
+    (project_dir / STATE_DIR).mkdir(exist_ok=True)
+    created = [write_project_file(project_dir, {"local_files": {"type": "files", "path": "data", "format": "csv"}})]
+    for rel, text in (("workflows/example.yml", EXAMPLE_WORKFLOW), ("data/orders.csv", EXAMPLE_CSV),
+                      (".gitignore", "lakehouse/\n.flowforge/\n.env\n")):
+        path = project_dir / rel
+        if force or not path.exists():
+            path.write_text(text, encoding="utf-8")
+            created.append(path)
+    return ScaffoldResult(project_dir, tuple(created))
+
+
+def setup_demo_project(project_dir: Path, *, scale: float = 1.0, seed: int = 42,
+                       postgres_url: str | None = None, postgres_schema: str = "bfsi") -> ScaffoldResult:
+    """Generate the BFSI source (SQLite file or PostgreSQL schema) and the CRM CSV, write the
+    project file and instantiate the BFSI Customer 360 template."""
+    from flowforge.demo import generate, write_crm_csv, write_postgres, write_sqlite
+    from flowforge.templates.registry import get_template
+
+    project_dir = project_dir.resolve()
+    data_dir = project_dir / "data"
+    for folder in (data_dir, project_dir / "workflows", project_dir / STATE_DIR):
+        folder.mkdir(parents=True, exist_ok=True)
+    data = generate(scale=scale, seed=seed)
+    core: dict[str, object]
+    if postgres_url:
+        write_postgres(data, postgres_url, schema=postgres_schema)
+        core = {"type": "postgres", "url": _keep_secret_out(project_dir, "BFSI_PG_URL", postgres_url),
+                "schema": postgres_schema}
+    else:
+        write_sqlite(data, data_dir / "bfsi.db")
+        core = {"type": "sqlite", "path": "data/bfsi.db"}
+    crm_dir = data_dir / "crm"
+    crm_dir.mkdir(exist_ok=True)
+    write_crm_csv(data, crm_dir / "crm_customers.csv")
+    project_file = write_project_file(project_dir, {
+        "core_banking": core,
+        "crm_files": {"type": "files", "path": "data/crm", "format": "csv",
+                      "columns": {"lifetime_value": "decimal(12,2)"}},
+    })
+    workflow = project_dir / "workflows" / "bfsi_customer_360.yml"
+    workflow.write_text(get_template("bfsi_customer_360").render(), encoding="utf-8")
+    return ScaffoldResult(project_dir, (project_file, workflow, crm_dir / "crm_customers.csv"))
+
+
+def change_demo_source(config: ConnectionConfig, seed: int) -> object:
+    """New and updated rows in the demo's core banking source, later modified_date than any."""
+    from flowforge.demo import mutate_postgres, mutate_sqlite
+
+    data = config.model_dump()
+    if config.type == "sqlite":
+        return mutate_sqlite(Path(data["path"]), seed=seed)
+    if config.type == "postgres":
+        url = config.url.get_secret_value()  # type: ignore[attr-defined]
+        return mutate_postgres(url, data.get("schema_", "public"), seed=seed)
+    raise ConfigError(f"The demo cannot change a {config.type} source.")
+
+
+def _keep_secret_out(project_dir: Path, var: str, url: str) -> str:
+    """A URL with a password goes to the project's 0600 ``.env``; the YAML references it."""
+    from flowforge.errors import redact
+
+    if redact(url) == url:
+        return url
+    env_file = project_dir / ".env"
+    lines = [ln for ln in (env_file.read_text().splitlines() if env_file.exists() else [])
+             if not ln.startswith(f"{var}=")]
+    env_file.write_text("\n".join([*lines, f"{var}={url}"]) + "\n", encoding="utf-8")
+    env_file.chmod(0o600)
+    return "${" + var + "}"

@@ -1,0 +1,1 @@
+"""Compute engines. The embedded default is DuckDB over the Delta snapshot's Parquet files."""

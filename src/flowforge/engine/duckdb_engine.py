@@ -1,0 +1,96 @@
+"""DuckDB over Delta snapshots.
+
+The file list comes from delta-rs; DuckDB reads the Parquet files with its own reader
+(about 3x faster than scanning ``to_pyarrow_dataset()``). Tables whose protocol needs
+more than plain Parquet (deletion vectors, column mapping) fall back to the Arrow dataset.
+Extensions are never installed or loaded: they download at run time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flowforge.engine.sql import quote
+from flowforge.errors import UserCodeError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+_NEEDS_DELTA_READER = {"deletionVectors", "columnMapping"}
+
+
+class DuckDBEngine:
+    """An in-process DuckDB connection with lakehouse tables registered as views."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        import duckdb
+
+        config: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        if threads:
+            config["threads"] = threads
+        self.con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:", config=config)
+        self._keep: list[Any] = []  # Arrow objects registered by reference must outlive the views
+
+    def close(self) -> None:
+        self.con.close()
+
+    def register_delta(self, name: str, dt: DeltaTable) -> None:
+        features = set(dt.protocol().reader_features or [])
+        if features & _NEEDS_DELTA_READER or dt.metadata().partition_columns:
+            dataset = dt.to_pyarrow_dataset()
+            self.register_arrow(name, dataset)
+            return
+        self.register_files(name, dt.file_uris(), dt.schema().to_arrow())
+
+    def register_files(self, name: str, files: list[str], schema: Any) -> None:
+        """A view over Parquet files; an empty file list gives an empty view of ``schema``."""
+        import pyarrow as pa
+
+        if not files:
+            self.register_arrow(name, pa.schema(schema).empty_table())
+            return
+        file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS "
+            f"SELECT * FROM read_parquet([{file_list}], union_by_name = true)"
+        )
+
+    def register_arrow(self, name: str, data: Any) -> None:
+        self._keep.append(data)
+        self.con.register(f"__arrow_{name}", data)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT * FROM {quote('__arrow_' + name)}")
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """Small internal queries (counts, DESCRIBE); always fetched to the end."""
+        return self.con.execute(sql).fetchall()
+
+    def columns(self, name: str) -> list[str]:
+        return [r[0] for r in self.rows(f"DESCRIBE {quote(name)}")]
+
+    def query(self, sql: str, context: str) -> pa.Table:
+        """Run user SQL; its errors come back as UserCodeError naming ``context``."""
+        import duckdb
+
+        try:
+            rel = self.con.sql(sql)
+            # DuckDB 2 renamed arrow()/fetch_arrow_reader() to to_arrow_table()/to_arrow_reader()
+            fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
+            table: pa.Table = fetch()
+            return table
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserCodeError(f"{context}: {first}", hint="Fix the SQL in the workflow file.") from None
+
+    def reader(self, sql: str, context: str, batch_size: int = 100_000) -> pa.RecordBatchReader:
+        import duckdb
+
+        try:
+            rel = self.con.sql(sql)
+            reader = getattr(rel, "to_arrow_reader", None) or rel.fetch_arrow_reader
+            stream: pa.RecordBatchReader = reader(batch_size)
+            return stream
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserCodeError(f"{context}: {first}", hint="Fix the SQL in the workflow file.") from None

@@ -1,0 +1,1 @@
+"""The medallion layers: bronze (land raw), silver (clean and merge), gold (business SQL)."""

@@ -1,0 +1,90 @@
+"""What a layer executor receives and returns; executors register per job kind."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from flowforge.connectors.base import Connector
+    from flowforge.spec.jobs import JobSpec
+    from flowforge.storage import CommitResult, LakehouseStore
+
+
+class ProgressMirror(Protocol):
+    """Where executors mirror what they committed (the metadata store, in practice)."""
+
+    def table_committed(self, *, table: str, layer: str, job: str, commit: CommitResult,
+                        schema: pa.Schema, progress: dict[str, Any] | None) -> None: ...
+
+
+@dataclass
+class JobContext:
+    job: JobSpec
+    workflow: str
+    run_id: int
+    batch_id: str
+    store: LakehouseStore
+    mirror: ProgressMirror
+    connector: Callable[[str], Connector]
+    log: logging.Logger
+    lines: list[str] = field(default_factory=list)
+
+    def note(self, message: str) -> None:
+        """A line for the job run's log (kept in the metadata store and shown by the CLI)."""
+        self.lines.append(message)
+        self.log.info("%s: %s", self.job.name, message)
+
+
+@dataclass(frozen=True)
+class TableResult:
+    table: str
+    layer: str
+    rows_read: int
+    rows_written: int
+    rows_updated: int = 0
+    bytes_written: int = 0
+    version: int | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    tables: tuple[TableResult, ...]
+
+    @property
+    def rows_read(self) -> int:
+        return sum(t.rows_read for t in self.tables)
+
+    @property
+    def rows_written(self) -> int:
+        return sum(t.rows_written + t.rows_updated for t in self.tables)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(t.bytes_written for t in self.tables)
+
+
+Executor = Callable[[JobContext], JobResult]
+EXECUTORS: dict[str, Executor] = {}
+E = TypeVar("E", bound=Executor)
+
+
+def register_executor(kind: str) -> Callable[[E], E]:
+    def deco(fn: E) -> E:
+        EXECUTORS[kind] = fn
+        return fn
+
+    return deco
+
+
+def executor_for(kind: str) -> Executor:
+    import flowforge.layers.bronze
+    import flowforge.layers.gold
+    import flowforge.layers.silver  # noqa: F401  (registration side effects)
+
+    return EXECUTORS[kind]

@@ -1,0 +1,143 @@
+"""Bronze: land source batches append-only with audit columns.
+
+The incremental watermark (or the set of files read) goes into the *same* Delta commit as
+the rows, and is read back from the table's history on the next run; the metadata store
+only mirrors it. A crash before the commit leaves the old watermark and no visible rows;
+a crash after it leaves both new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from flowforge.connectors.base import ReadRequest
+from flowforge.errors import ConfigError
+from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
+from flowforge.spec.jobs import IngestJob, IngestTable
+from flowforge.storage.delta import cast_batch, delta_compatible
+from flowforge.testing import fault_point
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from flowforge.connectors.base import Connector, ReadPlan
+
+WATERMARK = "watermark"
+
+
+def audit_fields() -> list[pa.Field]:
+    import pyarrow as pa
+
+    return [
+        pa.field("_batch_id", pa.string(), False),
+        pa.field("_ingestion_time", pa.timestamp("us", tz="UTC"), False),
+        pa.field("_source_system", pa.string(), False),
+        pa.field("_source_file", pa.string(), True),
+        pa.field("_file_modified_time", pa.timestamp("us", tz="UTC"), True),
+    ]
+
+
+def request_for(spec: IngestTable) -> ReadRequest:
+    return ReadRequest(table=spec.table, query=spec.query, files=spec.files,
+                       incremental_column=spec.incremental.column if spec.incremental else None,
+                       batch_size=spec.batch_size)
+
+
+def check_capabilities(connector: Connector, spec: IngestTable) -> None:
+    """Say up front what a connector cannot do, before anything is read."""
+    caps = connector.capabilities
+    wanted = {"table": caps.tables, "query": caps.query, "files": caps.files}
+    for what, able in wanted.items():
+        if getattr(spec, what) and not able:
+            raise ConfigError(f"{connector.describe()} cannot read a {what} (target {spec.target}).",
+                              hint="Use a connection of a kind that supports it.")
+    if spec.incremental and not caps.incremental:
+        raise ConfigError(f"{connector.describe()} cannot load incrementally (target {spec.target}).")
+
+
+@register_executor("ingest")
+def run_ingest(ctx: JobContext) -> JobResult:
+    job = ctx.job
+    assert isinstance(job, IngestJob)
+    connector = ctx.connector(job.connection)
+    results = []
+    try:
+        for spec in job.tables:
+            check_capabilities(connector, spec)
+        for spec in job.tables:
+            results.append(_ingest_table(ctx, connector, spec))
+    finally:
+        connector.close()
+    return JobResult(tuple(results))
+
+
+def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> TableResult:
+    found = ctx.store.progress("bronze", spec.target, WATERMARK)
+    state = found[0] if found else None
+    plan = connector.plan(request_for(spec), state)
+    if not plan.has_data:
+        ctx.note(f"{spec.target}: no new data ({plan.description or 'watermark unchanged'})")
+        return TableResult(spec.target, "bronze", 0, 0, note="up to date")
+    counter = _Counter()
+    reader = _audited_stream(ctx, connector, plan, counter)
+    commit = ctx.store.append("bronze", spec.target, reader,
+                              {WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
+                               "run_id": ctx.run_id})
+    fault_point("bronze.committed")
+    ctx.mirror.table_committed(table=spec.target, layer="bronze", job=ctx.job.name, commit=commit,
+                               schema=reader.schema, progress=plan.new_state)
+    what = plan.description or (f"{spec.table or 'query'}"
+                                + (f" where {spec.incremental.column} in {plan.bounds}" if plan.bounds else ""))
+    ctx.note(f"{spec.target}: appended {counter.rows} rows from {what} (version {commit.version})")
+    return TableResult(spec.target, "bronze", counter.rows, counter.rows,
+                       bytes_written=commit.bytes_written, version=commit.version)
+
+
+class _Counter:
+    rows = 0
+
+
+def _audited_stream(ctx: JobContext, connector: Connector, plan: ReadPlan,
+                    counter: _Counter) -> pa.RecordBatchReader:
+    """Source batches with the five audit columns, cast to types Delta stores."""
+    import pyarrow as pa
+
+    schema = delta_compatible(pa.schema(list(plan.schema) + audit_fields()))
+    source_cols = len(plan.schema)
+    now = dt.datetime.now(dt.UTC)
+    system = f"{connector.kind}:{connector.name}"
+
+    cache: dict[tuple[object, int], pa.Array] = {}
+
+    def const(value: object, type_: pa.DataType, n: int) -> pa.Array:
+        # batches mostly share one size, so each constant column is built once per part
+        key = (value, n)
+        if key not in cache:
+            if len(cache) > 64:
+                cache.clear()
+            cache[key] = pa.array([value] * n, type_)
+        return cache[key]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for part in connector.read(plan):
+            modified = part.modified_time
+            for batch in part.batches:
+                n = batch.num_rows
+                if n == 0:
+                    continue
+                audit = [
+                    const(ctx.batch_id, pa.string(), n),
+                    const(now, pa.timestamp("us", tz="UTC"), n),
+                    const(system, pa.string(), n),
+                    const(part.name, pa.string(), n),
+                    const(modified, pa.timestamp("us", tz="UTC"), n),
+                ]
+                columns = [batch.column(i) for i in range(source_cols)] + audit
+                out = pa.RecordBatch.from_arrays(columns, names=schema.names)
+                counter.rows += n
+                yield cast_batch(out, schema)
+                fault_point("bronze.batch")
+
+    return pa.RecordBatchReader.from_batches(schema, batches())

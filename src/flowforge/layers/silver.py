@@ -1,0 +1,137 @@
+"""Silver: type, deduplicate and merge bronze rows, processing only unseen bronze versions.
+
+The bronze version a silver table has consumed is recorded in the silver commit itself
+(``flowforge.source_version``), so a crash between reading bronze and committing silver
+simply reprocesses the same versions next time; merging on the key makes that idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flowforge.engine.duckdb_engine import DuckDBEngine
+from flowforge.engine.sql import quote
+from flowforge.errors import CheckFailed, ConfigError, SourceSchemaError
+from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
+from flowforge.spec.jobs import AUDIT_COLUMNS, SilverJob, SilverTable
+from flowforge.testing import fault_point
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+SOURCE_VERSION = "source_version"
+BRONZE_VIEW = "__bronze_new"
+
+
+@register_executor("silver")
+def run_silver(ctx: JobContext) -> JobResult:
+    job = ctx.job
+    assert isinstance(job, SilverJob)
+    return JobResult(tuple(_silver_table(ctx, spec) for spec in job.tables))
+
+
+def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
+    found = ctx.store.find(spec.source)
+    if found is None:
+        raise ConfigError(f"Silver table {spec.target} reads {spec.source}, which does not exist yet.",
+                          hint=f"Run the job that writes {spec.source} first.")
+    _, bronze = found
+    done = ctx.store.progress("silver", spec.target, SOURCE_VERSION)
+    seen = int(done[0]["version"]) if done and done[0].get("table") == spec.source else None
+    current = bronze.version()
+    if seen == current:
+        ctx.note(f"{spec.target}: {spec.source} has no new versions (at {current})")
+        return TableResult(spec.target, "silver", 0, 0, note="up to date")
+    files = _new_files(ctx, bronze, seen)
+    engine = DuckDBEngine()
+    try:
+        engine.register_files(BRONZE_VIEW, files, bronze.schema().to_arrow())
+        _check_columns(engine, spec)
+        _check_keys(engine, spec)
+        data = engine.query(build_select(spec, BRONZE_VIEW), f"silver table {spec.target}")
+    finally:
+        engine.close()
+    rows_in = _count_rows(files)
+    progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
+    if spec.strategy == "merge":
+        commit = ctx.store.merge("silver", spec.target, data, spec.keys, progress)
+    else:
+        commit = ctx.store.append("silver", spec.target, data, progress)
+    fault_point("silver.committed")
+    ctx.mirror.table_committed(table=spec.target, layer="silver", job=ctx.job.name, commit=commit,
+                               schema=data.schema, progress=progress[SOURCE_VERSION])
+    ctx.note(f"{spec.target}: {spec.strategy} of {data.num_rows} rows from {spec.source} versions "
+             f"{'start' if seen is None else seen + 1}..{current}: {commit.rows_written} inserted, "
+             f"{commit.rows_updated} updated (version {commit.version})")
+    return TableResult(spec.target, "silver", rows_in, commit.rows_written, rows_updated=commit.rows_updated,
+                       bytes_written=commit.bytes_written, version=commit.version)
+
+
+def _new_files(ctx: JobContext, bronze: DeltaTable, seen: int | None) -> list[str]:
+    """Files added to bronze after version ``seen`` (bronze is append-only)."""
+    current = bronze.file_uris()
+    if seen is None:
+        return current
+    old = ctx.store.open_version(bronze, seen)
+    old_files = set(old.file_uris()) if old is not None else set()
+    if not old_files <= set(current):
+        # files were rewritten (compaction): reprocess everything; merge keeps it idempotent
+        ctx.note("bronze files were rewritten since the last run; reprocessing all of them")
+        return current
+    return [f for f in current if f not in old_files]
+
+
+def _count_rows(files: list[str]) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def _check_columns(engine: DuckDBEngine, spec: SilverTable) -> None:
+    names = engine.columns(BRONZE_VIEW)
+    wanted = [*spec.keys, *(spec.columns or ()), *spec.casts, *([spec.order_by] if spec.order_by else [])]
+    missing = [c for c in dict.fromkeys(wanted) if c not in names]
+    if missing:
+        raise SourceSchemaError(
+            f"Silver table {spec.target}: column(s) {', '.join(missing)} not found in {spec.source}.",
+            hint=f"Columns of {spec.source}: {', '.join(n for n in names if n not in AUDIT_COLUMNS)}.")
+
+
+def _check_keys(engine: DuckDBEngine, spec: SilverTable) -> None:
+    if not spec.keys:
+        return
+    cond = " OR ".join(f"{quote(k)} IS NULL" for k in spec.keys)
+    nulls = int(engine.rows(f"SELECT count(*) FROM {quote(BRONZE_VIEW)} WHERE {cond}")[0][0])
+    if nulls:
+        raise CheckFailed(
+            f"Silver table {spec.target}: {nulls} new row(s) of {spec.source} have a null key "
+            f"({', '.join(spec.keys)}); nothing was merged.",
+            hint="Fix the source rows, or filter them out with a query in the ingest job.")
+
+
+def build_select(spec: SilverTable, source: str) -> str:
+    """The DuckDB query that turns new bronze rows into silver rows."""
+    if spec.columns:
+        base = [quote(c) for c in spec.columns if c not in spec.casts]
+    else:
+        audit = ", ".join(quote(c) for c in (*AUDIT_COLUMNS, *spec.casts))
+        base = [f"* EXCLUDE ({audit})"]
+    casts = [f"CAST({quote(c)} AS {t}) AS {quote(c)}" for c, t in spec.casts.items()]
+    projection = ", ".join([*base, *casts, "_batch_id", "_ingestion_time"])
+    sql = f"WITH typed AS (SELECT {projection} FROM {quote(source)})"
+    last = "typed"
+    if spec.keys:
+        part = ", ".join(quote(k) for k in spec.keys)
+        order = (f"{quote(spec.order_by)} DESC NULLS LAST, " if spec.order_by else "") + "_ingestion_time DESC"
+        sql += (f", latest AS (SELECT * FROM typed QUALIFY row_number() OVER "
+                f"(PARTITION BY {part} ORDER BY {order}) = 1)")
+        last = "latest"
+    select = []
+    if spec.surrogate_key:
+        key = " || '|' || ".join(f"coalesce(CAST({quote(k)} AS VARCHAR), '')" for k in spec.keys)
+        select.append(f"md5({key}) AS {quote(spec.surrogate_key)}")
+    select.append("* EXCLUDE (_batch_id, _ingestion_time)")
+    select += [f"({expr}) AS {quote(name)}" for name, expr in spec.derived.items()]
+    select += ["_batch_id", "CAST(now() AS TIMESTAMPTZ) AS _silver_updated_at"]
+    return f"{sql} SELECT {', '.join(select)} FROM {last}"
+

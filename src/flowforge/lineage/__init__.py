@@ -1,0 +1,1 @@
+"""Lineage: table-to-table edges from the spec (column-level from sqlglot next)."""

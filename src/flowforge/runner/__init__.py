@@ -1,0 +1,1 @@
+"""Runs workflows: dependency order, retries of transient errors, run records."""

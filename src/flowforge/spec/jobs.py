@@ -1,0 +1,185 @@
+"""Job kinds. Each kind is a spec model registered by name; the workflow's job union is
+built from this registry, and ``layers`` registers one executor per kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar, Literal, TypeVar
+
+from pydantic import Field, field_validator, model_validator
+
+from flowforge.spec.base import Identifier, SpecModel
+
+JOB_KINDS: dict[str, type[JobSpec]] = {}
+J = TypeVar("J", bound="type[JobSpec]")
+
+AUDIT_COLUMNS = ("_batch_id", "_ingestion_time", "_source_system", "_source_file", "_file_modified_time")
+
+
+def register_job_kind(kind: str) -> Callable[[J], J]:
+    def deco(cls: J) -> J:
+        JOB_KINDS[kind] = cls
+        return cls
+
+    return deco
+
+
+class JobSpec(SpecModel):
+    name: Identifier
+    description: str = ""
+    depends_on: tuple[Identifier, ...] = ()
+
+    layer: ClassVar[str] = ""
+
+    def outputs(self) -> tuple[str, ...]:
+        raise NotImplementedError  # abstract; every registered kind overrides it
+
+    def inputs(self) -> tuple[str, ...]:
+        return ()
+
+
+class Incremental(SpecModel):
+    """Read only rows whose ``column`` is above the last committed watermark."""
+
+    column: str
+
+
+class IngestTable(SpecModel):
+    """One source table, query or file pattern landing in one bronze table."""
+
+    table: str | None = None
+    query: str | None = None
+    files: str | None = None
+    target: Identifier
+    incremental: Incremental | None = None
+    batch_size: int = Field(100_000, ge=1, le=10_000_000)
+
+    @field_validator("incremental", mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        return {"column": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> IngestTable:
+        given = [k for k in ("table", "query", "files") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'table', 'query' or 'files'")
+        return self
+
+
+@register_job_kind("ingest")
+class IngestJob(JobSpec):
+    """Land source tables in bronze, append-only, with audit columns.
+
+    ```yaml
+    - name: ingest_core_banking
+      kind: ingest
+      connection: core_banking
+      tables:
+        - {table: customers, target: bronze_customers, incremental: modified_date}
+    ```
+    """
+
+    kind: Literal["ingest"]
+    layer: ClassVar[str] = "bronze"
+    connection: Identifier
+    tables: tuple[IngestTable, ...] = Field(min_length=1)
+
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(t.target for t in self.tables)
+
+
+class SilverTable(SpecModel):
+    """Clean one bronze table into a silver table."""
+
+    target: Identifier
+    source: Identifier
+    strategy: Literal["merge", "append"] = "merge"
+    keys: tuple[str, ...] = ()
+    order_by: str | None = None
+    columns: tuple[str, ...] | None = None
+    casts: dict[str, str] = Field(default_factory=dict)
+    derived: dict[Identifier, str] = Field(default_factory=dict)
+    surrogate_key: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _keys(self) -> SilverTable:
+        if self.strategy == "merge" and not self.keys:
+            raise ValueError("strategy 'merge' needs 'keys' (the business key to upsert on)")
+        if self.surrogate_key and not self.keys:
+            raise ValueError("'surrogate_key' is derived from 'keys'; give 'keys'")
+        return self
+
+
+@register_job_kind("silver")
+class SilverJob(JobSpec):
+    """Type, deduplicate and merge bronze rows into silver, processing only new bronze versions.
+
+    ```yaml
+    - name: build_silver
+      kind: silver
+      tables:
+        - target: silver_customer_master
+          source: bronze_customers
+          keys: [customer_id]
+          order_by: modified_date
+          derived:
+            full_name: "first_name || ' ' || last_name"
+          surrogate_key: customer_sk
+    ```
+    """
+
+    kind: Literal["silver"]
+    layer: ClassVar[str] = "silver"
+    tables: tuple[SilverTable, ...] = Field(min_length=1)
+
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(t.target for t in self.tables)
+
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.source for t in self.tables))
+
+
+class GoldTable(SpecModel):
+    """A business table: SQL over silver (and other lakehouse tables), rebuilt each run."""
+
+    target: Identifier
+    sql: str
+
+    @field_validator("sql")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        from flowforge.engine.sql import referenced_tables
+
+        referenced_tables(value)  # raises ValueError with the parser's message
+        return value
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        from flowforge.engine.sql import referenced_tables
+
+        return referenced_tables(self.sql)
+
+
+@register_job_kind("gold")
+class GoldJob(JobSpec):
+    """Materialize SQL over silver as a gold Delta table (full rebuild).
+
+    ```yaml
+    - name: build_customer_360
+      kind: gold
+      tables:
+        - target: gold_customer_360
+          sql: SELECT customer_id, count(*) AS accounts FROM silver_accounts GROUP BY 1
+    ```
+    """
+
+    kind: Literal["gold"]
+    layer: ClassVar[str] = "gold"
+    tables: tuple[GoldTable, ...] = Field(min_length=1)
+
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(t.target for t in self.tables)
+
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r for t in self.tables for r in t.references))

@@ -1,0 +1,112 @@
+"""YAML loading that remembers where every value came from, so errors say file:line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from flowforge.errors import SpecError
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class LoadedYaml:
+    data: Any
+    lines: dict[Loc, int]
+    file: str
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value
+            lines[(*loc, k)] = key.start_mark.line + 1
+            _walk(value, (*loc, k), lines)
+            # the key's own line is more useful than the value's for "unknown field"
+            lines[(*loc, k)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*loc, i), lines)
+
+
+def load_yaml_text(text: str, file: str) -> LoadedYaml:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else None
+        raise SpecError(f"invalid YAML: {exc.problem or exc}", file=file, line=line,
+                        hint="Check indentation and quoting around that line.") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", file=file) from None
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return LoadedYaml(data=data, lines=lines, file=file)
+
+
+def load_yaml(path: Path) -> LoadedYaml:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("file not found", file=str(path), hint="Check the path.") from None
+    return load_yaml_text(text, str(path))
+
+
+def line_for(loaded: LoadedYaml, loc: Loc) -> int | None:
+    """The line of the deepest part of ``loc`` that exists in the file."""
+    parts = list(loc)
+    while parts:
+        if tuple(parts) in loaded.lines:
+            return loaded.lines[tuple(parts)]
+        parts.pop()
+    return loaded.lines.get(())
+
+
+def spec_error_from(exc: ValidationError, loaded: LoadedYaml) -> SpecError:
+    """Turn the first pydantic error into a SpecError pointing at the offending line."""
+    err = exc.errors()[0]
+    # discriminated unions add the tag name to the location ("jobs", 0, "ingest", "tables")
+    from flowforge.spec.jobs import JOB_KINDS
+
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in JOB_KINDS))
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown field '{loc[-1]}'"
+    elif err["type"] == "missing":
+        msg = f"missing required field '{loc[-1]}'"
+    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    return SpecError(f"{field}: {msg}{more}", file=loaded.file, line=line_for(loaded, loc),
+                     hint="Fix the field and run 'flowforge validate'.")
+
+
+def parse_workflow(text: str, file: str = "<string>") -> Any:
+    from flowforge.spec.workflow import Workflow
+
+    loaded = load_yaml_text(text, file)
+    if not isinstance(loaded.data, dict):
+        raise SpecError("a workflow file must be a mapping with 'name' and 'jobs'", file=file, line=1)
+    try:
+        wf = Workflow.model_validate(loaded.data)
+    except ValidationError as exc:
+        raise spec_error_from(exc, loaded) from None
+    except SpecError as exc:
+        raise SpecError(exc.message, file=file, line=exc.line, hint=exc.hint) from None
+    return wf
+
+
+def load_workflow_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("workflow file not found", file=str(path),
+                        hint="List workflows with 'flowforge workflows list'.") from None
+    return parse_workflow(text, str(path))
