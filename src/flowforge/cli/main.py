@@ -3,7 +3,6 @@ libraries load inside commands so ``flowforge --help`` stays fast."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -252,10 +251,12 @@ def demo_change(directory: Annotated[Path, typer.Option("--dir", help="Demo proj
     from flowforge.cli import output
 
     with _context(directory) as ctx:
-        summary = ctx.change_demo_source(seed)
-        output.info(f"Changed the source: {summary}")
+        s = ctx.change_demo_source(seed)
+        output.info(f"Changed the source: customers {s.customers_inserted} inserted, {s.customers_updated} "
+                    f"updated; accounts {s.accounts_inserted} inserted, {s.accounts_updated} updated; "
+                    f"transactions {s.transactions_inserted} inserted.\n"
+                    f"Load them: flowforge -p {directory} run bfsi_customer_360")
 
 
-def entrypoint() -> None:  # pragma: no cover - console script indirection
+if __name__ == "__main__":
     app(prog_name="flowforge")
-    sys.exit(0)

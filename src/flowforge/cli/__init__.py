@@ -1,0 +1,1 @@
+"""The flowforge command line."""
