@@ -88,8 +88,8 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
     fault_point("bronze.committed")
     ctx.mirror.table_committed(table=spec.target, layer="bronze", job=ctx.job.name, commit=commit,
                                schema=reader.schema, progress=plan.new_state)
-    what = plan.description or (f"{spec.table or 'query'}"
-                                + (f" where {spec.incremental.column} in {plan.bounds}" if plan.bounds else ""))
+    where = f" where {spec.incremental.column} in {plan.bounds}" if spec.incremental and plan.bounds else ""
+    what = plan.description or f"{spec.table or 'query'}{where}"
     ctx.note(f"{spec.target}: appended {counter.rows} rows from {what} (version {commit.version})")
     return TableResult(spec.target, "bronze", counter.rows, counter.rows,
                        bytes_written=commit.bytes_written, version=commit.version)

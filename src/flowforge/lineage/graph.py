@@ -28,7 +28,7 @@ def table_edges(wf: Workflow, label: Callable[[str], str] | None = None) -> list
                                            target=t.target))
         else:
             for target in job.outputs():
-                spec = next(s for s in job.tables if s.target == target)  # type: ignore[attr-defined]
+                spec = next(s for s in job.tables if s.target == target)
                 reads = (spec.source,) if hasattr(spec, "source") else spec.references
                 edges.extend(LineageEdgeIn(source=src, target=target) for src in reads)
     return edges
@@ -44,7 +44,7 @@ def lineage_graph(ctx: Context, workflow: str) -> dict[str, Any]:
                           hint=f"Run it once: flowforge run {workflow}")
     edges = ctx.metadata.lineage(workflow)
     names = list(dict.fromkeys([e.source for e in edges] + [e.target for e in edges]))
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     for name in names:
         if name.startswith("source:"):
             nodes.append({"id": name, "type": "source", "label": name.removeprefix("source:"),

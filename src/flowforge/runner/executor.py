@@ -13,7 +13,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flowforge.core.dag import downstream_closure, job_order
 from flowforge.errors import FlowForgeError, redact
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from flowforge.connectors.base import Connector
     from flowforge.metadata import MetadataStore
+    from flowforge.metadata.records import Layer, RunStatus
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import CommitResult, LakehouseStore
 
@@ -76,7 +77,7 @@ class MetadataMirror:
         rows = row_count(dt_) if dt_ is not None else 0
         columns = tuple({"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema)
         self.metadata.upsert_asset(AssetIn(
-            table_name=table, layer=layer, location=self.store.location(layer, table), schema=columns,
+            table_name=table, layer=cast("Layer", layer), location=self.store.location(layer, table), schema=columns,
             row_count=rows, delta_version=commit.version, workflow_name=self.workflow))
 
 
@@ -102,11 +103,11 @@ class Runner:
             job = workflow.job(name)
             if name in blocked:
                 self.metadata.skip_job_run(run.id, name, blocked[name])
-                event = JobEvent(name, job.kind, "skipped", index, len(order), error=blocked[name])  # type: ignore[attr-defined]
+                event = JobEvent(name, job.kind, "skipped", index, len(order), error=blocked[name])
                 events.append(event)
                 emit(event)
                 continue
-            emit(JobEvent(name, job.kind, "start", index, len(order)))  # type: ignore[attr-defined]
+            emit(JobEvent(name, job.kind, "start", index, len(order)))
             ctx = JobContext(job=job, workflow=workflow.name, run_id=run.id, batch_id=batch_id,
                              store=self.store, mirror=mirror, connector=self.connector, log=log)
             event = self._run_job(ctx, run.id, index, len(order))
@@ -116,14 +117,14 @@ class Runner:
                 for later in downstream_closure(workflow, name):
                     blocked.setdefault(later, f"upstream job '{name}' failed")
         failed = sum(e.status == "failed" for e in events)
-        status = "success" if not failed else ("failed" if failed == len(order) or not any(
+        status: RunStatus = "success" if not failed else ("failed" if failed == len(order) or not any(
             e.status == "success" for e in events) else "partial")
         error = "; ".join(f"{e.job}: {e.error}" for e in events if e.status == "failed") or None
         self.metadata.finish_run(run.id, status=status, error=error)
         return RunSummary(run.id, workflow.name, status, tuple(events), time.perf_counter() - start)
 
     def _run_job(self, ctx: JobContext, run_id: int, index: int, total: int) -> JobEvent:
-        kind = ctx.job.kind  # type: ignore[attr-defined]
+        kind = ctx.job.kind
         job_run = self.metadata.start_job_run(run_id, ctx.job.name)
         start = time.perf_counter()
         attempt = 0
@@ -154,5 +155,5 @@ class Runner:
         if detail:
             ctx.lines.append(detail)
         self.metadata.finish_job_run(job_run_id, status="failed", error=message, log="\n".join(ctx.lines))
-        return JobEvent(ctx.job.name, ctx.job.kind, "failed", index, total,  # type: ignore[attr-defined]
+        return JobEvent(ctx.job.name, ctx.job.kind, "failed", index, total,
                         time.perf_counter() - start, error=message)

@@ -25,6 +25,7 @@ def register_job_kind(kind: str) -> Callable[[J], J]:
 
 
 class JobSpec(SpecModel):
+    kind: str
     name: Identifier
     description: str = ""
     depends_on: tuple[Identifier, ...] = ()

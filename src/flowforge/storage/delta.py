@@ -152,7 +152,7 @@ class LakehouseStore:
         old_files = {a[0] for a in add_actions(before)} if before is not None and mode == "append" else set()
         with _storage_errors("write", loc):
             write_deltalake(
-                loc, data, mode=mode,  # type: ignore[arg-type]
+                loc, data, mode=mode,  # type: ignore[call-overload]
                 schema_mode="merge" if mode == "append" else "overwrite",
                 storage_options=self.storage_options,
                 commit_properties=CommitProperties(custom_metadata=_encode(progress)),
