@@ -1,0 +1,346 @@
+"""PostgreSQL source connector.
+
+Discovery and planning use psycopg (catalog queries, ``max()`` of the delta column). Reads use
+ADBC, which streams ``COPY … TO STDOUT (FORMAT binary)`` straight into Arrow batches in C, with
+bounded memory; we only cast the few columns ADBC returns loosely (NUMERIC arrives as text and
+is cast to its declared ``decimal128(p, s)``, refusing any value that would lose a digit).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, closing
+from typing import TYPE_CHECKING, Any
+
+from flowforge.connectors import register_connector
+from flowforge.connectors.base import (
+    ColumnInfo,
+    ConnectionTest,
+    Connector,
+    ConnectorCapabilities,
+    ReadPlan,
+    ReadRequest,
+    SourcePart,
+    TableInfo,
+)
+from flowforge.connectors.sql import common
+from flowforge.connectors.sql.postgres import catalog
+from flowforge.connectors.sql.postgres.catalog import DIALECT, PgColumn
+from flowforge.errors import MissingDependencyError, SourceSchemaError
+
+if TYPE_CHECKING:
+    import psycopg
+    import pyarrow as pa
+
+    from flowforge.connectors.sql.postgres.config import PostgresConfig
+
+_INSTALL = "pip install 'flowforge[postgres]'"
+_INTEGER_KEYS = {"int2", "int4", "int8"}
+_QUEUE_BATCHES_PER_WORKER = 2  # bounds memory of a partitioned read to a few batches
+
+
+@register_connector("postgres")
+class PostgresConnector(Connector):
+    """Reads tables and read-only queries from PostgreSQL, in full or incrementally.
+
+    ```yaml
+    connections:
+      shop: {type: postgres, url: "postgresql://etl@db1:5432/shop", read_partitions: 2}
+    jobs:
+      - name: orders_bronze
+        source: {connection: shop, table: sales.orders, incremental_column: modified_date}
+    ```
+    """
+
+    capabilities = ConnectorCapabilities(tables=True, query=True, incremental=True)
+    config: PostgresConfig
+
+    def describe(self) -> str:
+        return f"Connection '{self.name}' ({self.config.describe()})"
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _errors(self, action: str) -> AbstractContextManager[None]:
+        return common.translate_errors(f"{self.describe()}: {action}", catalog.RULES, catalog.fallback())
+
+    def _dsn(self) -> str:
+        return catalog.conninfo(self.config)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise MissingDependencyError(f"The PostgreSQL connector needs psycopg: {_INSTALL}") from exc
+        with self._errors("could not connect"):
+            return psycopg.connect(self._dsn(), autocommit=True)
+
+    def _adbc(self) -> Any:
+        try:
+            import adbc_driver_postgresql.dbapi as adbc
+        except ImportError as exc:
+            raise MissingDependencyError(f"Fast PostgreSQL reads need ADBC: {_INSTALL}") from exc
+        with self._errors("could not connect"):
+            return adbc.connect(self._dsn(), autocommit=True)
+
+    # -- discovery ------------------------------------------------------------------------
+
+    def test(self) -> ConnectionTest:
+        started = time.perf_counter()
+        with closing(self._connect()) as conn, self._errors("connection test failed"):
+            row = conn.execute("SELECT current_setting('server_version')").fetchone()
+        return ConnectionTest(ok=True, server_version=f"PostgreSQL {row[0] if row else '?'}",
+                              latency_ms=(time.perf_counter() - started) * 1000)
+
+    def list_tables(self) -> list[TableInfo]:
+        with closing(self._connect()) as conn, self._errors("could not list tables"):
+            rows = catalog.list_tables(conn)
+        return [TableInfo(name=name, schema=schema, row_estimate=estimate) for schema, name, estimate in rows]
+
+    def columns(self, request: ReadRequest) -> list[ColumnInfo]:
+        with closing(self._connect()) as conn:
+            cols = self._pg_columns(conn, request)
+        return [ColumnInfo(c.name, c.declared, c.arrow_type, c.nullable, c.primary_key) for c in cols]
+
+    def _where(self, request: ReadRequest) -> str:
+        return f"{self.describe()}, {'query' if request.query else f'table {request.table!r}'}"
+
+    def _relation(self, request: ReadRequest) -> str:
+        if request.query is not None:
+            return common.relation_sql(request, None, DIALECT, self._where(request))
+        schema, table = common.split_table(request.table or "", DIALECT)
+        return common.quote_table(schema or self.config.schema_, table, DIALECT)
+
+    def _pg_columns(self, conn: psycopg.Connection[Any], request: ReadRequest) -> list[PgColumn]:
+        where = self._where(request)
+        if request.query is None and not request.table:
+            raise SourceSchemaError(f"{self.describe()}: a table or a query is required.")
+        with self._errors(f"could not describe {request.label}"):
+            if request.query is not None:
+                cols = catalog.query_columns(conn, self._relation(request), where)
+            else:
+                schema, table = common.split_table(request.table or "", DIALECT)
+                found = catalog.table_columns(conn, schema or self.config.schema_, table, where)
+                if found is None:
+                    raise common.missing_table(self.describe(), request.table or "", self.name)
+                cols = found
+        names = [c.name for c in cols]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise SourceSchemaError(f"{where}: the result has duplicate column names {duplicates}.",
+                                    hint="Give every selected column a distinct alias.")
+        return cols
+
+    # -- plan -----------------------------------------------------------------------------
+
+    def plan(self, request: ReadRequest, state: dict[str, Any] | None) -> ReadPlan:
+        import pyarrow as pa
+
+        with closing(self._connect()) as conn:
+            cols = self._pg_columns(conn, request)
+            schema = pa.schema([pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in cols])
+            description = f"{self.describe()}: {request.label}"
+            column = request.incremental_column
+            if column is None:
+                return ReadPlan(request=request, schema=schema, new_state=None, description=description)
+            common.check_delta_column(schema, column, self._where(request))
+            by_name = {c.name: c for c in cols}
+            lower = common.previous_high(state, column, self._where(request))
+            quoted = common.quote_ident(column, DIALECT)
+            predicate = f"{quoted} > {_typed_literal(lower, by_name[column])}" if lower is not None else None
+            sql = common.select_sql(self._relation(request), [f"max({quoted})"], predicate)
+            with self._errors("could not compute the incremental upper bound"):
+                row = conn.execute(sql).fetchone()
+        return common.incremental_plan(request, schema, state, lower, row[0] if row else None, description)
+
+    # -- read -----------------------------------------------------------------------------
+
+    def read(self, plan: ReadPlan) -> Iterator[SourcePart]:
+        if plan.has_data:
+            yield SourcePart(name=plan.request.label, modified_time=None, batches=self._batches(plan))
+
+    def preview(self, request: ReadRequest, limit: int = 10) -> pa.Table:
+        import pyarrow as pa
+
+        plan = self.plan(ReadRequest(table=request.table, query=request.query, batch_size=limit), None)
+        # LIMIT in the SQL: stopping a COPY half-way would still stream the rest of the table.
+        return pa.Table.from_batches(list(self._batches(plan, limit=limit)), schema=plan.schema)
+
+    def _select(self, plan: ReadPlan, cols: list[PgColumn], select_list: list[str] | None = None,
+                extra: str | None = None) -> str:
+        """The SELECT for a plan: its columns (or ``select_list``), its incremental window and an
+        optional extra predicate (a partition's key range)."""
+        request = plan.request
+        predicates = []
+        if request.incremental_column is not None and plan.bounds is not None:
+            column = next(c for c in cols if c.name == request.incremental_column)
+            lower, upper = plan.bounds
+            predicates.append(common.window_predicate(
+                common.quote_ident(column.name, DIALECT),
+                _typed_literal(lower, column) if lower is not None else None,
+                _typed_literal(upper, column)))
+        if extra:
+            predicates.append(extra)
+        return common.select_sql(self._relation(request), select_list or [c.select_sql for c in cols],
+                                 " AND ".join(f"({p})" for p in predicates) or None)
+
+    def _batches(self, plan: ReadPlan, limit: int | None = None) -> Iterator[pa.RecordBatch]:
+        with closing(self._connect()) as conn:
+            cols = self._pg_columns(conn, plan.request)
+            now = [(c.name, c.arrow_type) for c in cols]
+            if now != list(zip(plan.schema.names, plan.schema.types, strict=True)):
+                raise SourceSchemaError(
+                    f"{self._where(plan.request)}: the columns changed since the read was planned "
+                    f"({plan.schema} → {now}).", hint="Run the job again; it plans afresh.")
+            ranges = self._partitions(conn, plan, cols) if limit is None else []
+        size = max(1, plan.request.batch_size)
+        if len(ranges) > 1:
+            yield from common.rebatch(self._parallel(plan, cols, ranges), size)
+            return
+        sql = self._select(plan, cols)
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        yield from common.rebatch(self._stream(sql, plan, cols), size)
+
+    def _stream(self, sql: str, plan: ReadPlan, cols: list[PgColumn]) -> Iterator[pa.RecordBatch]:
+        where = self._where(plan.request)
+        scaled = {i for i, c in enumerate(cols) if c.scaled}
+        with self._errors(f"reading {plan.request.label} failed"):
+            conn = self._adbc()
+            try:
+                cursor = conn.cursor()
+                cursor.execute(sql)
+                for batch in cursor.fetch_record_batch():
+                    yield _conform(batch, plan.schema, scaled, where)
+            finally:
+                conn.close()
+
+    def _partitions(self, conn: psycopg.Connection[Any], plan: ReadPlan,
+                    cols: list[PgColumn]) -> list[tuple[int, int]]:
+        """Equal key ranges ``[lo, hi)`` for a table with a single-column integer primary key."""
+        keys = [c for c in cols if c.primary_key]
+        partitions = self.config.read_partitions
+        integer_key = len(keys) == 1 and keys[0].base in _INTEGER_KEYS
+        if partitions <= 1 or plan.request.query is not None or not integer_key:
+            return []
+        key = common.quote_ident(keys[0].name, DIALECT)
+        with self._errors("could not plan the partitioned read"):
+            row = conn.execute(self._select(plan, cols, [f"min({key})", f"max({key})"])).fetchone()
+        if row is None or row[0] is None:
+            return []
+        lo, hi = int(row[0]), int(row[1]) + 1
+        step = max(1, -(-(hi - lo) // partitions))
+        return [(start, min(start + step, hi)) for start in range(lo, hi, step)]
+
+    @staticmethod
+    def _range_predicate(key: str, index: int, ranges: list[tuple[int, int]]) -> str:
+        """The outer ranges are open-ended, so a row whose key lies beyond the min/max seen
+        when the read started is still read once (exactly as a single stream would)."""
+        lo, hi = ranges[index]
+        parts = ([f"{key} >= {int(lo)}"] if index > 0 else []) + (
+            [f"{key} < {int(hi)}"] if index < len(ranges) - 1 else [])
+        return " AND ".join(parts) or "TRUE"
+
+    def _parallel(self, plan: ReadPlan, cols: list[PgColumn],
+                  ranges: list[tuple[int, int]]) -> Iterator[pa.RecordBatch]:
+        """One ADBC connection per key range in a thread; batches meet in a bounded queue, so
+        memory stays at a few batches per worker and a slow consumer slows the readers."""
+        key = common.quote_ident(next(c for c in cols if c.primary_key).name, DIALECT)
+        out: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_BATCHES_PER_WORKER * len(ranges))
+        stop = threading.Event()
+        done = object()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work(index: int) -> None:
+            try:
+                sql = self._select(plan, cols, extra=self._range_predicate(key, index, ranges))
+                for batch in self._stream(sql, plan, cols):
+                    if not put(batch):
+                        return
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                put(exc)
+            finally:
+                put(done)
+
+        threads = [threading.Thread(target=work, args=(i,), daemon=True, name=f"pg-read-{i}")
+                   for i in range(len(ranges))]
+        for thread in threads:
+            thread.start()
+        try:
+            remaining = len(threads)
+            while remaining:
+                item = out.get()
+                if item is done:
+                    remaining -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+
+def _typed_literal(value: Any, column: PgColumn) -> str:
+    """A bound as SQL text: quoted by sqlglot and cast to the column's declared type, so the
+    comparison is typed (and index-friendly) without string-formatting user values."""
+    import datetime as dt
+
+    text = value.isoformat() if isinstance(value, dt.date | dt.datetime | dt.time) else str(value)
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    return f"{common.literal(text, DIALECT)}::{column.declared}"
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, scaled: set[int], where: str) -> pa.RecordBatch:
+    """Give an ADBC batch exactly the planned schema; NUMERIC text → decimal must be lossless."""
+    import pyarrow as pa
+
+    arrays = []
+    for index, field in enumerate(schema):
+        array = batch.column(index)
+        if index in scaled:
+            # int64 123456 → decimal128(38, 0) → the same 128-bit words read as decimal128(15, 2).
+            wide = array.cast(pa.decimal128(38, 0))
+            array = pa.Array.from_buffers(field.type, len(wide), wide.buffers(),
+                                          null_count=wide.null_count, offset=wide.offset)
+        elif isinstance(array, pa.ExtensionArray):
+            array = array.storage
+        if array.type != field.type:
+            try:
+                array = array.cast(field.type, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise _cast_error(array, field, where, exc) from exc
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _cast_error(array: pa.Array, field: pa.Field, where: str, exc: Exception) -> SourceSchemaError:
+    """Find the first value that does not fit, so the message can show it."""
+    import pyarrow as pa
+
+    bad = None
+    for value in array.to_pylist():
+        try:
+            pa.array([value], type=array.type).cast(field.type, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            bad = value
+            break
+    what = f"value {bad!r}" if bad is not None else "a value"
+    return SourceSchemaError(
+        f"{where}: column {field.name!r}: {what} cannot be read as {field.type} without losing "
+        f"digits ({exc}).",
+        hint=f"Read the column through a query with an explicit type, for example "
+             f"CAST({field.name} AS numeric(38, 12)), or fix the value.",
+    )

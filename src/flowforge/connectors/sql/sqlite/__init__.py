@@ -1,0 +1,1 @@
+"""SQLite source: a read-only view of a local database file."""
