@@ -200,10 +200,14 @@ class LakehouseStore:
         if dt is None:
             return None
         with _storage_errors("read the history of", self.location(layer, table)):
-            for commit in dt.history():
-                raw = commit.get(META_PREFIX + key)
-                if raw is not None:
-                    return json.loads(raw), int(commit["version"])
+            # the newest commits almost always carry it; read the whole log only when they don't
+            for limit in (10, None):
+                for commit in dt.history(limit):
+                    raw = commit.get(META_PREFIX + key)
+                    if raw is not None:
+                        return json.loads(raw), int(commit["version"])
+                if limit is not None and dt.version() < limit:
+                    break
         return None
 
 

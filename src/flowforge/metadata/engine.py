@@ -1,0 +1,117 @@
+"""Engine set-up for the metadata store and its programmatic Alembic upgrade."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from flowforge.errors import ConfigError, MissingDependencyError, StorageError, redact
+from flowforge.metadata.tables import VERSION_TABLE
+
+MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+URL_HINT: Final = "Check FLOWFORGE_METADATA_URL (metadata_url in settings) and that the database is reachable."
+_SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+_MIGRATE_LOCK_KEY: Final = 0x466C6F77466F7267  # "FlowForg"
+_ALEMBIC_LOCK: Final = threading.Lock()
+
+
+def upgrade_to_head(conn: Connection) -> None:
+    """Migrate the database behind ``conn`` to the newest revision inside its open transaction.
+
+    Returns early when already at head (no Alembic environment is loaded then).
+    """
+    cfg = alembic_config()
+    script = ScriptDirectory.from_config(cfg)
+    if conn.dialect.name == "postgresql":
+        # Two processes starting at once (server and a CLI run) must not both create the tables.
+        # SQLite needs no lock: its BEGIN IMMEDIATE already serializes writers.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK_KEY})
+    current = set(MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_heads())
+    if current == set(script.get_heads()):
+        return
+    unknown = current - {revision.revision for revision in script.walk_revisions()}
+    if unknown:
+        raise StorageError(
+            f"The metadata database is at schema revision {', '.join(sorted(unknown))}, "
+            "which this FlowForge version does not know (it was migrated by a newer one).",
+            hint="Upgrade FlowForge, or point the metadata URL at another database.",
+        )
+    # Alembic joins the caller's transaction, so the whole upgrade commits or rolls back at once.
+    cfg.attributes["connection"] = conn
+    # alembic.context and alembic.op are process-wide proxies: two threads upgrading at once
+    # (even different databases) would run each other's operations.
+    with _ALEMBIC_LOCK:
+        command.upgrade(cfg, "head")
+
+
+def alembic_config() -> Config:
+    """An Alembic Config built in code: no alembic.ini is needed or read."""
+    cfg = Config()
+    # ConfigParser interpolates '%'; a path may contain one.
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    return cfg
+
+
+def create_metadata_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and real transactions."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"Metadata URL '{redact(url)}' is not a database URL.", hint=URL_HINT) from None
+    if parsed.drivername == "postgresql":
+        # psycopg 3 is what the 'postgres' extra installs; SQLAlchemy would default to psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite:
+        parsed = _prepare_sqlite_path(parsed)
+    try:
+        engine = create_engine(parsed, pool_pre_ping=not is_sqlite)
+    except NoSuchModuleError:
+        raise ConfigError(f"Metadata URL '{redact(url)}' names an unknown database kind.", hint=URL_HINT) from None
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError(
+            f"The metadata store at {redact(url)} needs the '{exc.name}' driver.",
+            hint="pip install 'flowforge[postgres]'",
+        ) from None
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _prepare_sqlite_path(url: URL) -> URL:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:") or url.query.get("uri"):
+        return url
+    path = Path(database).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return url.set(database=str(path))
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the sqlite3 module (it skips BEGIN before SELECT and DDL);
+    # _sqlite_on_begin emits our own, so migrations and read-then-write methods are atomic.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # IMMEDIATE takes the write lock up front: a second process waits on busy_timeout instead of
+    # failing with SQLITE_BUSY when it upgrades a read to a write. Transactions here are short.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,154 @@
+"""Row reads and writes shared by MetadataStore methods, run inside the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import ColumnElement
+
+from flowforge.errors import ConfigError
+from flowforge.metadata.records import JobIn, JobRecord, JobRunRecord, RunRecord, WorkflowIn, WorkflowRecord
+from flowforge.metadata.tables import audit_log, job_runs, jobs, runs, workflows
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def jsonable(value: Any) -> Any:
+    """What the JSON column will hand back (tuples become lists), so comparisons are fair."""
+    return json.loads(json.dumps(value))
+
+
+def check(value: str, allowed: Any, what: str) -> None:
+    if value not in get_args(allowed):
+        raise ValueError(f"Unknown {what} {value!r}; expected one of {', '.join(get_args(allowed))}.")
+
+
+def workflow_state(wf: WorkflowIn) -> dict[str, Any]:
+    """The user-editable part of a workflow: what is compared and written to the audit log."""
+    state: dict[str, Any] = jsonable(
+        {
+            "description": wf.description,
+            "team": wf.team,
+            "environment": wf.environment,
+            "tags": list(wf.tags),
+            "spec": wf.spec,
+            "source_path": wf.source_path,
+            "jobs": [
+                {
+                    "name": j.name,
+                    "kind": j.kind,
+                    "spec": j.spec,
+                    "inputs": list(j.inputs),
+                    "outputs": list(j.outputs),
+                }
+                for j in wf.jobs
+            ],
+        }
+    )
+    return state
+
+
+def record_state(rec: WorkflowRecord) -> dict[str, Any]:
+    stored_jobs = tuple(JobIn(j.name, j.kind, j.spec, j.inputs, j.outputs) for j in rec.jobs)
+    return workflow_state(
+        WorkflowIn(
+            rec.name,
+            rec.description,
+            rec.team,
+            rec.environment,
+            rec.tags,
+            rec.spec,
+            rec.source_path,
+            stored_jobs,
+        )
+    )
+
+
+def require_workflow(conn: Connection, name: str) -> WorkflowRecord:
+    found = load_workflows(conn, workflows.c.name == name)
+    if not found:
+        raise ConfigError(
+            f"Workflow '{name}' is not registered.",
+            hint="Run 'flowforge run <file>' or check 'flowforge workflows list'.",
+        )
+    return found[0]
+
+
+def unknown_run(run_id: int) -> ConfigError:
+    return ConfigError(f"Run {run_id} does not exist.", hint="Check 'flowforge runs list'.")
+
+
+def load_workflows(conn: Connection, where: ColumnElement[bool] | None) -> list[WorkflowRecord]:
+    query = select(workflows).order_by(workflows.c.name)
+    rows = conn.execute(query if where is None else query.where(where)).all()
+    if not rows:
+        return []
+    job_query = select(jobs).order_by(jobs.c.workflow_id, jobs.c.position)
+    if where is not None:
+        job_query = job_query.where(jobs.c.workflow_id.in_([row.id for row in rows]))
+    by_workflow: dict[int, list[JobRecord]] = defaultdict(list)
+    for job in conn.execute(job_query):
+        by_workflow[job.workflow_id].append(
+            JobRecord(**{**job._mapping, "inputs": tuple(job.inputs), "outputs": tuple(job.outputs)})
+        )
+    return [
+        WorkflowRecord(**{**row._mapping, "tags": tuple(row.tags), "jobs": tuple(by_workflow[row.id])}) for row in rows
+    ]
+
+
+def load_job_runs(conn: Connection, where: ColumnElement[bool]) -> list[JobRunRecord]:
+    rows = conn.execute(select(job_runs).where(where).order_by(job_runs.c.id)).all()
+    return [JobRunRecord(**row._mapping) for row in rows]
+
+
+def load_runs(conn: Connection, where: ColumnElement[bool] | None, *, limit: int | None = None) -> list[RunRecord]:
+    query = (
+        select(runs, workflows.c.name.label("workflow_name"))
+        .join(workflows, workflows.c.id == runs.c.workflow_id)
+        .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        .limit(limit)
+    )
+    rows = conn.execute(query if where is None else query.where(where)).all()
+    if not rows:
+        return []
+    by_run: dict[int, list[JobRunRecord]] = defaultdict(list)
+    for job_run in load_job_runs(conn, job_runs.c.run_id.in_([row.id for row in rows])):
+        by_run[job_run.run_id].append(job_run)
+    return [RunRecord(**row._mapping, job_runs=tuple(by_run[row.id])) for row in rows]
+
+
+def write_audit(
+    conn: Connection,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> None:
+    conn.execute(
+        insert(audit_log).values(
+            at=now(),
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            before=None if before is None else jsonable(dict(before)),
+            after=None if after is None else jsonable(dict(after)),
+        )
+    )
+
+
+def upsert(conn: Connection, table: Table, values: dict[str, Any], key: str) -> None:
+    """Atomic insert-or-update on ``key`` (ON CONFLICT exists on both supported backends)."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(table).values(values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_={k: v for k, v in values.items() if k != key}))

@@ -1,0 +1,164 @@
+"""Frozen records the metadata store accepts (``*In``) and returns (``*Record``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+WorkflowStatus = Literal["active", "paused"]
+RunStatus = Literal["running", "success", "failed", "partial"]
+JobRunStatus = Literal["running", "success", "failed", "skipped"]
+Layer = Literal["bronze", "silver", "gold"]
+EdgeKind = Literal["table", "column"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobIn:
+    name: str
+    kind: str
+    spec: dict[str, Any]
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowIn:
+    """A workflow as registered from a validated spec; ``jobs`` keep their order."""
+
+    name: str
+    description: str
+    team: str | None
+    environment: str
+    tags: tuple[str, ...]
+    spec: dict[str, Any]
+    source_path: str | None = None
+    jobs: tuple[JobIn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AssetIn:
+    table_name: str
+    layer: Layer
+    location: str
+    schema: tuple[dict[str, Any], ...]
+    row_count: int | None = None
+    delta_version: int | None = None
+    workflow_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LineageEdgeIn:
+    source: str
+    target: str
+    kind: EdgeKind = "table"
+    source_column: str | None = None
+    target_column: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: int
+    workflow_id: int
+    name: str
+    kind: str
+    spec: dict[str, Any]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    id: int
+    name: str
+    description: str
+    team: str | None
+    environment: str
+    tags: tuple[str, ...]
+    status: WorkflowStatus
+    spec: dict[str, Any]
+    source_path: str | None
+    created_at: datetime
+    updated_at: datetime
+    jobs: tuple[JobRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRunRecord:
+    id: int
+    run_id: int
+    job_name: str
+    status: JobRunStatus
+    started_at: datetime
+    ended_at: datetime | None
+    rows_read: int
+    rows_written: int
+    bytes_written: int
+    error: str | None
+    log: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One workflow run; ``workflow_name`` is joined in so callers need no second lookup."""
+
+    id: int
+    workflow_id: int
+    workflow_name: str
+    trigger: str
+    status: RunStatus
+    actor: str
+    started_at: datetime
+    ended_at: datetime | None
+    rows_read: int
+    rows_written: int
+    error: str | None
+    job_runs: tuple[JobRunRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WatermarkRecord:
+    """Mirror of the progress a Delta commit holds; the commit stays the source of truth."""
+
+    table_name: str
+    job_name: str
+    state: dict[str, Any]
+    delta_version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRecord:
+    id: int
+    table_name: str
+    layer: Layer
+    location: str
+    schema: tuple[dict[str, Any], ...]
+    row_count: int | None
+    delta_version: int | None
+    last_updated: datetime
+    workflow_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LineageEdgeRecord:
+    id: int
+    workflow_id: int
+    source: str
+    target: str
+    kind: EdgeKind
+    source_column: str | None
+    target_column: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None

@@ -1,0 +1,360 @@
+"""MetadataStore: workflows, runs, watermark mirror, catalog, lineage and audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql import ColumnElement
+
+from flowforge.errors import ConfigError, StorageError, map_exceptions, redact
+from flowforge.metadata import queries as q
+from flowforge.metadata.engine import URL_HINT, create_metadata_engine, upgrade_to_head
+from flowforge.metadata.records import (
+    AssetIn,
+    AssetRecord,
+    AuditRecord,
+    JobRunRecord,
+    JobRunStatus,
+    LineageEdgeIn,
+    LineageEdgeRecord,
+    RunRecord,
+    RunStatus,
+    WatermarkRecord,
+    WorkflowIn,
+    WorkflowRecord,
+    WorkflowStatus,
+)
+from flowforge.metadata.tables import (
+    assets,
+    audit_log,
+    job_runs,
+    jobs,
+    lineage_edges,
+    runs,
+    watermarks,
+    workflows,
+)
+
+
+class MetadataStore:
+    """Run history, catalog and audit trail on SQLite (default) or PostgreSQL.
+
+    Example::
+
+        store = MetadataStore("sqlite:///" + str(home / "metadata.db"))
+        store.migrate()
+        run = store.start_run("bfsi_daily", trigger="manual", actor="alice")
+        store.finish_run(run.id, status="success")
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self.engine: Engine = create_metadata_engine(url)
+
+    @property
+    def url_display(self) -> str:
+        return redact(self._url)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision; a no-op when it is already there."""
+        with self._begin() as conn:
+            upgrade_to_head(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- workflows & jobs ------------------------------------------------------------------
+
+    def upsert_workflow(self, wf: WorkflowIn, actor: str) -> WorkflowRecord:
+        """Register or update ``wf`` by name; audited only when something really changed."""
+        after = q.workflow_state(wf)
+        now = q.now()
+        values = {
+            "description": wf.description,
+            "team": wf.team,
+            "environment": wf.environment,
+            "tags": after["tags"],
+            "spec": after["spec"],
+            "source_path": wf.source_path,
+        }
+        with self._begin() as conn:
+            found = q.load_workflows(conn, workflows.c.name == wf.name)
+            before = q.record_state(found[0]) if found else None
+            if found and before == after:
+                return found[0]
+            if found:
+                wf_id = found[0].id
+                conn.execute(update(workflows).where(workflows.c.id == wf_id).values(**values, updated_at=now))
+                conn.execute(delete(jobs).where(jobs.c.workflow_id == wf_id))
+            else:
+                row = {**values, "name": wf.name, "status": "active", "created_at": now, "updated_at": now}
+                wf_id = conn.execute(insert(workflows).values(row).returning(workflows.c.id)).scalar_one()
+            if wf.jobs:
+                conn.execute(
+                    insert(jobs),
+                    [{**job, "workflow_id": wf_id, "position": i} for i, job in enumerate(after["jobs"])],
+                )
+            action = "workflow.update" if found else "workflow.create"
+            q.write_audit(conn, actor, action, "workflow", wf.name, before, after)
+            return q.load_workflows(conn, workflows.c.id == wf_id)[0]
+
+    def get_workflow(self, name: str) -> WorkflowRecord | None:
+        with self._begin() as conn:
+            found = q.load_workflows(conn, workflows.c.name == name)
+        return found[0] if found else None
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        with self._begin() as conn:
+            return q.load_workflows(conn, None)
+
+    def set_workflow_status(self, name: str, status: WorkflowStatus, actor: str) -> WorkflowRecord:
+        q.check(status, WorkflowStatus, "workflow status")
+        with self._begin() as conn:
+            current = q.require_workflow(conn, name)
+            if current.status == status:
+                return current
+            conn.execute(
+                update(workflows).where(workflows.c.id == current.id).values(status=status, updated_at=q.now())
+            )
+            q.write_audit(
+                conn,
+                actor,
+                "workflow.status",
+                "workflow",
+                name,
+                {"status": current.status},
+                {"status": status},
+            )
+            return q.load_workflows(conn, workflows.c.id == current.id)[0]
+
+    def delete_workflow(self, name: str, actor: str) -> None:
+        """Delete a workflow with its jobs, runs and lineage (foreign keys cascade)."""
+        with self._begin() as conn:
+            current = q.require_workflow(conn, name)
+            conn.execute(delete(workflows).where(workflows.c.id == current.id))
+            q.write_audit(conn, actor, "workflow.delete", "workflow", name, q.record_state(current), None)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def start_run(self, workflow_name: str, trigger: str, actor: str) -> RunRecord:
+        with self._begin() as conn:
+            wf = q.require_workflow(conn, workflow_name)
+            run_id = conn.execute(
+                insert(runs)
+                .values(
+                    workflow_id=wf.id,
+                    trigger=trigger,
+                    status="running",
+                    actor=actor,
+                    started_at=q.now(),
+                    rows_read=0,
+                    rows_written=0,
+                )
+                .returning(runs.c.id)
+            ).scalar_one()
+            q.write_audit(conn, actor, "run.start", "run", str(run_id), None, {"workflow": wf.name, "trigger": trigger})
+            return q.load_runs(conn, runs.c.id == run_id)[0]
+
+    def start_job_run(self, run_id: int, job_name: str) -> JobRunRecord:
+        return self._insert_job_run(run_id, job_name, status="running", ended=False, error=None)
+
+    def skip_job_run(self, run_id: int, job_name: str, reason: str) -> JobRunRecord:
+        """Record a job that did not run (e.g. an upstream failed); ``reason`` goes to ``error``."""
+        return self._insert_job_run(run_id, job_name, status="skipped", ended=True, error=reason)
+
+    def finish_job_run(
+        self,
+        job_run_id: int,
+        *,
+        status: JobRunStatus,
+        rows_read: int = 0,
+        rows_written: int = 0,
+        bytes_written: int = 0,
+        error: str | None = None,
+        log: str | None = None,
+    ) -> JobRunRecord:
+        q.check(status, JobRunStatus, "job run status")
+        with self._begin() as conn:
+            result = conn.execute(
+                update(job_runs)
+                .where(job_runs.c.id == job_run_id)
+                .values(
+                    status=status,
+                    ended_at=q.now(),
+                    rows_read=rows_read,
+                    rows_written=rows_written,
+                    bytes_written=bytes_written,
+                    error=error,
+                    log=log,
+                )
+            )
+            if result.rowcount == 0:
+                raise ConfigError(f"Job run {job_run_id} does not exist.", hint="Check 'flowforge runs list'.")
+            return q.load_job_runs(conn, job_runs.c.id == job_run_id)[0]
+
+    def finish_run(self, run_id: int, *, status: RunStatus, error: str | None = None) -> RunRecord:
+        """Close a run; its row counts are the sums over its job runs."""
+        q.check(status, RunStatus, "run status")
+        with self._begin() as conn:
+            read, written = conn.execute(
+                select(
+                    func.coalesce(func.sum(job_runs.c.rows_read), 0),
+                    func.coalesce(func.sum(job_runs.c.rows_written), 0),
+                ).where(job_runs.c.run_id == run_id)
+            ).one()
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                # PostgreSQL sums BIGINT as NUMERIC; int() keeps the record an int everywhere.
+                .values(
+                    status=status,
+                    ended_at=q.now(),
+                    rows_read=int(read),
+                    rows_written=int(written),
+                    error=error,
+                )
+            )
+            if result.rowcount == 0:
+                raise q.unknown_run(run_id)
+            return q.load_runs(conn, runs.c.id == run_id)[0]
+
+    def get_run(self, run_id: int) -> RunRecord | None:
+        with self._begin() as conn:
+            found = q.load_runs(conn, runs.c.id == run_id)
+        return found[0] if found else None
+
+    def list_runs(self, workflow_name: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """Newest first."""
+        with self._begin() as conn:
+            where = None if workflow_name is None else runs.c.workflow_id == q.require_workflow(conn, workflow_name).id
+            return q.load_runs(conn, where, limit=limit)
+
+    def _insert_job_run(
+        self, run_id: int, job_name: str, *, status: JobRunStatus, ended: bool, error: str | None
+    ) -> JobRunRecord:
+        now = q.now()
+        with self._begin() as conn:
+            if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+                raise q.unknown_run(run_id)
+            job_run_id = conn.execute(
+                insert(job_runs)
+                .values(
+                    run_id=run_id,
+                    job_name=job_name,
+                    status=status,
+                    started_at=now,
+                    ended_at=now if ended else None,
+                    rows_read=0,
+                    rows_written=0,
+                    bytes_written=0,
+                    error=error,
+                )
+                .returning(job_runs.c.id)
+            ).scalar_one()
+            return q.load_job_runs(conn, job_runs.c.id == job_run_id)[0]
+
+    # -- watermarks (mirror of Delta commits) --------------------------------------------------
+
+    def set_watermark(self, table_name: str, job_name: str, state: dict[str, Any], delta_version: int) -> None:
+        values = {"job_name": job_name, "state": q.jsonable(state), "delta_version": delta_version}
+        with self._begin() as conn:
+            q.upsert(conn, watermarks, {"table_name": table_name, **values, "updated_at": q.now()}, "table_name")
+
+    def get_watermark(self, table_name: str) -> WatermarkRecord | None:
+        with self._begin() as conn:
+            row = conn.execute(select(watermarks).where(watermarks.c.table_name == table_name)).first()
+        return None if row is None else WatermarkRecord(**row._mapping)
+
+    # -- assets ----------------------------------------------------------------------------------
+
+    def upsert_asset(self, asset: AssetIn) -> None:
+        values = {
+            "table_name": asset.table_name,
+            "layer": asset.layer,
+            "location": asset.location,
+            "schema": q.jsonable(list(asset.schema)),
+            "row_count": asset.row_count,
+            "delta_version": asset.delta_version,
+            "last_updated": q.now(),
+            "workflow_name": asset.workflow_name,
+        }
+        with self._begin() as conn:
+            q.upsert(conn, assets, values, "table_name")
+
+    def get_asset(self, table_name: str) -> AssetRecord | None:
+        found = self._select_assets(assets.c.table_name == table_name)
+        return found[0] if found else None
+
+    def list_assets(self, layer: str | None = None) -> list[AssetRecord]:
+        return self._select_assets(None if layer is None else assets.c.layer == layer)
+
+    def _select_assets(self, where: ColumnElement[bool] | None) -> list[AssetRecord]:
+        query = select(assets).order_by(assets.c.table_name)
+        with self._begin() as conn:
+            rows = conn.execute(query if where is None else query.where(where)).all()
+        return [AssetRecord(**{**row._mapping, "schema": tuple(row.schema)}) for row in rows]
+
+    # -- lineage ---------------------------------------------------------------------------------
+
+    def replace_lineage(self, workflow_name: str, edges: list[LineageEdgeIn]) -> None:
+        with self._begin() as conn:
+            wf_id = q.require_workflow(conn, workflow_name).id
+            conn.execute(delete(lineage_edges).where(lineage_edges.c.workflow_id == wf_id))
+            if edges:
+                conn.execute(
+                    insert(lineage_edges),
+                    [
+                        {
+                            "workflow_id": wf_id,
+                            "source": e.source,
+                            "target": e.target,
+                            "kind": e.kind,
+                            "source_column": e.source_column,
+                            "target_column": e.target_column,
+                        }
+                        for e in edges
+                    ],
+                )
+
+    def lineage(self, workflow_name: str) -> list[LineageEdgeRecord]:
+        with self._begin() as conn:
+            wf_id = q.require_workflow(conn, workflow_name).id
+            rows = conn.execute(
+                select(lineage_edges).where(lineage_edges.c.workflow_id == wf_id).order_by(lineage_edges.c.id)
+            ).all()
+        return [LineageEdgeRecord(**row._mapping) for row in rows]
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        with self._begin() as conn:
+            q.write_audit(conn, actor, action, object_type, object_id, before, after)
+
+    def list_audit(self, limit: int = 100) -> list[AuditRecord]:
+        """Newest first."""
+        query = select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.id.desc()).limit(limit)
+        with self._begin() as conn:
+            return [AuditRecord(**row._mapping) for row in conn.execute(query)]
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """One short transaction; driver failures become StorageError naming the masked URL."""
+        with (
+            map_exceptions({OperationalError: StorageError}, f"Metadata store ({self.url_display})", URL_HINT),
+            self.engine.begin() as conn,
+        ):
+            yield conn

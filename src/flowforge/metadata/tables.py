@@ -1,0 +1,180 @@
+"""SQLAlchemy Core tables of the metadata store (the schema the migrations create)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+# Explicit constraint names keep SQLite batch migrations and PostgreSQL ALTERs predictable.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Our own version table, so a team database that already runs Alembic for another app is left alone.
+VERSION_TABLE = "flowforge_alembic_version"
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    SQLite has no time zone type and hands back naive values; PostgreSQL hands back the
+    session's zone. Callers always get UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"Naive datetime {value!r} given to the metadata store; use a UTC-aware one.")
+        value = value.astimezone(UTC)
+        # SQLite stores text; a uniform naive UTC string keeps ORDER BY correct.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def json_type(*, none_as_null: bool = False) -> TypeEngine[Any]:
+    """JSON column type: JSONB on PostgreSQL (compact, indexable), JSON text elsewhere."""
+    return JSON(none_as_null=none_as_null).with_variant(JSONB(none_as_null=none_as_null), "postgresql")
+
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("team", Text, nullable=True),
+    Column("environment", Text, nullable=False),
+    Column("tags", json_type(), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("spec", json_type(), nullable=False),
+    Column("source_path", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_id", Integer, ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("spec", json_type(), nullable=False),
+    Column("inputs", json_type(), nullable=False),
+    Column("outputs", json_type(), nullable=False),
+    Column("position", Integer, nullable=False),
+    UniqueConstraint("workflow_id", "name"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Cascade: deleting a workflow removes its history; the audit log keeps the deletion.
+    Column("workflow_id", Integer, ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("rows_read", BigInteger, nullable=False),
+    Column("rows_written", BigInteger, nullable=False),
+    Column("error", Text, nullable=True),
+    Index(None, "workflow_id", "started_at"),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("job_name", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("rows_read", BigInteger, nullable=False),
+    Column("rows_written", BigInteger, nullable=False),
+    Column("bytes_written", BigInteger, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("log", Text, nullable=True),
+)
+
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("table_name", Text, primary_key=True),
+    Column("job_name", Text, nullable=False),
+    Column("state", json_type(), nullable=False),
+    Column("delta_version", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("table_name", Text, nullable=False, unique=True),
+    Column("layer", Text, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("schema", json_type(), nullable=False),
+    Column("row_count", BigInteger, nullable=True),
+    Column("delta_version", BigInteger, nullable=True),
+    Column("last_updated", UTCDateTime(), nullable=False),
+    Column("workflow_name", Text, nullable=True),
+)
+
+lineage_edges = Table(
+    "lineage_edges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_id", Integer, ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("source", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("source_column", Text, nullable=True),
+    Column("target_column", Text, nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("object_type", Text, nullable=False),
+    Column("object_id", Text, nullable=False),
+    Column("before", json_type(none_as_null=True), nullable=True),
+    Column("after", json_type(none_as_null=True), nullable=True),
+)
