@@ -33,7 +33,9 @@ class ConnectorCapabilities:
     tables: bool = True
     query: bool = False
     files: bool = False
+    procedures: bool = False
     incremental: bool = False
+    partitioned_reads: bool = False
     cdc: bool = False
 
 
@@ -62,17 +64,27 @@ class ConnectionTest:
 
 @dataclass(frozen=True)
 class ReadRequest:
-    """What an ingest job asks of a source. Exactly one of table, query, files is set."""
+    """What an ingest job asks of a source. Exactly one of table, query, procedure, files is set.
+
+    ``lookback`` (a ``timedelta`` for temporal columns, a number otherwise) widens the lower
+    bound of an incremental window so rows committed late with an older cursor value are read
+    again; silver deduplicates them. ``type_fallback="string"`` reads columns whose type has no
+    exact Arrow mapping as text instead of failing.
+    """
 
     table: str | None = None
     query: str | None = None
     files: str | None = None
+    procedure: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
     incremental_column: str | None = None
+    lookback: Any = None
+    type_fallback: str | None = None
     batch_size: int = 100_000
 
     @property
     def label(self) -> str:
-        return self.table or self.files or "query"
+        return self.table or self.files or (f"procedure {self.procedure}" if self.procedure else "query")
 
 
 @dataclass(frozen=True)
@@ -142,6 +154,11 @@ class Connector(ABC):
                     break
             break
         return pa.Table.from_batches(batches, schema=plan.schema).slice(0, limit)
+
+    def row_count(self, request: ReadRequest) -> int:
+        """Exact number of rows; SQL connectors override this with ``COUNT(*)``."""
+        plan = self.plan(request, None)
+        return sum(b.num_rows for part in self.read(plan) for b in part.batches)
 
     # -- extract ---------------------------------------------------------------------
     @abstractmethod

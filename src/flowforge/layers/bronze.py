@@ -40,15 +40,17 @@ def audit_fields() -> list[pa.Field]:
 
 
 def request_for(spec: IngestTable) -> ReadRequest:
-    return ReadRequest(table=spec.table, query=spec.query, files=spec.files,
-                       incremental_column=spec.incremental.column if spec.incremental else None,
+    inc = spec.incremental
+    return ReadRequest(table=spec.table, query=spec.query, files=spec.files, procedure=spec.procedure,
+                       params=tuple(spec.params.items()), incremental_column=inc.column if inc else None,
+                       lookback=inc.lookback_value() if inc else None, type_fallback=spec.type_fallback,
                        batch_size=spec.batch_size)
 
 
 def check_capabilities(connector: Connector, spec: IngestTable) -> None:
     """Say up front what a connector cannot do, before anything is read."""
     caps = connector.capabilities
-    wanted = {"table": caps.tables, "query": caps.query, "files": caps.files}
+    wanted = {"table": caps.tables, "query": caps.query, "procedure": caps.procedures, "files": caps.files}
     for what, able in wanted.items():
         if getattr(spec, what) and not able:
             raise ConfigError(f"{connector.describe()} cannot read a {what} (target {spec.target}).",

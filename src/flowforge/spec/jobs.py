@@ -4,7 +4,9 @@ built from this registry, and ``layers`` registers one executor per kind."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar, Literal, TypeVar
+import datetime as dt
+import re
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -39,10 +41,35 @@ class JobSpec(SpecModel):
         return ()
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)\s*$")
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
 class Incremental(SpecModel):
-    """Read only rows whose ``column`` is above the last committed watermark."""
+    """Read only rows whose ``column`` is above the last committed watermark.
+
+    ``lookback`` re-reads a window below the watermark on each run with new rows ("15m", "2h",
+    "1d" for timestamps; a number for numeric columns), so a row committed late by a long
+    transaction with an older cursor value is still picked up; silver deduplicates it.
+    """
 
     column: str
+    lookback: str | float | None = None
+
+    @field_validator("lookback")
+    @classmethod
+    def _duration(cls, value: str | float | None) -> str | float | None:
+        if isinstance(value, str) and not _DURATION.match(value):
+            raise ValueError(f"lookback '{value}' is not a duration like '30s', '15m', '2h' or '1d'")
+        return value
+
+    def lookback_value(self) -> Any:
+        """A ``timedelta`` for durations, the number itself otherwise."""
+        if isinstance(self.lookback, str):
+            m = _DURATION.match(self.lookback)
+            assert m is not None
+            return dt.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+        return self.lookback
 
 
 class IngestTable(SpecModel):
@@ -50,9 +77,12 @@ class IngestTable(SpecModel):
 
     table: str | None = None
     query: str | None = None
+    procedure: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
     files: str | None = None
     target: Identifier
     incremental: Incremental | None = None
+    type_fallback: Literal["string"] | None = None
     batch_size: int = Field(100_000, ge=1, le=10_000_000)
 
     @field_validator("incremental", mode="before")
@@ -62,9 +92,11 @@ class IngestTable(SpecModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> IngestTable:
-        given = [k for k in ("table", "query", "files") if getattr(self, k)]
+        given = [k for k in ("table", "query", "procedure", "files") if getattr(self, k)]
         if len(given) != 1:
-            raise ValueError("give exactly one of 'table', 'query' or 'files'")
+            raise ValueError("give exactly one of 'table', 'query', 'procedure' or 'files'")
+        if self.params and not self.procedure:
+            raise ValueError("'params' are the arguments of a 'procedure'")
         return self
 
 

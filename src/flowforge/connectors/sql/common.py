@@ -146,6 +146,28 @@ def previous_high(state: dict[str, Any] | None, column: str, where: str) -> Any:
     return decode_position(state.get("high"))
 
 
+def apply_lookback(lower: Any, lookback: Any, where: str) -> Any:
+    """The lower bound of the window actually scanned: ``lower - lookback`` (never stored)."""
+    import datetime as dt
+    import decimal
+
+    if lower is None or lookback is None:
+        return lower
+    if isinstance(lower, str) and isinstance(lookback, dt.timedelta):
+        # SQLite keeps timestamps as text; shift it and write it back in the same shape
+        try:
+            return str(dt.datetime.fromisoformat(lower) - lookback)
+        except ValueError:
+            pass
+    if isinstance(lower, dt.datetime | dt.date) and isinstance(lookback, dt.timedelta):
+        return lower - lookback
+    if isinstance(lower, int | float | decimal.Decimal) and isinstance(lookback, int | float | decimal.Decimal):
+        return type(lower)(lower - lookback) if not isinstance(lower, int) else lower - int(lookback)
+    raise SourceSchemaError(
+        f"{where}: a lookback of {lookback!r} cannot be applied to a watermark like {lower!r}.",
+        hint="Use a duration (e.g. '15m') for timestamp columns and a number for numeric ones.")
+
+
 def check_delta_column(schema: pa.Schema, column: str, where: str) -> None:
     """The incremental column must exist and be of a type with a meaningful ``>``."""
     import pyarrow as pa
@@ -168,10 +190,13 @@ def incremental_plan(request: ReadRequest, schema: pa.Schema, state: dict[str, A
         # Nothing new: keep the old position exactly, so the commit records no movement.
         return ReadPlan(request=request, schema=schema, new_state=state, has_data=False,
                         description=f"{description} (no rows after {lower!r})", bounds=(lower, lower))
+    # New rows exist: scan from ``lower - lookback`` so rows committed late with an older cursor
+    # value are read again (silver deduplicates them); the stored position stays ``upper``.
+    scan_from = apply_lookback(lower, request.lookback, description)
     return ReadPlan(
         request=request, schema=schema, new_state={"column": column, "high": encode_position(upper)},
-        has_data=True, description=f"{description} where {column} > {lower!r} and <= {upper!r}",
-        bounds=(lower, upper),
+        has_data=True, description=f"{description} where {column} > {scan_from!r} and <= {upper!r}",
+        bounds=(scan_from, upper),
     )
 
 
