@@ -64,7 +64,8 @@ def test_malformed_yaml_reports_the_line() -> None:
     ("change", "message"),
     [
         (("{files: \"orders.csv\", target: bronze_orders}",
-          "{files: \"orders.csv\", table: t, target: bronze_orders}"), "exactly one of 'table', 'query', 'procedure' or 'files'"),
+          "{files: \"orders.csv\", table: t, target: bronze_orders}"),
+         "exactly one of 'table', 'query', 'procedure' or 'files'"),
         (("keys: [order_id]", "keys: []"), "strategy 'merge' needs 'keys'"),
         (("SELECT sum(amount) AS revenue FROM silver_orders", "SELEC sum(amount) FROM silver_orders"),
          "SQL does not parse"),

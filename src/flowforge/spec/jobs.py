@@ -3,9 +3,9 @@ built from this registry, and ``layers`` registers one executor per kind."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import datetime as dt
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
