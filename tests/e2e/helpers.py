@@ -14,7 +14,7 @@ from typing import Any
 
 from deltalake import DeltaTable
 
-CLI = [sys.executable, "-m", "flowforge.cli.main"]
+CLI = [sys.executable, "-m", "flowforge"]
 
 
 def flowforge(*args: str, project: Path | None = None, env: dict[str, str] | None = None,

@@ -3,15 +3,13 @@ libraries load inside commands so ``flowforge --help`` stays fast."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-if TYPE_CHECKING:
-    from flowforge.core.context import Context
+from flowforge.cli.common import ProjectOpt, _context, _guard, _state
+from flowforge.cli.connections import connections_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="FlowForge: lakehouse pipelines from databases and files to bronze, silver and gold.")
@@ -21,12 +19,7 @@ workflows_app = typer.Typer(help="Workflows of this project.", no_args_is_help=T
 app.add_typer(demo_app, name="demo")
 app.add_typer(templates_app, name="templates")
 app.add_typer(workflows_app, name="workflows")
-
-_state: dict[str, Any] = {"debug": False, "project": None}
-F = TypeVar("F", bound=Callable[..., Any])
-
-ProjectOpt = Annotated[Path | None, typer.Option("--project", "-p", help="Project directory (default: "
-                                                 "nearest folder with flowforge.yml).")]
+app.add_typer(connections_app, name="connections")
 
 
 @app.callback()
@@ -34,37 +27,6 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")
          project: ProjectOpt = None) -> None:
     _state["debug"] = debug
     _state["project"] = project
-
-
-@contextmanager
-def _context(project: Path | None = None) -> Iterator[Context]:
-    """Open the project and turn every FlowForge error into one clear line (exit 1)."""
-    from flowforge.core.context import Context
-    from flowforge.errors import FlowForgeError
-
-    try:
-        with Context.open(project or _state["project"]) as ctx:
-            yield ctx
-    except FlowForgeError as exc:
-        _fail(exc)
-
-
-def _fail(exc: BaseException) -> None:
-    from flowforge.cli import output
-
-    if _state["debug"]:
-        raise exc
-    output.error(str(exc))
-    raise typer.Exit(1)
-
-
-def _guard(fn: Callable[[], Any]) -> Any:
-    from flowforge.errors import FlowForgeError
-
-    try:
-        return fn()
-    except FlowForgeError as exc:
-        _fail(exc)
 
 
 # -- project ---------------------------------------------------------------------------
@@ -258,5 +220,24 @@ def demo_change(directory: Annotated[Path, typer.Option("--dir", help="Demo proj
                     f"Load them: flowforge -p {directory} run bfsi_customer_360")
 
 
-if __name__ == "__main__":
-    app(prog_name="flowforge")
+@app.command()
+def ingest(source: Annotated[str, typer.Option("--from", help="Connection name or URL (postgresql://, sqlite:///...).")],
+           table: Annotated[str | None, typer.Option(help="Table to land.")] = None,
+           query: Annotated[str | None, typer.Option(help="Read-only query to land instead of a table.")] = None,
+           target: Annotated[str | None, typer.Option(help="Bronze table name (default bronze_<table>).")] = None,
+           into: Annotated[str | None, typer.Option(help="Lakehouse root (default: the project's).")] = None) -> None:
+    """Land one table or query in bronze, outside any workflow (scripting, benchmarking)."""
+    from flowforge.cli import output
+    from flowforge.settings import Settings
+
+    if (table is None) == (query is None):
+        output.error("give exactly one of --table or --query")
+        raise typer.Exit(2)
+    settings = _guard(lambda: Settings.load(_state["project"]))
+    if into:
+        settings = settings.model_copy(update={"lakehouse": into})
+    with _context(settings=settings) as ctx:
+        summary = ctx.ingest(source, table=table, query=query, target=target, on_event=output.job_event)
+    output.run_summary(summary)
+    if summary.status != "success":
+        raise typer.Exit(1)

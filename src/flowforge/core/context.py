@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from flowforge.connectors.base import Connector
     from flowforge.connectors.config import ConnectionConfig
+    from flowforge.core.connections import ConnectionService
     from flowforge.metadata import MetadataStore, RunRecord
     from flowforge.runner.executor import JobEvent, RunSummary
     from flowforge.spec.workflow import Workflow
@@ -39,6 +40,7 @@ class Context:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._adhoc: dict[str, ConnectionConfig] = {}
 
     @classmethod
     def open(cls, project_dir: Path | str | None = None) -> Context:
@@ -71,29 +73,36 @@ class Context:
         return LakehouseStore(self.settings.lakehouse_root)
 
     # -- connections ---------------------------------------------------------------------
+    @cached_property
+    def connections(self) -> ConnectionService:
+        from flowforge.core.connections import ConnectionService
+
+        return ConnectionService(self)
+
     def connection_names(self) -> list[str]:
-        return sorted(self.settings.connections)
+        return [c.name for c in self.connections.summaries()]
 
     def connection_config(self, name: str) -> ConnectionConfig:
-        from pydantic import ValidationError
-
-        from flowforge.connectors.config import parse_connection
-
+        """A connection from flowforge.yml, else from the store (secrets decrypted), else a URL."""
+        if name in self._adhoc:
+            return self._adhoc[name]
         raw = self.settings.connections.get(name)
-        if raw is None:
-            known = ", ".join(self.connection_names()) or "none"
-            raise ConfigError(f"Connection '{name}' is not defined (defined: {known}).",
-                              hint="Add it under 'connections:' in flowforge.yml.")
-        data = dict(raw)
-        if "path" in data and isinstance(data["path"], str):
-            data["path"] = self.settings.resolve_path(data["path"])
-        try:
-            return parse_connection(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"Connection '{name}' in flowforge.yml: {field}: {err['msg']}",
-                              hint="Fix the connection's settings.") from None
+        if raw is not None:
+            return self.connections.parse(name, dict(raw), "flowforge.yml")
+        stored = self.connections.stored(name)
+        if stored is not None:
+            return stored
+        known = ", ".join(self.connection_names()) or "none"
+        raise ConfigError(f"Connection '{name}' is not defined (defined: {known}).",
+                          hint="Add it with 'flowforge connections add' or under 'connections:' in flowforge.yml.")
+
+    def use_url(self, url: str) -> str:
+        """Register a one-off connection given as a URL; returns the name to refer to it by."""
+        from flowforge.core.connections import config_from_url
+
+        name = "cli_source"
+        self._adhoc[name] = self.connections.parse(name, config_from_url(url), "command line")
+        return name
 
     def connector(self, name: str) -> Connector:
         from flowforge.connectors import open_connector
@@ -171,6 +180,24 @@ class Context:
         self.register_workflow(wf, self.workflow_path(name_or_path))
         runner = Runner(self.metadata, self.store, self.connector)
         return runner.run(wf, trigger=trigger, actor=self.settings.actor, on_event=on_event)
+
+    def ingest(self, source: str, *, table: str | None = None, query: str | None = None,
+               target: str | None = None, on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
+        """Land one table or query in bronze, outside any workflow file (scripting, benchmarks)."""
+        import re
+
+        from flowforge.runner.executor import Runner
+        from flowforge.spec.workflow import Workflow
+
+        connection = self.use_url(source) if "://" in source else source
+        label = table or "query"
+        target = target or "bronze_" + re.sub(r"\W+", "_", label.split(".")[-1]).strip("_").lower()
+        spec = {"table": table} if table else {"query": query}
+        wf = Workflow.model_validate({"name": f"ingest_{target}", "jobs": [{
+            "name": "ingest", "kind": "ingest", "connection": connection, "tables": [{**spec, "target": target}]}]})
+        self.register_workflow(wf)
+        runner = Runner(self.metadata, self.store, self.connector)
+        return runner.run(wf, trigger="cli", actor=self.settings.actor, on_event=on_event)
 
     def runs(self, workflow: str | None = None, limit: int = 20) -> list[RunRecord]:
         return self.metadata.list_runs(workflow, limit)

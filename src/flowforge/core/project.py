@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from flowforge.errors import ConfigError
+from flowforge.secrets import KEY_FILE, Keyring
 from flowforge.settings import PROJECT_FILE, STATE_DIR
 
 if TYPE_CHECKING:
@@ -95,6 +96,10 @@ def init_project(project_dir: Path, *, force: bool = False) -> ScaffoldResult:
     (project_dir / "data").mkdir(exist_ok=True)
     (project_dir / STATE_DIR).mkdir(exist_ok=True)
     created = [write_project_file(project_dir, {"local_files": {"type": "files", "path": "data", "format": "csv"}})]
+    key_file = project_dir / STATE_DIR / KEY_FILE
+    if not key_file.exists():
+        Keyring.load(project_dir / STATE_DIR, create=True)  # 0600; encrypts stored connection secrets
+        created.append(key_file)
     for rel, text in (("workflows/example.yml", EXAMPLE_WORKFLOW), ("data/orders.csv", EXAMPLE_CSV),
                       (".gitignore", "lakehouse/\n.flowforge/\n.env\n")):
         path = project_dir / rel

@@ -162,3 +162,17 @@ class AuditRecord:
     object_id: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """A stored connection: non-secret options in clear, secrets as one Fernet token."""
+
+    id: int
+    name: str
+    kind: str
+    options: dict[str, Any]
+    secret: str | None
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str

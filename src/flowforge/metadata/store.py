@@ -17,6 +17,7 @@ from flowforge.metadata.records import (
     AssetIn,
     AssetRecord,
     AuditRecord,
+    ConnectionRecord,
     JobRunRecord,
     JobRunStatus,
     LineageEdgeIn,
@@ -31,6 +32,7 @@ from flowforge.metadata.records import (
 from flowforge.metadata.tables import (
     assets,
     audit_log,
+    connections,
     job_runs,
     jobs,
     lineage_edges,
@@ -347,6 +349,54 @@ class MetadataStore:
         query = select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.id.desc()).limit(limit)
         with self._begin() as conn:
             return [AuditRecord(**row._mapping) for row in conn.execute(query)]
+
+    # -- connections (secrets arrive already encrypted) ---------------------------------------------
+
+    def save_connection(self, name: str, kind: str, options: dict[str, Any], secret: str | None,
+                        actor: str) -> ConnectionRecord:
+        """Insert or replace; the audit row records options only, never the secret."""
+        with self._begin() as conn:
+            old = conn.execute(select(connections).where(connections.c.name == name)).first()
+            values = {"kind": kind, "options": options, "secret": secret, "updated_at": q.now(), "updated_by": actor}
+            if old is None:
+                conn.execute(insert(connections).values(name=name, created_at=values["updated_at"], **values))
+            else:
+                conn.execute(update(connections).where(connections.c.name == name).values(**values))
+            q.write_audit(conn, actor, "connection.update" if old else "connection.create", "connection", name,
+                          {"kind": old.kind, "options": old.options} if old else None,
+                          {"kind": kind, "options": options})
+            row = conn.execute(select(connections).where(connections.c.name == name)).one()
+        return ConnectionRecord(**row._mapping)
+
+    def get_connection(self, name: str) -> ConnectionRecord | None:
+        with self._begin() as conn:
+            row = conn.execute(select(connections).where(connections.c.name == name)).first()
+        return ConnectionRecord(**row._mapping) if row else None
+
+    def list_connections(self) -> list[ConnectionRecord]:
+        with self._begin() as conn:
+            rows = conn.execute(select(connections).order_by(connections.c.name)).all()
+        return [ConnectionRecord(**row._mapping) for row in rows]
+
+    def delete_connection(self, name: str, actor: str) -> bool:
+        with self._begin() as conn:
+            old = conn.execute(select(connections).where(connections.c.name == name)).first()
+            if old is None:
+                return False
+            conn.execute(delete(connections).where(connections.c.name == name))
+            q.write_audit(conn, actor, "connection.delete", "connection", name,
+                          {"kind": old.kind, "options": old.options}, None)
+        return True
+
+    def reencrypt_connections(self, rotate: Any, actor: str) -> int:
+        """Replace every secret token with ``rotate(token)`` in one transaction."""
+        with self._begin() as conn:
+            rows = conn.execute(select(connections.c.name, connections.c.secret)).all()
+            for name, token in rows:
+                if token:
+                    conn.execute(update(connections).where(connections.c.name == name).values(secret=rotate(token)))
+            q.write_audit(conn, actor, "secrets.rotate", "keyring", "connections", None, {"count": len(rows)})
+        return len(rows)
 
     # -- plumbing --------------------------------------------------------------------------------
 

@@ -178,3 +178,17 @@ audit_log = Table(
     Column("before", json_type(none_as_null=True), nullable=True),
     Column("after", json_type(none_as_null=True), nullable=True),
 )
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("kind", Text, nullable=False),
+    Column("options", json_type(), nullable=False),
+    # Fernet token of the JSON of the connection's secret fields; never plaintext
+    Column("secret", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", Text, nullable=False),
+)

@@ -161,8 +161,12 @@ def apply_lookback(lower: Any, lookback: Any, where: str) -> Any:
             pass
     if isinstance(lower, dt.datetime | dt.date) and isinstance(lookback, dt.timedelta):
         return lower - lookback
-    if isinstance(lower, int | float | decimal.Decimal) and isinstance(lookback, int | float | decimal.Decimal):
-        return type(lower)(lower - lookback) if not isinstance(lower, int) else lower - int(lookback)
+    if isinstance(lower, int) and isinstance(lookback, int | float):
+        return lower - int(lookback)
+    if isinstance(lower, decimal.Decimal) and isinstance(lookback, int | float):
+        return lower - decimal.Decimal(str(lookback))
+    if isinstance(lower, float) and isinstance(lookback, int | float):
+        return lower - lookback
     raise SourceSchemaError(
         f"{where}: a lookback of {lookback!r} cannot be applied to a watermark like {lower!r}.",
         hint="Use a duration (e.g. '15m') for timestamp columns and a number for numeric ones.")

@@ -1,0 +1,156 @@
+"""Connections: from ``flowforge.yml`` or stored in the metadata store with encrypted secrets.
+
+Secret fields (every ``SecretStr`` of a connection's config: passwords, URLs with
+credentials, cloud keys) are encrypted together as one Fernet token; the other options are
+stored in clear so listings need no key. Nothing here returns a plaintext secret except to
+the connector that needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, ValidationError
+
+from flowforge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flowforge.connectors.config import ConnectionConfig
+    from flowforge.core.context import Context
+    from flowforge.secrets import Keyring
+
+URL_SCHEMES = {
+    "postgresql": "postgres", "postgres": "postgres", "mysql": "mysql", "mariadb": "mysql",
+    "mssql": "sqlserver", "sqlserver": "sqlserver", "sqlite": "sqlite",
+}
+
+
+@dataclass(frozen=True)
+class ConnectionSummary:
+    """What may be shown about a connection: kind and where it points, never credentials."""
+
+    name: str
+    kind: str
+    where: str
+    source: str  # "flowforge.yml" or "store"
+
+
+def split_secrets(config: ConnectionConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(options in clear, secrets) of a validated config."""
+    options: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
+    dumped = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for name, field in type(config).model_fields.items():
+        key = field.alias or name
+        value = getattr(config, name)
+        if isinstance(value, SecretStr):
+            secrets[key] = value.get_secret_value()
+        elif key in dumped:
+            options[key] = dumped[key]
+    return options, secrets
+
+
+def config_from_url(url: str) -> dict[str, Any]:
+    """A connection mapping from a URL given on the command line (``flowforge ingest --from``)."""
+    scheme = urlsplit(url).scheme.split("+")[0].lower()
+    kind = URL_SCHEMES.get(scheme)
+    if kind is None:
+        raise ConfigError(f"Cannot tell the database kind of '{urlsplit(url).scheme}://...'.",
+                          hint=f"Use one of: {', '.join(sorted(URL_SCHEMES))}, or a stored connection name.")
+    if kind == "sqlite":
+        return {"type": "sqlite", "path": url.split("://", 1)[1][1:]}  # sqlite:///rel.db, sqlite:////abs.db
+    return {"type": kind, "url": url}
+
+
+class ConnectionService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def keyring(self, create: bool = False) -> Keyring:
+        from flowforge.secrets import Keyring
+
+        return Keyring.load(self.ctx.settings.state_dir, create=create)
+
+    def parse(self, name: str, data: dict[str, Any], where: str) -> ConnectionConfig:
+        from flowforge.connectors.config import parse_connection
+
+        if "path" in data and isinstance(data["path"], str):
+            data = {**data, "path": self.ctx.settings.resolve_path(data["path"])}
+        try:
+            return parse_connection(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"Connection '{name}' ({where}): {field}: {err['msg']}",
+                              hint="Fix the connection's settings.") from None
+
+    def save(self, name: str, data: dict[str, Any]) -> ConnectionConfig:
+        if name in self.ctx.settings.connections:
+            raise ConfigError(f"Connection '{name}' is defined in flowforge.yml; edit it there.")
+        config = self.parse(name, data, "new connection")
+        options, secrets = split_secrets(config)
+        token = self.keyring(create=True).encrypt(secrets) if secrets else None
+        self.ctx.metadata.save_connection(name, config.type, options, token, self.ctx.settings.actor)
+        return config
+
+    def stored(self, name: str) -> ConnectionConfig | None:
+        record = self.ctx.metadata.get_connection(name)
+        if record is None:
+            return None
+        data = dict(record.options)
+        if record.secret:
+            data.update(self.keyring().decrypt(record.secret, f"connection '{name}'"))
+        return self.parse(name, data, "stored connection")
+
+    def summaries(self) -> list[ConnectionSummary]:
+        out = [ConnectionSummary(n, str(raw.get("type")), self._where_yml(n), "flowforge.yml")
+               for n, raw in sorted(self.ctx.settings.connections.items())]
+        for rec in self.ctx.metadata.list_connections():
+            if rec.name not in self.ctx.settings.connections:
+                try:
+                    config = self.stored(rec.name)
+                    where = config.describe() if config else ""
+                except ConfigError:  # no key here: show what the clear options tell
+                    where = _where_options(rec.kind, rec.options)
+                out.append(ConnectionSummary(rec.name, rec.kind, where, "store"))
+        return out
+
+    def _where_yml(self, name: str) -> str:
+        try:
+            return self.ctx.connection_config(name).describe()
+        except ConfigError as exc:
+            return f"(invalid: {exc.message})"
+
+    def remove(self, name: str) -> None:
+        if name in self.ctx.settings.connections:
+            raise ConfigError(f"Connection '{name}' is defined in flowforge.yml; remove it there.")
+        if not self.ctx.metadata.delete_connection(name, self.ctx.settings.actor):
+            raise ConfigError(f"No stored connection named '{name}'.", hint="See 'flowforge connections list'.")
+
+    def rotate_key(self) -> int:
+        """Re-encrypt every stored secret with a new key; the key file then holds only it."""
+        from flowforge.secrets import KEY_FILE, Keyring, new_key, write_key_file
+
+        old = self.keyring(create=True)
+        path = self.ctx.settings.state_dir / KEY_FILE
+        if old.source != str(path):
+            raise ConfigError(
+                "The key comes from FLOWFORGE_SECRET_KEY, which FlowForge cannot change.",
+                hint="Set FLOWFORGE_SECRET_KEY='<new>,<old>', run rotate-key, then set it to '<new>' alone.")
+        ring = Keyring([new_key(), *old.keys], str(path))
+        write_key_file(path, ring.keys)  # both keys until every secret is re-encrypted
+        count = self.ctx.metadata.reencrypt_connections(ring.rotate, self.ctx.settings.actor)
+        write_key_file(path, ring.keys[:1])
+        return count
+
+
+def _where_options(kind: str, options: dict[str, Any]) -> str:
+    """Host and database (or path) from clear options; a URL-only connection shows its kind."""
+    if "host" in options:
+        port = f":{options['port']}" if options.get("port") else ""
+        return f"{kind}://{options['host']}{port}/{options.get('database', '')}"
+    if "path" in options:
+        return f"{kind}: {options['path']}"
+    return f"{kind} (address stored encrypted)"
