@@ -1,0 +1,1 @@
+SELECT MAX([id]) FROM [Sales].[Txn History] WHERE [id] > CAST(41 AS int)

@@ -1,0 +1,1 @@
+EXEC [rpt].[usp_balances] @as_of = %s, @branch = %s
