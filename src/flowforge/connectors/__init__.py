@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 BUILTIN: dict[str, str] = {
     "sqlite": "flowforge.connectors.sql.sqlite",
     "postgres": "flowforge.connectors.sql.postgres",
+    "mysql": "flowforge.connectors.sql.mysql",
     "sqlserver": "flowforge.connectors.sql.sqlserver",
     "files": "flowforge.connectors.files",
 }
