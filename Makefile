@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	@$(BIN)/pip install --quiet mysqlclient 2>/dev/null || \
+	  echo "note: mysqlclient not built (no MariaDB client headers); MySQL reads use PyMySQL"
 	touch $(STAMP)
 
 demo: $(STAMP)
