@@ -21,6 +21,11 @@ BUILTIN: dict[str, str] = {
     "mysql": "flowforge.connectors.sql.mysql",
     "sqlserver": "flowforge.connectors.sql.sqlserver",
     "files": "flowforge.connectors.files",
+    "pg_logical": "flowforge.connectors.cdc.pg_logical",
+    "sqlserver_cdc": "flowforge.connectors.cdc.sqlserver_cdc",
+    "kafka": "flowforge.connectors.cdc.kafka",
+    "mysql_binlog": "flowforge.connectors.cdc.mysql_binlog",
+    "debezium": "flowforge.connectors.cdc.debezium",
 }
 
 _CONNECTORS: dict[str, type[Connector]] = {}

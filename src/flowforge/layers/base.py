@@ -84,6 +84,7 @@ def register_executor(kind: str) -> Callable[[E], E]:
 
 def executor_for(kind: str) -> Executor:
     import flowforge.layers.bronze
+    import flowforge.layers.cdc
     import flowforge.layers.gold
     import flowforge.layers.silver  # noqa: F401  (registration side effects)
 

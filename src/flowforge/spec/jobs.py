@@ -216,3 +216,6 @@ class GoldJob(JobSpec):
 
     def inputs(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r for t in self.tables for r in t.references))
+
+
+import flowforge.spec.cdc  # noqa: E402,F401  (registers the 'cdc' job kind)

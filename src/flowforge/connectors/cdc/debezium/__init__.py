@@ -1,0 +1,1 @@
+"""Debezium change events in JSON, from JSONL files on local or S3 storage."""

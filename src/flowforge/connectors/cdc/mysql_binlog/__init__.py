@@ -1,0 +1,1 @@
+"""MySQL / MariaDB row-based binlog (``mysql-replication``) as a CDC source."""

@@ -1,0 +1,1 @@
+"""PostgreSQL logical decoding (``pgoutput``) as a CDC source."""

@@ -1,0 +1,131 @@
+"""SCD2 for CDC: version rows, closing rows, and rebuilding the history of keys with late events.
+
+A version ends at the next event of its key or at a truncate, whichever comes first. Events
+normally arrive in source order; one that arrives *after* silver applied a newer position
+(a late file, a re-delivered partition) would otherwise be lost or misplaced, so every key with
+a late event has its history recomputed from all of its events in bronze and replaced in the
+same merge (``__marker`` rows delete the key's old versions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from flowforge.engine.sql import quote
+from flowforge.layers.cdc_sql import Plan, toasted_in, typed_sql
+
+if TYPE_CHECKING:
+    from flowforge.engine.duckdb_engine import DuckDBEngine
+
+SILVER = "__silver"
+
+
+def scd2_source_sql(engine: DuckDBEngine, plan: Plan, have: tuple[str, ...] | None, high: str | None,
+                    old_view: str | None, where: str) -> tuple[str, int]:
+    """The merge source for the batch in ``typed``, and how many keys had their history rebuilt."""
+    if have is None or high is None or old_view is None:
+        return _finish(scd2_sql(plan, have)), 0
+    keys = [quote(k) for k in plan.keys]
+    same = " AND ".join(f"k.{k} = e.{k}" for k in keys)
+    engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __late_keys AS SELECT DISTINCT {', '.join(keys)} FROM typed "
+                       f"WHERE _op <> 't' AND _position < '{high.replace(chr(39), chr(39) * 2)}'")
+    late = int(engine.rows("SELECT count(*) FROM __late_keys")[0][0])
+    if not late:
+        return _finish(scd2_sql(plan, have)), 0
+    engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __old_all AS SELECT *, 0 AS _ord FROM {quote(old_view)} "
+                       f"WHERE _op IN ('c', 'r', 'u', 'd', 't'){where}")
+    full = replace(plan, toasted=tuple(dict.fromkeys([*plan.toasted, *toasted_in(engine, "__old_all", plan.columns)])))
+    engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __old_typed AS {typed_sql(full, '__old_all')}")
+    cols = ["_op", "_position", "_source_ts", "_event_id", *(quote(c) for c in plan.columns)]
+    flags = [f"coalesce({quote('__t_' + c)}, false) AS {quote('__t_' + c)}" for c in full.toasted]
+    pick = ", ".join([*cols, *flags])
+    mine = f"(_op = 't' OR EXISTS (SELECT 1 FROM __late_keys k WHERE {same}))"
+    engine.con.execute(
+        f"CREATE OR REPLACE TEMP TABLE __rebuild AS SELECT *, row_number() OVER (ORDER BY _position, __src, __o) "
+        f"AS _ord FROM (SELECT {pick}, 0 AS __src, _ord AS __o FROM __old_typed e WHERE {mine} "
+        f"UNION ALL BY NAME SELECT {pick.replace('coalesce(', 'coalesce(e.')}, 1 AS __src, _ord AS __o "
+        f"FROM typed e WHERE {mine})")
+    engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __normal AS SELECT * FROM typed e WHERE _op = 't' "
+                       f"OR NOT EXISTS (SELECT 1 FROM __late_keys k WHERE {same})")
+    normal = scd2_sql(plan, have, "__normal")
+    rebuilt = scd2_sql(full, None, "__rebuild")
+    markers = f"SELECT {', '.join(keys)}, true AS __marker FROM __late_keys"
+    sql = (f"SELECT * EXCLUDE (__close, __marker), coalesce(__close, false) AS __close, "
+           f"coalesce(__marker, false) AS __marker FROM (({normal}) UNION ALL BY NAME ({rebuilt}) "
+           f"UNION ALL BY NAME ({markers}))")
+    return sql, late
+
+
+def _finish(sql: str) -> str:
+    return f"SELECT *, false AS __marker FROM ({sql})"
+
+
+def scd2_sql(plan: Plan, have: tuple[str, ...] | None, source: str = "typed") -> str:
+    """Version rows to insert (``__close`` false) and closing rows for current versions (true).
+
+    ``have`` lists the silver table's columns (None before it exists). A version ends at the
+    next event of its key or at a truncate, whichever comes first.
+    """
+    keys = [quote(k) for k in plan.keys]
+    part = ", ".join(keys)
+    on = " AND ".join(f"e.{k} = c.{k}" for k in keys)
+    vals = [quote(c) for c in plan.values]
+    if have is not None:
+        cols = ", ".join(f"CAST({quote(c)} AS {plan.types[c]}) AS {quote(c)}" if c in have
+                         else f"CAST(NULL AS {plan.types[c]}) AS {quote(c)}" for c in plan.columns)
+        current = (f"SELECT {cols}, _position AS __cur_pos, _event_id AS __cur_id FROM {SILVER} "
+                   "WHERE is_current")
+    else:
+        cols = ", ".join(f"CAST(NULL AS {plan.types[c]}) AS {quote(c)}" for c in plan.columns)
+        current = f"SELECT {cols}, CAST(NULL AS VARCHAR) AS __cur_pos, CAST(NULL AS VARCHAR) AS __cur_id WHERE false"
+    live = (f"SELECT e.* FROM (SELECT * FROM {source} WHERE _op <> 't') e LEFT JOIN cur c ON {on} "
+            f"WHERE c.__cur_pos IS NULL OR e._position > c.__cur_pos "
+            f"OR (e._position = c.__cur_pos AND e._event_id <> c.__cur_id)")
+    trunc = f"SELECT _ord AS __t_ord, _position AS __t_pos, _source_ts AS __t_ts FROM {source} WHERE _op = 't'"
+    fill = []
+    for c in plan.values:
+        v = quote(c)
+        if c in plan.toasted:
+            fill.append(f"CASE WHEN e.{quote('__t_' + c)} THEN coalesce(e.{quote('__r_' + c)}.v, c.{v}) "
+                        f"ELSE e.{v} END AS {v}")
+        else:
+            fill.append(f"e.{v}")
+    windows = "".join(
+        f", last_value(CASE WHEN NOT {quote('__t_' + c)} AND _op <> 'd' THEN struct_pack(v := {quote(c)}) END "
+        f"IGNORE NULLS) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS {quote('__r_' + c)}"
+        for c in plan.toasted)
+    chain = (f"SELECT *, lead(_ord) OVER w AS __n_ord, lead(_position) OVER w AS __n_pos, "
+             f"lead(_source_ts) OVER w AS __n_ts, lead(_op) OVER w AS __n_op, row_number() OVER w AS __rank"
+             f"{windows} FROM live WINDOW w AS (PARTITION BY {part} ORDER BY _ord)")
+    bounded = "SELECT ch.*, t.__t_ord, t.__t_pos, t.__t_ts FROM chain ch ASOF LEFT JOIN trunc t ON t.__t_ord > ch._ord"
+    end = ("CASE WHEN e.__t_ord IS NOT NULL AND (e.__n_ord IS NULL OR e.__t_ord < e.__n_ord) THEN 't' "
+           "ELSE e.__n_op END")
+    versions = (f"SELECT {', '.join('e.' + k for k in keys)}{''.join(', ' + f for f in fill)}, e._op, e._position, "
+                f"e._event_id, e._source_ts AS valid_from, {end} AS __end, e.__n_pos, e.__n_ts, e.__t_pos, e.__t_ts "
+                f"FROM bounded e LEFT JOIN cur c ON {on} WHERE e._op <> 'd'")
+    ins = (f"SELECT {', '.join([*keys, *vals])}, _op, _position, _event_id, valid_from, "
+           f"CASE __end WHEN 't' THEN __t_ts ELSE __n_ts END AS valid_to, "
+           f"CASE __end WHEN 't' THEN __t_pos ELSE __n_pos END AS _valid_to_position, "
+           f"__end IS NULL AS is_current, coalesce(__end IN ('t', 'd'), false) AS is_deleted, false AS __close "
+           f"FROM versions")
+    first_t = "(SELECT min(__t_ord) FROM trunc)"
+    by_trunc = f"(f.__f_ord IS NULL OR f.__f_ord > coalesce({first_t}, f.__f_ord))"
+    first = (f"SELECT {', '.join(keys)}, _position AS __f_pos, _source_ts AS __f_ts, _op AS __f_op, "
+             f"_ord AS __f_ord FROM chain WHERE __rank = 1")
+    nulls = "".join(f", CAST(NULL AS {plan.types[c]}) AS {quote(c)}" for c in plan.values)
+    # a current row is closed by its key's first new event, or by a truncate that comes first
+    close = (f"SELECT {', '.join('c.' + k for k in keys)}{nulls}, CAST(NULL AS VARCHAR) AS _op, "
+             f"CAST(NULL AS VARCHAR) AS _position, CAST(NULL AS VARCHAR) AS _event_id, "
+             f"CAST(NULL AS TIMESTAMPTZ) AS valid_from, "
+             f"CASE WHEN {by_trunc} THEN (SELECT __t_ts FROM trunc ORDER BY __t_ord LIMIT 1) ELSE f.__f_ts END "
+             f"AS valid_to, CASE WHEN {by_trunc} THEN (SELECT __t_pos FROM trunc ORDER BY __t_ord LIMIT 1) "
+             f"ELSE f.__f_pos END AS _valid_to_position, false AS is_current, "
+             f"CASE WHEN {by_trunc} THEN true ELSE f.__f_op = 'd' END AS is_deleted, true AS __close "
+             f"FROM cur c LEFT JOIN first f ON {on.replace('e.', 'f.')} "
+             f"WHERE f.__f_ord IS NOT NULL OR {first_t} IS NOT NULL")
+    return (f"WITH cur AS ({current}), live AS ({live}), trunc AS ({trunc}), chain AS ({chain}), "
+            f"bounded AS ({bounded}), versions AS ({versions}), first AS ({first}) "
+            f"SELECT *, CAST(now() AS TIMESTAMPTZ) AS _silver_updated_at FROM ({ins} UNION ALL BY NAME {close})")
+
+

@@ -1,0 +1,70 @@
+"""The ``cdc`` job kind: change events into bronze, applied to silver tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from flowforge.spec.base import Identifier, SpecModel
+from flowforge.spec.jobs import JobSpec, register_job_kind
+
+
+class ApplyTable(SpecModel):
+    """One silver table kept up to date from the change events of one source table.
+
+    ``strategy: scd1`` keeps the latest state (deletes remove the row, or set ``_is_deleted``
+    with ``soft_delete: true``); ``scd2`` keeps every version with ``valid_from``, ``valid_to``,
+    ``is_current`` and ``is_deleted``. ``keys`` default to the event key. Column types come
+    from the Debezium schema when events carry it, otherwise text; ``casts`` override them.
+    """
+
+    target: Identifier
+    source_table: str | None = None
+    strategy: Literal["scd1", "scd2"] = "scd1"
+    keys: tuple[str, ...] = ()
+    soft_delete: bool = False
+    columns: tuple[str, ...] | None = None
+    casts: dict[str, str] = Field(default_factory=dict)
+
+
+@register_job_kind("cdc")
+class CdcJob(JobSpec):
+    """Land change events in bronze exactly once, then apply them to silver tables.
+
+    ```yaml
+    - name: product_cdc
+      kind: cdc
+      connection: product_events
+      files: "batch=*.jsonl"
+      target: bronze_product_cdc
+      tables:
+        - {target: silver_product, strategy: scd1, keys: [ID], soft_delete: true}
+        - {target: silver_product_history, strategy: scd2, keys: [ID]}
+    ```
+    """
+
+    kind: Literal["cdc"]
+    layer: ClassVar[str] = "bronze"
+    connection: Identifier
+    files: str | None = None
+    target: Identifier
+    tables: tuple[ApplyTable, ...] = ()
+    batch_size: int = Field(50_000, ge=1, le=10_000_000)
+    follow_interval: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CdcJob:
+        names = [self.target, *(t.target for t in self.tables)]
+        if len(names) != len(set(names)):
+            raise ValueError("the bronze target and every silver target must have different names")
+        return self
+
+    def outputs(self) -> tuple[str, ...]:
+        return (self.target, *(t.target for t in self.tables))
+
+    def lineage_pairs(self, source_node: Callable[[str, str], str]) -> list[tuple[str, str]]:
+        """(source, target) table edges: the change stream into bronze, bronze into each silver table."""
+        return [(source_node(self.connection, self.files or "events"), self.target),
+                *((self.target, t.target) for t in self.tables)]

@@ -1,0 +1,1 @@
+SELECT [ID], [Name], [Price], [Updated], [Photo] FROM [dbo].[Product]
