@@ -6,6 +6,9 @@ happened, where, and what to do next. Messages never carry a secret.
 FlowForgeError
  ├── SpecError                bad YAML / unknown field / bad reference (carries file:line)
  ├── ConfigError              bad settings or an unknown connection name
+ │    ├── NotFoundError           no workflow, job, run, table or user by that name
+ │    └── ConflictError           the name is taken (a workflow, job or user already exists)
+ ├── AccessDenied             not signed in, wrong password, or a role that may not do this
  ├── ConnectorError
  │    ├── ConnectionFailed        (transient) host unreachable, refused, timed out
  │    ├── AuthenticationFailed    (terminal) wrong user or password
@@ -61,6 +64,18 @@ class SpecError(FlowForgeError):
 
 
 class ConfigError(FlowForgeError):
+    pass
+
+
+class NotFoundError(ConfigError):
+    pass
+
+
+class ConflictError(ConfigError):
+    pass
+
+
+class AccessDenied(FlowForgeError):
     pass
 
 

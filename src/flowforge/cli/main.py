@@ -10,6 +10,8 @@ import typer
 
 from flowforge.cli.common import ProjectOpt, _context, _guard, _state
 from flowforge.cli.connections import connections_app
+from flowforge.cli.serve import serve
+from flowforge.cli.users import users_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="FlowForge: lakehouse pipelines from databases and files to bronze, silver and gold.")
@@ -20,6 +22,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(templates_app, name="templates")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(connections_app, name="connections")
+app.add_typer(users_app, name="users")
 
 
 @app.callback()
@@ -57,12 +60,20 @@ def validate(workflow: Annotated[str, typer.Argument(help="Workflow name or YAML
 
 @app.command()
 def run(workflow: Annotated[str, typer.Argument(help="Workflow name (workflows/<name>.yml) or YAML path.")],
+        follow: Annotated[bool, typer.Option("--follow", help="Run the cdc jobs in micro-batches until Ctrl-C.")]
+        = False,
+        interval: Annotated[float | None, typer.Option(help="Seconds between micro-batches (--follow).")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Run even if the workflow is paused.")] = False,
         ) -> None:
     """Run a workflow: jobs in dependency order, incremental where configured."""
     from flowforge.cli import output
 
+    if follow:
+        with _context() as ctx:
+            ctx.follow(workflow, interval=interval, on_event=output.job_event)
+        return
     with _context() as ctx:
-        summary = ctx.run(workflow, on_event=output.job_event)
+        summary = ctx.run(workflow, on_event=output.job_event, force=force)
         output.run_summary(summary)
     if summary.status != "success":
         raise typer.Exit(1)
@@ -179,26 +190,40 @@ def demo(typer_ctx: typer.Context,
          scale: Annotated[float, typer.Option(help="Data scale factor (1 = 500 customers).")] = 1.0,
          seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 42,
          postgres: Annotated[str | None, typer.Option(help="Load the source into this PostgreSQL URL instead "
-                                                      "of SQLite.")] = None) -> None:
+                                                      "of SQLite.")] = None,
+         lakehouse: Annotated[str | None, typer.Option(help="Put the Delta tables here instead of <dir>/lakehouse: "
+                                                       "a path or s3://bucket/prefix.")] = None,
+         storage: Annotated[list[str] | None, typer.Option(
+             "--storage", help="KEY=VALUE object_store option for an s3:// lakehouse, e.g. "
+                               "aws_endpoint=http://127.0.0.1:9000 (repeat it). Credentials may instead come "
+                               "from AWS_* variables.")] = None) -> None:
     """Generate the BFSI source and CRM CSV, create the Customer 360 workflow and run it."""
     if typer_ctx.invoked_subcommand is not None:
         return
     from flowforge.cli import output
     from flowforge.core.project import setup_demo_project
 
+    malformed = [p.split("=", 1)[0] for p in (storage or []) if "=" not in p]
+    if malformed:
+        output.error(f"--storage takes KEY=VALUE, got '{malformed[0]}'")
+        raise typer.Exit(2)
+    options = dict(p.split("=", 1) for p in (storage or []))
     output.info(f"Generating BFSI demo data (scale {scale}, seed {seed}) in {directory.resolve()} ...")
-    _guard(lambda: setup_demo_project(directory, scale=scale, seed=seed, postgres_url=postgres))
+    _guard(lambda: setup_demo_project(directory, scale=scale, seed=seed, postgres_url=postgres,
+                                      lakehouse=lakehouse, storage_options=options))
     with _context(directory) as ctx:
         summary = ctx.run("bfsi_customer_360", on_event=output.job_event)
         output.run_summary(summary)
         output.tables(ctx.tables(), title="\nTables")
+        gold = ctx.store.location("gold", "gold_customer_360")
     root = directory.resolve()
+    reopen = (f"deltalake.DeltaTable('{gold}')" if "://" not in gold else
+              f"deltalake.DeltaTable('{gold}', storage_options={{...}})")
     output.info(
         f"\nQuery them:\n  cd {root}\n"
         f"  flowforge query \"SELECT customer_segment, count(*), sum(total_balance) FROM gold_customer_360 "
         f"GROUP BY 1\"\n"
-        f"  python -c \"import deltalake; print(deltalake.DeltaTable('{root}/lakehouse/gold/gold_customer_360')"
-        f".to_pyarrow_table().num_rows)\"\n"
+        f"  python -c \"import deltalake; print({reopen}.to_pyarrow_table().num_rows)\"\n"
         f"Change the source and load incrementally:\n  flowforge demo change --dir {directory} && "
         f"flowforge -p {directory} run bfsi_customer_360")
     if summary.status != "success":
@@ -241,3 +266,6 @@ def ingest(source: Annotated[str, typer.Option("--from", help="Connection name o
     output.run_summary(summary)
     if summary.status != "success":
         raise typer.Exit(1)
+
+
+app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands

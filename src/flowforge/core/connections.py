@@ -17,6 +17,7 @@ from pydantic import SecretStr, ValidationError
 from flowforge.errors import ConfigError
 
 if TYPE_CHECKING:
+    from flowforge.connectors.base import ColumnInfo, ConnectionTest, TableInfo
     from flowforge.connectors.config import ConnectionConfig
     from flowforge.core.context import Context
     from flowforge.secrets import Keyring
@@ -35,6 +36,22 @@ class ConnectionSummary:
     kind: str
     where: str
     source: str  # "flowforge.yml" or "store"
+
+
+@dataclass(frozen=True)
+class ConnectionDetails:
+    """Where a connection points, split for display. ``host``/``database``/``path`` are all a viewer
+    may see; ``options`` (non-secret settings such as user or schema) are for editors. Never secrets."""
+
+    name: str
+    kind: str
+    source: str
+    where: str
+    host: str | None
+    port: int | None
+    database: str | None
+    path: str | None
+    options: dict[str, Any]
 
 
 def split_secrets(config: ConnectionConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -86,13 +103,13 @@ class ConnectionService:
             raise ConfigError(f"Connection '{name}' ({where}): {field}: {err['msg']}",
                               hint="Fix the connection's settings.") from None
 
-    def save(self, name: str, data: dict[str, Any]) -> ConnectionConfig:
+    def save(self, name: str, data: dict[str, Any], actor: str | None = None) -> ConnectionConfig:
         if name in self.ctx.settings.connections:
             raise ConfigError(f"Connection '{name}' is defined in flowforge.yml; edit it there.")
         config = self.parse(name, data, "new connection")
         options, secrets = split_secrets(config)
         token = self.keyring(create=True).encrypt(secrets) if secrets else None
-        self.ctx.metadata.save_connection(name, config.type, options, token, self.ctx.settings.actor)
+        self.ctx.metadata.save_connection(name, config.type, options, token, actor or self.ctx.settings.actor)
         return config
 
     def stored(self, name: str) -> ConnectionConfig | None:
@@ -123,11 +140,72 @@ class ConnectionService:
         except ConfigError as exc:
             return f"(invalid: {exc.message})"
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, actor: str | None = None) -> None:
         if name in self.ctx.settings.connections:
             raise ConfigError(f"Connection '{name}' is defined in flowforge.yml; remove it there.")
-        if not self.ctx.metadata.delete_connection(name, self.ctx.settings.actor):
+        if not self.ctx.metadata.delete_connection(name, actor or self.ctx.settings.actor):
             raise ConfigError(f"No stored connection named '{name}'.", hint="See 'flowforge connections list'.")
+
+    def details(self) -> list[ConnectionDetails]:
+        """Every connection with host, port, database or path pulled out; never a secret."""
+        out = []
+        for summary in self.summaries():
+            try:
+                options, secrets = split_secrets(self.ctx.connection_config(summary.name))
+            except ConfigError:
+                options, secrets = {}, {}
+            url = next((v for v in secrets.values() if isinstance(v, str) and "://" in v), None)
+            host, port, database = options.get("host"), options.get("port"), options.get("database")
+            if url:  # a URL replaces the host/port/database fields (which then hold defaults)
+                parts = urlsplit(url)
+                try:
+                    host, port = parts.hostname, parts.port
+                except ValueError:
+                    host, port = parts.hostname, None
+                database = parts.path.lstrip("/") or None
+            out.append(ConnectionDetails(
+                name=summary.name, kind=summary.kind, source=summary.source, where=summary.where,
+                host=host, port=int(port) if port else None, database=database, path=options.get("path"),
+                options={k: v for k, v in options.items() if k not in ("type", "host", "port", "database", "path")}))
+        return out
+
+    def detail(self, name: str) -> ConnectionDetails:
+        from flowforge.errors import NotFoundError
+
+        for item in self.details():
+            if item.name == name:
+                return item
+        raise NotFoundError(f"No connection named '{name}'.", hint="List connections with GET /api/v1/connections.")
+
+    def check(self, name: str, data: dict[str, Any]) -> ConnectionTest:
+        """Test a connection before it is saved."""
+        from flowforge.connectors import open_connector
+
+        with open_connector(name, self.parse(name, data, "new connection")) as conn:
+            return conn.test()
+
+    def test(self, name: str) -> ConnectionTest:
+        """Connect and report server version and latency; a failure raises a ConnectorError saying why."""
+        with self.ctx.connector(name) as conn:
+            return conn.test()
+
+    def tables(self, name: str) -> list[TableInfo]:
+        with self.ctx.connector(name) as conn:
+            return conn.list_tables()
+
+    def schema(self, name: str, table: str) -> list[ColumnInfo]:
+        from flowforge.connectors.base import ReadRequest
+
+        with self.ctx.connector(name) as conn:
+            return conn.columns(ReadRequest(table=table))
+
+    def preview(self, name: str, table: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The first ``limit`` rows as JSON-safe dicts."""
+        from flowforge.connectors.base import ReadRequest
+        from flowforge.core.catalog import sample_rows
+
+        with self.ctx.connector(name) as conn:
+            return sample_rows(conn.preview(ReadRequest(table=table), limit))
 
     def rotate_key(self) -> int:
         """Re-encrypt every stored secret with a new key; the key file then holds only it."""

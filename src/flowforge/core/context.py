@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,8 +16,12 @@ if TYPE_CHECKING:
 
     from flowforge.connectors.base import Connector
     from flowforge.connectors.config import ConnectionConfig
+    from flowforge.core.catalog import TableDetail
     from flowforge.core.connections import ConnectionService
-    from flowforge.metadata import MetadataStore, RunRecord
+    from flowforge.core.runs import RunService
+    from flowforge.core.users import UserService
+    from flowforge.core.workflows import WorkflowService
+    from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
     from flowforge.runner.executor import JobEvent, RunSummary
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import LakehouseStore
@@ -70,7 +74,20 @@ class Context:
     def store(self) -> LakehouseStore:
         from flowforge.storage import LakehouseStore
 
-        return LakehouseStore(self.settings.lakehouse_root)
+        # plain options for now; the encrypted connection store can supply them later
+        return LakehouseStore(self.settings.lakehouse_root, self.settings.storage_options,
+                              single_writer=self.settings.single_writer,
+                              locations=self.settings.lakehouse_locations)
+
+    def health(self) -> str:
+        """'ok' when the metadata store answers, else why not (no secrets)."""
+        from flowforge.errors import FlowForgeError
+
+        try:
+            self.metadata.list_audit(1)
+        except FlowForgeError as exc:
+            return exc.message
+        return "ok"
 
     # -- connections ---------------------------------------------------------------------
     @cached_property
@@ -78,6 +95,24 @@ class Context:
         from flowforge.core.connections import ConnectionService
 
         return ConnectionService(self)
+
+    @cached_property
+    def workflows(self) -> WorkflowService:
+        from flowforge.core.workflows import WorkflowService
+
+        return WorkflowService(self)
+
+    @cached_property
+    def run_service(self) -> RunService:
+        from flowforge.core.runs import RunService
+
+        return RunService(self)
+
+    @cached_property
+    def users(self) -> UserService:
+        from flowforge.core.users import UserService
+
+        return UserService(self)
 
     def connection_names(self) -> list[str]:
         return [c.name for c in self.connections.summaries()]
@@ -153,7 +188,7 @@ class Context:
                         hint=f"Tables written here: {', '.join(sorted(produced))}.")
         return wf
 
-    def register_workflow(self, wf: Workflow, source_path: Path | None = None) -> None:
+    def register_workflow(self, wf: Workflow, source_path: Path | None = None, actor: str | None = None) -> None:
         from flowforge.lineage.graph import table_edges
         from flowforge.metadata import JobIn, WorkflowIn
 
@@ -162,7 +197,7 @@ class Context:
         self.metadata.upsert_workflow(WorkflowIn(
             name=wf.name, description=wf.description, team=wf.team, environment=wf.environment,
             tags=wf.tags, spec=wf.to_dict(), source_path=str(source_path) if source_path else None, jobs=jobs,
-        ), actor=self.settings.actor)
+        ), actor=actor or self.settings.actor)
         self.metadata.replace_lineage(wf.name, table_edges(wf, self.connection_label))
 
     def connection_label(self, name: str) -> str:
@@ -173,13 +208,38 @@ class Context:
 
     # -- runs -------------------------------------------------------------------------------
     def run(self, name_or_path: str, *, trigger: str = "manual",
-            on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
+            on_event: Callable[[JobEvent], None] | None = None, select: Sequence[str] | None = None,
+            force: bool = False, on_start: Callable[[int], None] | None = None) -> RunSummary:
+        """Run a workflow (only the jobs in ``select`` when given); a paused one only with ``force``."""
         from flowforge.runner.executor import Runner
 
-        wf = self.validate(name_or_path)
-        self.register_workflow(wf, self.workflow_path(name_or_path))
+        wf = self.prepare_run(name_or_path, force=force)
         runner = Runner(self.metadata, self.store, self.connector)
-        return runner.run(wf, trigger=trigger, actor=self.settings.actor, on_event=on_event)
+        return runner.run(wf, trigger=trigger, actor=self.settings.actor, on_event=on_event, select=select,
+                          on_start=on_start)
+
+    def follow(self, name_or_path: str, *, interval: float | None = None, max_cycles: int | None = None,
+               idle_timeout: float | None = None, on_event: Callable[[JobEvent], None] | None = None,
+               on_cycle: Callable[[RunSummary], None] | None = None, stop: Any = None) -> int:
+        """Run the workflow's cdc jobs in micro-batches until ``stop`` is set or Ctrl-C."""
+        from flowforge.runner.executor import Runner
+        from flowforge.runner.follow import FollowOptions, follow
+
+        wf = self.prepare_run(name_or_path)
+        return follow(wf, Runner(self.metadata, self.store, self.connector), actor=self.settings.actor,
+                      options=FollowOptions(interval, max_cycles, idle_timeout), on_event=on_event,
+                      on_cycle=on_cycle, stop=stop)
+
+    def prepare_run(self, name_or_path: str, *, force: bool = False) -> Workflow:
+        """Validate and register a workflow before a run; refuses a paused workflow unless forced."""
+        wf = self.validate(name_or_path)
+        record = self.metadata.get_workflow(wf.name)
+        if record is not None and record.status == "paused" and not force:
+            raise ConfigError(f"Workflow '{wf.name}' is paused; it does not run until resumed.",
+                              hint=f"Resume it (POST /api/v1/workflows/{wf.name}/resume or the UI), "
+                                   "or force this one run.")
+        self.register_workflow(wf, self.workflow_path(name_or_path))
+        return wf
 
     def ingest(self, source: str, *, table: str | None = None, query: str | None = None,
                target: str | None = None, on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
@@ -210,20 +270,24 @@ class Context:
 
     # -- templates and the demo --------------------------------------------------------------
     def instantiate_template(self, name: str, params: dict[str, str] | None = None,
-                             overwrite: bool = False) -> Path:
-        """Write ``workflows/<workflow_name>.yml`` from a template, validated before writing."""
+                             overwrite: bool = False, actor: str | None = None, *,
+                             tags: Sequence[str] | None = None, tables: dict[str, str] | None = None) -> Path:
+        """Write ``workflows/<workflow_name>.yml`` from a template, validated before writing;
+        ``tags`` replace the template's, ``tables`` renames tables (old name → new name)."""
         from flowforge.spec import parse_workflow
+        from flowforge.templates.overrides import customise
         from flowforge.templates.registry import get_template
 
-        text = get_template(name).render(params)
+        text = customise(get_template(name).render(params), tags=tags, tables=tables)
         wf = parse_workflow(text, f"template {name}")
         path = self.settings.workflows_path / f"{wf.name}.yml"
         if path.exists() and not overwrite:
             raise ConfigError(f"{path} already exists.", hint="Pick another workflow_name parameter.")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        self.metadata.audit(self.settings.actor, "template.instantiate", "workflow", wf.name,
-                            after={"template": name, "params": params or {}})
+        self.metadata.audit(actor or self.settings.actor, "template.instantiate", "workflow", wf.name,
+                            after={"template": name, "params": params or {}, "tags": list(tags or []),
+                                   "tables": tables or {}})
         return path
 
     def change_demo_source(self, seed: int) -> Any:
@@ -266,6 +330,17 @@ class Context:
             return engine.query(sql, "query")
         finally:
             engine.close()
+
+    def table_detail(self, name: str, sample: int = 10) -> TableDetail:
+        """Schema, rows, last update, Delta version history and the first ``sample`` rows (JSON-safe)."""
+        from flowforge.core.catalog import table_detail
+
+        return table_detail(self, name, sample)
+
+    def audit_log(self, limit: int = 100, *, actor: str | None = None, action: str | None = None,
+                  object_type: str | None = None) -> list[AuditRecord]:
+        """Who did what and when, newest first."""
+        return self.metadata.list_audit(limit, actor=actor, action=action, object_type=object_type)
 
     def lineage(self, workflow: str) -> dict[str, Any]:
         from flowforge.lineage.graph import lineage_graph

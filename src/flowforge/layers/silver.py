@@ -45,13 +45,14 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
     files = _new_files(ctx, bronze, seen)
     engine = DuckDBEngine()
     try:
-        engine.register_files(BRONZE_VIEW, files, bronze.schema().to_arrow())
+        engine.register_files(BRONZE_VIEW, files, bronze.schema().to_arrow(),
+                              storage_options=ctx.store.storage_options)
         _check_columns(engine, spec)
         _check_keys(engine, spec)
         data = engine.query(build_select(spec, BRONZE_VIEW), f"silver table {spec.target}")
+        rows_in = int(engine.rows(f"SELECT count(*) FROM {quote(BRONZE_VIEW)}")[0][0])
     finally:
         engine.close()
-    rows_in = _count_rows(files)
     progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
     if spec.strategy == "merge":
         commit = ctx.store.merge("silver", spec.target, data, spec.keys, progress)
@@ -79,12 +80,6 @@ def _new_files(ctx: JobContext, bronze: DeltaTable, seen: int | None) -> list[st
         ctx.note("bronze files were rewritten since the last run; reprocessing all of them")
         return current
     return [f for f in current if f not in old_files]
-
-
-def _count_rows(files: list[str]) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
 def _check_columns(engine: DuckDBEngine, spec: SilverTable) -> None:

@@ -26,6 +26,8 @@ def table_edges(wf: Workflow, label: Callable[[str], str] | None = None) -> list
             for t in job.tables:
                 edges.append(LineageEdgeIn(source=source_node(job.connection, t.table or t.files or "query"),
                                            target=t.target))
+        elif hasattr(job, "lineage_pairs"):  # job kinds that state their own table edges (cdc)
+            edges.extend(LineageEdgeIn(source=s, target=t) for s, t in job.lineage_pairs(source_node))
         else:
             for target in job.outputs():
                 spec = next(s for s in job.tables if s.target == target)
@@ -42,18 +44,23 @@ def lineage_graph(ctx: Context, workflow: str) -> dict[str, Any]:
 
         raise ConfigError(f"Workflow '{workflow}' has not run or been registered yet.",
                           hint=f"Run it once: flowforge run {workflow}")
+    from flowforge.spec.workflow import Workflow
+
+    spec = Workflow.model_validate(record.spec)
     edges = ctx.metadata.lineage(workflow)
     names = list(dict.fromkeys([e.source for e in edges] + [e.target for e in edges]))
     nodes: list[dict[str, Any]] = []
     for name in names:
         if name.startswith("source:"):
-            nodes.append({"id": name, "type": "source", "label": name.removeprefix("source:"),
-                          "rows": None, "last_updated": None})
+            nodes.append({"id": name, "type": "source", "label": name.removeprefix("source:"), "layer": None,
+                          "rows": None, "last_updated": None, "location": None})
             continue
         asset = ctx.metadata.get_asset(name)
         nodes.append({
             "id": name, "type": asset.layer if asset else "table", "label": name,
+            "layer": asset.layer if asset else spec.layer_of(name),
             "rows": asset.row_count if asset else None,
             "last_updated": asset.last_updated.isoformat() if asset and asset.last_updated else None,
+            "location": asset.location if asset else None,
         })
     return {"nodes": nodes, "edges": [{"source": e.source, "target": e.target} for e in edges]}

@@ -8,12 +8,20 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, Text, and_, cast, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement
 
 from flowforge.errors import ConfigError
-from flowforge.metadata.records import JobIn, JobRecord, JobRunRecord, RunRecord, WorkflowIn, WorkflowRecord
+from flowforge.metadata.records import (
+    JobIn,
+    JobRecord,
+    JobRunRecord,
+    RunRecord,
+    WorkflowBrief,
+    WorkflowIn,
+    WorkflowRecord,
+)
 from flowforge.metadata.tables import audit_log, job_runs, jobs, runs, workflows
 
 
@@ -123,6 +131,50 @@ def load_runs(conn: Connection, where: ColumnElement[bool] | None, *, limit: int
     for job_run in load_job_runs(conn, job_runs.c.run_id.in_([row.id for row in rows])):
         by_run[job_run.run_id].append(job_run)
     return [RunRecord(**row._mapping, job_runs=tuple(by_run[row.id])) for row in rows]
+
+
+def run_filter(workflow_id: int | None, status: str | None, since: datetime | None) -> ColumnElement[bool] | None:
+    parts = [c for c in (None if workflow_id is None else runs.c.workflow_id == workflow_id,
+                         None if status is None else runs.c.status == status,
+                         None if since is None else runs.c.started_at >= since) if c is not None]
+    return and_(*parts) if parts else None
+
+
+def latest_runs(conn: Connection, workflow_ids: list[int] | None = None) -> dict[str, RunRecord]:
+    # One index seek per workflow on (workflow_id, started_at), then primary-key lookups: no scan of all runs.
+    newest = (select(runs.c.id).where(runs.c.workflow_id == workflows.c.id)
+              .order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(1).correlate(workflows).scalar_subquery())
+    per_workflow = select(workflows.c.name.label("workflow_name"), newest.label("run_id"))
+    if workflow_ids is not None:
+        per_workflow = per_workflow.where(workflows.c.id.in_(workflow_ids))
+    sub = per_workflow.subquery()
+    query = select(runs, sub.c.workflow_name).join(sub, runs.c.id == sub.c.run_id)
+    return {row.workflow_name: RunRecord(**row._mapping, job_runs=()) for row in conn.execute(query)}
+
+
+def workflow_briefs(conn: Connection, *, team: str | None = None, environment: str | None = None,
+                    status: str | None = None, tag: str | None = None, search: str | None = None,
+                    offset: int = 0, limit: int | None = None) -> tuple[list[WorkflowBrief], int]:
+    """One page of workflows (by name) without spec and jobs, with their number of jobs, and how many
+    match in all: what a listing needs, filtered and paged in SQL."""
+    w = workflows.c
+    where = [c for c in (None if team is None else w.team == team,
+                         None if environment is None else w.environment == environment,
+                         None if status is None else w.status == status) if c is not None]
+    if tag is not None:  # tags are a JSON list of strings: match the quoted element in its text
+        where.append(cast(w.tags, Text).like(f"%{json.dumps(tag)}%"))
+    if search:
+        needle = f"%{search.lower()}%"
+        where.append(or_(func.lower(w.name).like(needle), func.lower(w.description).like(needle)))
+    total = conn.execute(select(func.count()).select_from(workflows).where(*where)).scalar_one()
+    counts = select(jobs.c.workflow_id, func.count().label("n")).group_by(jobs.c.workflow_id).subquery()
+    query = (select(w.id, w.name, w.description, w.team, w.environment, w.tags, w.status,
+                    w.spec["schedule"].as_string().label("schedule"), w.source_path, w.updated_at,
+                    func.coalesce(counts.c.n, 0).label("jobs"))
+             .outerjoin(counts, counts.c.workflow_id == w.id).where(*where).order_by(w.name)
+             .offset(offset).limit(limit))
+    return [WorkflowBrief(**{**row._mapping, "tags": tuple(row.tags), "jobs": int(row.jobs)})
+            for row in conn.execute(query)], int(total)
 
 
 def write_audit(

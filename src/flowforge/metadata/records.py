@@ -85,6 +85,23 @@ class WorkflowRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkflowBrief:
+    """A workflow as a listing shows it: no spec, no jobs, just their count."""
+
+    id: int
+    name: str
+    description: str
+    team: str | None
+    environment: str
+    tags: tuple[str, ...]
+    status: WorkflowStatus
+    schedule: str | None
+    source_path: str | None
+    updated_at: datetime
+    jobs: int
+
+
+@dataclass(frozen=True, slots=True)
 class JobRunRecord:
     id: int
     run_id: int

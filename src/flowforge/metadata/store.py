@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
@@ -25,6 +26,7 @@ from flowforge.metadata.records import (
     RunRecord,
     RunStatus,
     WatermarkRecord,
+    WorkflowBrief,
     WorkflowIn,
     WorkflowRecord,
     WorkflowStatus,
@@ -40,6 +42,9 @@ from flowforge.metadata.tables import (
     watermarks,
     workflows,
 )
+
+if TYPE_CHECKING:
+    from flowforge.metadata.users import UserStore
 
 
 class MetadataStore:
@@ -104,9 +109,11 @@ class MetadataStore:
             q.write_audit(conn, actor, action, "workflow", wf.name, before, after)
             return q.load_workflows(conn, workflows.c.id == wf_id)[0]
 
-    def get_workflow(self, name: str) -> WorkflowRecord | None:
+    def get_workflow(self, name: str | int) -> WorkflowRecord | None:
+        """By name, or by numeric id when given an int."""
+        where = workflows.c.id == name if isinstance(name, int) else workflows.c.name == name
         with self._begin() as conn:
-            found = q.load_workflows(conn, workflows.c.name == name)
+            found = q.load_workflows(conn, where)
         return found[0] if found else None
 
     def list_workflows(self) -> list[WorkflowRecord]:
@@ -229,11 +236,28 @@ class MetadataStore:
             found = q.load_runs(conn, runs.c.id == run_id)
         return found[0] if found else None
 
-    def list_runs(self, workflow_name: str | None = None, limit: int = 50) -> list[RunRecord]:
-        """Newest first."""
+    def list_runs(self, workflow_name: str | None = None, limit: int = 50, *, status: str | None = None,
+                  since: datetime | None = None) -> list[RunRecord]:
+        """Newest first, optionally only one workflow, one status, or runs started at or after ``since``."""
         with self._begin() as conn:
-            where = None if workflow_name is None else runs.c.workflow_id == q.require_workflow(conn, workflow_name).id
-            return q.load_runs(conn, where, limit=limit)
+            wf_id = None if workflow_name is None else q.require_workflow(conn, workflow_name).id
+            return q.load_runs(conn, q.run_filter(wf_id, status, since), limit=limit)
+
+    def workflow_briefs(self, *, offset: int = 0, limit: int | None = None,
+                        **filters: str | None) -> tuple[list[WorkflowBrief], int]:
+        """A page of workflows by name (filters: team, environment, status, tag, search), without
+        spec and jobs; and how many match in all."""
+        with self._begin() as conn:
+            return q.workflow_briefs(conn, offset=offset, limit=limit, **filters)
+
+    def workflow_names(self) -> set[str]:
+        with self._begin() as conn:
+            return set(conn.execute(select(workflows.c.name)).scalars())
+
+    def latest_runs(self, workflow_ids: list[int] | None = None) -> dict[str, RunRecord]:
+        """Each workflow's newest run (without job runs), by workflow name."""
+        with self._begin() as conn:
+            return q.latest_runs(conn, workflow_ids)
 
     def _insert_job_run(
         self, run_id: int, job_name: str, *, status: JobRunStatus, ended: bool, error: str | None
@@ -344,9 +368,15 @@ class MetadataStore:
         with self._begin() as conn:
             q.write_audit(conn, actor, action, object_type, object_id, before, after)
 
-    def list_audit(self, limit: int = 100) -> list[AuditRecord]:
-        """Newest first."""
+    def list_audit(self, limit: int = 100, *, actor: str | None = None, action: str | None = None,
+                   object_type: str | None = None) -> list[AuditRecord]:
+        """Newest first; ``action`` matches a prefix ("workflow." finds every workflow change)."""
         query = select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.id.desc()).limit(limit)
+        for column, value in ((audit_log.c.actor, actor), (audit_log.c.object_type, object_type)):
+            if value is not None:
+                query = query.where(column == value)
+        if action is not None:
+            query = query.where(audit_log.c.action.startswith(action, autoescape=True))
         with self._begin() as conn:
             return [AuditRecord(**row._mapping) for row in conn.execute(query)]
 
@@ -397,6 +427,12 @@ class MetadataStore:
                     conn.execute(update(connections).where(connections.c.name == name).values(secret=rotate(token)))
             q.write_audit(conn, actor, "secrets.rotate", "keyring", "connections", None, {"count": len(rows)})
         return len(rows)
+
+    @property
+    def users(self) -> UserStore:
+        from flowforge.metadata.users import UserStore
+
+        return UserStore(self)
 
     # -- plumbing --------------------------------------------------------------------------------
 

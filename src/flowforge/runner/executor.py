@@ -11,12 +11,12 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from flowforge.core.dag import downstream_closure, job_order
-from flowforge.errors import FlowForgeError, redact
+from flowforge.errors import FlowForgeError, SpecError, redact
 from flowforge.layers.base import JobContext, JobResult, executor_for
 
 if TYPE_CHECKING:
@@ -90,11 +90,25 @@ class Runner:
     backoff_seconds: float = 1.0
 
     def run(self, workflow: Workflow, *, trigger: str, actor: str,
-            on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
+            on_event: Callable[[JobEvent], None] | None = None,
+            select: Sequence[str] | None = None,
+            on_start: Callable[[int], None] | None = None) -> RunSummary:
+        """Run every job, or only the jobs named in ``select`` (in dependency order).
+
+        ``on_start`` receives the run id as soon as the run is recorded.
+        """
         emit = on_event or (lambda e: None)
         start = time.perf_counter()
-        run = self.metadata.start_run(workflow.name, trigger, actor)
         order = job_order(workflow)
+        if select is not None:
+            unknown = sorted(set(select) - set(order))
+            if unknown:
+                raise SpecError(f"Workflow '{workflow.name}' has no job(s) {', '.join(unknown)}.",
+                                hint=f"Jobs: {', '.join(order)}.")
+            order = [name for name in order if name in set(select)]
+        run = self.metadata.start_run(workflow.name, trigger, actor)
+        if on_start is not None:
+            on_start(run.id)
         mirror = MetadataMirror(self.metadata, self.store, workflow.name)
         events: list[JobEvent] = []
         blocked: dict[str, str] = {}

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from flowforge.errors import ConfigError, SpecError
+from flowforge.errors import ConfigError, NotFoundError
 
 _ROOT = Path(__file__).parent
 
@@ -61,4 +61,4 @@ def get_template(name: str) -> Template:
         if tpl.name == name:
             return tpl
     known = ", ".join(t.name for t in list_templates())
-    raise SpecError(f"No template named '{name}' (available: {known}).")
+    raise NotFoundError(f"No template named '{name}' (available: {known}).")

@@ -1,0 +1,377 @@
+"""Request (``*Create``/``*Update``) and response (``*Public``) models of the API.
+
+Public models are built from the service layer's records and never carry a secret: no
+password, no password hash, no token hash, no connection URL or key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+Role = Literal["admin", "editor", "viewer"]
+
+
+class Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class SpecSource(BaseModel):
+    """A workflow or job given either as YAML text or as a JSON object."""
+
+    yaml: str | None = Field(None, description="The YAML text (comments are kept).")
+    spec: dict[str, Any] | None = Field(None, description="The same as a JSON object.")
+
+    @model_validator(mode="after")
+    def _one(self) -> SpecSource:
+        if (self.yaml is None) == (self.spec is None):
+            raise ValueError("give exactly one of 'yaml' or 'spec'")
+        return self
+
+    def source(self) -> str | dict[str, Any]:
+        return self.yaml if self.yaml is not None else dict(self.spec or {})
+
+
+# -- auth and users ----------------------------------------------------------------------
+
+class LoginRequest(BaseModel):
+    username: str
+    password: SecretStr
+    issue_token: bool = Field(False, description="Also return a new API token (shown once).")
+
+
+class UserPublic(Public):
+    id: int
+    username: str
+    role: Role
+    created_at: datetime
+    disabled: bool
+
+
+class LoginResponse(BaseModel):
+    user: UserPublic
+    token: str | None = None
+
+
+class UserCreate(BaseModel):
+    username: str
+    password: SecretStr
+    role: Role = "viewer"
+
+
+class UserUpdate(BaseModel):
+    role: Role | None = None
+    disabled: bool | None = None
+    password: SecretStr | None = None
+
+
+class TokenCreate(BaseModel):
+    name: str = "api"
+
+
+class TokenPublic(Public):
+    id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class TokenCreated(BaseModel):
+    name: str
+    token: str = Field(description="Shown once; only its hash is stored.")
+
+
+# -- workflows and jobs --------------------------------------------------------------------
+
+class RunBriefPublic(Public):
+    id: int
+    status: str
+    trigger: str
+    actor: str
+    started_at: datetime
+    ended_at: datetime | None
+    rows_read: int
+    rows_written: int
+    error: str | None
+
+
+class WorkflowPublic(Public):
+    id: int | None
+    name: str
+    description: str
+    team: str | None
+    environment: str
+    tags: list[str]
+    status: str
+    schedule: str | None
+    jobs: int
+    updated_at: datetime | None
+    last_run: RunBriefPublic | None
+    error: str | None = None
+
+
+class WorkflowsPublic(BaseModel):
+    data: list[WorkflowPublic]
+    count: int
+    invalid: list[WorkflowPublic] = Field(default_factory=list, description="Workflow files that do not parse.")
+
+
+class JobPublic(Public):
+    name: str
+    kind: str
+    layer: str
+    description: str
+    depends_on: list[str]
+    inputs: list[str]
+    outputs: list[str]
+    spec: dict[str, Any]
+
+
+class WorkflowDetailPublic(Public):
+    id: int
+    name: str
+    description: str
+    team: str | None
+    environment: str
+    tags: list[str]
+    status: str
+    schedule: str | None
+    updated_at: datetime
+    spec: dict[str, Any]
+    yaml: str
+    jobs: list[JobPublic]
+    runs: list[RunBriefPublic]
+
+
+class WorkflowCreate(SpecSource):
+    pass
+
+
+class WorkflowUpdate(SpecSource):
+    pass
+
+
+class JobCreate(SpecSource):
+    pass
+
+
+class JobUpdate(SpecSource):
+    pass
+
+
+class CloneRequest(BaseModel):
+    new_name: str
+
+
+class ValidationIssuePublic(Public):
+    field: str
+    line: int | None
+    message: str
+
+
+class ValidationResult(BaseModel):
+    valid: bool
+    issues: list[ValidationIssuePublic]
+
+
+# -- connections ---------------------------------------------------------------------------
+
+class ConnectionCreate(BaseModel):
+    """A new stored connection. ``password``, ``url`` and ``secrets`` are encrypted at rest and
+    never returned by any endpoint."""
+
+    name: str
+    type: str = Field(description="postgres, sqlite, mysql, sqlserver, files ...")
+    options: dict[str, Any] = Field(default_factory=dict, description="Non-secret fields: host, port, database, "
+                                    "user, schema, path ...")
+    password: SecretStr | None = None
+    url: SecretStr | None = None
+    secrets: dict[str, SecretStr] = Field(default_factory=dict, description="Other secret fields by name.")
+    test: bool = Field(False, description="Connect before saving; refuse to save when it fails.")
+
+    def data(self) -> dict[str, Any]:
+        out = {**self.options, "type": self.type}
+        for key, value in (("password", self.password), ("url", self.url), *self.secrets.items()):
+            if value is not None:
+                out[key] = value.get_secret_value()
+        return out
+
+
+class ConnectionViewerPublic(Public):
+    """What a viewer sees: the kind and where it points."""
+
+    name: str
+    kind: str
+    host: str | None
+    database: str | None
+    path: str | None
+
+
+class ConnectionPublic(ConnectionViewerPublic):
+    port: int | None
+    source: str
+    where: str
+    options: dict[str, Any]
+
+
+class ConnectionTestPublic(Public):
+    ok: bool
+    server_version: str
+    latency_ms: float
+
+
+class SourceTablePublic(Public):
+    name: str
+    schema_: str | None = Field(None, alias="schema", serialization_alias="schema")
+    row_estimate: int | None
+
+
+class SourceColumnPublic(BaseModel):
+    name: str
+    source_type: str
+    arrow_type: str
+    nullable: bool
+    primary_key: bool
+
+
+class RowsPublic(BaseModel):
+    rows: list[dict[str, Any]]
+    count: int
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+class RunCreate(BaseModel):
+    workflow: str = Field(description="Workflow name or numeric id.")
+    job: str | None = Field(None, description="Run only this job.")
+    force: bool = Field(False, description="Run even when the workflow is paused.")
+
+
+class RunPublic(Public):
+    id: int
+    workflow: str
+    status: str
+    trigger: str
+    actor: str
+    started_at: datetime
+    ended_at: datetime | None
+    seconds: float | None
+    rows_read: int
+    rows_written: int
+    error: str | None
+
+
+class JobRunPublic(Public):
+    job: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    seconds: float | None
+    rows_read: int
+    rows_written: int
+    bytes_written: int
+    error: str | None
+
+
+class RunDetailPublic(Public):
+    run: RunPublic
+    jobs: list[JobRunPublic]
+
+
+class JobLogPublic(Public):
+    job: str
+    status: str
+    log: str
+
+
+# -- catalog, lineage, templates, audit ---------------------------------------------------------
+
+class TableSummaryPublic(BaseModel):
+    name: str
+    layer: str
+    location: str
+    rows: int
+    version: int
+    columns: list[dict[str, str]]
+
+
+class TableVersionPublic(Public):
+    version: int
+    timestamp: datetime | None
+    operation: str
+    rows_added: int | None
+
+
+class TableDetailPublic(Public):
+    name: str
+    layer: str
+    location: str
+    rows: int
+    version: int
+    last_updated: datetime | None
+    workflow: str | None
+    columns: list[dict[str, Any]]
+    history: list[TableVersionPublic]
+    sample: list[dict[str, Any]]
+
+
+class LineageNode(BaseModel):
+    id: str
+    type: str = Field(description="source, bronze, silver, gold (or table when not yet built)")
+    label: str
+    layer: str | None
+    rows: int | None
+    last_updated: str | None
+
+
+class LineageEdge(BaseModel):
+    source: str
+    target: str
+
+
+class LineagePublic(BaseModel):
+    workflow: str
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+
+
+class TemplatePublic(BaseModel):
+    name: str
+    title: str
+    category: str
+    industry: str
+    description: str
+    parameters: dict[str, dict[str, Any]]
+
+
+class TemplateDetailPublic(TemplatePublic):
+    readme: str
+    workflow_yaml: str
+
+
+class TemplateInstantiate(BaseModel):
+    params: dict[str, str] = Field(default_factory=dict, description="workflow_name, connections, file names, "
+                                   "team, environment, ... (see the template's parameters)")
+    tags: list[str] | None = Field(None, description="Replace the template's tags.")
+    tables: dict[str, str] = Field(default_factory=dict, description="Rename tables: old name → new name.")
+    overwrite: bool = False
+
+
+class AuditPublic(Public):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class HealthPublic(BaseModel):
+    status: str
+    version: str
+    metadata: str

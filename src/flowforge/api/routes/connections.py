@@ -1,0 +1,67 @@
+from fastapi import APIRouter, Query
+
+from flowforge.api.deps import Ctx, CurrentUser, EditorUser
+from flowforge.api.models import (
+    ConnectionCreate,
+    ConnectionPublic,
+    ConnectionTestPublic,
+    ConnectionViewerPublic,
+    RowsPublic,
+    SourceColumnPublic,
+    SourceTablePublic,
+)
+
+router = APIRouter(prefix="/connections", tags=["connections"])
+
+
+def _public(item: object, full: bool) -> ConnectionViewerPublic:
+    """Viewers get kind, host and database (or path) only; secrets are never part of either model."""
+    return ConnectionPublic.model_validate(item) if full else ConnectionViewerPublic.model_validate(item)
+
+
+@router.get("", response_model=list[ConnectionPublic | ConnectionViewerPublic])
+def list_connections(user: CurrentUser, ctx: Ctx) -> list[ConnectionViewerPublic]:
+    return [_public(c, user.can("editor")) for c in ctx.connections.details()]
+
+
+@router.post("", response_model=ConnectionPublic, status_code=201)
+def create_connection(body: ConnectionCreate, user: EditorUser, ctx: Ctx) -> ConnectionViewerPublic:
+    """Store a connection; its secret fields are encrypted and can never be read back."""
+    if body.test:
+        ctx.connections.check(body.name, body.data())
+    ctx.connections.save(body.name, body.data(), actor=user.username)
+    return _public(ctx.connections.detail(body.name), True)
+
+
+@router.get("/{name}", response_model=ConnectionPublic | ConnectionViewerPublic)
+def get_connection(name: str, user: CurrentUser, ctx: Ctx) -> ConnectionViewerPublic:
+    return _public(ctx.connections.detail(name), user.can("editor"))
+
+
+@router.delete("/{name}", status_code=204)
+def delete_connection(name: str, user: EditorUser, ctx: Ctx) -> None:
+    ctx.connections.remove(name, actor=user.username)
+
+
+@router.post("/{name}/test", response_model=ConnectionTestPublic)
+def test_connection(name: str, _: EditorUser, ctx: Ctx) -> ConnectionTestPublic:
+    return ConnectionTestPublic.model_validate(ctx.connections.test(name))
+
+
+@router.get("/{name}/tables", response_model=list[SourceTablePublic])
+def source_tables(name: str, _: EditorUser, ctx: Ctx) -> list[SourceTablePublic]:
+    return [SourceTablePublic.model_validate(t) for t in ctx.connections.tables(name)]
+
+
+@router.get("/{name}/schema", response_model=list[SourceColumnPublic])
+def source_schema(name: str, _: EditorUser, ctx: Ctx, table: str = Query(...)) -> list[SourceColumnPublic]:
+    return [SourceColumnPublic(name=c.name, source_type=c.source_type, arrow_type=str(c.arrow_type),
+                               nullable=c.nullable, primary_key=c.primary_key)
+            for c in ctx.connections.schema(name, table)]
+
+
+@router.get("/{name}/preview", response_model=RowsPublic)
+def source_preview(name: str, _: EditorUser, ctx: Ctx, table: str = Query(...),
+                   limit: int = Query(10, ge=1, le=1000)) -> RowsPublic:
+    rows = ctx.connections.preview(name, table, limit)
+    return RowsPublic(rows=rows, count=len(rows))

@@ -1,0 +1,14 @@
+from fastapi import APIRouter
+
+from flowforge.api.deps import Ctx
+from flowforge.api.models import HealthPublic
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("", response_model=HealthPublic)
+def health(ctx: Ctx) -> HealthPublic:
+    """Liveness and metadata store reachability; needs no credentials."""
+    from flowforge import __version__
+
+    return HealthPublic(status="ok", version=__version__, metadata=ctx.health())

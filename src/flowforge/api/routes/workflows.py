@@ -1,0 +1,68 @@
+from fastapi import APIRouter, Query
+
+from flowforge.api.deps import Ctx, CurrentUser, EditorUser
+from flowforge.api.models import (
+    CloneRequest,
+    ValidationIssuePublic,
+    ValidationResult,
+    WorkflowCreate,
+    WorkflowDetailPublic,
+    WorkflowPublic,
+    WorkflowsPublic,
+    WorkflowUpdate,
+)
+
+router = APIRouter(prefix="/workflows", tags=["workflows"])
+
+
+@router.get("", response_model=WorkflowsPublic)
+def list_workflows(_: CurrentUser, ctx: Ctx, team: str | None = None, environment: str | None = None,
+                   status: str | None = None, tag: str | None = None, search: str | None = None,
+                   offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=10_000)) -> WorkflowsPublic:
+    """A page of workflows by name; ``count`` is how many match in all. Workflow files that do not
+    parse are listed under ``invalid`` with the reason."""
+    page = ctx.workflows.page(team=team, environment=environment, status=status, tag=tag, search=search,
+                              offset=offset, limit=limit)
+    return WorkflowsPublic(data=[WorkflowPublic.model_validate(w) for w in page.items], count=page.total,
+                           invalid=[WorkflowPublic.model_validate(w) for w in page.invalid])
+
+
+@router.post("", response_model=WorkflowDetailPublic, status_code=201)
+def create_workflow(body: WorkflowCreate, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
+    return WorkflowDetailPublic.model_validate(ctx.workflows.create(body.source(), actor=user.username))
+
+
+@router.post("/validate", response_model=ValidationResult)
+def validate_workflow(body: WorkflowCreate, _: CurrentUser, ctx: Ctx) -> ValidationResult:
+    issues = [ValidationIssuePublic.model_validate(i) for i in ctx.workflows.check(body.source())]
+    return ValidationResult(valid=not issues, issues=issues)
+
+
+@router.get("/{name}", response_model=WorkflowDetailPublic)
+def get_workflow(name: str, _: CurrentUser, ctx: Ctx) -> WorkflowDetailPublic:
+    return WorkflowDetailPublic.model_validate(ctx.workflows.get(ctx.workflows.resolve(name)))
+
+
+@router.put("/{name}", response_model=WorkflowDetailPublic)
+def update_workflow(name: str, body: WorkflowUpdate, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
+    return WorkflowDetailPublic.model_validate(ctx.workflows.update(name, body.source(), actor=user.username))
+
+
+@router.delete("/{name}", status_code=204)
+def delete_workflow(name: str, user: EditorUser, ctx: Ctx) -> None:
+    ctx.workflows.delete(name, actor=user.username)
+
+
+@router.post("/{name}/clone", response_model=WorkflowDetailPublic, status_code=201)
+def clone_workflow(name: str, body: CloneRequest, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
+    return WorkflowDetailPublic.model_validate(ctx.workflows.clone(name, body.new_name, actor=user.username))
+
+
+@router.post("/{name}/pause", response_model=WorkflowPublic)
+def pause_workflow(name: str, user: EditorUser, ctx: Ctx) -> WorkflowPublic:
+    return WorkflowPublic.model_validate(ctx.workflows.pause(name, actor=user.username))
+
+
+@router.post("/{name}/resume", response_model=WorkflowPublic)
+def resume_workflow(name: str, user: EditorUser, ctx: Ctx) -> WorkflowPublic:
+    return WorkflowPublic.model_validate(ctx.workflows.resume(name, actor=user.username))

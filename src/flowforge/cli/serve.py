@@ -1,0 +1,79 @@
+"""``flowforge serve``: the REST API and the web UI on one port."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from flowforge.cli.common import _context
+
+log = logging.getLogger("flowforge.serve")
+
+ADMIN_PASSWORD_ENV = "FLOWFORGE_ADMIN_PASSWORD"
+ADMIN_USER_ENV = "FLOWFORGE_ADMIN_USER"
+
+
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+          ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Also serve the web UI.")] = True,
+          log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info") -> None:
+    """Serve the REST API (/api/v1, docs at /api/v1/docs) and the web UI on one port.
+
+    On first start, with no users yet, it creates the admin: the password comes from
+    FLOWFORGE_ADMIN_PASSWORD or a prompt; there is no default password.
+    """
+    from flowforge.cli import output
+
+    try:
+        import uvicorn
+
+        from flowforge.api import create_app
+    except ModuleNotFoundError as exc:
+        output.error(f"'flowforge serve' needs the server extra ({exc.name} is missing): "
+                     "pip install 'flowforge[server]'")
+        raise typer.Exit(1) from None
+    with _context() as ctx:
+        if not ctx.users.has_users():
+            _create_first_admin(ctx)
+        settings = ctx.settings
+    app = create_app(settings)
+    if ui:
+        _mount_ui(app, settings)
+    output.info(f"FlowForge on http://{host}:{port}  (API docs: http://{host}:{port}/api/v1/docs)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _create_first_admin(ctx: object) -> None:
+    from flowforge.cli import output
+    from flowforge.core.context import Context
+
+    assert isinstance(ctx, Context)
+    username = os.environ.get(ADMIN_USER_ENV, "admin")
+    password = os.environ.get(ADMIN_PASSWORD_ENV)
+    if not password:
+        if not sys.stdin.isatty():
+            output.error(f"No users yet and no terminal to ask for the first admin's password: set "
+                         f"{ADMIN_PASSWORD_ENV} (and optionally {ADMIN_USER_ENV}), or run "
+                         "'flowforge users create NAME --role admin' first.")
+            raise typer.Exit(1)
+        output.info(f"No users yet: creating the admin user '{username}'.")
+        password = typer.prompt("Admin password", hide_input=True, confirmation_prompt=True)
+    ctx.users.create_user(username, password, "admin", actor="flowforge serve")
+    output.info(f"created admin user '{username}'")
+
+
+def _mount_ui(app: object, settings: object) -> None:
+    try:
+        from flowforge import ui
+    except ImportError as exc:
+        log.warning("web UI not served: flowforge.ui cannot be imported (%s); the API works alone", exc)
+        return
+    mount = getattr(ui, "mount", None)
+    if mount is None:
+        log.warning("web UI not served: flowforge.ui has no mount(app, settings)")
+        return
+    mount(app, settings)

@@ -1,0 +1,57 @@
+"""Spec text helpers shared by the workflow service and templates: YAML out, validation issues in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One problem for an inline message: the field path, its line in the YAML given, what is wrong."""
+
+    field: str
+    line: int | None
+    message: str
+
+
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
+    pass
+
+
+def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def dump_yaml(data: Mapping[str, Any]) -> str:
+    """YAML for a spec mapping: keys in order, multi-line SQL as ``|`` blocks."""
+    text: str = yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return text
+
+
+def validation_issues(exc: ValidationError, loaded: Any, prefix: tuple[str | int, ...]) -> list[ValidationIssue]:
+    from flowforge.spec.jobs import JOB_KINDS
+    from flowforge.spec.loader import line_for
+
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in JOB_KINDS))
+        inside = loc[len(prefix):] if loc[:len(prefix)] == prefix else None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field '{loc[-1]}'"
+        elif err["type"] == "missing":
+            msg = f"missing required field '{loc[-1]}'"
+        if inside is None:
+            out.append(ValidationIssue(".".join(map(str, loc)) or "(workflow)", None, msg))
+        else:
+            out.append(ValidationIssue(".".join(map(str, inside)) or "(job)", line_for(loaded, inside), msg))
+    return out

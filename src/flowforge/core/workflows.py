@@ -1,0 +1,413 @@
+"""Workflows and their jobs as the API and UI edit them: YAML files in ``workflows/`` plus
+their registration (status, history, lineage) in the metadata store.
+
+Every change is validated with the spec models first (errors carry file:line), written to
+``workflows/<name>.yml``, registered, and audited under the caller's name.
+
+Example::
+
+    detail = ctx.workflows.create(yaml_text, actor="alice")
+    ctx.workflows.pause(detail.name, actor="alice")
+    [w.name for w in ctx.workflows.list(status="paused")]
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import ValidationError
+
+from flowforge.core.spec_text import ValidationIssue, dump_yaml, validation_issues
+from flowforge.errors import ConflictError, FlowForgeError, NotFoundError, SpecError
+
+if TYPE_CHECKING:
+    from flowforge.core.context import Context
+    from flowforge.metadata import RunRecord, WorkflowRecord
+    from flowforge.metadata.records import WorkflowBrief
+    from flowforge.spec.workflow import Workflow
+
+Source = str | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RunBrief:
+    id: int
+    status: str
+    trigger: str
+    actor: str
+    started_at: datetime
+    ended_at: datetime | None
+    rows_read: int
+    rows_written: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    name: str
+    kind: str
+    layer: str
+    description: str
+    depends_on: tuple[str, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkflowSummary:
+    id: int | None  # None for a file that does not parse (status 'invalid')
+    name: str
+    description: str
+    team: str | None
+    environment: str
+    tags: tuple[str, ...]
+    status: str  # active | paused | invalid
+    schedule: str | None
+    jobs: int
+    source_path: str | None
+    updated_at: datetime | None
+    last_run: RunBrief | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowPage:
+    items: tuple[WorkflowSummary, ...]
+    total: int  # registered workflows matching the filters, over all pages
+    invalid: tuple[WorkflowSummary, ...]  # workflow files that do not parse (status 'invalid')
+
+
+@dataclass(frozen=True)
+class WorkflowDetail:
+    id: int
+    name: str
+    description: str
+    team: str | None
+    environment: str
+    tags: tuple[str, ...]
+    status: str
+    schedule: str | None
+    source_path: str | None
+    updated_at: datetime
+    spec: dict[str, Any]
+    yaml: str
+    jobs: tuple[JobInfo, ...]
+    runs: tuple[RunBrief, ...]  # the last 10, newest first
+
+
+class WorkflowService:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # -- reading ---------------------------------------------------------------------------
+    def list(self, team: str | None = None, environment: str | None = None, status: str | None = None,
+             tag: str | None = None, search: str | None = None) -> builtins.list[WorkflowSummary]:
+        """Every matching workflow by name; workflow files that do not parse come last, as status 'invalid'."""
+        page = self.page(team=team, environment=environment, status=status, tag=tag, search=search)
+        return [*page.items, *page.invalid]
+
+    def page(self, team: str | None = None, environment: str | None = None, status: str | None = None,
+             tag: str | None = None, search: str | None = None, offset: int = 0,
+             limit: int | None = None) -> WorkflowPage:
+        """One page of matching workflows (filtered and paged in the metadata store), the number matching,
+        and the workflow files that do not parse. A file not yet registered is registered first."""
+        invalid, _ = self._register_new_files(self.ctx.metadata.workflow_names())
+        briefs, total = self.ctx.metadata.workflow_briefs(team=team, environment=environment, status=status,
+                                                          tag=tag, search=search, offset=offset, limit=limit)
+        last = self.ctx.metadata.latest_runs([b.id for b in briefs]) if briefs else {}
+        needle = (search or "").lower()
+        shown = [w for w in invalid if status in (None, "invalid") and team is None and environment is None
+                 and tag is None and needle in w.name.lower()]
+        items = tuple(_brief_summary(b, last.get(b.name)) for b in briefs) if status != "invalid" else ()
+        return WorkflowPage(items, total if status != "invalid" else 0, tuple(shown))
+
+    def resolve(self, name_or_id: str | int) -> str:
+        """The workflow's name from its name or numeric id."""
+        key: str | int = int(name_or_id) if str(name_or_id).isdigit() else str(name_or_id)
+        record = self.ctx.metadata.get_workflow(key)
+        if record is not None:
+            return record.name
+        if isinstance(key, str) and self._file(key) is not None:
+            return key
+        raise NotFoundError(f"No workflow '{name_or_id}'.", hint="List workflows with GET /api/v1/workflows.")
+
+    def get(self, name: str) -> WorkflowDetail:
+        record = self._record(name)
+        path = self._file(name)
+        text = path.read_text(encoding="utf-8") if path else dump_yaml(record.spec)
+        runs = self.ctx.metadata.list_runs(name, 10)
+        spec = _spec_of(record)
+        return WorkflowDetail(
+            id=record.id, name=record.name, description=record.description, team=record.team,
+            environment=record.environment, tags=record.tags, status=record.status,
+            schedule=record.spec.get("schedule"), source_path=record.source_path, updated_at=record.updated_at,
+            spec=record.spec, yaml=text, jobs=tuple(_job_info(j) for j in spec.jobs),
+            runs=tuple(_brief(r) for r in runs))
+
+    # -- changing workflows -------------------------------------------------------------------
+    def create(self, source: Source, actor: str | None = None) -> WorkflowDetail:
+        text = _text(source)
+        wf = _parse(text, "new workflow")
+        if self.ctx.metadata.get_workflow(wf.name) is not None or self._file(wf.name) is not None:
+            raise ConflictError(f"A workflow named '{wf.name}' already exists.",
+                                hint="Pick another name, or edit the existing workflow.")
+        self._write(self.ctx.settings.workflows_path / f"{wf.name}.yml", text, wf, actor)
+        return self.get(wf.name)
+
+    def update(self, name: str, source: Source, actor: str | None = None) -> WorkflowDetail:
+        self._record(name)
+        text = _text(source)
+        wf = _parse(text, f"workflow '{name}'")
+        if wf.name != name:
+            raise SpecError(f"name: the workflow is '{name}'; a new name would be a new workflow",
+                            hint="Clone it to get a copy under another name.")
+        self._write(self._file(name) or self.ctx.settings.workflows_path / f"{name}.yml", text, wf, actor)
+        return self.get(name)
+
+    def delete(self, name: str, actor: str | None = None) -> None:
+        """Remove the file and the registration (with run history); lakehouse tables stay."""
+        path = self._file(name)
+        record = self.ctx.metadata.get_workflow(name)
+        if path is None and record is None:
+            raise NotFoundError(f"No workflow '{name}'.")
+        if path is not None:
+            path.unlink()
+        if record is not None:
+            self.ctx.metadata.delete_workflow(name, self._actor(actor))
+        else:
+            self.ctx.metadata.audit(self._actor(actor), "workflow.delete", "workflow", name, {"file": str(path)})
+
+    def clone(self, name: str, new_name: str, actor: str | None = None) -> WorkflowDetail:
+        spec = self._spec_dict(name)
+        spec["name"] = new_name
+        return self.create(spec, actor)
+
+    def pause(self, name: str, actor: str | None = None) -> WorkflowSummary:
+        return self._set_status(name, "paused", actor)
+
+    def resume(self, name: str, actor: str | None = None) -> WorkflowSummary:
+        return self._set_status(name, "active", actor)
+
+    def check(self, source: Source) -> builtins.list[ValidationIssue]:
+        """Every problem of a whole workflow's YAML, with lines (empty when it is valid)."""
+        from flowforge.spec.loader import load_yaml_text
+        from flowforge.spec.workflow import Workflow
+
+        try:
+            loaded = load_yaml_text(_text(source), "workflow")
+        except SpecError as exc:
+            return [ValidationIssue("(yaml)", exc.line, exc.message)]
+        if not isinstance(loaded.data, dict):
+            return [ValidationIssue("(top level)", 1, "a workflow must be a mapping with 'name' and 'jobs'")]
+        try:
+            Workflow.model_validate(loaded.data)
+        except ValidationError as exc:
+            return validation_issues(exc, loaded, ())
+        return []
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def get_job(self, workflow: str, job: str) -> JobInfo:
+        spec = _spec_of(self._record(workflow))
+        for j in spec.jobs:
+            if j.name == job:
+                return _job_info(j)
+        raise NotFoundError(f"Workflow '{workflow}' has no job '{job}'.",
+                            hint=f"Jobs: {', '.join(j.name for j in spec.jobs)}.")
+
+    def add_job(self, workflow: str, job: Source, actor: str | None = None) -> JobInfo:
+        spec = self._spec_dict(workflow)
+        new = _mapping(job)
+        if any(j.get("name") == new.get("name") for j in spec["jobs"]):
+            raise ConflictError(f"Workflow '{workflow}' already has a job '{new.get('name')}'.")
+        spec["jobs"].append(new)
+        self._save(workflow, spec, actor, "job.create", str(new.get("name")))
+        return self.get_job(workflow, str(new["name"]))
+
+    def update_job(self, workflow: str, job: str, new: Source, actor: str | None = None) -> JobInfo:
+        spec = self._spec_dict(workflow)
+        data = _mapping(new)
+        index = _job_index(spec, workflow, job)
+        spec["jobs"][index] = data
+        self._save(workflow, spec, actor, "job.update", job)
+        return self.get_job(workflow, str(data.get("name", job)))
+
+    def delete_job(self, workflow: str, job: str, actor: str | None = None) -> None:
+        spec = self._spec_dict(workflow)
+        del spec["jobs"][_job_index(spec, workflow, job)]
+        self._save(workflow, spec, actor, "job.delete", job)
+
+    def clone_job(self, workflow: str, job: str, new_name: str, actor: str | None = None) -> JobInfo:
+        """A copy of ``job`` named ``new_name``; its target tables get a ``_copy`` suffix (a table has one writer)."""
+        spec = self._spec_dict(workflow)
+        data = copy.deepcopy(spec["jobs"][_job_index(spec, workflow, job)])
+        data["name"] = new_name
+        taken = {t.get("target") for j in spec["jobs"] for t in j.get("tables", [])}
+        for table in data.get("tables", []):
+            base, n = f"{table['target']}_copy", 1
+            table["target"] = base
+            while table["target"] in taken:
+                n += 1
+                table["target"] = f"{base}{n}"
+            taken.add(table["target"])
+        return self.add_job(workflow, data, actor)
+
+    def validate_job(self, workflow: str, job: Source) -> builtins.list[ValidationIssue]:
+        """Problems of one job (new or edited, matched by name) inside its workflow; lines refer to
+        the job's own YAML when text is given. Empty when the job is valid."""
+        from flowforge.spec.loader import line_for, load_yaml_text
+        from flowforge.spec.workflow import Workflow
+
+        try:
+            loaded = load_yaml_text(_text(job), "job")
+        except SpecError as exc:
+            return [ValidationIssue("(yaml)", exc.line, exc.message)]
+        if not isinstance(loaded.data, dict):
+            return [ValidationIssue("(job)", 1, "a job must be a mapping with 'name' and 'kind'")]
+        spec = self._spec_dict(workflow)
+        names = [j.get("name") for j in spec["jobs"]]
+        index = names.index(loaded.data.get("name")) if loaded.data.get("name") in names else len(names)
+        spec["jobs"][index:index + 1] = [loaded.data]
+        try:
+            Workflow.model_validate(spec)
+        except ValidationError as exc:
+            return validation_issues(exc, loaded, ("jobs", index))
+        connection = loaded.data.get("connection")
+        if loaded.data.get("kind") == "ingest" and connection not in self.ctx.connection_names():
+            return [ValidationIssue("connection", line_for(loaded, ("connection",)),
+                                    f"unknown connection '{connection}'")]
+        return []
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _actor(self, actor: str | None) -> str:
+        return actor or self.ctx.settings.actor
+
+    def _file(self, name: str) -> Path | None:
+        for suffix in (".yml", ".yaml"):
+            path = self.ctx.settings.workflows_path / f"{name}{suffix}"
+            if path.exists():
+                return path
+        return None
+
+    def _record(self, name: str) -> WorkflowRecord:
+        record = self.ctx.metadata.get_workflow(name)
+        if record is None:
+            path = self._file(name)
+            if path is None:
+                raise NotFoundError(f"No workflow '{name}'.", hint="List workflows with GET /api/v1/workflows.")
+            self.ctx.register_workflow(_parse(path.read_text(encoding="utf-8"), str(path)), path)
+            record = self.ctx.metadata.get_workflow(name)
+            assert record is not None
+        return record
+
+    def _spec_dict(self, name: str) -> dict[str, Any]:
+        path = self._file(name)
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path else copy.deepcopy(self._record(name).spec)
+        if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+            raise SpecError("the workflow file has no list of jobs", file=str(path))
+        return data
+
+    def _save(self, name: str, spec: dict[str, Any], actor: str | None, action: str, job: str) -> None:
+        text = dump_yaml(spec)
+        path = self._file(name) or self.ctx.settings.workflows_path / f"{name}.yml"
+        self._write(path, text, _parse(text, str(path)), actor)
+        self.ctx.metadata.audit(self._actor(actor), action, "job", f"{name}.{job}")
+
+    def _write(self, path: Path, text: str, wf: Workflow, actor: str | None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        self.ctx.register_workflow(wf, path, actor=self._actor(actor))
+
+    def _set_status(self, name: str, status: str, actor: str | None) -> WorkflowSummary:
+        self._record(name)
+        record = self.ctx.metadata.set_workflow_status(name, "paused" if status == "paused" else "active",
+                                                       self._actor(actor))
+        return _summary(record, self.ctx.metadata.latest_runs().get(name))
+
+    def _register_new_files(self, known: set[str]) -> tuple[builtins.list[WorkflowSummary], int]:
+        """Register workflow files not in ``known``; (summaries of files that do not parse, count registered)."""
+        invalid, registered = [], 0
+        for path in self.ctx.workflow_files():
+            if path.stem in known:
+                continue
+            try:
+                wf = _parse(path.read_text(encoding="utf-8"), str(path))
+                if wf.name != path.stem:
+                    raise SpecError(f"name: '{wf.name}' differs from the file name", file=str(path))
+                self.ctx.register_workflow(wf, path)
+                registered += 1
+            except FlowForgeError as exc:
+                invalid.append(WorkflowSummary(None, path.stem, "", None, "", (), "invalid", None, 0, str(path),
+                                               None, None, exc.message))
+        return invalid, registered
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def _text(source: Source) -> str:
+    return source if isinstance(source, str) else dump_yaml(source)
+
+
+def _mapping(source: Source) -> dict[str, Any]:
+    if isinstance(source, str):
+        from flowforge.spec.loader import load_yaml_text
+
+        data = load_yaml_text(source, "job").data
+        if not isinstance(data, dict):
+            raise SpecError("a job must be a mapping with 'name' and 'kind'", file="job", line=1)
+        return data
+    return copy.deepcopy(dict(source))
+
+
+def _parse(text: str, file: str) -> Workflow:
+    from flowforge.spec import parse_workflow
+
+    wf: Workflow = parse_workflow(text, file)
+    return wf
+
+
+def _spec_of(record: WorkflowRecord) -> Workflow:
+    from flowforge.spec.workflow import Workflow
+
+    return Workflow.model_validate(record.spec)
+
+
+def _job_index(spec: dict[str, Any], workflow: str, job: str) -> int:
+    for i, j in enumerate(spec["jobs"]):
+        if j.get("name") == job:
+            return i
+    raise NotFoundError(f"Workflow '{workflow}' has no job '{job}'.")
+
+
+def _job_info(job: Any) -> JobInfo:
+    return JobInfo(name=job.name, kind=job.kind, layer=str(job.layer), description=job.description,
+                   depends_on=tuple(job.depends_on), inputs=job.inputs(), outputs=job.outputs(),
+                   spec=job.model_dump(mode="json", exclude_defaults=True))
+
+
+def _brief(run: RunRecord) -> RunBrief:
+    return RunBrief(run.id, run.status, run.trigger, run.actor, run.started_at, run.ended_at, run.rows_read,
+                    run.rows_written, run.error)
+
+
+def _brief_summary(b: WorkflowBrief, last: RunRecord | None) -> WorkflowSummary:
+    return WorkflowSummary(id=b.id, name=b.name, description=b.description, team=b.team, environment=b.environment,
+                           tags=b.tags, status=b.status, schedule=b.schedule, jobs=b.jobs, source_path=b.source_path,
+                           updated_at=b.updated_at, last_run=_brief(last) if last else None)
+
+
+def _summary(record: WorkflowRecord, last: RunRecord | None) -> WorkflowSummary:
+    return WorkflowSummary(
+        id=record.id, name=record.name, description=record.description, team=record.team,
+        environment=record.environment, tags=record.tags, status=record.status,
+        schedule=record.spec.get("schedule"), jobs=len(record.jobs), source_path=record.source_path,
+        updated_at=record.updated_at, last_run=_brief(last) if last else None)

@@ -1,0 +1,77 @@
+"""The shared frame: header, navigation, the signed-in user, and page guards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from flowforge.ui import services
+
+PREFIX = "/ui"
+NAV = (("Workflows", "/workflows", "account_tree"), ("Templates", "/templates", "dashboard_customize"),
+       ("Runs", "/runs", "play_circle"), ("Catalog", "/catalog", "table_view"), ("Audit log", "/audit", "history"))
+STATUS_COLORS = {"success": "positive", "running": "info", "failed": "negative", "partial": "warning",
+                 "skipped": "grey", "paused": "warning", "active": "positive", "never run": "grey"}
+
+
+def url(path: str) -> str:
+    return PREFIX + path
+
+
+def go(path: str) -> None:
+    """Open a UI page; NiceGUI adds the mount prefix to the path itself."""
+    ui.navigate.to(path)
+
+
+def current_user(request: Request) -> services.UiUser | None:
+    return services.session_user(request.cookies.get(services.SESSION_COOKIE))
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(url(f"/login?next={request.url.path}"), status_code=303)
+
+
+@contextmanager
+def frame(title: str, user: services.UiUser) -> Iterator[None]:
+    """Header with navigation; the page body goes inside."""
+    ui.page_title(f"{title} · FlowForge")
+    ui.colors(primary="#1f4e79")
+    with ui.header(fixed=False).classes("items-center justify-between px-4 py-2"):
+        with ui.row().classes("items-center gap-6"):
+            ui.link("FlowForge", url("/workflows")).classes("text-xl font-bold text-white no-underline")
+            for label, path, icon in NAV:
+                with ui.link(target=url(path)).classes("text-white no-underline flex items-center gap-1"):
+                    ui.icon(icon)
+                    ui.label(label)
+        with ui.row().classes("items-center gap-2"):
+            ui.label(f"{user.name} ({user.role})").props("data-testid=current-user")
+            ui.button("Sign out", on_click=lambda: go("/auth/logout")).props("flat color=white")
+    with ui.column().classes("w-full max-w-7xl mx-auto p-4 gap-4"):
+        ui.label(title).classes("text-2xl font-semibold")
+        yield
+
+
+def status_badge(status: str) -> None:
+    ui.badge(status, color=STATUS_COLORS.get(status, "grey")).props(f"data-testid=status-{status}")
+
+
+def error_message(exc: BaseException) -> str:
+    hint = getattr(exc, "hint", None)
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{message} {hint}" if hint else message
+
+
+def notify_error(exc: BaseException) -> None:
+    ui.notify(error_message(exc), type="negative", multi_line=True, timeout=8000)
+
+
+def table(rows: list[dict[str, Any]], columns: list[str] | None = None, **props: Any) -> ui.table:
+    """A plain Quasar table whose columns are the keys of the rows."""
+    keys = columns or (list(rows[0]) if rows else [])
+    cols = [{"name": k, "label": k, "field": k, "align": "left", "sortable": True} for k in keys]
+    return ui.table(columns=cols, rows=rows, **props).classes("w-full").props("dense flat bordered wrap-cells")

@@ -1,0 +1,92 @@
+"""One workflow: jobs, last runs, status and triggers, actions, and its lineage tab."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from flowforge.core.workflows import WorkflowDetail
+from flowforge.ui import services
+from flowforge.ui.layout import (
+    current_user,
+    error_message,
+    frame,
+    go,
+    login_redirect,
+    notify_error,
+    status_badge,
+    table,
+    url,
+)
+from flowforge.ui.lineage import jobs_of, lineage_view
+from flowforge.ui.workflows import ask_clone, confirm_delete, start_run, toggle_pause
+
+
+def _job_rows(detail: WorkflowDetail) -> list[dict[str, Any]]:
+    return [{"job": j.name, "kind": j.kind, "layer": j.layer, "connection": j.spec.get("connection", ""),
+             "reads": ", ".join(i.removeprefix("source:") for i in j.inputs), "writes": ", ".join(j.outputs),
+             "description": j.description} for j in detail.jobs]
+
+
+def _run_rows(detail: WorkflowDetail) -> list[dict[str, Any]]:
+    return [{"run": r.id, "status": r.status, "trigger": r.trigger, "by": r.actor,
+             "started": f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+             "seconds": round((r.ended_at - r.started_at).total_seconds(), 1) if r.ended_at else "running",
+             "rows read": r.rows_read, "rows written": r.rows_written} for r in detail.runs]
+
+
+def register() -> None:
+    @ui.page("/workflows/{name}")
+    def workflow_page(request: Request, name: str) -> RedirectResponse | None:
+        user = current_user(request)
+        if user is None:
+            return login_redirect(request)
+        with frame(f"Workflow · {name}", user):
+            try:
+                detail = services.workflow(name)
+            except Exception as exc:
+                ui.label(error_message(exc)).classes("text-negative")
+                return None
+            with ui.row().classes("items-center gap-4"):
+                status_badge(detail.status)
+                ui.label(detail.description).classes("text-gray-700")
+                ui.label(f"team: {detail.team or '-'} · environment: {detail.environment} · "
+                         f"tags: {', '.join(detail.tags) or '-'}").classes("text-gray-500 text-sm")
+            ui.label(f"Triggers: schedule {detail.schedule}, manual" if detail.schedule else
+                     "Triggers: manual (no schedule)").classes("text-sm").props("data-testid=triggers")
+            if user.can_edit:
+                with ui.row().classes("gap-2"):
+                    ui.button("Run now", icon="play_arrow", on_click=lambda: start_run(name, user)).props(
+                        "data-testid=run-workflow")
+                    paused = detail.status == "paused"
+                    ui.button("Resume" if paused else "Pause", icon="play_circle" if paused else "pause",
+                              on_click=lambda: toggle_pause(user, name, not paused, ui.navigate.reload)).props(
+                        "outline data-testid=pause-workflow")
+                    ui.button("Clone", icon="content_copy", on_click=lambda: ask_clone(
+                        user, name, lambda new: go(f"/workflows/{new}"))).props("outline")
+                    ui.button("Add job", icon="add", on_click=lambda: ui.navigate.to(
+                        url(f"/workflows/{name}/jobs/new"))).props("outline data-testid=add-job")
+                    ui.button("Delete", icon="delete", color="negative", on_click=lambda: confirm_delete(
+                        user, name, lambda: go("/workflows"))).props("outline")
+            with ui.tabs().classes("w-full") as tabs:
+                jobs_tab = ui.tab("Jobs")
+                runs_tab = ui.tab("Runs")
+                lineage_tab = ui.tab("Lineage").props("data-testid=lineage-tab")
+            with ui.tab_panels(tabs, value=jobs_tab).classes("w-full").props("keep-alive"):
+                with ui.tab_panel(jobs_tab):
+                    jobs = table(_job_rows(detail), row_key="job")
+                    if user.can_edit:
+                        jobs.on("rowClick", lambda e: go(f"/workflows/{name}/jobs/{e.args[1]['job']}"))
+                        ui.label("Click a job to edit it.").classes("text-gray-500 text-sm")
+                with ui.tab_panel(runs_tab):
+                    runs = table(_run_rows(detail), row_key="run")
+                    runs.on("rowClick", lambda e: go(f"/runs/{e.args[1]['run']}"))
+                with ui.tab_panel(lineage_tab):
+                    try:
+                        lineage_view(name, services.lineage(name), jobs_of(detail))
+                    except Exception as exc:
+                        notify_error(exc)
+        return None
