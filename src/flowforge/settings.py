@@ -6,13 +6,14 @@ from __future__ import annotations
 import getpass
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from flowforge.errors import ConfigError, SpecError
+from flowforge.errors import ConfigError, FlowForgeError, SpecError
 
 PROJECT_FILE = "flowforge.yml"
 STATE_DIR = ".flowforge"
@@ -32,6 +33,37 @@ class Settings(BaseSettings):
     workflows_dir: str = "workflows"
     connections: dict[str, dict[str, Any]] = Field(default_factory=dict)
     actor: str = Field(default_factory=lambda: _current_user())
+    # object_store keys for an s3:// lakehouse (aws_endpoint, aws_region, aws_access_key_id,
+    # aws_secret_access_key, aws_allow_http, aws_conditional_put); secrets kept as SecretStr.
+    # Credentials left out come from AWS_* variables or the standard AWS chain.
+    storage: dict[str, str | SecretStr] = Field(default_factory=dict)
+    # only one process ever writes this lakehouse: allows stores without conditional writes
+    single_writer: bool = False
+    # single tables placed outside the root: {layer: {table: "s3://bucket/prefix" or a path}}
+    table_locations: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("storage", mode="before")
+    @classmethod
+    def _storage_keys(cls, value: Any) -> Any:
+        from flowforge.storage.options import SECRET_KEYS, normalize_options
+
+        if not isinstance(value, dict):
+            return value
+        try:
+            options = normalize_options(value)
+        except FlowForgeError as exc:
+            raise ValueError(exc.message) from None
+        return {k: SecretStr(v) if k in SECRET_KEYS else v for k, v in options.items()}
+
+    @field_validator("table_locations")
+    @classmethod
+    def _layers(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from flowforge.storage.delta import LAYERS
+
+        unknown = sorted(set(value) - set(LAYERS))
+        if unknown:
+            raise ValueError(f"unknown layer(s) {', '.join(unknown)}; use {', '.join(LAYERS)}")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -43,7 +75,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment wins over flowforge.yml (passed as init values), as users expect
-        # from twelve-factor tools.
+        # from twelve-factor tools. The project's .env also holds plain variables that
+        # flowforge.yml references as ${VAR} (secrets kept out of the file): only FLOWFORGE_*
+        # entries there are settings.
+        if isinstance(dotenv_settings, DotEnvSettingsSource):
+            dotenv_settings = _SettingsDotEnv(settings_cls, dotenv_settings.env_file)
         return env_settings, dotenv_settings, init_settings
 
     # -- derived locations ---------------------------------------------------------
@@ -57,6 +93,16 @@ class Settings(BaseSettings):
             return self.lakehouse.rstrip("/")
         path = Path(self.lakehouse).expanduser()
         return str(path if path.is_absolute() else (self.project_dir / path).resolve())
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        """The object-store options as delta-rs and obstore take them (secrets in clear: never log this)."""
+        return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in self.storage.items()}
+
+    @property
+    def lakehouse_locations(self) -> dict[str, dict[str, str]]:
+        return {layer: {t: self.resolve_path(loc) for t, loc in tables.items()}
+                for layer, tables in self.table_locations.items()}
 
     @property
     def metadata_database_url(self) -> str:
@@ -96,6 +142,14 @@ class Settings(BaseSettings):
                 f"{file}: setting '{where}': {err['msg']}",
                 hint="See 'flowforge init' for a valid flowforge.yml.",
             ) from None
+
+
+class _SettingsDotEnv(DotEnvSettingsSource):
+    """The .env source, reading only FLOWFORGE_* entries (the rest are for ${VAR} references)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        prefix = (self.env_prefix or "").lower()
+        return {k: v for k, v in super()._load_env_vars().items() if k.lower().startswith(prefix)}
 
 
 def find_project_dir(start: Path) -> Path:

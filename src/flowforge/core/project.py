@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,8 +21,9 @@ PROJECT_TEMPLATE = """\
 #   FLOWFORGE_LAKEHOUSE=/data/lake   FLOWFORGE_CONNECTIONS__CORE_BANKING__URL=postgresql://...
 # Strings may reference the environment as ${{VAR}} (or ${{VAR:-default}}) to keep secrets out.
 
-# Where Delta tables go: <lakehouse>/<bronze|silver|gold>/<table>
-lakehouse: lakehouse
+# Where Delta tables go: <lakehouse>/<bronze|silver|gold>/<table>; a path or s3://bucket/prefix
+lakehouse: {lakehouse}
+{storage}
 
 # Metadata (workflows, runs, watermarks, catalog). Default: SQLite in .flowforge/metadata.db
 # metadata_url: postgresql+psycopg://flowforge@db-host/flowforge
@@ -80,9 +82,19 @@ def connections_yaml(connections: dict[str, dict[str, object]]) -> str:
     return "\n".join("  " + line for line in body.splitlines())
 
 
-def write_project_file(project_dir: Path, connections: dict[str, dict[str, object]]) -> Path:
+STORAGE_EXAMPLE = """\
+# For an s3:// lakehouse: object_store options (credentials may instead come from AWS_* variables)
+# storage: {aws_endpoint: "http://127.0.0.1:9000", aws_region: us-east-1, aws_allow_http: true}
+# single_writer: false   # true only if one process ever writes (stores without conditional writes)"""
+
+
+def write_project_file(project_dir: Path, connections: dict[str, dict[str, object]], *,
+                       lakehouse: str = "lakehouse", storage: dict[str, str] | None = None) -> Path:
     path = project_dir / PROJECT_FILE
-    path.write_text(PROJECT_TEMPLATE.format(connections=connections_yaml(connections)), encoding="utf-8")
+    block = yaml.safe_dump({"storage": storage}, sort_keys=False).rstrip() if storage else STORAGE_EXAMPLE
+    path.write_text(PROJECT_TEMPLATE.format(connections=connections_yaml(connections), storage=block,
+                                            lakehouse=yaml.safe_dump(lakehouse).splitlines()[0]),
+                    encoding="utf-8")
     return path
 
 
@@ -110,12 +122,22 @@ def init_project(project_dir: Path, *, force: bool = False) -> ScaffoldResult:
 
 
 def setup_demo_project(project_dir: Path, *, scale: float = 1.0, seed: int = 42,
-                       postgres_url: str | None = None, postgres_schema: str = "bfsi") -> ScaffoldResult:
+                       postgres_url: str | None = None, postgres_schema: str = "bfsi",
+                       lakehouse: str | None = None, storage_options: Mapping[str, str] | None = None,
+                       ) -> ScaffoldResult:
     """Generate the BFSI source (SQLite file or PostgreSQL schema) and the CRM CSV, write the
-    project file and instantiate the BFSI Customer 360 template."""
+    project file and instantiate the BFSI Customer 360 template.
+
+    ``lakehouse`` puts the Delta tables elsewhere (``s3://bucket/prefix`` or a path), reached with
+    the object_store ``storage_options``; their secrets go to the project's 0600 ``.env``."""
     from flowforge.demo import generate, write_crm_csv, write_postgres, write_sqlite
+    from flowforge.storage.options import SECRET_KEYS, normalize_options
     from flowforge.templates.registry import get_template
 
+    storage = normalize_options(storage_options, "storage option")  # a typo fails before any work
+    if storage and not (lakehouse and "://" in lakehouse):
+        raise ConfigError("Storage options are for an object-store lakehouse.",
+                          hint="Give --lakehouse s3://bucket/prefix as well.")
     project_dir = project_dir.resolve()
     data_dir = project_dir / "data"
     for folder in (data_dir, project_dir / "workflows", project_dir / STATE_DIR):
@@ -132,11 +154,15 @@ def setup_demo_project(project_dir: Path, *, scale: float = 1.0, seed: int = 42,
     crm_dir = data_dir / "crm"
     crm_dir.mkdir(exist_ok=True)
     write_crm_csv(data, crm_dir / "crm_customers.csv")
+    for key in SECRET_KEYS & set(storage):
+        var = f"LAKEHOUSE_{key.upper()}"  # not FLOWFORGE_*: those are settings
+        _write_env(project_dir, var, storage[key])
+        storage[key] = "${" + var + "}"
     project_file = write_project_file(project_dir, {
         "core_banking": core,
         "crm_files": {"type": "files", "path": "data/crm", "format": "csv",
                       "columns": {"lifetime_value": "decimal(12,2)"}},
-    })
+    }, lakehouse=lakehouse or "lakehouse", storage=storage or None)
     workflow = project_dir / "workflows" / "bfsi_customer_360.yml"
     workflow.write_text(get_template("bfsi_customer_360").render(), encoding="utf-8")
     return ScaffoldResult(project_dir, (project_file, workflow, crm_dir / "crm_customers.csv"))
@@ -161,9 +187,15 @@ def _keep_secret_out(project_dir: Path, var: str, url: str) -> str:
 
     if redact(url) == url:
         return url
+    _write_env(project_dir, var, url)
+    return "${" + var + "}"
+
+
+def _write_env(project_dir: Path, var: str, value: str) -> None:
+    """Set ``var`` in the project's ``.env``, readable by its owner only."""
     env_file = project_dir / ".env"
     lines = [ln for ln in (env_file.read_text().splitlines() if env_file.exists() else [])
              if not ln.startswith(f"{var}=")]
-    env_file.write_text("\n".join([*lines, f"{var}={url}"]) + "\n", encoding="utf-8")
+    env_file.touch(mode=0o600)
     env_file.chmod(0o600)
-    return "${" + var + "}"
+    env_file.write_text("\n".join([*lines, f"{var}={value}"]) + "\n", encoding="utf-8")

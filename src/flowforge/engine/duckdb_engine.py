@@ -1,13 +1,16 @@
 """DuckDB over Delta snapshots.
 
-The file list comes from delta-rs; DuckDB reads the Parquet files with its own reader
-(about 3x faster than scanning ``to_pyarrow_dataset()``). Tables whose protocol needs
-more than plain Parquet (deletion vectors, column mapping) fall back to the Arrow dataset.
-Extensions are never installed or loaded: they download at run time.
+The file list comes from delta-rs; DuckDB reads local Parquet files with its own reader
+(about 3x faster than scanning ``to_pyarrow_dataset()``). Tables in object storage, and
+tables whose protocol needs more than plain Parquet (deletion vectors, column mapping,
+partitions), are read through Arrow datasets backed by delta-rs' object store: DuckDB's own
+S3 reader is the httpfs extension, and extensions are never installed or loaded (they
+download at run time).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowforge.engine.sql import quote
@@ -37,19 +40,30 @@ class DuckDBEngine:
         self.con.close()
 
     def register_delta(self, name: str, dt: DeltaTable) -> None:
+        from flowforge.storage.options import is_remote
+
         features = set(dt.protocol().reader_features or [])
-        if features & _NEEDS_DELTA_READER or dt.metadata().partition_columns:
+        if is_remote(dt.table_uri) or features & _NEEDS_DELTA_READER or dt.metadata().partition_columns:
             dataset = dt.to_pyarrow_dataset()
             self.register_arrow(name, dataset)
             return
         self.register_files(name, dt.file_uris(), dt.schema().to_arrow())
 
-    def register_files(self, name: str, files: list[str], schema: Any) -> None:
-        """A view over Parquet files; an empty file list gives an empty view of ``schema``."""
+    def register_files(self, name: str, files: list[str], schema: Any,
+                       storage_options: Mapping[str, str] | None = None) -> None:
+        """A view over Parquet files (local paths or ``s3://`` URIs reached with ``storage_options``);
+        an empty file list gives an empty view of ``schema``."""
         import pyarrow as pa
+
+        from flowforge.storage.options import is_remote
 
         if not files:
             self.register_arrow(name, pa.schema(schema).empty_table())
+            return
+        if any(is_remote(f) for f in files):
+            from flowforge.storage.delta import parquet_dataset
+
+            self.register_arrow(name, parquet_dataset(files, pa.schema(schema), storage_options))
             return
         file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         self.con.execute(

@@ -1,5 +1,5 @@
-"""Lakehouse storage: Delta tables on local disk (S3-compatible stores next)."""
+"""Lakehouse storage: Delta tables on local disk or S3-compatible object storage."""
 
-from flowforge.storage.delta import LAYERS, CommitResult, LakehouseStore
+from flowforge.storage.delta import LAYERS, CommitConflict, CommitResult, LakehouseStore
 
-__all__ = ["LAYERS", "CommitResult", "LakehouseStore"]
+__all__ = ["LAYERS", "CommitConflict", "CommitResult", "LakehouseStore"]

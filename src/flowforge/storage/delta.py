@@ -1,26 +1,50 @@
 """The lakehouse: Delta tables under ``<root>/<layer>/<table>``, written with delta-rs.
 
+The root, or any single table, is a local path or an ``s3://bucket/prefix`` on AWS S3 or any
+S3-compatible store (MinIO, Ceph), reached with the object_store options in ``storage_options``.
+
 Progress (watermarks, processed bronze versions) travels in the commit's custom metadata
 under ``flowforge.*`` keys, so data and progress become visible in one atomic commit.
+
+Two writers never lose a commit: a Delta commit is a create-only PUT of the next log entry,
+which S3 stores refuse when the key exists (``If-None-Match: *``). Before the first write to a
+bucket the store checks that the bucket really refuses it; where it does not, writing needs
+``single_writer=True``, the user's statement that only one process writes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowforge.errors import StorageError
+from flowforge.storage.objects import Bucket, storage_errors
+from flowforge.storage.options import is_remote, split_uri
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from deltalake import DeltaTable
+    from deltalake import DeltaTable, PostCommitHookProperties
 
 LAYERS = ("bronze", "silver", "gold")
 META_PREFIX = "flowforge."
+COMMIT_ID = META_PREFIX + "commit_id"
+# Tables FlowForge creates take a checkpoint every 10 commits (Delta Lake's usual interval; delta-rs
+# defaults to 100): opening a snapshot then reads at most ten JSON log entries, which on an
+# object store is the difference between a few requests and a hundred per open.
+CHECKPOINT_INTERVAL = 10
+
+
+class CommitConflict(StorageError):
+    """Other writers kept committing first (or changed the same files); nothing was committed and
+    the job may simply run again, so the runner retries it."""
+
+    transient = True
 
 
 @dataclass(frozen=True)
@@ -32,20 +56,18 @@ class CommitResult:
 
 
 @contextmanager
-def _storage_errors(action: str, location: str) -> Iterator[None]:
-    """delta-rs errors carry a Rust backtrace; keep the first line and name the table."""
-    try:
-        yield
-    except StorageError:
-        raise
-    except Exception as exc:
-        from deltalake.exceptions import DeltaError
+def _storage_errors(action: str, location: str, options: Mapping[str, str] | None = None) -> Iterator[None]:
+    """delta-rs errors carry a Rust backtrace; keep one line that names the table and the cause."""
+    from deltalake.exceptions import CommitFailedError
 
-        if isinstance(exc, DeltaError | OSError):
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StorageError(f"Could not {action} Delta table at {location}: {first}",
-                               hint="Check that the lakehouse location exists and is writable.") from exc
-        raise
+    with storage_errors(f"{action} Delta table at", location, options):
+        try:
+            yield
+        except CommitFailedError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "commit failed"
+            raise CommitConflict(f"Could not {action} Delta table at {location}: concurrent writers committed "
+                                 f"first or in conflict on every attempt ({first})",
+                                 hint="Nothing of this write was committed; run the job again.") from None
 
 
 def delta_compatible(schema: pa.Schema) -> pa.Schema:
@@ -84,25 +106,51 @@ def cast_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-class LakehouseStore:
-    """Reads and writes the Delta tables of one lakehouse root."""
+# (endpoint, bucket) -> whether the bucket refuses a second create-only PUT; checked once per process
+_CONDITIONAL_PUT: dict[tuple[str, str], bool] = {}
+_CONDITIONAL_PUT_LOCK = threading.Lock()
 
-    def __init__(self, root: str, storage_options: dict[str, str] | None = None) -> None:
+
+class LakehouseStore:
+    """Reads and writes the Delta tables of one lakehouse root (a local folder or ``s3://``).
+
+    ``storage_options`` are object_store keys (``aws_endpoint``, ``aws_access_key_id``...);
+    credentials left out come from the ``AWS_*`` environment or the standard AWS chain.
+    ``locations`` places single tables elsewhere: ``{"bronze": {"bronze_customers": "s3://..."}}``.
+    """
+
+    def __init__(self, root: str, storage_options: Mapping[str, str] | None = None, *,
+                 single_writer: bool = False, locations: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.root = root.rstrip("/")
-        self.storage_options = storage_options or None
+        self.storage_options: dict[str, str] | None = dict(storage_options) if storage_options else None
+        self.single_writer = single_writer
+        self.locations = {layer: {t: loc.rstrip("/") for t, loc in tables.items()}
+                          for layer, tables in (locations or {}).items()}
 
     # -- locations ---------------------------------------------------------------
     def location(self, layer: str, table: str) -> str:
-        return f"{self.root}/{layer}/{table}"
+        return self.locations.get(layer, {}).get(table) or f"{self.root}/{layer}/{table}"
+
+    def _options(self, location: str) -> dict[str, str] | None:
+        return self.storage_options if is_remote(location) else None
 
     def open(self, layer: str, table: str, version: int | None = None) -> DeltaTable | None:
-        from deltalake import DeltaTable
+        """The table's newest snapshot (or ``version``), or None when there is no table there."""
+        return self._open_uri(self.location(layer, table), version)
 
-        loc = self.location(layer, table)
-        if not DeltaTable.is_deltatable(loc, storage_options=self.storage_options):
+    def _open_uri(self, loc: str, version: int | None = None,
+                  options: Mapping[str, str] | None = None) -> DeltaTable | None:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        if not is_remote(loc) and not os.path.isdir(os.path.join(loc, "_delta_log")):
             return None
-        with _storage_errors("open", loc):
-            return DeltaTable(loc, version=version, storage_options=self.storage_options)
+        opts = dict(options) if options is not None else self._options(loc)
+        with _storage_errors("open", loc, opts):
+            try:
+                return DeltaTable(loc, version=version, storage_options=opts)
+            except TableNotFoundError:
+                return None
 
     def open_version(self, dt: DeltaTable, version: int) -> DeltaTable | None:
         """An older snapshot of ``dt``, or None when its log was cleaned up."""
@@ -110,7 +158,7 @@ class LakehouseStore:
         from deltalake.exceptions import DeltaError
 
         try:
-            return DeltaTable(dt.table_uri, version=version, storage_options=self.storage_options)
+            return DeltaTable(dt.table_uri, version=version, storage_options=self._options(dt.table_uri))
         except DeltaError:
             return None
 
@@ -123,16 +171,39 @@ class LakehouseStore:
         return None
 
     def tables(self) -> list[tuple[str, str]]:
-        """(layer, table) for every table under the root (local roots only)."""
-        found = []
+        """(layer, table) for every table under the root, and every table placed elsewhere that exists."""
+        found: list[tuple[str, str]] = []
         for layer in LAYERS:
-            base = os.path.join(self.root, layer)
-            if "://" in self.root or not os.path.isdir(base):
-                continue
-            for name in sorted(os.listdir(base)):
-                if os.path.isdir(os.path.join(base, name, "_delta_log")):
+            base = f"{self.root}/{layer}"
+            names = self._remote_tables(base) if is_remote(base) else _local_tables(base)
+            found += [(layer, n) for n in names]
+        for layer, tables in self.locations.items():
+            for name, loc in tables.items():
+                if (layer, name) not in found and self._is_table(loc):
                     found.append((layer, name))
         return found
+
+    def _remote_tables(self, base: str) -> list[str]:
+        bucket, key = Bucket.for_uri(base, self.storage_options)
+        names = bucket.list_dirs(key + "/")
+        return [n for n in names if bucket.exists_prefix(f"{key}/{n}/_delta_log/")]
+
+    def _is_table(self, loc: str) -> bool:
+        if not is_remote(loc):
+            return os.path.isdir(os.path.join(loc, "_delta_log"))
+        bucket, key = Bucket.for_uri(loc, self.storage_options)
+        return bucket.exists_prefix(f"{key}/_delta_log/")
+
+    def preview(self, layer: str, table: str, limit: int = 100) -> pa.Table:
+        """The first ``limit`` rows of a table, read from wherever it lives."""
+        loc = self.location(layer, table)
+        dt = self.open(layer, table)
+        if dt is None:
+            raise StorageError(f"There is no {layer} table '{table}' at {loc}.",
+                               hint="List the tables with 'flowforge tables'.")
+        with _storage_errors("read", loc, self._options(loc)):
+            result: pa.Table = dt.to_pyarrow_dataset().head(limit)
+        return result
 
     # -- writes --------------------------------------------------------------------
     def append(self, layer: str, table: str, data: pa.RecordBatchReader | pa.Table,
@@ -148,50 +219,112 @@ class LakehouseStore:
         from deltalake import CommitProperties, write_deltalake
 
         loc = self.location(layer, table)
-        before = self.open(layer, table)
-        old_files = {a[0] for a in add_actions(before)} if before is not None and mode == "append" else set()
-        with _storage_errors("write", loc):
-            write_deltalake(
-                loc, data, mode=mode,  # type: ignore[call-overload]
-                schema_mode="merge" if mode == "append" else "overwrite",
-                storage_options=self.storage_options,
-                commit_properties=CommitProperties(custom_metadata=_encode(progress)),
-            )
-        return self._result(layer, table, old_files)
+        opts = self.write_options(loc)
+        commit_id = uuid.uuid4().hex
+        props = CommitProperties(custom_metadata={**_encode(progress), COMMIT_ID: commit_id})
+        schema_mode = "merge" if mode == "append" else "overwrite"
+        dt = self._open_uri(loc, options=opts)
+        with _storage_errors("write", loc, opts):
+            if dt is None:
+                write_deltalake(loc, data, mode=mode, schema_mode=schema_mode,  # type: ignore[call-overload]
+                                storage_options=opts, commit_properties=props,
+                                configuration={"delta.checkpointInterval": str(CHECKPOINT_INTERVAL)})
+                created = self._open_uri(loc, options=opts)
+                assert created is not None
+                version = _version_of(created, commit_id)
+            else:
+                write_deltalake(dt, data, mode=mode, schema_mode=schema_mode,  # type: ignore[call-overload]
+                                commit_properties=props, post_commithook_properties=_hooks(dt))
+                version = dt.version()
+        return self._commit_result(loc, opts, version)
 
     def merge(self, layer: str, table: str, source: pa.Table, keys: tuple[str, ...],
               progress: dict[str, Any]) -> CommitResult:
         """Upsert ``source`` on ``keys``: matched rows are replaced, new rows inserted."""
         from deltalake import CommitProperties
 
-        dt = self.open(layer, table)
+        loc = self.location(layer, table)
+        opts = self.write_options(loc)
+        dt = self._open_uri(loc, options=opts)
         if dt is None:
             return self.overwrite(layer, table, source, progress)
-        loc = self.location(layer, table)
         predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
-        with _storage_errors("merge into", loc):
+        with _storage_errors("merge into", loc, opts):
             metrics = (
                 dt.merge(source, predicate=predicate, source_alias="s", target_alias="t",
-                         merge_schema=True,
+                         merge_schema=True, post_commithook_properties=_hooks(dt),
                          commit_properties=CommitProperties(custom_metadata=_encode(progress)))
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute()
             )
-        dt.update_incremental()
         return CommitResult(version=dt.version(), rows_written=int(metrics["num_target_rows_inserted"]),
                             rows_updated=int(metrics["num_target_rows_updated"]),
                             bytes_written=int(source.nbytes))
 
-    def _result(self, layer: str, table: str, old_files: set[str]) -> CommitResult:
-        dt = self.open(layer, table)
-        assert dt is not None
+    def write_options(self, location: str) -> dict[str, str] | None:
+        """The options for writing ``location``, once the store is known to keep concurrent commits apart.
+
+        Raises StorageError, before anything is written, where two writers could lose a commit.
+        """
+        opts = self._options(location)
+        if opts is None and not is_remote(location):
+            return None
+        opts = dict(opts or {})
+        mode = opts.get("aws_conditional_put", "etag").lower()
+        if self.single_writer:
+            if mode == "disabled":
+                # delta-rs needs some create-only PUT; with one writer a store that ignores the
+                # If-None-Match header behaves as a plain PUT, which is then safe
+                opts["aws_conditional_put"] = "etag"
+            return opts
+        if mode == "disabled":
+            raise StorageError(
+                f"Refusing to write {location}: aws_conditional_put is 'disabled' and single_writer is off, "
+                f"so two writers could overwrite each other's Delta commit.",
+                hint="Remove aws_conditional_put (the store then must support conditional writes, as AWS S3 "
+                     "and MinIO do), or set 'single_writer: true' in flowforge.yml if only one process ever "
+                     "writes this lakehouse.")
+        if mode == "etag":
+            self._check_conditional_put(location, opts)
+        return opts
+
+    def _check_conditional_put(self, location: str, opts: dict[str, str]) -> None:
+        _, bucket_name, key = split_uri(location)
+        cache_key = (opts.get("aws_endpoint", ""), bucket_name)
+        with _CONDITIONAL_PUT_LOCK:
+            if cache_key not in _CONDITIONAL_PUT:
+                bucket = Bucket(bucket_name, opts)
+                _CONDITIONAL_PUT[cache_key] = bucket.enforces_conditional_put(key)
+            enforced = _CONDITIONAL_PUT[cache_key]
+        if not enforced:
+            endpoint = opts.get("aws_endpoint", "AWS S3")
+            raise StorageError(
+                f"Refusing to write {location}: the object store at {endpoint} does not enforce conditional "
+                f"writes (it accepted a second create-only PUT of one key), so two writers could overwrite "
+                f"each other's Delta commit.",
+                hint="Set 'single_writer: true' in flowforge.yml if only one process ever writes this lakehouse, "
+                     "or use a store with conditional writes (AWS S3, MinIO, Ceph RGW with If-None-Match), "
+                     "or a DynamoDB lock (aws_s3_locking_provider: dynamodb).")
+
+    def _commit_result(self, loc: str, opts: Mapping[str, str] | None, version: int) -> CommitResult:
+        """Rows and bytes added by one commit, from its log entry (exact even when others commit too)."""
+        entry = f"_delta_log/{version:020d}.json"
+        with _storage_errors("read the log of", loc, opts):
+            if is_remote(loc):
+                bucket, key = Bucket.for_uri(loc, opts)
+                text = bucket.get(f"{key}/{entry}").decode()
+            else:
+                with open(os.path.join(loc, entry), encoding="utf-8") as fh:
+                    text = fh.read()
         rows = size = 0
-        for path, nbytes, nrows in add_actions(dt):
-            if path not in old_files:
-                size += nbytes
-                rows += nrows
-        return CommitResult(version=dt.version(), rows_written=rows, bytes_written=size)
+        for line in text.splitlines():
+            add = json.loads(line).get("add") if line.strip() else None
+            if add:
+                size += int(add.get("size") or 0)
+                stats = json.loads(add["stats"]) if add.get("stats") else {}
+                rows += int(stats.get("numRecords") or 0)
+        return CommitResult(version=version, rows_written=rows, bytes_written=size)
 
     # -- progress ------------------------------------------------------------------
     def progress(self, layer: str, table: str, key: str) -> tuple[Any, int] | None:
@@ -199,7 +332,8 @@ class LakehouseStore:
         dt = self.open(layer, table)
         if dt is None:
             return None
-        with _storage_errors("read the history of", self.location(layer, table)):
+        loc = self.location(layer, table)
+        with _storage_errors("read the history of", loc, self._options(loc)):
             # the newest commits almost always carry it; read the whole log only when they don't
             for limit in (10, None):
                 for commit in dt.history(limit):
@@ -209,6 +343,30 @@ class LakehouseStore:
                 if limit is not None and dt.version() < limit:
                     break
         return None
+
+
+def _local_tables(base: str) -> list[str]:
+    if not os.path.isdir(base):
+        return []
+    return [name for name in sorted(os.listdir(base)) if os.path.isdir(os.path.join(base, name, "_delta_log"))]
+
+
+def _hooks(dt: DeltaTable) -> PostCommitHookProperties:
+    """Clean up expired log entries only when a checkpoint is due: cleaning lists the whole log,
+    which on an object store would otherwise cost a full listing per commit."""
+    from deltalake import PostCommitHookProperties
+
+    interval = int(dt.metadata().configuration.get("delta.checkpointInterval") or 100)
+    due = (dt.version() + 1) % max(interval, 1) == 0
+    return PostCommitHookProperties(create_checkpoint=True, cleanup_expired_logs=None if due else False)
+
+
+def _version_of(dt: DeltaTable, commit_id: str) -> int:
+    """The version of the commit that carries ``commit_id`` (another writer may have committed since)."""
+    for commit in dt.history(50):
+        if commit.get(COMMIT_ID) == commit_id:
+            return int(commit["version"])
+    return dt.version()
 
 
 def _encode(progress: dict[str, Any]) -> dict[str, str]:
@@ -237,3 +395,20 @@ def conform_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
 
 def row_count(dt: DeltaTable) -> int:
     return sum(n for _, _, n in add_actions(dt))
+
+
+def parquet_dataset(files: list[str], schema: pa.Schema, options: Mapping[str, str] | None) -> Any:
+    """An Arrow dataset over Parquet files in object storage (read through delta-rs' object store)."""
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+    from deltalake.fs import DeltaStorageHandler
+
+    by_bucket: dict[str, list[str]] = {}
+    for f in files:
+        _, bucket, key = split_uri(f)
+        by_bucket.setdefault(bucket, []).append(key)
+    parts = []
+    for bucket, keys in by_bucket.items():
+        fs = pafs.PyFileSystem(DeltaStorageHandler(f"s3://{bucket}", dict(options or {})))
+        parts.append(ds.dataset(keys, schema=schema, format="parquet", filesystem=fs))
+    return parts[0] if len(parts) == 1 else ds.dataset(parts)
