@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from flowforge.connectors.base import ReadRequest
 from flowforge.errors import ConfigError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
+from flowforge.layers.prefetch import prefetch
 from flowforge.spec.jobs import IngestJob, IngestTable
 from flowforge.storage.delta import cast_batch, delta_compatible
 from flowforge.testing import fault_point
@@ -122,24 +123,27 @@ def _audited_stream(ctx: JobContext, connector: Connector, plan: ReadPlan,
             cache[key] = pa.array([value] * n, type_)
         return cache[key]
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def source() -> Iterator[tuple[pa.RecordBatch, str, dt.datetime | None]]:
         for part in connector.read(plan):
-            modified = part.modified_time
             for batch in part.batches:
-                n = batch.num_rows
-                if n == 0:
-                    continue
-                audit = [
-                    const(ctx.batch_id, pa.string(), n),
-                    const(now, pa.timestamp("us", tz="UTC"), n),
-                    const(system, pa.string(), n),
-                    const(part.name, pa.string(), n),
-                    const(modified, pa.timestamp("us", tz="UTC"), n),
-                ]
-                columns = [batch.column(i) for i in range(source_cols)] + audit
-                out = pa.RecordBatch.from_arrays(columns, names=schema.names)
-                counter.rows += n
-                yield cast_batch(out, schema)
-                fault_point("bronze.batch")
+                yield batch, part.name, part.modified_time
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch, name, modified in prefetch(source()):
+            n = batch.num_rows
+            if n == 0:
+                continue
+            audit = [
+                const(ctx.batch_id, pa.string(), n),
+                const(now, pa.timestamp("us", tz="UTC"), n),
+                const(system, pa.string(), n),
+                const(name, pa.string(), n),
+                const(modified, pa.timestamp("us", tz="UTC"), n),
+            ]
+            columns = [batch.column(i) for i in range(source_cols)] + audit
+            out = pa.RecordBatch.from_arrays(columns, names=schema.names)
+            counter.rows += n
+            yield cast_batch(out, schema)
+            fault_point("bronze.batch")
 
     return pa.RecordBatchReader.from_batches(schema, batches())
