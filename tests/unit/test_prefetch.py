@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from flowforge.errors import ConnectionFailed
-from flowforge.layers.prefetch import prefetch
+from flowforge.streams import prefetch
 
 
 def test_order_and_completeness() -> None:

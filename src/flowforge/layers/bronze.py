@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from flowforge.connectors.base import ReadRequest
 from flowforge.errors import ConfigError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
-from flowforge.layers.prefetch import prefetch
 from flowforge.spec.jobs import IngestJob, IngestTable
 from flowforge.storage.delta import cast_batch, delta_compatible
+from flowforge.streams import prefetch
 from flowforge.testing import fault_point
 
 if TYPE_CHECKING:

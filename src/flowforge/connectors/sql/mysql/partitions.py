@@ -8,12 +8,11 @@ their upper bound is fixed at plan time.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
-QUEUE_BATCHES_PER_WORKER = 2  # bounds memory of a partitioned read to a few batches
+from flowforge.streams import merge
 
 
 def ranges(bounds: tuple[Any, Any] | None, partitions: int) -> list[tuple[int, int]]:
@@ -35,49 +34,6 @@ def predicate(key: str, index: int, spans: list[tuple[int, int]]) -> str:
 
 
 def parallel(streams: list[Iterator[Any]]) -> Iterator[Any]:
-    """Consume each stream in its own thread; a slow consumer slows the readers, and stopping
-    early (or an error in one stream) stops them all."""
-    out: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_BATCHES_PER_WORKER * len(streams))
-    stop = threading.Event()
-    done = object()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work(stream: Iterator[Any]) -> None:
-        try:
-            for batch in stream:
-                if not put(batch):
-                    return
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(exc)
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()  # releases the stream's connection in this thread
-            put(done)
-
-    threads = [threading.Thread(target=work, args=(s,), daemon=True, name=f"mysql-read-{i}")
-               for i, s in enumerate(streams)]
-    for thread in threads:
-        thread.start()
-    try:
-        remaining = len(threads)
-        while remaining:
-            item = out.get()
-            if item is done:
-                remaining -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
+    """Consume each stream in its own thread (``streams.merge``); the generators open their
+    connections in those threads when first pulled."""
+    return merge([partial(iter, s) for s in streams], "mysql-read")

@@ -8,11 +8,10 @@ is cast to its declared ``decimal128(p, s)``, refusing any value that would lose
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flowforge.connectors import register_connector
@@ -30,6 +29,7 @@ from flowforge.connectors.sql import common
 from flowforge.connectors.sql.postgres import catalog
 from flowforge.connectors.sql.postgres.catalog import DIALECT, PgColumn
 from flowforge.errors import MissingDependencyError, SourceSchemaError
+from flowforge.streams import merge
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 _INSTALL = "pip install 'flowforge[postgres]'"
 _INTEGER_KEYS = {"int2", "int4", "int8"}
-_QUEUE_BATCHES_PER_WORKER = 2  # bounds memory of a partitioned read to a few batches
 
 
 @register_connector("postgres")
@@ -245,52 +244,11 @@ class PostgresConnector(Connector):
 
     def _parallel(self, plan: ReadPlan, cols: list[PgColumn],
                   ranges: list[tuple[int, int]]) -> Iterator[pa.RecordBatch]:
-        """One ADBC connection per key range in a thread; batches meet in a bounded queue, so
-        memory stays at a few batches per worker and a slow consumer slows the readers."""
+        """One ADBC connection per key range, each read in its own thread (``streams.merge``)."""
         key = common.quote_ident(next(c for c in cols if c.primary_key).name, DIALECT)
-        out: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_BATCHES_PER_WORKER * len(ranges))
-        stop = threading.Event()
-        done = object()
-
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def work(index: int) -> None:
-            try:
-                sql = self._select(plan, cols, extra=self._range_predicate(key, index, ranges))
-                for batch in self._stream(sql, plan, cols):
-                    if not put(batch):
-                        return
-            except BaseException as exc:  # handed to the consumer, which re-raises it
-                put(exc)
-            finally:
-                put(done)
-
-        threads = [threading.Thread(target=work, args=(i,), daemon=True, name=f"pg-read-{i}")
-                   for i in range(len(ranges))]
-        for thread in threads:
-            thread.start()
-        try:
-            remaining = len(threads)
-            while remaining:
-                item = out.get()
-                if item is done:
-                    remaining -= 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
-
+        streams = [partial(self._stream, self._select(plan, cols, extra=self._range_predicate(key, i, ranges)),
+                           plan, cols) for i in range(len(ranges))]
+        return merge(streams, "pg-read")
 
 def _typed_literal(value: Any, column: PgColumn) -> str:
     """A bound as SQL text: quoted by sqlglot and cast to the column's declared type, so the

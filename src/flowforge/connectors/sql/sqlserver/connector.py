@@ -28,10 +28,11 @@ from flowforge.connectors.base import (
     TableInfo,
 )
 from flowforge.connectors.sql import common
-from flowforge.connectors.sql.sqlserver import catalog, parallel, types
+from flowforge.connectors.sql.sqlserver import catalog, types
 from flowforge.connectors.sql.sqlserver import sql as tsql
 from flowforge.connectors.sql.sqlserver.types import Column
 from flowforge.errors import SourceSchemaError
+from flowforge.streams import merge
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -236,7 +237,7 @@ class SqlServerConnector(Connector):
             key = next(c for c in cols if c.primary_key).quoted
             streams = [partial(self._stream, self._select(plan, cols, extra=tsql.range_predicate(key, i, boundaries)),
                                plan, cols) for i in range(len(boundaries) + 1)]
-            yield from common.rebatch(parallel.merge(streams, "mssql-read"), size)
+            yield from common.rebatch(merge(streams, "mssql-read"), size)
         else:
             yield from common.rebatch(self._stream(self._select(plan, cols, top=limit), plan, cols), size)
 

@@ -1,4 +1,10 @@
-"""Merge several batch streams read in threads, with bounded memory and prompt cleanup."""
+"""Streams read in background threads: partitioned source reads and read-ahead.
+
+Items meet in a bounded queue, so memory stays at a few items per worker whatever the table
+size and a slow consumer slows the readers; an error in any stream is re-raised in the
+consumer, and closing the consumer stops every reader and closes its stream (releasing its
+connection) in the reader's own thread.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-BATCHES_PER_WORKER = 2  # bounds memory of a partitioned read to a few batches per worker
 
 
-def merge(streams: Sequence[Callable[[], Iterator[T]]], thread_name: str) -> Iterator[T]:
+def merge(streams: Sequence[Callable[[], Iterator[T]]], thread_name: str, per_worker: int = 2) -> Iterator[T]:
     """Run each stream in its own thread; items meet in a bounded queue, so a slow consumer slows
     the readers. An error in any stream is re-raised here; closing the iterator stops them all."""
-    out: queue.Queue[Any] = queue.Queue(maxsize=BATCHES_PER_WORKER * len(streams))
+    out: queue.Queue[Any] = queue.Queue(maxsize=per_worker * len(streams))
     stop = threading.Event()
     done = object()
 
@@ -28,8 +33,9 @@ def merge(streams: Sequence[Callable[[], Iterator[T]]], thread_name: str) -> Ite
         return False
 
     def work(stream: Callable[[], Iterator[T]]) -> None:
-        items = stream()
+        items: Iterator[T] | None = None
         try:
+            items = stream()
             for item in items:
                 if not put(item):
                     return
@@ -59,3 +65,9 @@ def merge(streams: Sequence[Callable[[], Iterator[T]]], thread_name: str) -> Ite
         stop.set()
         for thread in threads:
             thread.join()
+
+
+def prefetch(source: Iterator[T], depth: int = 2, thread_name: str = "flowforge-prefetch") -> Iterator[T]:
+    """``source`` pulled by one background thread at most ``depth`` items ahead, so extraction
+    (driver decoding, network) overlaps the consumer's work (Parquet encoding)."""
+    return merge([lambda: source], thread_name, per_worker=depth)
