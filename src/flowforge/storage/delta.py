@@ -70,6 +70,12 @@ def _storage_errors(action: str, location: str, options: Mapping[str, str] | Non
                                  hint="Nothing of this write was committed; run the job again.") from None
 
 
+def _interval_struct() -> pa.DataType:
+    import pyarrow as pa
+
+    return pa.struct([("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())])
+
+
 def delta_compatible(schema: pa.Schema) -> pa.Schema:
     """Arrow types Delta cannot store, mapped to the nearest exact type it can."""
     import pyarrow as pa
@@ -89,6 +95,8 @@ def delta_compatible(schema: pa.Schema) -> pa.Schema:
             t = pa.int16()
         elif pa.types.is_null(t):
             t = pa.string()
+        elif pa.types.is_interval(t):
+            t = _interval_struct()  # Delta has no interval type; its three exact parts as a struct
         elif pa.types.is_timestamp(t) and t.tz is None and t.unit != "us":
             t = pa.timestamp("us")
         elif pa.types.is_timestamp(t) and t.tz is not None:
@@ -97,12 +105,22 @@ def delta_compatible(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
+def _cast(array: pa.Array, target: pa.DataType) -> pa.Array:
+    import pyarrow as pa
+
+    if pa.types.is_interval(array.type) and pa.types.is_struct(target):
+        # no Arrow kernel turns intervals into structs; intervals are rare, so per value is fine
+        return pa.array([None if v is None else {"months": v.months, "days": v.days, "nanoseconds": v.nanoseconds}
+                         for v in array.to_pylist()], target)
+    return array.cast(target)
+
+
 def cast_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     if batch.schema.equals(schema):
         return batch
     import pyarrow as pa
 
-    arrays = [batch.column(i).cast(schema.field(i).type) for i in range(batch.num_columns)]
+    arrays = [_cast(batch.column(i), schema.field(i).type) for i in range(batch.num_columns)]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 

@@ -280,8 +280,10 @@ def arrow_type(declared: str, column: str, where: str, *, family: str | None = N
     parsed = DeclaredType.parse(declared)
     hint = f"Select the column through a query with an explicit CAST (for example CAST({column} AS TEXT))."
     if parsed.array:
-        raise SourceSchemaError(f"{where}: column {column!r} is an array ({declared}); arrays are "
-                                "not supported yet.", hint=hint)
+        element = declared.strip().removesuffix("[]")
+        if element.lower().startswith("array") or element.endswith("[]"):
+            raise SourceSchemaError(f"{where}: column {column!r} is a nested array ({declared}).", hint=hint)
+        return pa.list_(arrow_type(element, column, where, family=family))
     family = family or _NAMES.get(parsed.base)
     simple: dict[str, Callable[[], pa.DataType]] = {
         "int16": pa.int16, "int32": pa.int32, "int64": pa.int64, "float32": pa.float32,

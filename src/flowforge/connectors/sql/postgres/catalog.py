@@ -121,7 +121,10 @@ def _resolve(conn: psycopg.Connection[Any], rows: list[tuple[str, int, int, bool
         family = "string" if category == "E" else None  # enums read as their labels
         arrow_type = common.arrow_type(base_declared, name, where, family=family)
         select, scaled = quoted, False
-        if base == "numeric" and pa_is_small_decimal(arrow_type):
+        if category == "A":
+            # arrays come over COPY BINARY as lists; elements ADBC reads as text are cast after
+            select = quoted
+        elif base == "numeric" and pa_is_small_decimal(arrow_type):
             select, scaled = _select_numeric(quoted, arrow_type.scale), True
         elif category == "E" or base in _AS_TEXT or (
                 common.type_family(base_declared) == "string" and base not in _NATIVE_TEXT):
