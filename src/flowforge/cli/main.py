@@ -269,3 +269,7 @@ def ingest(source: Annotated[str, typer.Option("--from", help="Connection name o
 
 
 app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands
+
+
+if __name__ == "__main__":  # python -m flowforge.cli.main, as well as python -m flowforge
+    app(prog_name="flowforge")

@@ -245,14 +245,15 @@ class LakehouseStore:
         with _storage_errors("write", loc, opts):
             if dt is None:
                 write_deltalake(loc, data, mode=mode, schema_mode=schema_mode,  # type: ignore[call-overload]
-                                storage_options=opts, commit_properties=props,
+                                storage_options=opts, commit_properties=props, writer_properties=_writer(),
                                 configuration={"delta.checkpointInterval": str(CHECKPOINT_INTERVAL)})
                 created = self._open_uri(loc, options=opts)
                 assert created is not None
                 version = _version_of(created, commit_id)
             else:
                 write_deltalake(dt, data, mode=mode, schema_mode=schema_mode,  # type: ignore[call-overload]
-                                commit_properties=props, post_commithook_properties=_hooks(dt))
+                                commit_properties=props, post_commithook_properties=_hooks(dt),
+                                writer_properties=_writer())
                 version = dt.version()
         return self._commit_result(loc, opts, version)
 
@@ -430,3 +431,11 @@ def parquet_dataset(files: list[str], schema: pa.Schema, options: Mapping[str, s
         fs = pafs.PyFileSystem(DeltaStorageHandler(f"s3://{bucket}", dict(options or {})))
         parts.append(ds.dataset(keys, schema=schema, format="parquet", filesystem=fs))
     return parts[0] if len(parts) == 1 else ds.dataset(parts)
+
+
+def _writer() -> Any:
+    """Row groups of 128K rows: delta-rs buffers a whole row group before flushing it, so the
+    default (1M rows) held about 160 MB more at peak for the same speed (measured at 1M and 4M)."""
+    from deltalake import WriterProperties
+
+    return WriterProperties(max_row_group_size=131_072)

@@ -1,0 +1,125 @@
+"""FlowForge benchmarks. ``make bench`` runs ``demo`` (scales 1 and 10) and ``pg_bronze`` (1M rows).
+
+    python bench/run.py                               # demo + pg_bronze, ~2 minutes on 2 quiet vCPUs
+    python bench/run.py demo --scales 1,10,100
+    python bench/run.py pg_bronze --rows 1000000 --repeat 3
+    python bench/run.py pg_bronze --sweep 250000,1000000,4000000
+    python bench/run.py pg_bronze --profile           # where FlowForge's time goes
+    python bench/run.py --full     # demo up to scale 100, pg_bronze at 10M rows with pandas (~12 min, ~15 GB)
+
+Results print as tables and go to bench/results/<benchmark>.json. See bench/README.md.
+This process imports only the standard library: every measured thing runs in a child.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, Options, load_average, machine, python_default, remove
+from demo_bench import run_demo
+from measure import harness_rss_mb, write_json
+from pg_bench import CONTESTANTS, Unreachable, run_pg_bronze, run_profile, run_sweep
+
+BENCHMARKS = ("demo", "pg_bronze")
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
+DEFAULT_ROWS = 1_000_000
+FULL_ROWS = 10_000_000
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
+                   help=f"which to run: {', '.join(BENCHMARKS)} (default: all)")
+    p.add_argument("--full", action="store_true", help="demo scale 100 too; pg_bronze at 10M rows with pandas")
+    p.add_argument("--repeat", type=int, default=3, help="measured runs per case, after one warm-up (best of N)")
+    p.add_argument("--rows", type=int, help="pg_bronze table size (default 1,000,000; 10,000,000 with --full)")
+    p.add_argument("--scales", help="demo scales, comma-separated (default 1,10; 1,10,100 with --full)")
+    p.add_argument("--sweep", help="pg_bronze: FlowForge alone at these sizes, e.g. 250000,1000000")
+    p.add_argument("--profile", action="store_true", help="pg_bronze: also profile one FlowForge run")
+    p.add_argument("--contestants", help=f"pg_bronze subset: {','.join(c.name for c in CONTESTANTS)}")
+    p.add_argument("--pg-url", default=DEFAULT_SERVER,
+                   help=f"PostgreSQL server, no database (default {DEFAULT_SERVER}); database "
+                        f"flowforge_bench is created there")
+    p.add_argument("--workdir", type=Path, help="where outputs are written (default: a new folder in $TMPDIR)")
+    p.add_argument("--keep", action="store_true", help="keep outputs and the work folder")
+    p.add_argument("--python", default=python_default(), help="interpreter with FlowForge installed")
+    args = p.parse_args(argv)
+    unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
+    if unknown:
+        p.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})")
+    known = {c.name for c in CONTESTANTS}
+    wrong = [n for n in (args.contestants or "").split(",") if n.strip() and n.strip() not in known]
+    if wrong:
+        p.error(f"unknown contestant {', '.join(wrong)} (choose from {', '.join(sorted(known))})")
+    return args
+
+
+def numbers(text: str | None, default: list[float]) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()] if text else default
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    chosen = args.benchmarks or list(BENCHMARKS)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="flowforge-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    opts = Options(python=args.python, workdir=workdir.resolve(), repeat=max(1, args.repeat), full=args.full,
+                   keep=args.keep)
+    info = machine()
+    print(f"machine: {info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gb']} GB, Python {info['python']}, "
+          f"commit {info['commit']}; outputs in {opts.workdir}")
+    busy = info["load_average_at_start"]
+    if busy and info["cpus"] and busy[0] > 0.5 * info["cpus"]:
+        print(f"warning: load average {busy[0]} on {info['cpus']} CPUs: other work will skew the timings")
+    failures = 0
+    try:
+        if "demo" in chosen:
+            scales = numbers(args.scales, [1.0, 10.0, 100.0] if args.full else [1.0, 10.0])
+            demo = run_demo(opts, scales)
+            save("demo", demo, info)
+            failures += sum(not r["ok"] for r in demo["results"])
+        if "pg_bronze" in chosen:
+            failures += pg_bronze(args, opts, info)
+    finally:
+        if not args.keep:
+            remove(opts.workdir)
+    return 1 if failures else 0
+
+
+def pg_bronze(args: argparse.Namespace, opts: Options, info: dict[str, Any]) -> int:
+    rows = args.rows or (FULL_ROWS if args.full else DEFAULT_ROWS)
+    names = [n.strip() for n in args.contestants.split(",")] if args.contestants else None
+    try:
+        if args.sweep:
+            sizes = [int(float(x)) for x in args.sweep.split(",") if x.strip()]
+            save("pg_bronze_sweep", run_sweep(opts, args.pg_url, sizes), info)
+        else:
+            result = run_pg_bronze(opts, args.pg_url, rows, names)
+            save("pg_bronze" if rows == DEFAULT_ROWS else f"pg_bronze_{rows}", result, info)
+            if not all(r["ok"] for r in result["results"]):
+                return 1
+        if args.profile:
+            save(f"pg_bronze_profile_{rows}", run_profile(opts, args.pg_url, rows), info)
+    except Unreachable as exc:
+        print(f"\npg_bronze skipped: PostgreSQL at {args.pg_url} is not usable: {exc}\n"
+              f"Start it (or pass --pg-url postgresql://user@host:port) and run: python bench/run.py pg_bronze")
+    return 0
+
+
+def save(name: str, payload: dict[str, Any], info: dict[str, Any]) -> None:
+    payload = {**payload, "machine": info, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "load_average_at_end": load_average(), "harness_peak_rss_mb": round(harness_rss_mb(), 1)}
+    path = write_json(RESULTS / f"{name}.json", payload)
+    print(f"→ {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
