@@ -31,13 +31,3 @@ def quote(name: str, dialect: str = "duckdb") -> str:
 
     return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
 
-
-def check_expression(expression: str, dialect: str = "duckdb") -> None:
-    """Raise ValueError when a derived-column expression does not parse."""
-    import sqlglot
-    from sqlglot.errors import ParseError
-
-    try:
-        sqlglot.parse_one(expression, read=dialect)
-    except ParseError as exc:
-        raise ValueError(f"expression does not parse: {str(exc).splitlines()[0]}") from None

@@ -264,7 +264,7 @@ def _lit(text: str) -> str:
 def check_events(engine: DuckDBEngine, spec: ApplyTable, plan: Plan, typed: str) -> None:
     """Deletes without a row to delete and rows without a key fail before anything is written."""
     null_key = " OR ".join(f"{quote(k)} IS NULL" for k in plan.keys)
-    bad = engine.rows(f"SELECT _op, _position FROM typed WHERE _op <> 't' AND ({null_key}) ORDER BY _ord LIMIT 1")
+    bad = engine.rows(f"SELECT _op, _position FROM {typed} WHERE _op <> 't' AND ({null_key}) ORDER BY _ord LIMIT 1")
     if not bad:
         return
     op, pos = bad[0]

@@ -213,6 +213,3 @@ def to_batch(events: Iterable[ChangeEvent]) -> pa.RecordBatch:
     arrays = [pa.array([r[f.name] for r in rows], f.type) for f in schema]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
-
-def empty_batch() -> pa.RecordBatch:
-    return to_batch(())

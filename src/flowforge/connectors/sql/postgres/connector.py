@@ -54,7 +54,7 @@ class PostgresConnector(Connector):
     ```
     """
 
-    capabilities = ConnectorCapabilities(tables=True, query=True, incremental=True)
+    capabilities = ConnectorCapabilities(tables=True, query=True, incremental=True, partitioned_reads=True)
     config: PostgresConfig
 
     def describe(self) -> str:
