@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	@$(BIN)/pip install --quiet mysqlclient 2>/dev/null || \
-	  echo "note: mysqlclient not built (no MariaDB client headers); MySQL reads use PyMySQL"
+	  echo "note: mysqlclient not built (no MariaDB client headers); MySQL reads over TLS use PyMySQL"
 	touch $(STAMP)
 
 demo: $(STAMP)

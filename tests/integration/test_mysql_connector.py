@@ -5,6 +5,7 @@ partitioned reads. Each module run uses a fresh database, dropped afterwards."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
 import re
 import threading
@@ -26,6 +27,7 @@ from flowforge.connectors.sql.mysql import driver
 from flowforge.connectors.sql.mysql.config import MysqlConfig
 from flowforge.errors import (
     AuthenticationFailed,
+    ConfigError,
     ConnectionFailed,
     ConnectorError,
     SourceNotFound,
@@ -39,8 +41,11 @@ pytestmark = pytest.mark.mysql
 ADMIN_URL = os.environ.get("FLOWFORGE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 SECRET = "Pw-never-shown-7f3a"
 DRIVERS = ["pymysql", pytest.param("mysqlclient", marks=pytest.mark.skipif(
-    driver.stream_driver(MysqlConfig(type="mysql", url="mysql://x@h/d")) != "mysqlclient",
-    reason="mysqlclient is not installed (pip install mysqlclient; needs the client headers)"))]
+    driver.stream_driver(MysqlConfig(type="mysql", url="mysql://x@h/d", driver="pymysql"))
+    and not importlib.util.find_spec("MySQLdb"),
+    reason="mysqlclient is not installed (pip install mysqlclient; needs the client headers)")),
+    pytest.param("connectorx", marks=pytest.mark.skipif(
+        not importlib.util.find_spec("connectorx"), reason="connectorx is not installed (pip install connectorx)"))]
 
 
 def _admin(database: str | None = None) -> Any:
@@ -502,26 +507,24 @@ def test_deadlock_is_retried_with_backoff_then_reported_as_transient(
 def test_lost_connection_before_rows_is_retried_but_not_after(
         connector: Connector, orders: str, sleeps: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
     plan = connector.plan(ReadRequest(table=orders, batch_size=2), None)
-    real_connect, failures = driver.connect, [1]
+    real_open, failures = mysql_connector.MysqlConnector._open, [1]
 
-    def flaky(config: MysqlConfig, name: str = "pymysql", *, raw: bool = False) -> Any:
-        if raw and failures:
+    def flaky(self: Any, *args: Any) -> Iterator[pa.RecordBatch]:
+        if failures:  # the connection breaks before the first row, whatever the driver
             failures.pop()
             raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
-        return real_connect(config, name, raw=raw)
+        yield from real_open(self, *args)
 
-    monkeypatch.setattr(driver, "connect", flaky)
+    monkeypatch.setattr(mysql_connector.MysqlConnector, "_open", flaky)
     retrying = open_connector("shop", connector.config.model_copy(update={"retries": 3}))
     assert read_table(retrying, plan).num_rows == len(ORDERS) and sleeps == [0.5]
 
-    real_fetch = mysql_connector.MysqlConnector._fetch
-
     def drop_after_first(self: Any, *args: Any) -> Iterator[pa.RecordBatch]:
-        for batch in real_fetch(self, *args):
+        for batch in real_open(self, *args):
             yield batch
             raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
 
-    monkeypatch.setattr(mysql_connector.MysqlConnector, "_fetch", drop_after_first)
+    monkeypatch.setattr(mysql_connector.MysqlConnector, "_open", drop_after_first)
     part = next(retrying.read(plan))
     assert next(part.batches).num_rows == 2
     with pytest.raises(ConnectionFailed, match="2013"):
@@ -561,3 +564,86 @@ def test_stopping_a_partitioned_read_early_releases_its_threads(database_url: st
         assert next(part.batches).num_rows == 100
         part.batches.close()  # type: ignore[attr-defined]
     assert not [t for t in threading.enumerate() if t.name.startswith("mysql-read-")]
+
+
+# -- the connectorx fast path ------------------------------------------------------------------
+
+needs_connectorx = pytest.mark.skipif(not importlib.util.find_spec("connectorx"),
+                                      reason="connectorx is not installed (pip install connectorx)")
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({}, "connectorx"),
+    ({"ssl_mode": "disabled"}, "connectorx"),
+    ({"ssl_mode": "required"}, "mysqlclient"),
+    ({"ssl_mode": "verify_ca"}, "pymysql"),
+    ({"read_timeout": "30"}, "mysqlclient"),
+])
+@needs_connectorx
+def test_auto_driver_uses_connectorx_only_for_plain_connections(options: dict[str, str], expected: str) -> None:
+    config = MysqlConfig(type="mysql", url="mysql://etl@db1/shop", options=options)
+    chosen = driver.stream_driver(config)
+    if expected == "mysqlclient" and not importlib.util.find_spec("MySQLdb"):
+        expected = "pymysql"
+    assert chosen == expected
+
+
+@needs_connectorx
+def test_connectorx_asked_for_with_tls_is_refused_up_front() -> None:
+    config = MysqlConfig(type="mysql", url="mysql://etl@db1/shop?ssl_mode=required", driver="connectorx")
+    with pytest.raises(ConfigError, match="connectorx cannot apply the options") as info:
+        driver.stream_driver(config)
+    assert "mysqlclient" in (info.value.hint or "")
+
+
+@needs_connectorx
+def test_connectorx_url_encodes_credentials() -> None:
+    from flowforge.connectors.sql.mysql import fast
+
+    config = MysqlConfig(type="mysql", host="db1", database="shop db", user="etl@corp", password="p@ss:w/rd")
+    assert fast.url(config) == "mysql://etl%40corp:p%40ss%3Aw%2Frd@db1:3306/shop%20db?tcp_connect_timeout_ms=10000"
+
+
+def _server_queries(marker: str) -> list[str]:
+    with _admin() as conn, conn.cursor() as cur:
+        cur.execute("SELECT INFO FROM information_schema.PROCESSLIST WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                    (f"%{marker}%",))
+        return [row[0] for row in cur.fetchall()]
+
+
+@needs_connectorx
+def test_a_stream_closed_early_ends_its_query_on_the_server(database_url: str, source: MysqlSource) -> None:
+    """A half-read connectorx stream would keep the server writing until net_write_timeout."""
+    name = f"wide_{uuid.uuid4().hex[:6]}"
+    source.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, payload TEXT)")
+    source.execute(f"INSERT INTO {name} SELECT seq, REPEAT('x', 500) FROM seq_1_to_100000")  # ~50 MB
+    config = MysqlConfig(type="mysql", url=database_url, driver="connectorx")
+    with open_connector("shop", config) as connector:
+        part = next(connector.read(connector.plan(ReadRequest(table=name, batch_size=1000), None)))
+        assert next(part.batches).num_rows == 1000
+        assert _server_queries(name), "the query should still be streaming"
+        part.batches.close()  # type: ignore[attr-defined]
+    for _ in range(50):  # KILL QUERY is asynchronous on the server
+        if not _server_queries(name):
+            break
+        threading.Event().wait(0.1)
+    assert _server_queries(name) == []
+
+
+@needs_connectorx
+def test_a_query_killed_mid_stream_is_a_clear_error_not_a_panic(database_url: str, source: MysqlSource) -> None:
+    name = f"wide_{uuid.uuid4().hex[:6]}"
+    source.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, payload TEXT)")
+    source.execute(f"INSERT INTO {name} SELECT seq, REPEAT('x', 500) FROM seq_1_to_100000")
+    config = MysqlConfig(type="mysql", url=database_url, driver="connectorx", retries=0)
+    with open_connector("shop", config) as connector:
+        part = next(connector.read(connector.plan(ReadRequest(table=name, batch_size=1000), None)))
+        assert next(part.batches).num_rows == 1000
+        with _admin() as conn, conn.cursor() as cur:  # a DBA kills the long-running read
+            cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                        (f"%{name}%",))
+            for (thread,) in cur.fetchall():
+                cur.execute(f"KILL QUERY {int(thread)}")
+        with pytest.raises(ConnectorError, match=r"reading .* failed: .*interrupted \(MySQL error 1317\)"):
+            for _ in part.batches:
+                pass

@@ -34,8 +34,9 @@ class MysqlConfig(ConnectionConfig):
 
     ``url: mysql://etl:...@db1.internal:3306/shop?ssl_mode=required`` works too; ``mariadb://``
     and SQLAlchemy-style ``mysql+pymysql://`` prefixes are accepted. ``driver`` picks the
-    streaming driver: ``auto`` uses mysqlclient when it is installed (about 2.5x faster) and
-    PyMySQL otherwise.
+    streaming driver: ``auto`` uses connectorx (Arrow decoded in Rust, about 2x faster than
+    mysqlclient) when it is installed and no TLS or timeout option is set, then mysqlclient
+    (about 2.5x faster than PyMySQL), then PyMySQL.
     """
 
     # A rejected URL must not be echoed back inside the validation error: it may hold a password.
@@ -52,7 +53,7 @@ class MysqlConfig(ConnectionConfig):
     connect_timeout: int = Field(10, ge=1, description="Seconds to wait for a connection.")
     read_partitions: int = Field(1, ge=1, le=16, description="Parallel range reads on an integer key.")
     retries: int = Field(3, ge=0, le=10, description="Retries of a transient failure before rows flow.")
-    driver: Literal["auto", "mysqlclient", "pymysql"] = "auto"
+    driver: Literal["auto", "connectorx", "mysqlclient", "pymysql"] = "auto"
 
     @field_validator("url", mode="before")
     @classmethod

@@ -1,9 +1,10 @@
 """Connections to MySQL / MariaDB with PyMySQL or mysqlclient, the errors they raise, and retries.
 
 PyMySQL (pure Python) is required: discovery and planning use it, because its result metadata
-carries the charset and flags that type a query's columns. Reads stream with mysqlclient when
-it is installed (a C driver, ~2.5x faster on the text protocol) and with PyMySQL otherwise;
-both run without value converters, so rows arrive as the server's text (see ``convert.py``).
+carries the charset and flags that type a query's columns. Reads stream with connectorx when it
+is installed and the connection needs no TLS (``fast.py``), else with mysqlclient (a C driver,
+~2.5x faster than PyMySQL on the text protocol), else with PyMySQL; the last two run without
+value converters, so rows arrive as the server's text (see ``convert.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowforge.errors import (
     AuthenticationFailed,
+    ConfigError,
     ConnectionFailed,
     ConnectorError,
     FlowForgeError,
@@ -79,8 +81,24 @@ def pymysql_module() -> Any:
 
 
 def stream_driver(config: MysqlConfig) -> str:
-    """``mysqlclient`` when asked for or (``auto``) installed, else ``pymysql``."""
-    mode = config.connect_args()["options"].get("ssl_mode", "").lower()
+    """``connectorx``, ``mysqlclient`` or ``pymysql``: the one asked for, or (``auto``) the
+    fastest installed one that honours the connection's options."""
+    from flowforge.connectors.sql.mysql import fast
+
+    options = config.connect_args()["options"]
+    mode = options.get("ssl_mode", "").lower()
+    # connectorx opens plain connections only; TLS and timeouts are the other drivers' job.
+    plain = not set(options) - {"ssl_mode"} and mode in ("", "disabled")
+    if config.driver == "connectorx":
+        if not fast.available():
+            raise MissingDependencyError(f"driver: connectorx needs connectorx: {INSTALL}")
+        if not plain:
+            raise ConfigError(f"{config.describe()}: driver: connectorx cannot apply the options "
+                              f"{sorted(options)} (TLS, timeouts).",
+                              hint="Use driver: mysqlclient or pymysql for TLS connections.")
+        return "connectorx"
+    if config.driver == "auto" and plain and fast.available():
+        return "connectorx"
     # PyMySQL checks certificates with Python's ssl module; mysqlclient's checks depend on the
     # client library it was built with (MariaDB's Connector/C ignores ssl_mode), so verifying
     # modes use PyMySQL unless mysqlclient is asked for by name.
