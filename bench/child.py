@@ -4,11 +4,12 @@ Every command prints one JSON object as its last stdout line. Heavy imports (pya
 psycopg, connectorx, ADBC, FlowForge) happen here, never in the harness, so each child's peak
 RSS is its own (see measure.py).
 
-    python bench/child.py prepare --server URL --db flowforge_bench --table T --rows N
+    python bench/child.py prepare|prepare-mysql --server URL --db flowforge_bench --table T --rows N
     python bench/child.py connectorx --url URL --table T --out FILE [--partitions 2]
     python bench/child.py pandas|adbc --url URL --table T --out FILE
-    python bench/child.py copy --url URL --table T
-    python bench/child.py inspect --kind delta|parquet --path P [--project DIR]
+    python bench/child.py dlt --url URL --table T --out DIR --workdir DIR
+    python bench/child.py copy|mysql_client --url URL --table T
+    python bench/child.py inspect --kind delta|parquet|parquet_dir --path P [--project DIR] [--table T]
     python bench/child.py inspect-demo --dir DIR
     python bench/child.py breakdown --project DIR --connection C --table T --out DIR
     python bench/child.py profile-report --file F [--top N]
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -109,6 +112,76 @@ def _ensure_table(conn: Any, table: str, rows: int) -> tuple[bool, float]:
     return True, time.perf_counter() - start
 
 
+# -- MariaDB / MySQL setup --------------------------------------------------------------------
+
+# The same 12 columns and values as the PostgreSQL table, from MariaDB's sequence engine.
+MYSQL_CREATE_SQL = """
+CREATE TABLE {table} (
+    id BIGINT NOT NULL PRIMARY KEY, customer_id INT NOT NULL, amount DECIMAL(15,2) NOT NULL,
+    fee DECIMAL(15,2), name TEXT NOT NULL, email TEXT NOT NULL, note TEXT, order_date DATE NOT NULL,
+    created_at DATETIME NOT NULL, updated_at DATETIME, is_active BOOLEAN NOT NULL, status VARCHAR(20) NOT NULL
+) ENGINE=InnoDB"""
+
+MYSQL_INSERT_SQL = """
+INSERT INTO {table}
+SELECT seq, (seq * 7919) % 100000 + 1, ((seq * 104729) % 100000000) / 100,
+       IF(seq % 10 = 0, NULL, ((seq * 31) % 1000000) / 100),
+       CONCAT('customer_', MD5(seq)), CONCAT('user', seq, '@example.com'),
+       IF(seq % 5 = 0, NULL, REPEAT(CHAR(97 + seq % 26), 8 + seq % 40)),
+       DATE '2020-01-01' + INTERVAL (seq % 1500) DAY,
+       TIMESTAMP '2020-01-01 00:00:00' + INTERVAL (seq * 7) SECOND,
+       IF(seq % 20 = 0, NULL, TIMESTAMP '2021-01-01 00:00:00' + INTERVAL (seq * 11) SECOND),
+       seq % 3 <> 0, ELT(1 + seq % 5, 'new', 'paid', 'shipped', 'done', 'cancelled')
+FROM seq_1_to_{rows}"""
+
+
+def prepare_mysql(args: argparse.Namespace) -> dict[str, Any]:
+    """Create the database and the table if needed (MariaDB: the sequence engine generates it)."""
+    import pymysql
+
+    parts = {**_mysql_parts(args.server.rstrip("/") + "/mysql"), "database": None}
+    with closing(pymysql.connect(**parts, autocommit=True, connect_timeout=5)) as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        version = cur.fetchone()[0]
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{args.db}`")
+        cur.execute(f"USE `{args.db}`")
+        created, seconds = False, 0.0
+        cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                    (args.db, args.table))
+        exists = cur.fetchone()[0]
+        count = None
+        if exists:
+            cur.execute(f"SELECT COUNT(*) FROM `{args.table}`")
+            count = cur.fetchone()[0]
+        if count != args.rows:
+            start = time.perf_counter()
+            cur.execute(f"DROP TABLE IF EXISTS `{args.table}`")
+            cur.execute(MYSQL_CREATE_SQL.format(table=args.table))
+            cur.execute(MYSQL_INSERT_SQL.format(table=args.table, rows=int(args.rows)))
+            cur.execute(f"ANALYZE TABLE `{args.table}`")
+            created, seconds = True, time.perf_counter() - start
+        cur.execute(CHECKS_SQL.format(table=args.table))
+        checks = cur.fetchone()
+        cur.execute("SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                    "AND TABLE_NAME = %s", (args.db, args.table))
+        size = cur.fetchone()[0]
+        cur.execute("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                    "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (args.db, args.table))
+        declared = cur.fetchall()
+    return {"server_version": version, "created": created, "create_seconds": round(seconds, 2),
+            "rows": checks[0], "checks": dict(zip(CHECK_COLUMNS, map(str, checks[1:]), strict=True)),
+            "table_bytes": int(size), "declared": [list(d) for d in declared]}
+
+
+def _mysql_parts(url: str) -> dict[str, Any]:
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    return {"host": parts.hostname or "127.0.0.1", "port": parts.port or 3306, "user": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""), "database": unquote(parts.path.lstrip("/")) or None}
+
+
 # -- contestants -------------------------------------------------------------------------------
 
 def run_connectorx(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,18 +198,65 @@ def run_connectorx(args: argparse.Namespace) -> dict[str, Any]:
     return _written(args.out, table.num_rows, start, read_s)
 
 
+def _sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy URL a user of pandas or dlt would write: psycopg 3 for PostgreSQL, the C
+    driver mysqlclient for MariaDB when it is installed (PyMySQL otherwise)."""
+    if url.startswith("postgresql://"):
+        return url.replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        return url.replace("mysql://", "mysql+pymysql://", 1)
+    return url.replace("mysql://", "mysql+mysqldb://", 1)
+
+
 def run_pandas(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
     import sqlalchemy
 
     start = time.perf_counter()
-    engine = sqlalchemy.create_engine(args.url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = sqlalchemy.create_engine(_sqlalchemy_url(args.url))
     with engine.connect() as conn:
         frame = pd.read_sql(f"SELECT * FROM {args.table}", conn)
     read_s = time.perf_counter() - start
     frame.to_parquet(args.out, engine="pyarrow", index=False)
     engine.dispose()
     return _written(args.out, len(frame), start, read_s)
+
+
+def run_dlt(args: argparse.Namespace) -> dict[str, Any]:
+    """dlt's sql_database source with the pyarrow backend into its filesystem destination as
+    Parquet: extract, normalize and load, as a dlt user runs it."""
+    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    start = time.perf_counter()
+    resource = sql_table(credentials=_sqlalchemy_url(args.url), table=args.table, backend="pyarrow",
+                         chunk_size=100_000)
+    pipeline = dlt.pipeline(pipeline_name=f"bench_{os.getpid()}", pipelines_dir=str(Path(args.workdir) / "dlt"),
+                            destination=dlt.destinations.filesystem(bucket_url=Path(args.out).resolve().as_uri()),
+                            dataset_name="bench")
+    pipeline.run(resource, loader_file_format="parquet")
+    files = _dlt_files(args.out, args.table)
+    return {"work_seconds": round(time.perf_counter() - start, 3), "files": len(files),
+            "bytes": sum(Path(f).stat().st_size for f in files)}
+
+
+def _dlt_files(folder: str, table: str) -> list[str]:
+    return sorted(str(p) for p in Path(folder).rglob("*.parquet") if table in p.parent.name)
+
+
+def run_mysql_client(args: argparse.Namespace) -> dict[str, Any]:
+    """The floor: the server's C client with ``--quick`` (row by row, no buffering) into /dev/null."""
+    parts = _mysql_parts(args.url)
+    cmd = ["mariadb", "-h", parts["host"], "-P", str(parts["port"]), "-u", parts["user"], "--quick",
+           "--batch", "--skip-column-names", parts["database"], "-e", f"SELECT * FROM {args.table}"]
+    env = {**os.environ, "MYSQL_PWD": parts["password"]}
+    start = time.perf_counter()
+    with open("/dev/null", "wb") as sink:
+        subprocess.run(cmd, stdout=sink, check=True, env=env)
+    return {"work_seconds": round(time.perf_counter() - start, 3), "bytes": None}
 
 
 def run_adbc(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,7 +316,12 @@ def _written(path: str, rows: int, start: float, read_s: float | None) -> dict[s
 
 def inspect(args: argparse.Namespace) -> dict[str, Any]:
     """Rows, bytes, Arrow types, codec and column sums of a contestant's output."""
-    files = _delta_files(args.path) if args.kind == "delta" else [args.path]
+    if args.kind == "delta":
+        files = _delta_files(args.path)
+    elif args.kind == "parquet_dir":
+        files = _dlt_files(args.path, args.table)
+    else:
+        files = [args.path]
     out = _parquet_facts(files)
     if args.project:
         out["run"] = _last_run(args.project)
@@ -359,9 +484,9 @@ def profile_report(args: argparse.Namespace) -> dict[str, Any]:
 # -- command line -----------------------------------------------------------------------------------
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
-    "prepare": prepare, "connectorx": run_connectorx, "pandas": run_pandas, "adbc": run_adbc,
-    "copy": run_copy, "inspect": inspect, "inspect-demo": inspect_demo, "breakdown": breakdown,
-    "profile-report": profile_report,
+    "prepare": prepare, "prepare-mysql": prepare_mysql, "connectorx": run_connectorx, "pandas": run_pandas,
+    "adbc": run_adbc, "dlt": run_dlt, "copy": run_copy, "mysql_client": run_mysql_client, "inspect": inspect,
+    "inspect-demo": inspect_demo, "breakdown": breakdown, "profile-report": profile_report,
 }
 
 
@@ -369,7 +494,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="child.py")
     parser.add_argument("command", choices=sorted(COMMANDS))
     for flag in ("--server", "--db", "--table", "--url", "--out", "--kind", "--path", "--project",
-                 "--dir", "--connection", "--file"):
+                 "--dir", "--connection", "--file", "--workdir"):
         parser.add_argument(flag)
     parser.add_argument("--rows", type=int, default=0)
     parser.add_argument("--partitions", type=int, default=1)

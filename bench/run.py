@@ -1,11 +1,12 @@
-"""FlowForge benchmarks. ``make bench`` runs ``demo`` (scales 1 and 10) and ``pg_bronze`` (1M rows).
+"""FlowForge benchmarks. ``make bench`` runs ``demo`` (scales 1 and 10), ``pg_bronze`` and
+``mysql_bronze`` (1M rows each).
 
-    python bench/run.py                               # demo + pg_bronze, ~2 minutes on 2 quiet vCPUs
+    python bench/run.py                               # demo + pg_bronze + mysql_bronze, ~5 minutes
     python bench/run.py demo --scales 1,10,100
-    python bench/run.py pg_bronze --rows 1000000 --repeat 3
+    python bench/run.py pg_bronze mysql_bronze --rows 10000000 --repeat 3
     python bench/run.py pg_bronze --sweep 250000,1000000,4000000
     python bench/run.py pg_bronze --profile           # where FlowForge's time goes
-    python bench/run.py --full     # demo up to scale 100, pg_bronze at 10M rows with pandas (~12 min, ~15 GB)
+    python bench/run.py --full     # demo up to scale 100, both loads at 10M rows with pandas (~30 min, ~15 GB)
 
 Results print as tables and go to bench/results/<benchmark>.json. See bench/README.md.
 This process imports only the standard library: every measured thing runs in a child.
@@ -23,12 +24,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, Options, load_average, machine, python_default, remove
+from db_bench import SOURCES, Unreachable, run_bronze, run_profile, run_sweep
 from demo_bench import run_demo
 from measure import harness_rss_mb, write_json
-from pg_bench import CONTESTANTS, Unreachable, run_pg_bronze, run_profile, run_sweep
 
-BENCHMARKS = ("demo", "pg_bronze")
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
+BENCHMARKS = ("demo", *SOURCES)
+DEFAULT_SERVERS = {"pg_bronze": "postgresql://postgres@127.0.0.1:5432", "mysql_bronze": "mysql://root@127.0.0.1:3306"}
 DEFAULT_ROWS = 1_000_000
 FULL_ROWS = 10_000_000
 
@@ -40,14 +41,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help=f"which to run: {', '.join(BENCHMARKS)} (default: all)")
     p.add_argument("--full", action="store_true", help="demo scale 100 too; pg_bronze at 10M rows with pandas")
     p.add_argument("--repeat", type=int, default=3, help="measured runs per case, after one warm-up (best of N)")
-    p.add_argument("--rows", type=int, help="pg_bronze table size (default 1,000,000; 10,000,000 with --full)")
+    p.add_argument("--rows", type=int, help="table size of the loads (default 1,000,000; 10,000,000 with --full)")
     p.add_argument("--scales", help="demo scales, comma-separated (default 1,10; 1,10,100 with --full)")
     p.add_argument("--sweep", help="pg_bronze: FlowForge alone at these sizes, e.g. 250000,1000000")
     p.add_argument("--profile", action="store_true", help="pg_bronze: also profile one FlowForge run")
-    p.add_argument("--contestants", help=f"pg_bronze subset: {','.join(c.name for c in CONTESTANTS)}")
-    p.add_argument("--pg-url", default=DEFAULT_SERVER,
-                   help=f"PostgreSQL server, no database (default {DEFAULT_SERVER}); database "
+    names = sorted({c.name for s in SOURCES.values() for c in s.contestants})
+    p.add_argument("--contestants", help=f"subset of the loads' contestants: {','.join(names)}")
+    p.add_argument("--pg-url", default=DEFAULT_SERVERS["pg_bronze"],
+                   help=f"PostgreSQL server, no database (default {DEFAULT_SERVERS['pg_bronze']}); database "
                         f"flowforge_bench is created there")
+    p.add_argument("--mysql-url", default=DEFAULT_SERVERS["mysql_bronze"],
+                   help=f"MariaDB/MySQL server, no database (default {DEFAULT_SERVERS['mysql_bronze']})")
     p.add_argument("--workdir", type=Path, help="where outputs are written (default: a new folder in $TMPDIR)")
     p.add_argument("--keep", action="store_true", help="keep outputs and the work folder")
     p.add_argument("--python", default=python_default(), help="interpreter with FlowForge installed")
@@ -55,10 +59,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
         p.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})")
-    known = {c.name for c in CONTESTANTS}
-    wrong = [n for n in (args.contestants or "").split(",") if n.strip() and n.strip() not in known]
+    wrong = [n for n in (args.contestants or "").split(",") if n.strip() and n.strip() not in names]
     if wrong:
-        p.error(f"unknown contestant {', '.join(wrong)} (choose from {', '.join(sorted(known))})")
+        p.error(f"unknown contestant {', '.join(wrong)} (choose from {', '.join(names)})")
     return args
 
 
@@ -86,31 +89,36 @@ def main(argv: list[str]) -> int:
             demo = run_demo(opts, scales)
             save("demo", demo, info)
             failures += sum(not r["ok"] for r in demo["results"])
-        if "pg_bronze" in chosen:
-            failures += pg_bronze(args, opts, info)
+        for benchmark in SOURCES:
+            if benchmark in chosen:
+                failures += bronze(benchmark, args, opts, info)
     finally:
         if not args.keep:
             remove(opts.workdir)
     return 1 if failures else 0
 
 
-def pg_bronze(args: argparse.Namespace, opts: Options, info: dict[str, Any]) -> int:
+def bronze(benchmark: str, args: argparse.Namespace, opts: Options, info: dict[str, Any]) -> int:
+    source = SOURCES[benchmark]
+    server = args.pg_url if benchmark == "pg_bronze" else args.mysql_url
     rows = args.rows or (FULL_ROWS if args.full else DEFAULT_ROWS)
     names = [n.strip() for n in args.contestants.split(",")] if args.contestants else None
+    if names:
+        names = [n for n in names if n in {c.name for c in source.contestants}]
     try:
         if args.sweep:
             sizes = [int(float(x)) for x in args.sweep.split(",") if x.strip()]
-            save("pg_bronze_sweep", run_sweep(opts, args.pg_url, sizes), info)
+            save(f"{benchmark}_sweep", run_sweep(opts, source, server, sizes), info)
         else:
-            result = run_pg_bronze(opts, args.pg_url, rows, names)
-            save("pg_bronze" if rows == DEFAULT_ROWS else f"pg_bronze_{rows}", result, info)
+            result = run_bronze(opts, source, server, rows, names)
+            save(benchmark if rows == DEFAULT_ROWS else f"{benchmark}_{rows}", result, info)
             if not all(r["ok"] for r in result["results"]):
                 return 1
-        if args.profile:
-            save(f"pg_bronze_profile_{rows}", run_profile(opts, args.pg_url, rows), info)
+        if args.profile and benchmark == "pg_bronze":
+            save(f"pg_bronze_profile_{rows}", run_profile(opts, server, rows), info)
     except Unreachable as exc:
-        print(f"\npg_bronze skipped: PostgreSQL at {args.pg_url} is not usable: {exc}\n"
-              f"Start it (or pass --pg-url postgresql://user@host:port) and run: python bench/run.py pg_bronze")
+        print(f"\n{benchmark} skipped: {source.product} at {server} is not usable: {exc}\n"
+              f"Start it (or pass --pg-url / --mysql-url) and run: python bench/run.py {benchmark}")
     return 0
 
 

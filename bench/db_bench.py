@@ -1,5 +1,7 @@
-"""``pg_bronze``: one PostgreSQL table to a bronze Delta table with FlowForge, against the tools
-users reach for, each contestant in its own child process, all writing to the same disk."""
+"""``pg_bronze`` and ``mysql_bronze``: one database table to a bronze Delta table with FlowForge,
+against the tools users reach for, each contestant in its own child process, all writing to the
+same disk. The two benchmarks differ only in their ``Source``: the server, its table generator,
+its contestants and its floor."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from common import (
 from measure import Sample, Timing, format_table, interleave, print_round, run_child
 
 DATABASE = "flowforge_bench"
-WORKFLOW = "pg_bronze"
+WORKFLOW = "bronze_bench"
 CONNECTION = "bench"
 BRONZE = "bronze_bench"
 PANDAS_MAX_ROWS = 1_000_000  # pandas needs ~1.5 GB per million rows; above this only with --full
@@ -34,29 +36,64 @@ PANDAS_MAX_ROWS = 1_000_000  # pandas needs ~1.5 GB per million rows; above this
 class Contestant:
     name: str
     label: str
-    output: str | None  # "delta", "parquet" or None (the COPY floor writes nothing)
+    output: str | None  # "delta", "parquet", "parquet_dir" or None (a floor writes nothing)
     partitions: int = 1
 
     @property
     def is_flowforge(self) -> bool:
         return self.name.startswith("flowforge")
 
-
-CONTESTANTS = (
-    Contestant("flowforge", "FlowForge run (ingest → bronze Delta)", "delta"),
-    Contestant("flowforge_p2", "FlowForge run, read_partitions: 2", "delta", 2),
-    Contestant("connectorx", "connectorx → Parquet", "parquet"),
-    Contestant("connectorx_p2", "connectorx 2 partitions → Parquet", "parquet", 2),
-    Contestant("pandas", "pandas.read_sql → to_parquet", "parquet"),
-    Contestant("adbc", "ADBC → ParquetWriter (no type fixes)", "parquet"),
-    Contestant("copy", "COPY binary → /dev/null (floor)", None),
-)
-BY_NAME = {c.name: c for c in CONTESTANTS}
-PEERS = ("connectorx", "connectorx_p2", "pandas", "adbc")
+    @property
+    def command(self) -> str:
+        """The child.py command that runs it (partitioned variants share their tool's)."""
+        return self.name.removesuffix("_p2")
 
 
 @dataclass(frozen=True)
-class PgSetup:
+class Source:
+    """What one benchmark reads from."""
+
+    benchmark: str  # "pg_bronze"
+    product: str  # "PostgreSQL"
+    connection_type: str  # the FlowForge connection type
+    prepare: str  # the child.py command that creates the table
+    contestants: tuple[Contestant, ...]
+    floor: str | None  # the contestant that only reads (the source's own rate)
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.contestants if not c.is_flowforge and c.name != self.floor)
+
+    def contestant(self, name: str) -> Contestant:
+        return next(c for c in self.contestants if c.name == name)
+
+
+FLOWFORGE = (Contestant("flowforge", "FlowForge run (ingest → bronze Delta)", "delta"),
+             Contestant("flowforge_p2", "FlowForge run, read_partitions: 2", "delta", 2))
+DLT = Contestant("dlt", "dlt sql_database (pyarrow backend) → Parquet", "parquet_dir")
+POSTGRES = Source("pg_bronze", "PostgreSQL", "postgres", "prepare", (
+    *FLOWFORGE,
+    Contestant("connectorx", "connectorx → Parquet", "parquet"),
+    Contestant("connectorx_p2", "connectorx 2 partitions → Parquet", "parquet", 2),
+    Contestant("pandas", "pandas.read_sql → to_parquet", "parquet"),
+    DLT,
+    Contestant("adbc", "ADBC → ParquetWriter (no type fixes)", "parquet"),
+    Contestant("copy", "COPY binary → /dev/null (floor)", None),
+), floor="copy")
+MYSQL = Source("mysql_bronze", "MariaDB", "mysql", "prepare-mysql", (
+    *FLOWFORGE,
+    Contestant("connectorx", "connectorx → Parquet", "parquet"),
+    Contestant("connectorx_p2", "connectorx 2 partitions → Parquet", "parquet", 2),
+    Contestant("pandas", "pandas.read_sql → to_parquet", "parquet"),
+    DLT,
+    Contestant("mysql_client", "mariadb --quick client → /dev/null (floor)", None),
+), floor="mysql_client")
+SOURCES = {s.benchmark: s for s in (POSTGRES, MYSQL)}
+
+
+@dataclass(frozen=True)
+class Setup:
+    source: Source
     server: str
     rows: int
 
@@ -70,39 +107,39 @@ class PgSetup:
 
 
 class Unreachable(Exception):
-    """PostgreSQL could not be reached or prepared; the message says why."""
+    """The server could not be reached or prepared; the message says why."""
 
 
 # -- the source table ----------------------------------------------------------------------
 
-def prepare(opts: Options, setup: PgSetup) -> dict[str, Any]:
-    print(f"preparing {DATABASE}.{setup.table} ({setup.rows:,} rows) ...", flush=True)
-    sample = child(opts, "prepare", "--server", setup.server, "--db", DATABASE, "--table", setup.table,
+def prepare(opts: Options, setup: Setup) -> dict[str, Any]:
+    print(f"preparing {setup.source.product} {DATABASE}.{setup.table} ({setup.rows:,} rows) ...", flush=True)
+    sample = child(opts, setup.source.prepare, "--server", setup.server, "--db", DATABASE, "--table", setup.table,
                    "--rows", str(setup.rows))
     facts = sample.last_json()
     if not sample.ok or "error" in facts:
         raise Unreachable(facts.get("error") or sample.failure())
     what = f"generated in {facts['create_seconds']:.1f}s" if facts["created"] else "already there"
     print(f"  {facts['rows']:,} rows, {facts['table_bytes'] / 1e6:,.0f} MB on disk ({what}); "
-          f"PostgreSQL {facts['server_version']}")
+          f"{setup.source.product} {facts['server_version']}")
     return facts
 
 
 # -- contestants ---------------------------------------------------------------------------
 
-def project_files(project: Path, setup: PgSetup, partitions: int) -> None:
-    """A FlowForge project with one postgres connection and one ingest job."""
+def project_files(project: Path, setup: Setup, partitions: int) -> None:
+    """A FlowForge project with one connection to the source and one ingest job."""
     (project / "workflows").mkdir(parents=True, exist_ok=True)
     extra = f", read_partitions: {partitions}" if partitions > 1 else ""
     (project / "flowforge.yml").write_text(
         "lakehouse: lakehouse\nconnections:\n"
-        f'  {CONNECTION}: {{type: postgres, url: "{setup.url}"{extra}}}\n', encoding="utf-8")
+        f'  {CONNECTION}: {{type: {setup.source.connection_type}, url: "{setup.url}"{extra}}}\n', encoding="utf-8")
     (project / "workflows" / f"{WORKFLOW}.yml").write_text(
         f"name: {WORKFLOW}\njobs:\n  - name: land\n    kind: ingest\n    connection: {CONNECTION}\n"
         f"    tables:\n      - {{table: {setup.table}, target: {BRONZE}}}\n", encoding="utf-8")
 
 
-def fresh_project(opts: Options, setup: PgSetup, contestant: Contestant) -> Path:
+def fresh_project(opts: Options, setup: Setup, contestant: Contestant) -> Path:
     """An empty project whose metadata database is already migrated (a one-time cost users
     pay at their first command, not at every load)."""
     project = opts.workdir / contestant.name
@@ -114,7 +151,7 @@ def fresh_project(opts: Options, setup: PgSetup, contestant: Contestant) -> Path
     return project
 
 
-def run_command(opts: Options, setup: PgSetup, contestant: Contestant) -> tuple[Callable[[], list[str]], Path]:
+def run_command(opts: Options, setup: Setup, contestant: Contestant) -> tuple[Callable[[], list[str]], Path]:
     """How to run one attempt, and where its output lands."""
     if contestant.is_flowforge:
         project = opts.workdir / contestant.name
@@ -125,8 +162,11 @@ def run_command(opts: Options, setup: PgSetup, contestant: Contestant) -> tuple[
 
         return flowforge, project / "lakehouse" / "bronze" / BRONZE
     out = opts.workdir / f"{contestant.name}.parquet"
-    args = [opts.python, str(Path(__file__).with_name("child.py")), contestant.name.removesuffix("_p2"),
-            "--url", setup.url, "--table", setup.table, "--partitions", str(contestant.partitions)]
+    if contestant.output == "parquet_dir":
+        out = opts.workdir / contestant.name
+    args = [opts.python, str(Path(__file__).with_name("child.py")), contestant.command,
+            "--url", setup.url, "--table", setup.table, "--partitions", str(contestant.partitions),
+            "--workdir", str(opts.workdir)]
     if contestant.output:
         args += ["--out", str(out)]
 
@@ -137,7 +177,7 @@ def run_command(opts: Options, setup: PgSetup, contestant: Contestant) -> tuple[
     return other, out
 
 
-def measure_all(opts: Options, setup: PgSetup, contestants: list[Contestant]) -> dict[str, dict[str, Any]]:
+def measure_all(opts: Options, setup: Setup, contestants: list[Contestant]) -> dict[str, dict[str, Any]]:
     """Every contestant, interleaved round by round (see measure.interleave); then each
     contestant's last output is inspected and removed."""
     commands = {c.name: run_command(opts, setup, c) for c in contestants}
@@ -157,23 +197,23 @@ def measure_all(opts: Options, setup: PgSetup, contestants: list[Contestant]) ->
     results = {}
     for c in contestants:
         output = commands[c.name][1]
-        facts = _inspect(opts, c, output) if timings[c.name].ok else {}
+        facts = _inspect(opts, c, output, setup.table) if timings[c.name].ok else {}
         if not opts.keep:
             remove(output.parent.parent.parent if c.is_flowforge else output)
         results[c.name] = _result(setup, c, timings[c.name], facts)
     return results
 
 
-def _inspect(opts: Options, contestant: Contestant, output: Path) -> dict[str, Any]:
+def _inspect(opts: Options, contestant: Contestant, output: Path, table: str) -> dict[str, Any]:
     if contestant.output is None:
         return {}
-    args = ["--kind", contestant.output, "--path", str(output)]
+    args = ["--kind", contestant.output, "--path", str(output), "--table", table]
     if contestant.is_flowforge:
         args += ["--project", str(output.parent.parent.parent)]
     return child(opts, "inspect", *args).last_json()
 
 
-def _result(setup: PgSetup, contestant: Contestant, timing: Timing, facts: dict[str, Any]) -> dict[str, Any]:
+def _result(setup: Setup, contestant: Contestant, timing: Timing, facts: dict[str, Any]) -> dict[str, Any]:
     base: dict[str, Any] = {"name": contestant.name, "label": contestant.label, "ok": timing.ok,
                             "timing": timing.summary()}
     if not timing.ok:
@@ -190,13 +230,13 @@ def _result(setup: PgSetup, contestant: Contestant, timing: Timing, facts: dict[
     return {**base, "seconds": timing.seconds, "inner_seconds": inner, "rows": rows,
             "rows_per_second": rows_per_second(rows, timing.seconds), "bytes": written,
             "mb_per_second": per_second(mb(written), timing.seconds),
-            "bytes_are": "COPY stream" if contestant.output is None else f"{contestant.output} files",
+            "bytes_are": "read stream" if contestant.output is None else f"{contestant.output} files",
             "peak_rss_mb": mb(timing.peak_rss_bytes), "codec": facts.get("codec"),
             "files": facts.get("files"), "row_groups": facts.get("row_groups"),
             "schema": facts.get("schema"), "sums": facts.get("sums"), "run": facts.get("run")}
 
 
-def _output_problem(setup: PgSetup, contestant: Contestant, facts: dict[str, Any]) -> str | None:
+def _output_problem(setup: Setup, contestant: Contestant, facts: dict[str, Any]) -> str | None:
     if contestant.output is None:
         return None
     if "rows" not in facts:
@@ -208,17 +248,17 @@ def _output_problem(setup: PgSetup, contestant: Contestant, facts: dict[str, Any
 
 # -- reporting -----------------------------------------------------------------------------
 
-def ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def ratios(source: Source, results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """speed = peer_seconds / flowforge_seconds; memory = peer_rss / flowforge_rss (>1: FlowForge
-    is faster / smaller). ``vs_floor`` = flowforge_seconds / copy_seconds (1.0 is the floor)."""
+    is faster / smaller). ``vs_floor`` = flowforge_seconds / floor_seconds (1.0 is the floor)."""
     out: dict[str, dict[str, Any]] = {}
-    floor = results.get("copy")
+    floor = results.get(source.floor or "")
     for ff_name in ("flowforge", "flowforge_p2"):
         ff = results.get(ff_name)
         if not ff or not ff["ok"]:
             continue
         entry: dict[str, Any] = {}
-        for peer in PEERS:
+        for peer in source.peers:
             other = results.get(peer)
             if other and other["ok"]:
                 entry[peer] = {"speed": other["seconds"] / ff["seconds"],
@@ -257,15 +297,15 @@ def _compare(expected: str, got: str | None, type_: str) -> str:
     return f"off by {float(rel):.1e} (relative){lossy}"
 
 
-def print_report(setup: PgSetup, results: dict[str, dict[str, Any]], facts: dict[str, Any],
+def print_report(setup: Setup, results: dict[str, dict[str, Any]], facts: dict[str, Any],
                  ratio: dict[str, dict[str, Any]], repeat_n: int) -> None:
     ok = [r for r in results.values() if r["ok"]]
     print(format_table(
         ["contestant", "wall s", "inner s", "rows/s", "MB written", "MB/s", "peak RSS MB", "codec"],
         [[r["name"], r["seconds"], r["inner_seconds"], r["rows_per_second"], mb(r["bytes"]), r["mb_per_second"],
           r["peak_rss_mb"], r["codec"]] for r in ok],
-        title=f"\npg_bronze: {setup.rows:,} rows x 12 columns, best of {repeat_n} after a warm-up run "
-              f"(MB/s = bytes written ÷ wall s; for copy, COPY stream bytes)"))
+        title=f"\n{setup.source.benchmark}: {setup.rows:,} rows x 12 columns, best of {repeat_n} after a warm-up "
+              f"run (MB/s = bytes written ÷ wall s; for the floor, bytes the server sent)"))
     for r in results.values():
         if not r["ok"]:
             print(f"  {r['name']}: FAILED {r.get('error')}")
@@ -275,25 +315,26 @@ def print_report(setup: PgSetup, results: dict[str, dict[str, Any]], facts: dict
                            title=f"\n{ff_name} vs peers (peer ÷ {ff_name}: >1 means {ff_name} is faster / "
                                  f"smaller)"))
         if "vs_floor" in entry:
-            print(f"{ff_name} takes {entry['vs_floor']:.2f}x the COPY floor's time")
-    _print_types(facts, results)
+            print(f"{ff_name} takes {entry['vs_floor']:.2f}x the floor's time ({setup.source.floor})")
+    _print_types(setup, facts, results)
     check_rows = checks(facts, results)
     print(format_table(["output", "rows", "rows ok", *facts["checks"]],
                        [[c["name"], c["rows"], c["rows_ok"], *(c[k] for k in facts["checks"])] for c in check_rows],
-                       title="\nRow count and column sums against PostgreSQL's own"))
+                       title=f"\nRow count and column sums against {setup.source.product}'s own"))
 
 
-def _print_types(facts: dict[str, Any], results: dict[str, dict[str, Any]]) -> None:
-    shown = [n for n in ("flowforge", "connectorx", "pandas", "adbc") if results.get(n, {}).get("schema")]
+def _print_types(setup: Setup, facts: dict[str, Any], results: dict[str, dict[str, Any]]) -> None:
+    shown = [n for n in ("flowforge", "connectorx", "pandas", "dlt", "adbc") if results.get(n, {}).get("schema")]
     types = {n: dict(results[n]["schema"]) for n in shown}
     rows = [[col, declared, *(types[n].get(col, "—") for n in shown)] for col, declared in facts["declared"]]
-    print(format_table(["column", "PostgreSQL", *shown], rows, title="\nArrow types written (Parquet schema)"))
+    print(format_table(["column", setup.source.product, *shown], rows,
+                       title="\nArrow types written (Parquet schema)"))
 
 
 # -- entry points --------------------------------------------------------------------------
 
-def selected(names: list[str] | None, rows: int, full: bool) -> list[Contestant]:
-    chosen = [BY_NAME[n] for n in names] if names else list(CONTESTANTS)
+def selected(source: Source, names: list[str] | None, rows: int, full: bool) -> list[Contestant]:
+    chosen = [source.contestant(n) for n in names] if names else list(source.contestants)
     if rows > PANDAS_MAX_ROWS and not full and not names:
         print(f"  (pandas skipped above {PANDAS_MAX_ROWS:,} rows without --full: it needs ~1.5 GB per "
               f"million rows)")
@@ -301,25 +342,25 @@ def selected(names: list[str] | None, rows: int, full: bool) -> list[Contestant]
     return chosen
 
 
-def run_pg_bronze(opts: Options, server: str, rows: int, names: list[str] | None) -> dict[str, Any]:
-    setup = PgSetup(server, rows)
+def run_bronze(opts: Options, source: Source, server: str, rows: int, names: list[str] | None) -> dict[str, Any]:
+    setup = Setup(source, server, rows)
     facts = prepare(opts, setup)
     print(f"contestants (warm-up, then {opts.repeat} rounds; wall s / peak RSS):")
-    results = measure_all(opts, setup, selected(names, rows, opts.full))
-    ratio = ratios(results)
+    results = measure_all(opts, setup, selected(source, names, rows, opts.full))
+    ratio = ratios(source, results)
     print_report(setup, results, facts, ratio, opts.repeat)
-    return {"benchmark": "pg_bronze", "rows": rows, "table": f"{DATABASE}.{setup.table}",
+    return {"benchmark": source.benchmark, "rows": rows, "table": f"{DATABASE}.{setup.table}",
             "repeat": opts.repeat, "source": facts, "results": list(results.values()), "ratios": ratio,
             "checks": checks(facts, results)}
 
 
-def run_sweep(opts: Options, server: str, sizes: list[int]) -> dict[str, Any]:
+def run_sweep(opts: Options, source: Source, server: str, sizes: list[int]) -> dict[str, Any]:
     """FlowForge alone at several table sizes: peak RSS must stay flat."""
     out = []
     for rows in sizes:
-        setup = PgSetup(server, rows)
+        setup = Setup(source, server, rows)
         prepare(opts, setup)
-        out.append({"rows": rows, **measure_all(opts, setup, [BY_NAME["flowforge"]])["flowforge"]})
+        out.append({"rows": rows, **measure_all(opts, setup, [source.contestant("flowforge")])["flowforge"]})
     table = [[r["rows"], r.get("seconds"), r.get("rows_per_second"), r.get("peak_rss_mb"), r.get("files"),
               r.get("row_groups")] for r in out]
     print(format_table(["rows", "wall s", "rows/s", "peak RSS MB", "files", "row groups"], table,
@@ -328,13 +369,13 @@ def run_sweep(opts: Options, server: str, sizes: list[int]) -> dict[str, Any]:
     if len(good) > 1:
         growth = good[-1]["peak_rss_mb"] / good[0]["peak_rss_mb"]
         print(f"rows x{good[-1]['rows'] / good[0]['rows']:.1f} → peak RSS x{growth:.2f}")
-    return {"benchmark": "pg_bronze_sweep", "sizes": sizes, "repeat": opts.repeat, "results": out}
+    return {"benchmark": f"{source.benchmark}_sweep", "sizes": sizes, "repeat": opts.repeat, "results": out}
 
 
 def run_profile(opts: Options, server: str, rows: int) -> dict[str, Any]:
-    """One FlowForge run under cProfile, and its read path in stages (see child.breakdown)."""
-    setup = PgSetup(server, rows)
-    contestant = BY_NAME["flowforge"]
+    """One FlowForge run under cProfile, and its PostgreSQL read path in stages (see child.breakdown)."""
+    setup = Setup(POSTGRES, server, rows)
+    contestant = POSTGRES.contestant("flowforge")
     project = fresh_project(opts, setup, contestant)
     prof = opts.workdir / "flowforge.prof"
     cmd = [opts.python, "-m", "cProfile", "-o", str(prof), "-m", cli_module(opts.python), "-p", str(project),
