@@ -235,6 +235,7 @@ class SourceColumnPublic(BaseModel):
     arrow_type: str
     nullable: bool
     primary_key: bool
+    default: str | None = Field(None, description="The declared default as SQL text; null when there is none.")
 
 
 class RowsPublic(BaseModel):

@@ -96,14 +96,15 @@ def tables(name: NameArg) -> None:
 
 @connections_app.command("schema")
 def schema(name: NameArg, table: TableArg) -> None:
-    """Columns of a table: source type, Arrow type, nullable, primary key."""
+    """Columns of a table: source type, Arrow type, nullable, primary key, default."""
     from flowforge.cli import output
 
     with _context() as ctx, ctx.connector(name) as conn:
         rows = [{"column": c.name, "source type": c.source_type, "arrow type": str(c.arrow_type),
-                 "nullable": "yes" if c.nullable else "no", "key": "PK" if c.primary_key else ""}
+                 "nullable": "yes" if c.nullable else "no", "key": "PK" if c.primary_key else "",
+                 "default": "" if c.default is None else c.default}
                 for c in conn.columns(_request(table))]
-        output.records(rows, ["column", "source type", "arrow type", "nullable", "key"], title=table)
+        output.records(rows, ["column", "source type", "arrow type", "nullable", "key", "default"], title=table)
 
 
 @connections_app.command("preview")

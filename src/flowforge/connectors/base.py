@@ -46,6 +46,7 @@ class ColumnInfo:
     arrow_type: pa.DataType
     nullable: bool = True
     primary_key: bool = False
+    default: str | None = None  # the declared default as SQL text; None: no default
 
 
 @dataclass(frozen=True)

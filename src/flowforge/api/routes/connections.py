@@ -56,7 +56,7 @@ def source_tables(name: str, _: EditorUser, ctx: Ctx) -> list[SourceTablePublic]
 @router.get("/{name}/schema", response_model=list[SourceColumnPublic])
 def source_schema(name: str, _: EditorUser, ctx: Ctx, table: str = Query(...)) -> list[SourceColumnPublic]:
     return [SourceColumnPublic(name=c.name, source_type=c.source_type, arrow_type=str(c.arrow_type),
-                               nullable=c.nullable, primary_key=c.primary_key)
+                               nullable=c.nullable, primary_key=c.primary_key, default=c.default)
             for c in ctx.connections.schema(name, table)]
 
 

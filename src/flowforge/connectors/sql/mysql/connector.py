@@ -53,7 +53,6 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowforge.connectors import register_connector
@@ -80,13 +79,6 @@ if TYPE_CHECKING:
 
 
 FETCH_ROWS = 10_000
-
-
-@dataclass(frozen=True)
-class MysqlColumnInfo(ColumnInfo):
-    """A column with its declared default (``None``: no default), as the catalog shows it."""
-
-    default: str | None = None
 
 
 @register_connector("mysql")
@@ -148,7 +140,7 @@ class MysqlConnector(Connector):
 
     def columns(self, request: ReadRequest) -> list[ColumnInfo]:
         cols = self._retrying(f"could not describe {request.label}", lambda conn: self._columns(conn, request))
-        return [MysqlColumnInfo(c.name, c.source_type, c.arrow_type, c.nullable, c.primary_key, c.default)
+        return [ColumnInfo(c.name, c.source_type, c.arrow_type, c.nullable, c.primary_key, c.default)
                 for c in cols]
 
     def _where(self, request: ReadRequest) -> str:

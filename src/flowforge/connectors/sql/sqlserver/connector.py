@@ -112,7 +112,8 @@ class SqlServerConnector(Connector):
     def columns(self, request: ReadRequest) -> list[ColumnInfo]:
         with closing(self._connect()) as conn:
             cols = self._columns(conn, request)
-        return [ColumnInfo(c.name, c.source_type, c.arrow_type, c.nullable, c.primary_key) for c in cols]
+        return [ColumnInfo(c.name, c.source_type, c.arrow_type, c.nullable, c.primary_key, c.default)
+                for c in cols]
 
     def row_count(self, request: ReadRequest) -> int:
         if request.procedure is not None:
