@@ -111,6 +111,15 @@ class ConnectorSuite:
         assert cols["name"].nullable and not cols["name"].primary_key
         assert "15" in cols["amount"].source_type and "2" in cols["amount"].source_type
 
+    def test_columns_report_declared_defaults(self, connector: Connector, source: SourceHelper) -> None:
+        name = f"defaults_{uuid.uuid4().hex[:8]}"
+        source.execute(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, status VARCHAR(10) NOT NULL DEFAULT 'new', "
+                       "n INTEGER DEFAULT 0, note VARCHAR(20))")
+        cols = {c.name: c for c in connector.columns(ReadRequest(table=name))}
+        assert cols["status"].default is not None and "new" in cols["status"].default
+        assert cols["n"].default == "0"
+        assert cols["note"].default is None and cols["id"].default is None
+
     # -- full reads ---------------------------------------------------------------------
 
     def test_full_read_returns_all_rows_with_exact_values(self, connector: Connector, orders: str) -> None:

@@ -28,7 +28,8 @@ def _cli(project: Path, *args: str, stdin: str | None = None, env: dict[str, str
 def project(tmp_path: Path, pg_database: str) -> Path:
     assert runner.invoke(app, ["init", str(tmp_path / "p")]).exit_code == 0
     with psycopg.connect(pg_database) as con:
-        con.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance numeric(15,2), opened date)")
+        con.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance numeric(15,2), opened date, "
+                    "status text NOT NULL DEFAULT 'open')")
         con.execute("INSERT INTO accounts SELECT g, g * 1.25, date '2026-01-01' + g FROM generate_series(1, 42) g")
     return tmp_path / "p"
 
@@ -65,6 +66,7 @@ def test_discovery_commands(project: Path, pg_database: str) -> None:
     assert code == 0 and "accounts" in out
     code, out = _cli(project, "connections", "schema", "bank", "accounts")
     assert code == 0 and "decimal128(15, 2)" in out and "PK" in out and "date32" in out
+    assert "default" in out and "'open'::text" in out
     code, out = _cli(project, "connections", "preview", "bank", "accounts", "--limit", "3", "--count")
     assert code == 0 and "42 rows" in out and "3.75" in out
 

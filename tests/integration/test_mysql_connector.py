@@ -260,14 +260,6 @@ def test_decimal_38_10_sums_exactly(connector: Connector, source: MysqlSource) -
     assert read == values and sum(read) == sum(values)
 
 
-def test_columns_report_defaults(connector: Connector, source: MysqlSource) -> None:
-    name = _table(source, "id INT PRIMARY KEY, status VARCHAR(10) NOT NULL DEFAULT 'new', n INT DEFAULT 0, "
-                          "note TEXT")
-    cols = {c.name: c for c in connector.columns(ReadRequest(table=name))}
-    assert getattr(cols["status"], "default", None) in ("'new'", "new")
-    assert getattr(cols["n"], "default", None) == "0" and getattr(cols["note"], "default", "x") is None
-
-
 # -- procedures ---------------------------------------------------------------------------------
 
 @pytest.fixture

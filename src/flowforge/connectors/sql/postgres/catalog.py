@@ -3,6 +3,7 @@ queries that give every column its exact declared type (``format_type`` with typ
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,7 @@ class PgColumn:
     primary_key: bool
     select_sql: str  # '"col"' or '"col"::text AS "col"'
     scaled: bool = False  # sent as the unscaled int8 of a numeric(p<=18, s); see _select_numeric
+    default: str | None = None  # the declared default as SQL text (tables only)
 
 
 def _resolve(conn: psycopg.Connection[Any], rows: list[tuple[str, int, int, bool, bool]],
@@ -161,14 +163,16 @@ def table_columns(conn: psycopg.Connection[Any], schema: str, table: str,
         return None
     rows = conn.execute(
         """SELECT a.attname, a.atttypid::int, a.atttypmod, NOT a.attnotnull,
-                  COALESCE(a.attnum = ANY(i.indkey::int2[]), false)
+                  COALESCE(a.attnum = ANY(i.indkey::int2[]), false), pg_get_expr(d.adbin, d.adrelid)
              FROM pg_attribute a
              LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
             WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum""",
         (oid_row[0],),
     ).fetchall()
-    return _resolve(conn, rows, where)
+    cols = _resolve(conn, [row[:5] for row in rows], where)
+    return [dataclasses.replace(col, default=row[5]) for col, row in zip(cols, rows, strict=True)]
 
 
 def query_columns(conn: psycopg.Connection[Any], relation: str, where: str) -> list[PgColumn]:

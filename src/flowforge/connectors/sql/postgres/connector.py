@@ -101,7 +101,8 @@ class PostgresConnector(Connector):
     def columns(self, request: ReadRequest) -> list[ColumnInfo]:
         with closing(self._connect()) as conn:
             cols = self._pg_columns(conn, request)
-        return [ColumnInfo(c.name, c.declared, c.arrow_type, c.nullable, c.primary_key) for c in cols]
+        return [ColumnInfo(c.name, c.declared, c.arrow_type, c.nullable, c.primary_key, c.default)
+                for c in cols]
 
     def _where(self, request: ReadRequest) -> str:
         return f"{self.describe()}, {'query' if request.query else f'table {request.table!r}'}"

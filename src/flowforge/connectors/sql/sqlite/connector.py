@@ -136,15 +136,17 @@ class SqliteConnector(Connector):
                 raise SourceSchemaError(f"{self.describe()}: a table or a query is required.")
             schema, table = common.split_table(request.table, DIALECT)
             with self._errors(f"could not read the columns of {request.table!r}"):
-                info = conn.execute("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?, ?)",
+                rows = conn.execute("SELECT name, type, \"notnull\", pk, dflt_value FROM pragma_table_info(?, ?)",
                                     (table, schema or "main")).fetchall()
-            if not info:
+            if not rows:
                 raise common.missing_table(self.describe(), request.table, self.name)
             relation = common.quote_table(schema, table, DIALECT)
+            info, defaults = [row[:4] for row in rows], {row[0]: row[4] for row in rows}
             casts: dict[str, str] = {}
         else:
             relation = common.relation_sql(request, None, DIALECT, where)
             info, casts = self._query_columns(conn, request.query, relation, where)
+            defaults = {}
         # An INTEGER PRIMARY KEY is the rowid: never NULL, although SQLite does not say NOT NULL.
         keys = [row for row in info if row[3]]
         if len(keys) == 1 and keys[0][1].strip().upper() == "INTEGER":
@@ -156,7 +158,7 @@ class SqliteConnector(Connector):
             ColumnInfo(name=name, source_type=casts.get(name) or declared or f"(untyped: {inferred[name]})",
                        arrow_type=_arrow_type(casts.get(name) or declared, name, where,
                                               inferred.get(name)),
-                       nullable=not notnull, primary_key=bool(pk))
+                       nullable=not notnull, primary_key=bool(pk), default=defaults.get(name))
             for name, declared, notnull, pk in info
         ]
 
