@@ -125,12 +125,13 @@ class ConnectionForm:
                 ui.label(error_message(exc)).classes("text-negative")
             return
         cols, rows = found or ([], [])
-        self.columns = [c for c, _, _ in cols]
+        self.columns = [c for c, _, _, _ in cols]
         self.on_columns(self.columns)
         with self.preview, ui.row().classes("w-full gap-4 no-wrap"):
             with ui.column().classes("w-1/3"):
                 ui.label("Schema").classes("font-medium")
-                table([{"column": c, "type": t, "key": "yes" if pk else ""} for c, t, pk in cols])
+                table([{"column": c, "type": t, "key": "yes" if pk else "", "default": d or ""}
+                       for c, t, pk, d in cols])
             with ui.column().classes("w-2/3"):
                 ui.label(f"Sample ({len(rows)} rows)").classes("font-medium")
                 table(rows).props("data-testid=table-preview").classes("max-h-96")

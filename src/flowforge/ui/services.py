@@ -245,14 +245,15 @@ def source_tables(data: dict[str, Any] | str) -> list[str]:
         return [f"{t.schema}.{t.name}" if t.schema else t.name for t in conn.list_tables()]
 
 
-def table_preview(data: dict[str, Any] | str, table: str) -> tuple[list[tuple[str, str, bool]], list[dict[str, Any]]]:
-    """(columns as name, source type, primary key) and up to 10 sample rows."""
+def table_preview(data: dict[str, Any] | str,
+                  table: str) -> tuple[list[tuple[str, str, bool, str | None]], list[dict[str, Any]]]:
+    """(columns as name, source type, primary key, default) and up to 10 sample rows."""
     from flowforge.connectors.base import ReadRequest
     from flowforge.core.catalog import sample_rows
 
     with locked() as c, _connector(c, data) as conn:
         request = ReadRequest(table=table)
-        cols = [(col.name, col.source_type, col.primary_key) for col in conn.columns(request)]
+        cols = [(col.name, col.source_type, col.primary_key, col.default) for col in conn.columns(request)]
         return cols, sample_rows(conn.preview(request, 10))
 
 
