@@ -115,3 +115,33 @@ def test_template_rejects_unknown_parameters() -> None:
 
     with pytest.raises(ConfigError, match="no parameter"):
         get_template("bfsi_customer_360").render({"colour": "blue"})
+
+
+def _yaml_example(doc: str | None) -> object:
+    import re
+
+    import yaml
+
+    m = re.search(r"```yaml\n(.*?)```", doc or "", re.S)
+    assert m is not None
+    return yaml.safe_load(m.group(1))
+
+
+def test_ingest_docstring_examples_load() -> None:
+    from flowforge.spec.jobs import IngestJob, IngestTable
+
+    job = IngestJob.model_validate(_yaml_example(IngestJob.__doc__)[0])  # type: ignore[index]
+    assert job.outputs() == ("bronze_customers",) and job.tables[0].sub_microseconds == "error"
+    tables = [IngestTable.model_validate(t) for t in _yaml_example(IngestTable.__doc__)]  # type: ignore[attr-defined]
+    assert [(t.target, t.sub_microseconds) for t in tables] == [("bronze_audit_trail", "truncate"),
+                                                                ("bronze_trades", "string")]
+
+
+def test_an_unknown_sub_microseconds_choice_lists_the_choices() -> None:
+    text = VALID.replace('{files: "orders.csv", target: bronze_orders}',
+                         '{files: "orders.csv", target: bronze_orders, sub_microseconds: round}')
+    with pytest.raises(SpecError) as info:
+        parse_workflow(text, "shop.yml")
+    message = str(info.value)
+    assert "shop.yml:7" in message and "sub_microseconds" in message
+    assert "'error'" in message and "'truncate'" in message and "'string'" in message

@@ -32,6 +32,7 @@ from flowforge.connectors.sql.sqlserver.types import (
     wire_to_python,
 )
 from flowforge.errors import SourceSchemaError
+from flowforge.spec.jobs import SubMicrosecondMode
 
 W = "Connection 'core' (sqlserver://db1:1433/BFSI), table 'dbo.t'"
 
@@ -209,6 +210,54 @@ def test_delta_column_maxima_become_exact_watermarks() -> None:
     assert wire_to_python(36000123456700, _col("time(7)")) == "10:00:00.1234567"
     assert common.apply_lookback("2024-01-01T10:00:00.1234567", dt.timedelta(minutes=15), W).startswith(
         "2024-01-01 09:45:00.123456")
+
+
+def _landed(mode: SubMicrosecondMode, cols: list[Column], wire: list[list[object]]) -> pa.RecordBatch:
+    """Wire values of 100 ns columns as bronze hands them to Delta under ``sub_microseconds: mode``."""
+    from flowforge.layers.sub_microseconds import SubMicroseconds
+    from flowforge.storage.delta import cast_batch, delta_compatible
+
+    schema = pa.schema([pa.field(c.name, c.arrow_type) for c in cols])
+    fine = SubMicroseconds(mode, schema, "bronze_audit")
+    arrays = fine.apply([to_arrow(values, c, W) for values, c in zip(wire, cols, strict=True)], "dbo.audit")
+    return cast_batch(pa.RecordBatch.from_arrays(arrays, names=schema.names), fine.schema(delta_compatible(schema)))
+
+
+def test_100ns_types_stay_nanoseconds_and_bronze_applies_the_stated_choice() -> None:
+    cols = [_col("datetime2(7)", "changed_at"), _col("datetimeoffset(7)", "signed_at"), _col("time(7)", "at")]
+    assert [c.arrow_type for c in cols] == [pa.timestamp("ns"), pa.timestamp("ns", tz="UTC"), pa.time64("ns")]
+    wire: list[list[object]] = [["2024-01-01T10:00:00.123456", "2024-01-01T10:00:00.1234567"],
+                                ["2024-06-30T23:59:59.9999999Z", "2024-01-01T08:00:00Z"],
+                                [36000123456700, 36000123456000]]
+    with pytest.raises(SourceSchemaError) as info:
+        _landed("error", cols, wire)
+    message = str(info.value)
+    assert "'changed_at'" in message and "2024-01-01T10:00:00.1234567 in row 2 of dbo.audit" in message
+    assert "sub_microseconds: truncate" in message
+    truncated = _landed("truncate", cols, wire).to_pydict()
+    assert truncated["changed_at"] == [dt.datetime(2024, 1, 1, 10, 0, 0, 123456)] * 2
+    assert truncated["signed_at"] == [dt.datetime(2024, 6, 30, 23, 59, 59, 999999, tzinfo=dt.UTC),
+                                      dt.datetime(2024, 1, 1, 8, tzinfo=dt.UTC)]
+    assert truncated["at"] == ["10:00:00.123456700", "10:00:00.123456000"]  # time(7): text, every digit
+    text = _landed("string", cols, wire).to_pydict()
+    assert text["changed_at"] == ["2024-01-01T10:00:00.123456000", "2024-01-01T10:00:00.123456700"]
+    assert text["signed_at"] == ["2024-06-30T23:59:59.999999900Z", "2024-01-01T08:00:00.000000000Z"]
+
+
+def test_a_datetime2_7_watermark_keeps_its_100ns_digits_through_the_commit() -> None:
+    """Bronze may land ...123456 (truncate), but the stored position stays the source's ...1234567:
+    the next window starts right after the newest row read, skipping none and repeating none."""
+    import json
+
+    from flowforge.connectors.base import ReadRequest
+
+    col = _col("datetime2(7)", "changed_at")
+    upper = wire_to_python("2024-01-01T10:00:00.1234567", col)  # MAX(changed_at) at plan time
+    request = ReadRequest(table="dbo.audit", incremental_column="changed_at")
+    plan = common.incremental_plan(request, pa.schema([("changed_at", col.arrow_type)]), None, None, upper, W)
+    stored = json.loads(json.dumps(plan.new_state))  # as the bronze commit's metadata holds it
+    lower = common.previous_high(stored, "changed_at", W)
+    assert literal(lower, col) == "CAST(N'2024-01-01T10:00:00.1234567' AS datetime2(7))"
 
 
 # -- 2. the public sample schemas ---------------------------------------------------------------

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from flowforge.connectors.base import ReadRequest
-from flowforge.errors import ConfigError
+from flowforge.errors import ConfigError, FlowForgeError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
+from flowforge.layers.sub_microseconds import SubMicroseconds
 from flowforge.spec.jobs import IngestJob, IngestTable
 from flowforge.storage.delta import cast_batch, delta_compatible
 from flowforge.streams import prefetch
@@ -84,30 +85,40 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
         ctx.note(f"{spec.target}: no new data ({plan.description or 'watermark unchanged'})")
         return TableResult(spec.target, "bronze", 0, 0, note="up to date")
     counter = _Counter()
-    reader = _audited_stream(ctx, connector, plan, counter)
-    commit = ctx.store.append("bronze", spec.target, reader,
-                              {WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
-                               "run_id": ctx.run_id})
+    fine = SubMicroseconds(spec.sub_microseconds, plan.schema, spec.target)
+    reader = _audited_stream(ctx, connector, plan, counter, fine)
+    try:
+        commit = ctx.store.append("bronze", spec.target, reader,
+                                  {WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
+                                   "run_id": ctx.run_id})
+    except FlowForgeError:
+        if counter.failure is not None:  # delta-rs reports it as an opaque write error: raise the original
+            raise counter.failure from None
+        raise
     fault_point("bronze.committed")
     ctx.mirror.table_committed(table=spec.target, layer="bronze", job=ctx.job.name, commit=commit,
                                schema=reader.schema, progress=plan.new_state)
     where = f" where {spec.incremental.column} in {plan.bounds}" if spec.incremental and plan.bounds else ""
     what = plan.description or f"{spec.table or 'query'}{where}"
     ctx.note(f"{spec.target}: appended {counter.rows} rows from {what} (version {commit.version})")
+    if (truncated := fine.note()) is not None:
+        ctx.note(f"{spec.target}: {truncated}")
     return TableResult(spec.target, "bronze", counter.rows, counter.rows,
                        bytes_written=commit.bytes_written, version=commit.version)
 
 
 class _Counter:
     rows = 0
+    failure: FlowForgeError | None = None  # what stopped the stream, so nothing was committed
 
 
-def _audited_stream(ctx: JobContext, connector: Connector, plan: ReadPlan,
-                    counter: _Counter) -> pa.RecordBatchReader:
-    """Source batches with the five audit columns, cast to types Delta stores."""
+def _audited_stream(ctx: JobContext, connector: Connector, plan: ReadPlan, counter: _Counter,
+                    fine: SubMicroseconds) -> pa.RecordBatchReader:
+    """Source batches with the five audit columns, cast to types Delta stores (nanosecond
+    timestamps as the table's ``sub_microseconds`` says)."""
     import pyarrow as pa
 
-    schema = delta_compatible(pa.schema(list(plan.schema) + audit_fields()))
+    schema = fine.schema(delta_compatible(pa.schema(list(plan.schema) + audit_fields())))
     source_cols = len(plan.schema)
     now = dt.datetime.now(dt.UTC)
     system = f"{connector.kind}:{connector.name}"
@@ -129,6 +140,13 @@ def _audited_stream(ctx: JobContext, connector: Connector, plan: ReadPlan,
                 yield batch, part.name, part.modified_time
 
     def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from audited()
+        except FlowForgeError as exc:
+            counter.failure = exc
+            raise
+
+    def audited() -> Iterator[pa.RecordBatch]:
         for batch, name, modified in prefetch(source()):
             n = batch.num_rows
             if n == 0:
@@ -140,7 +158,7 @@ def _audited_stream(ctx: JobContext, connector: Connector, plan: ReadPlan,
                 const(name, pa.string(), n),
                 const(modified, pa.timestamp("us", tz="UTC"), n),
             ]
-            columns = [batch.column(i) for i in range(source_cols)] + audit
+            columns = fine.apply([batch.column(i) for i in range(source_cols)], name) + audit
             out = pa.RecordBatch.from_arrays(columns, names=schema.names)
             counter.rows += n
             yield cast_batch(out, schema)

@@ -72,8 +72,31 @@ class Incremental(SpecModel):
         return self.lookback
 
 
+SubMicrosecondMode = Literal["error", "truncate", "string"]
+
+
 class IngestTable(SpecModel):
-    """One source table, query or file pattern landing in one bronze table."""
+    """One source table, query or file pattern landing in one bronze table.
+
+    ``type_fallback: string`` reads a column whose type has no exact Arrow mapping as text.
+    ``sub_microseconds`` says what happens to timestamps with digits below the microsecond
+    (SQL Server's datetime2(7) and datetimeoffset(7), nanosecond Parquet timestamps), which a
+    Delta timestamp cannot hold: ``error`` (the default) stops the job before anything is
+    committed, naming the column, row and value; ``truncate`` drops those digits toward the
+    earlier instant (never rounding up) and counts them in the run log; ``string`` lands every
+    nanosecond timestamp column as ISO-8601 text with nine fraction digits (zoned ones in UTC,
+    ending in ``Z``). Whole microseconds land unchanged under ``error`` and ``truncate``.
+
+    ```yaml
+    - table: dbo.AuditTrail
+      target: bronze_audit_trail
+      incremental: changed_at
+      sub_microseconds: truncate
+    - files: "trades/*.parquet"
+      target: bronze_trades
+      sub_microseconds: string
+    ```
+    """
 
     table: str | None = None
     query: str | None = None
@@ -83,6 +106,7 @@ class IngestTable(SpecModel):
     target: Identifier
     incremental: Incremental | None = None
     type_fallback: Literal["string"] | None = None
+    sub_microseconds: SubMicrosecondMode = "error"
     batch_size: int = Field(100_000, ge=1, le=10_000_000)
 
     @field_validator("incremental", mode="before")

@@ -98,7 +98,7 @@ def delta_compatible(schema: pa.Schema) -> pa.Schema:
         elif pa.types.is_interval(t):
             t = _interval_struct()  # Delta has no interval type; its three exact parts as a struct
         elif pa.types.is_timestamp(t) and t.tz is None and t.unit != "us":
-            t = pa.timestamp("us")
+            t = pa.timestamp("us")  # nanosecond digits: bronze applies the table's sub_microseconds first
         elif pa.types.is_timestamp(t) and t.tz is not None:
             t = pa.timestamp("us", tz="UTC")
         fields.append(pa.field(f.name, t, f.nullable, f.metadata))

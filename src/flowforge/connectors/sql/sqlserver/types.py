@@ -1,8 +1,8 @@
 """SQL Server types → exact Arrow types, and how each column travels from the server.
 
-No value is ever silently changed: decimals never pass through float, sub-microsecond digits
-are kept, and a type without an exact Arrow twin raises ``SourceSchemaError`` naming the column
-unless the job says ``type_fallback: string``.
+No value is ever silently changed: decimals never pass through float, 100 ns digits reach Arrow
+(what bronze does with them is the job's stated choice, below), and a type without an exact Arrow
+twin raises ``SourceSchemaError`` naming the column unless the job says ``type_fallback: string``.
 
 =================================  ===========================  ======================================
 SQL Server                         Arrow                        notes
@@ -18,11 +18,13 @@ date                               date32
 smalldatetime                      timestamp('s')               whole minutes; 's' keeps them exactly
 datetime                           timestamp('ms')              1/300 s ticks, shown rounded to ms
 datetime2(0-6)                     timestamp('us')
-datetime2(7) (the default)         timestamp('ns')              100 ns digits kept; years 1677-2262 only
+datetime2(7) (the default)         timestamp('ns')              100 ns digits kept; years 1677-2262 only;
+                                                                in Delta: ``sub_microseconds`` (below)
 datetimeoffset(0-6) / (7)          timestamp('us'/'ns', UTC)    the absolute instant; the original
                                                                 offset is not kept (a query can add
-                                                                DATEPART(TZOFFSET, col) beside it)
-time(0-6) / time(7)                time64('us') / ('ns')
+                                                                DATEPART(TZOFFSET, col) beside it);
+                                                                (7) in Delta: ``sub_microseconds``
+time(0-6) / time(7)                time64('us') / ('ns')        in Delta: ISO text with every digit
 char, varchar, nchar, nvarchar,    string                       (n)varchar(max) in full
 text, ntext, xml
 uniqueidentifier                   string                       canonical lower-case 8-4-4-4-12
@@ -34,6 +36,17 @@ hierarchyid, geography, geometry   SourceSchemaError            string fallback:
 
 Values that Arrow cannot hold in the chosen unit fail loudly, naming the column: a
 datetime2(7) of 9999-12-31 (read it as datetime2(6) through a query, or ``type_fallback``).
+
+Delta Lake stores timestamps in microseconds, so a datetime2(7) or datetimeoffset(7) value whose
+100 ns digit is not zero cannot land as it is. The ingest table states the choice, which bronze
+applies to every source alike (``sub_microseconds``): ``error`` (the default) stops the job before
+anything is committed, naming the column, row and value with all 7 digits; ``truncate`` drops the
+digit toward the earlier instant (never rounding up) and counts the values in the run log; ``string``
+lands the column as ISO-8601 text with every digit (datetimeoffset as the UTC instant ending in ``Z``).
+Values in whole microseconds land unchanged. An incremental datetime2(7) column keeps its
+watermark as 7-digit text that the server compares as datetime2(7), so under ``truncate`` the next
+window still starts exactly after the newest row read: no row is skipped or read twice (beyond what a
+lookback re-reads on purpose).
 """
 
 from __future__ import annotations
