@@ -65,7 +65,7 @@ def test_discovery_commands(project: Path, pg_database: str) -> None:
     code, out = _cli(project, "connections", "tables", "bank")
     assert code == 0 and "accounts" in out
     code, out = _cli(project, "connections", "schema", "bank", "accounts")
-    assert code == 0 and "decimal128(15, 2)" in out and "PK" in out and "date32" in out
+    assert code == 0 and "decimal128(15, 2)" in out and "PK" in out and "date32[day]" in out
     assert "default" in out and "'open'::text" in out
     code, out = _cli(project, "connections", "preview", "bank", "accounts", "--limit", "3", "--count")
     assert code == 0 and "42 rows" in out and "3.75" in out

@@ -118,3 +118,14 @@ def test_gold_sql_reading_a_missing_table(project: Path) -> None:
                     "      - {target: gold_x, sql: 'SELECT * FROM silver_nothing'}\n")
     code, out = _invoke(project, "validate", "wf")
     assert code == 1 and "silver_nothing" in out and "wf.yml" in out
+
+
+def test_bracketed_names_survive_in_errors_and_tables(project: Path) -> None:
+    """Square brackets are data (T-SQL names, Arrow types), not terminal markup."""
+    _sqlite_source(project)
+    conn = "  core: {type: sqlite, path: data/src.db}\n"
+    _write(project, DB_WORKFLOW.format(conn="core", table="'[main].[Orders]'", column="modified_date"), conn)
+    code, out = _invoke(project, "run", "wf")
+    assert code == 1 and "'[main].[Orders]'" in out
+    code, out = _invoke(project, "connections", "schema", "core", "customers")
+    assert code == 0 and "timestamp[us]" in out

@@ -1,4 +1,7 @@
-"""Everything the CLI prints goes through here (dbt-style run lines, tables, errors)."""
+"""Everything the CLI prints goes through here (dbt-style run lines, tables, errors).
+
+Data (cell values, error messages) is printed as plain ``Text``, never as Rich markup: a type
+like ``timestamp[us]`` or a T-SQL name like ``[dbo].[Orders]`` would otherwise vanish."""
 
 from __future__ import annotations
 
@@ -46,10 +49,10 @@ def job_event(event: JobEvent) -> None:
     elif event.status == "failed":
         console.print(_line(f"{prefix} [red]ERROR[/] {event.kind} {event.job}",
                             f"[[red]FAIL in {event.seconds:.2f}s[/]]"))
-        console.print(f"           [red]{event.error}[/]", soft_wrap=True)
+        console.print(Text(f"           {event.error}", style="red"), soft_wrap=True)
     else:
         console.print(_line(f"{prefix} [yellow]SKIP[/] {event.kind} {event.job}", "[[yellow]SKIP[/]]"))
-        console.print(f"           {event.error}")
+        console.print(Text(f"           {event.error}"))
 
 
 def run_summary(summary: RunSummary) -> None:
@@ -68,7 +71,7 @@ def tables(entries: list[TableEntry], title: str = "Lakehouse tables") -> None:
         table.add_column(col, justify="right" if col in ("rows", "version") else "left",
                          no_wrap=col != "location", overflow="fold")
     for e in entries:
-        table.add_row(e.layer, e.name, f"{e.rows:,}", str(e.version), e.location)
+        table.add_row(*(Text(v) for v in (e.layer, e.name, f"{e.rows:,}", str(e.version), e.location)))
     console.print(table)
 
 
@@ -77,7 +80,7 @@ def arrow_table(data: Any, limit: int = 50) -> None:
     for name in data.column_names:
         table.add_column(name)
     for row in data.slice(0, limit).to_pylist():
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row.values()))
     console.print(table)
     if data.num_rows > limit:
         console.print(f"... {data.num_rows - limit:,} more rows")
@@ -88,12 +91,12 @@ def records(rows: list[dict[str, Any]], columns: list[str], title: str | None = 
     for c in columns:
         table.add_column(c)
     for r in rows:
-        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
+        table.add_row(*(Text("" if r.get(c) is None else str(r.get(c))) for c in columns))
     console.print(table)
 
 
 def error(message: str) -> None:
-    err_console.print(f"[red]Error:[/] {message}", soft_wrap=True)
+    err_console.print(Text.assemble(("Error:", "red"), " ", message), soft_wrap=True)
 
 
 def info(message: str) -> None:
