@@ -123,14 +123,19 @@ class Connector(ABC):
 
     Subclasses set ``kind`` and ``capabilities`` and register with
     ``@register_connector("<kind>")``; their config model lives in ``config.py`` beside them.
+    A ``shareable`` kind is thread-safe and keeps no state between calls but its connection
+    pool, so a ``Context`` keeps one instance per connection name for all its callers and marks
+    it ``shared``: leaving ``with connector:`` then does not close it, the Context does.
     """
 
     kind: ClassVar[str]
     capabilities: ClassVar[ConnectorCapabilities] = ConnectorCapabilities()
+    shareable: ClassVar[bool] = False
 
     def __init__(self, name: str, config: ConnectionConfig) -> None:
         self.name = name
         self.config = config
+        self.shared = False
 
     # -- discovery -------------------------------------------------------------------
     @abstractmethod
@@ -169,7 +174,7 @@ class Connector(ABC):
     def read(self, plan: ReadPlan) -> Iterator[SourcePart]: ...
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release pooled connections."""
+        """Release pooled connections (a pooled connector stays usable: it connects again)."""
 
     def describe(self) -> str:
         """A one-line, secret-free description used in messages."""
@@ -179,7 +184,8 @@ class Connector(ABC):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        if not self.shared:
+            self.close()
 
 
 # -- watermark values travel as JSON -------------------------------------------------

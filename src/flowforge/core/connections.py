@@ -110,6 +110,7 @@ class ConnectionService:
         options, secrets = split_secrets(config)
         token = self.keyring(create=True).encrypt(secrets) if secrets else None
         self.ctx.metadata.save_connection(name, config.type, options, token, actor or self.ctx.settings.actor)
+        self.ctx.forget_connector(name)
         return config
 
     def stored(self, name: str) -> ConnectionConfig | None:
@@ -145,6 +146,7 @@ class ConnectionService:
             raise ConfigError(f"Connection '{name}' is defined in flowforge.yml; remove it there.")
         if not self.ctx.metadata.delete_connection(name, actor or self.ctx.settings.actor):
             raise ConfigError(f"No stored connection named '{name}'.", hint="See 'flowforge connections list'.")
+        self.ctx.forget_connector(name)
 
     def details(self) -> list[ConnectionDetails]:
         """Every connection with host, port, database or path pulled out; never a secret."""

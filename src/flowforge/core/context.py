@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -45,12 +46,18 @@ class Context:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._adhoc: dict[str, ConnectionConfig] = {}
+        self._connectors: dict[str, Connector] = {}  # shareable connectors (their pools), by name
+        self._connectors_lock = threading.Lock()
 
     @classmethod
     def open(cls, project_dir: Path | str | None = None) -> Context:
         return cls(Settings.load(project_dir))
 
     def close(self) -> None:
+        with self._connectors_lock:
+            kept, self._connectors = list(self._connectors.values()), {}
+        for connector in kept:
+            connector.close()
         if "metadata" in self.__dict__:
             self.metadata.close()
 
@@ -140,9 +147,31 @@ class Context:
         return name
 
     def connector(self, name: str) -> Connector:
-        from flowforge.connectors import open_connector
+        """The connector of connection ``name``. A shareable kind (the pooled SQL connectors) is
+        kept, one per name, so its pool serves every caller until the connection's config changes
+        or the Context closes; ``with ctx.connector(name) as c:`` leaves it open. Other kinds are
+        new on every call and closed by ``with``."""
+        from flowforge.connectors import connector_class, open_connector
 
-        return open_connector(name, self.connection_config(name))
+        config = self.connection_config(name)
+        if not connector_class(config.type).shareable:
+            return open_connector(name, config)
+        with self._connectors_lock:
+            old = self._connectors.get(name)
+            if old is not None and old.config == config:
+                return old
+            new = self._connectors[name] = open_connector(name, config)  # connects on first use only
+            new.shared = True
+        if old is not None:
+            old.close()  # its config changed (saved anew, or edited by another process)
+        return new
+
+    def forget_connector(self, name: str) -> None:
+        """Close the kept connector of ``name`` (its config was changed or removed)."""
+        with self._connectors_lock:
+            old = self._connectors.pop(name, None)
+        if old is not None:
+            old.close()
 
     # -- workflows -------------------------------------------------------------------------
     def workflow_path(self, name_or_path: str) -> Path:

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from flowforge.connectors.config import ConnectionConfig, register_config
+from flowforge.connectors.sql.pool import DEFAULT_SIZE, POOL_SIZE_HELP
 
 URL_SCHEMES = ("mysql", "mariadb")
 SSL_MODES = ("disabled", "preferred", "required", "verify_ca", "verify_identity")
@@ -30,6 +31,7 @@ class MysqlConfig(ConnectionConfig):
         password: ${MYSQL_PASSWORD}
         options: {ssl_mode: required, ssl_ca: /etc/ssl/certs/db-ca.pem}
         read_partitions: 2     # parallel range reads on an integer primary key
+        pool_size: 2           # idle discovery connections kept for reuse (0: none)
     ```
 
     ``url: mysql://etl:...@db1.internal:3306/shop?ssl_mode=required`` works too; ``mariadb://``
@@ -52,6 +54,7 @@ class MysqlConfig(ConnectionConfig):
     options: dict[str, str] = Field(default_factory=dict)
     connect_timeout: int = Field(10, ge=1, description="Seconds to wait for a connection.")
     read_partitions: int = Field(1, ge=1, le=16, description="Parallel range reads on an integer key.")
+    pool_size: int = Field(DEFAULT_SIZE, ge=0, le=32, description=POOL_SIZE_HELP)
     retries: int = Field(3, ge=0, le=10, description="Retries of a transient failure before rows flow.")
     driver: Literal["auto", "connectorx", "mysqlclient", "pymysql"] = "auto"
 

@@ -1,6 +1,9 @@
 """MySQL / MariaDB source connector.
 
-Discovery and planning use PyMySQL (catalog queries, ``max()`` of the delta column). Reads
+Discovery and planning use PyMySQL (catalog queries, ``max()`` of the delta column) on pooled
+connections (``pool_size``, see ``sql/pool.py``), pinged before reuse; a transaction left open is
+rolled back before one goes back to the pool, and the connection that described a procedure
+(whose result is left unread) is closed instead. Reads
 stream with connectorx when it is installed and the connection needs no TLS (``fast.py``:
 Arrow batches decoded in Rust, every decimal and temporal value sent as text and parsed
 exactly), otherwise over the text protocol with an unbuffered cursor (``SSCursor``: memory
@@ -52,7 +55,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flowforge.connectors import register_connector
@@ -70,6 +73,7 @@ from flowforge.connectors.sql import common
 from flowforge.connectors.sql.mysql import catalog, convert, driver, fast, partitions
 from flowforge.connectors.sql.mysql.catalog import START_READ_ONLY
 from flowforge.connectors.sql.mysql.typemap import DIALECT, MyColumn
+from flowforge.connectors.sql.pool import Pool
 from flowforge.errors import FlowForgeError, SourceSchemaError
 
 if TYPE_CHECKING:
@@ -101,7 +105,16 @@ class MysqlConnector(Connector):
 
     capabilities = ConnectorCapabilities(tables=True, query=True, procedures=True, incremental=True,
                                          partitioned_reads=True)
+    shareable = True
     config: MysqlConfig
+
+    def __init__(self, name: str, config: MysqlConfig) -> None:
+        super().__init__(name, config)
+        self._pool: Pool[Any] = Pool(partial(_catalog_connection, config, self._context("could not connect")),
+                                     size=config.pool_size, ping=_ping, reset=_reset)
+
+    def close(self) -> None:
+        self._pool.close()
 
     def describe(self) -> str:
         return f"Connection '{self.name}' ({self.config.describe()})"
@@ -111,15 +124,11 @@ class MysqlConnector(Connector):
     def _context(self, action: str) -> str:
         return f"{self.describe()}: {action}"
 
-    def _connect(self) -> Any:
-        """A PyMySQL connection with value converters, for discovery and planning."""
-        driver.pymysql_module()
-        with driver.errors(self._context("could not connect")):
-            return driver.connect(self.config, "pymysql")
-
     def _retrying(self, action: str, work: Any) -> Any:
+        """``work(conn)`` on a pooled connection; a transient failure closes that connection, and
+        the next attempt gets another one."""
         def attempt() -> Any:
-            with closing(self._connect()) as conn:
+            with self._pool.connection() as conn:
                 return work(conn)
 
         return driver.retrying(attempt, self._context(action), self.config.retries)
@@ -128,7 +137,7 @@ class MysqlConnector(Connector):
 
     def test(self) -> ConnectionTest:
         started = time.perf_counter()
-        with closing(self._connect()) as conn, driver.errors(self._context("connection test failed")):
+        with self._pool.connection(fresh=True) as conn, driver.errors(self._context("connection test failed")):
             version = str(catalog.execute(conn, "SELECT VERSION()")[0][0])
         product = "MariaDB" if "mariadb" in version.lower() else "MySQL"
         return ConnectionTest(ok=True, server_version=f"{product} {version}",
@@ -158,7 +167,10 @@ class MysqlConnector(Connector):
         where, fallback = self._where(request), request.type_fallback
         if request.procedure:
             call, args = catalog.procedure_call(conn, request.procedure, request.params, where)
-            return catalog.procedure_columns(conn, call, args, where, fallback)
+            try:
+                return catalog.procedure_columns(conn, call, args, where, fallback)
+            finally:
+                self._pool.discard(conn)  # the procedure's result is left unread on it
         if request.query is not None:
             return catalog.query_columns(conn, self._relation(request), where, fallback)
         if not request.table:
@@ -350,6 +362,24 @@ class MysqlConnector(Connector):
         if plan.request.procedure and cursor.nextset() and cursor.description:
             raise SourceSchemaError(f"{where}: the procedure returned more than one result set.",
                                     hint="Read a procedure that returns exactly one result set.")
+
+
+def _catalog_connection(config: MysqlConfig, context: str) -> Any:
+    """A PyMySQL connection with value converters, for discovery and planning."""
+    driver.pymysql_module()
+    with driver.errors(context):
+        return driver.connect(config, "pymysql")
+
+
+def _ping(conn: Any) -> None:
+    conn.ping(reconnect=False)
+
+
+def _reset(conn: Any) -> None:
+    from pymysql.constants import SERVER_STATUS
+
+    if conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS:
+        conn.rollback()
 
 
 def _combine(chunks: list[list[pa.Array]], schema: pa.Schema) -> pa.RecordBatch:

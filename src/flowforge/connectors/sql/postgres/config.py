@@ -8,6 +8,7 @@ from urllib.parse import quote, unquote, urlsplit
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from flowforge.connectors.config import ConnectionConfig, register_config
+from flowforge.connectors.sql.pool import DEFAULT_SIZE, POOL_SIZE_HELP
 
 
 @register_config("postgres")
@@ -24,6 +25,7 @@ class PostgresConfig(ConnectionConfig):
         password: ${PG_PASSWORD}
         schema: sales          # default schema for unqualified table names
         read_partitions: 2     # parallel range reads on an integer primary key
+        pool_size: 2           # idle discovery connections kept for reuse (0: none)
     ```
 
     ``url: postgresql://etl:...@db1.internal:5432/shop?sslmode=require`` works too (a SQLAlchemy
@@ -46,6 +48,7 @@ class PostgresConfig(ConnectionConfig):
     schema_: str = Field("public", alias="schema")
     connect_timeout: int = Field(10, ge=1, description="Seconds to wait for a connection.")
     read_partitions: int = Field(1, ge=1, le=16, description="Parallel range reads on an integer key.")
+    pool_size: int = Field(DEFAULT_SIZE, ge=0, le=32, description=POOL_SIZE_HELP)
 
     @field_validator("url", mode="before")
     @classmethod

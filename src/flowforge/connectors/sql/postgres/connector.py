@@ -1,6 +1,8 @@
 """PostgreSQL source connector.
 
-Discovery and planning use psycopg (catalog queries, ``max()`` of the delta column). Reads use
+Discovery and planning use psycopg (catalog queries, ``max()`` of the delta column) on pooled
+connections (``pool_size``, see ``sql/pool.py``): a reused connection is ``RESET ALL`` first, which
+also proves it alive, so it starts from the read-only session its login set up. Reads use
 ADBC, which streams ``COPY … TO STDOUT (FORMAT binary)`` straight into Arrow batches in C, with
 bounded memory; we only cast the few columns ADBC returns loosely (NUMERIC arrives as text and
 is cast to its declared ``decimal128(p, s)``, refusing any value that would lose a digit).
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, closing
+from contextlib import AbstractContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ from flowforge.connectors.base import (
     TableInfo,
 )
 from flowforge.connectors.sql import common
+from flowforge.connectors.sql.pool import Pool
 from flowforge.connectors.sql.postgres import catalog
 from flowforge.connectors.sql.postgres.catalog import DIALECT, PgColumn
 from flowforge.errors import MissingDependencyError, SourceSchemaError
@@ -55,7 +58,17 @@ class PostgresConnector(Connector):
     """
 
     capabilities = ConnectorCapabilities(tables=True, query=True, incremental=True, partitioned_reads=True)
+    shareable = True
     config: PostgresConfig
+
+    def __init__(self, name: str, config: PostgresConfig) -> None:
+        super().__init__(name, config)
+        self._pool: Pool[psycopg.Connection[Any]] = Pool(
+            partial(_catalog_connection, config, f"{self.describe()}: could not connect"),
+            size=config.pool_size, ping=_ping, reset=_reset)
+
+    def close(self) -> None:
+        self._pool.close()
 
     def describe(self) -> str:
         return f"Connection '{self.name}' ({self.config.describe()})"
@@ -67,14 +80,6 @@ class PostgresConnector(Connector):
 
     def _dsn(self) -> str:
         return catalog.conninfo(self.config)
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            import psycopg
-        except ImportError as exc:
-            raise MissingDependencyError(f"The PostgreSQL connector needs psycopg: {_INSTALL}") from exc
-        with self._errors("could not connect"):
-            return psycopg.connect(self._dsn(), autocommit=True)
 
     def _adbc(self) -> Any:
         try:
@@ -88,18 +93,18 @@ class PostgresConnector(Connector):
 
     def test(self) -> ConnectionTest:
         started = time.perf_counter()
-        with closing(self._connect()) as conn, self._errors("connection test failed"):
+        with self._pool.connection(fresh=True) as conn, self._errors("connection test failed"):
             row = conn.execute("SELECT current_setting('server_version')").fetchone()
         return ConnectionTest(ok=True, server_version=f"PostgreSQL {row[0] if row else '?'}",
                               latency_ms=(time.perf_counter() - started) * 1000)
 
     def list_tables(self) -> list[TableInfo]:
-        with closing(self._connect()) as conn, self._errors("could not list tables"):
+        with self._pool.connection() as conn, self._errors("could not list tables"):
             rows = catalog.list_tables(conn)
         return [TableInfo(name=name, schema=schema, row_estimate=estimate) for schema, name, estimate in rows]
 
     def columns(self, request: ReadRequest) -> list[ColumnInfo]:
-        with closing(self._connect()) as conn:
+        with self._pool.connection() as conn:
             cols = self._pg_columns(conn, request)
         return [ColumnInfo(c.name, c.declared, c.arrow_type, c.nullable, c.primary_key, c.default)
                 for c in cols]
@@ -138,7 +143,7 @@ class PostgresConnector(Connector):
     def plan(self, request: ReadRequest, state: dict[str, Any] | None) -> ReadPlan:
         import pyarrow as pa
 
-        with closing(self._connect()) as conn:
+        with self._pool.connection() as conn:
             cols = self._pg_columns(conn, request)
             schema = pa.schema([pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in cols])
             description = f"{self.describe()}: {request.label}"
@@ -187,7 +192,7 @@ class PostgresConnector(Connector):
                                  " AND ".join(f"({p})" for p in predicates) or None)
 
     def _batches(self, plan: ReadPlan, limit: int | None = None) -> Iterator[pa.RecordBatch]:
-        with closing(self._connect()) as conn:
+        with self._pool.connection() as conn:
             cols = self._pg_columns(conn, plan.request)
             now = [(c.name, c.arrow_type) for c in cols]
             if now != list(zip(plan.schema.names, plan.schema.types, strict=True)):
@@ -250,6 +255,35 @@ class PostgresConnector(Connector):
         streams = [partial(self._stream, self._select(plan, cols, extra=self._range_predicate(key, i, ranges)),
                            plan, cols) for i in range(len(ranges))]
         return merge(streams, "pg-read")
+
+def _catalog_connection(config: PostgresConfig, context: str) -> psycopg.Connection[Any]:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise MissingDependencyError(f"The PostgreSQL connector needs psycopg: {_INSTALL}") from exc
+    with common.translate_errors(context, catalog.RULES, catalog.fallback()):
+        # No server-side prepared statements: a pooled connection runs the same statement many
+        # times, and a prepared one fails ("cached plan must not change result type") once the
+        # table it reads is altered.
+        return psycopg.connect(catalog.conninfo(config), autocommit=True, prepare_threshold=None)
+
+
+def _ping(conn: psycopg.Connection[Any]) -> None:
+    """Undo any setting a statement changed (``set_config`` in a query): the session is again the
+    read-only one its login set up. It is a round trip, so a dropped connection fails here."""
+    conn.execute("RESET ALL")
+
+
+def _reset(conn: psycopg.Connection[Any]) -> None:
+    """Roll back a transaction left open; a connection still busy is not kept."""
+    from psycopg.pq import TransactionStatus
+
+    status = conn.info.transaction_status
+    if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        conn.rollback()
+    elif status != TransactionStatus.IDLE:
+        raise ValueError(f"the connection is {status.name}")
+
 
 def _typed_literal(value: Any, column: PgColumn) -> str:
     """A bound as SQL text: quoted by sqlglot and cast to the column's declared type, so the

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote
 from pydantic import AliasChoices, ConfigDict, Field, SecretStr, model_validator
 
 from flowforge.connectors.config import ConnectionConfig, register_config
+from flowforge.connectors.sql.pool import DEFAULT_SIZE, POOL_SIZE_HELP
 
 DEFAULT_PORT = 1433
 _WINDOWS_USER = re.compile(r"^[^\\/@\s]+\\[^\\/@\s]+$")
@@ -76,6 +77,7 @@ class SqlServerConfig(ConnectionConfig):
         password: ${CORE_PASSWORD}
         trust_server_certificate: true   # self-signed certificate on the server
         read_partitions: 4               # parallel range reads on an integer or date key
+        pool_size: 2                     # idle discovery connections kept for reuse (0: none)
       ledger:
         type: sqlserver
         connection_string: ${LEDGER_ODBC}  # "Server=tcp:db2,1433;Database=GL;UID=...;PWD=...;Encrypt=yes"
@@ -117,6 +119,7 @@ class SqlServerConfig(ConnectionConfig):
     login_timeout: int = Field(15, ge=1, le=600, description="Seconds to wait for a connection and login.")
     read_partitions: int = Field(1, ge=1, le=16, description="Parallel range reads on an integer or date key.")
     schema_: str = Field("dbo", alias="schema", description="Schema of unqualified table names.")
+    pool_size: int = Field(DEFAULT_SIZE, ge=0, le=32, description=POOL_SIZE_HELP)
 
     @model_validator(mode="after")
     def _check(self) -> SqlServerConfig:

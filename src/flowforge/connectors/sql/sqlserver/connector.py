@@ -4,7 +4,8 @@ Column types come from the catalog (``sys.columns``) for tables and from SQL Ser
 description (``sp_describe_first_result_set``) for queries and procedure calls, so every column
 has its exact declared type before a row is read. Rows are fetched in batches through the
 driver; each column is selected in a form the driver returns exactly (see ``types``) and turned
-into Arrow in C.
+into Arrow in C. Discovery and planning statements run on pooled connections (``pool_size``, see
+``sql/pool.py``): pinged before reuse, an open transaction rolled back before one goes back.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Generator, Iterator
-from contextlib import AbstractContextManager, closing
+from contextlib import AbstractContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +29,7 @@ from flowforge.connectors.base import (
     TableInfo,
 )
 from flowforge.connectors.sql import common
+from flowforge.connectors.sql.pool import Pool
 from flowforge.connectors.sql.sqlserver import catalog, types
 from flowforge.connectors.sql.sqlserver import sql as tsql
 from flowforge.connectors.sql.sqlserver.types import Column
@@ -71,7 +73,16 @@ class SqlServerConnector(Connector):
 
     capabilities = ConnectorCapabilities(tables=True, query=True, procedures=True, incremental=True,
                                          partitioned_reads=True)
+    shareable = True
     config: SqlServerConfig
+
+    def __init__(self, name: str, config: SqlServerConfig) -> None:
+        super().__init__(name, config)
+        self._pool: Pool[Any] = Pool(partial(_connection, config, f"{self.describe()}: could not connect"),
+                                     size=config.pool_size, ping=_ping, reset=_reset)
+
+    def close(self) -> None:
+        self._pool.close()
 
     def describe(self) -> str:
         return f"Connection '{self.name}' ({self.config.describe()})"
@@ -88,9 +99,8 @@ class SqlServerConnector(Connector):
         return catalog.choose_driver(self.config.driver, self.config.params())
 
     def _connect(self) -> Any:
-        driver = self._driver()
-        with self._errors("could not connect"):
-            return catalog.connect(driver, self.config.params())
+        """A connection of its own, for a streaming read."""
+        return _connection(self.config, f"{self.describe()}: could not connect")
 
     def _query(self, conn: Any, sql: str, action: str) -> list[tuple[Any, ...]]:
         return self._retry(lambda: catalog.rows(conn, sql)[1], action)
@@ -99,18 +109,18 @@ class SqlServerConnector(Connector):
 
     def test(self) -> ConnectionTest:
         started = time.perf_counter()
-        with closing(self._connect()) as conn:
+        with self._pool.connection(fresh=True) as conn:
             found = self._query(conn, tsql.VERSION, "connection test failed")
         version = str(found[0][0]).strip().splitlines()[0] if found else "SQL Server ?"
         return ConnectionTest(ok=True, server_version=version, latency_ms=(time.perf_counter() - started) * 1000)
 
     def list_tables(self) -> list[TableInfo]:
-        with closing(self._connect()) as conn, self._errors("could not list tables"):
+        with self._pool.connection() as conn, self._errors("could not list tables"):
             found = catalog.list_tables(conn)
         return [TableInfo(name=name, schema=schema, row_estimate=estimate) for schema, name, estimate in found]
 
     def columns(self, request: ReadRequest) -> list[ColumnInfo]:
-        with closing(self._connect()) as conn:
+        with self._pool.connection() as conn:
             cols = self._columns(conn, request)
         return [ColumnInfo(c.name, c.source_type, c.arrow_type, c.nullable, c.primary_key, c.default)
                 for c in cols]
@@ -118,7 +128,7 @@ class SqlServerConnector(Connector):
     def row_count(self, request: ReadRequest) -> int:
         if request.procedure is not None:
             return super().row_count(request)
-        with closing(self._connect()) as conn:
+        with self._pool.connection() as conn:
             self._columns(conn, request)  # a missing table says so, in our words
             found = self._query(conn, tsql.count(self._relation(request)), f"could not count {request.label}")
         return int(found[0][0])
@@ -179,7 +189,7 @@ class SqlServerConnector(Connector):
         where = self._where(request)
         if request.query is not None:
             self._relation(request)  # a write is refused before connecting
-        with closing(self._connect()) as conn:
+        with self._pool.connection() as conn:
             cols = self._columns(conn, request)
             schema = pa.schema([pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in cols])
             description = f"{self.describe()}: {request.label}"
@@ -223,7 +233,7 @@ class SqlServerConnector(Connector):
                            tsql.conjunction([window, extra]), top=top)
 
     def _batches(self, plan: ReadPlan, limit: int | None = None) -> Generator[pa.RecordBatch, None, None]:
-        with closing(self._connect()) as conn:
+        with self._pool.connection() as conn:
             cols = self._columns(conn, plan.request)
             now = [(c.name, c.arrow_type) for c in cols]
             if now != list(zip(plan.schema.names, plan.schema.types, strict=True)):
@@ -316,6 +326,20 @@ class SqlServerConnector(Connector):
             if key.sql_type.name == "date":
                 points = sorted({p.date() for p in points} - {lo.date()})
         return [types.literal(p, key) for p in points]
+
+
+def _connection(config: SqlServerConfig, context: str) -> Any:
+    driver = catalog.choose_driver(config.driver, config.params())
+    with catalog.translate(context):
+        return catalog.connect(driver, config.params())
+
+
+def _ping(conn: Any) -> None:
+    catalog.rows(conn, "SELECT 1")
+
+
+def _reset(conn: Any) -> None:
+    catalog.rows(conn, "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION")
 
 
 def _comparable(value: Any) -> Any:
