@@ -246,3 +246,79 @@ def test_stopping_a_partitioned_read_early_releases_its_threads(source: Postgres
         assert first.num_rows == 1000
         part.batches.close()  # type: ignore[attr-defined]
     assert not [t for t in threading.enumerate() if t.name.startswith("pg-read-")]
+
+
+# -- functions as a read mode ------------------------------------------------------------------
+
+@pytest.fixture
+def orders_function(source: PostgresSource) -> str:
+    suffix = uuid.uuid4().hex[:6]
+    table, function = f"fn_orders_{suffix}", f"orders_since_{suffix}"
+    source.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, amount numeric(15,2), ordered date, note text)")
+    source.execute(f"INSERT INTO {table} VALUES (1, 10.50, '2024-01-01', 'a'), (2, 20.25, '2024-02-01', NULL), "
+                   "(3, 30.00, '2024-03-01', 'O''Brien')")
+    source.execute(f"""CREATE FUNCTION {function}(since date, min_amount numeric DEFAULT 0)
+        RETURNS TABLE (id int, amount numeric(15,2), ordered date, note text) LANGUAGE sql STABLE AS $$
+        SELECT id, amount, ordered, note FROM {table} WHERE ordered >= since AND amount >= min_amount
+        ORDER BY id $$""")
+    source.execute(f"CREATE FUNCTION {function}_by_note(wanted text) RETURNS SETOF {table} LANGUAGE sql AS "
+                   f"$$ SELECT * FROM {table} WHERE note = wanted $$")
+    return function
+
+
+def test_function_is_read_with_named_params_and_defaults(connector: Connector, orders_function: str) -> None:
+    request = ReadRequest(procedure=orders_function, params=(("since", "2024-01-15"),))
+    table = read_table(connector, connector.plan(request, None))
+    assert table.column("id").to_pylist() == [2, 3]
+    # PostgreSQL drops the typmod of a function's result columns: numeric(15,2) comes back as numeric
+    assert table.schema.field("amount").type == pa.decimal128(38, 9)
+    assert table.column("amount").to_pylist() == [Decimal("20.25"), Decimal("30.00")]
+    both = ReadRequest(procedure=f"public.{orders_function}", params=(("since", dt.date(2024, 1, 1)),
+                                                                      ("min_amount", 15)))
+    assert read_table(connector, connector.plan(both, None)).column("id").to_pylist() == [2, 3]
+    quoted = ReadRequest(procedure=f"{orders_function}_by_note", params=(("wanted", "O'Brien"),))
+    assert read_table(connector, connector.plan(quoted, None)).column("id").to_pylist() == [3]
+    assert connector.preview(request, 1).num_rows == 1
+
+
+def test_function_mistakes_are_named(connector: Connector, orders_function: str, source: PostgresSource) -> None:
+    with pytest.raises(SourceNotFound, match=r"orders_sinc.*does not exist"):
+        connector.plan(ReadRequest(procedure="orders_sinc", params=(("since", "2024-01-01"),)), None)
+    with pytest.raises(SourceSchemaError, match=r"no signature takes the parameters \['snice'\].*since date"):
+        connector.plan(ReadRequest(procedure=orders_function, params=(("snice", "2024-01-01"),)), None)
+    with pytest.raises(SourceSchemaError, match="cannot be read incrementally"):
+        connector.plan(ReadRequest(procedure=orders_function, params=(("since", "2024-01-01"),),
+                                   incremental_column="ordered"), None)
+    name = f"noop_{uuid.uuid4().hex[:6]}"
+    source.execute(f"CREATE PROCEDURE {name}() LANGUAGE sql AS $$ SELECT 1 $$")
+    with pytest.raises(SourceSchemaError, match="is a procedure; PostgreSQL procedures return no rows"):
+        connector.plan(ReadRequest(procedure=name), None)
+
+
+def test_function_that_writes_is_stopped_by_the_read_only_session(connector: Connector,
+                                                                   source: PostgresSource) -> None:
+    table, name = f"victims_{uuid.uuid4().hex[:6]}", f"purge_{uuid.uuid4().hex[:6]}"
+    source.execute(f"CREATE TABLE {table} (id int)")
+    source.execute(f"INSERT INTO {table} VALUES (1)")
+    source.execute(f"CREATE FUNCTION {name}() RETURNS SETOF int LANGUAGE sql AS "
+                   f"$$ DELETE FROM {table} RETURNING id $$")
+    with pytest.raises(SourceSchemaError, match="read-only"):
+        read_table(connector, connector.plan(ReadRequest(procedure=name), None))
+    assert read_table(connector, connector.plan(ReadRequest(table=table), None)).num_rows == 1
+
+
+def test_docstring_example_loads() -> None:
+    import re
+
+    import yaml
+
+    from flowforge.connectors.config import parse_connection
+    from flowforge.connectors.sql.postgres.connector import PostgresConnector
+    from flowforge.spec.jobs import IngestJob
+
+    block = re.search(r"```yaml\n(.*?)```", PostgresConnector.__doc__ or "", re.S)
+    assert block is not None
+    spec = yaml.safe_load(block.group(1))
+    assert parse_connection(spec["connections"]["shop"]).describe() == "postgresql://db1:5432/shop"
+    job = IngestJob.model_validate(spec["jobs"][0])
+    assert [t.procedure for t in job.tables] == [None, "sales.orders_since"]

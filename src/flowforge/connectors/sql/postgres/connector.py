@@ -29,7 +29,7 @@ from flowforge.connectors.base import (
 )
 from flowforge.connectors.sql import common
 from flowforge.connectors.sql.pool import Pool
-from flowforge.connectors.sql.postgres import catalog
+from flowforge.connectors.sql.postgres import catalog, functions
 from flowforge.connectors.sql.postgres.catalog import DIALECT, PgColumn
 from flowforge.errors import MissingDependencyError, SourceSchemaError
 from flowforge.streams import merge
@@ -46,18 +46,26 @@ _INTEGER_KEYS = {"int2", "int4", "int8"}
 
 @register_connector("postgres")
 class PostgresConnector(Connector):
-    """Reads tables and read-only queries from PostgreSQL, in full or incrementally.
+    """Reads tables, read-only queries and set-returning functions from PostgreSQL, in full or
+    incrementally (functions in full: pass the window as a parameter).
 
     ```yaml
     connections:
       shop: {type: postgres, url: "postgresql://etl@db1:5432/shop", read_partitions: 2}
     jobs:
       - name: orders_bronze
-        source: {connection: shop, table: sales.orders, incremental_column: modified_date}
+        kind: ingest
+        connection: shop
+        tables:
+          - {table: sales.orders, target: bronze_orders, incremental: modified_date}
+          - {procedure: sales.orders_since, params: {since: "2024-01-01"}, target: bronze_recent_orders}
     ```
+
+    A ``procedure`` is a function called by parameter name (``functions.py``).
     """
 
-    capabilities = ConnectorCapabilities(tables=True, query=True, incremental=True, partitioned_reads=True)
+    capabilities = ConnectorCapabilities(tables=True, query=True, procedures=True, incremental=True,
+                                         partitioned_reads=True)
     shareable = True
     config: PostgresConfig
 
@@ -110,9 +118,14 @@ class PostgresConnector(Connector):
                 for c in cols]
 
     def _where(self, request: ReadRequest) -> str:
-        return f"{self.describe()}, {'query' if request.query else f'table {request.table!r}'}"
+        what = (f"function {request.procedure!r}" if request.procedure else
+                "query" if request.query is not None else f"table {request.table!r}")
+        return f"{self.describe()}, {what}"
 
-    def _relation(self, request: ReadRequest) -> str:
+    def _relation(self, conn: psycopg.Connection[Any], request: ReadRequest) -> str:
+        if request.procedure:
+            return functions.relation(conn, request.procedure, request.params, self.config.schema_,
+                                      self._where(request))
         if request.query is not None:
             return common.relation_sql(request, None, DIALECT, self._where(request))
         schema, table = common.split_table(request.table or "", DIALECT)
@@ -120,11 +133,11 @@ class PostgresConnector(Connector):
 
     def _pg_columns(self, conn: psycopg.Connection[Any], request: ReadRequest) -> list[PgColumn]:
         where = self._where(request)
-        if request.query is None and not request.table:
-            raise SourceSchemaError(f"{self.describe()}: a table or a query is required.")
+        if request.query is None and not request.table and not request.procedure:
+            raise SourceSchemaError(f"{self.describe()}: a table, a query or a function is required.")
         with self._errors(f"could not describe {request.label}"):
-            if request.query is not None:
-                cols = catalog.query_columns(conn, self._relation(request), where)
+            if request.query is not None or request.procedure:
+                cols = catalog.query_columns(conn, self._relation(conn, request), where)
             else:
                 schema, table = common.split_table(request.table or "", DIALECT)
                 found = catalog.table_columns(conn, schema or self.config.schema_, table, where)
@@ -150,12 +163,15 @@ class PostgresConnector(Connector):
             column = request.incremental_column
             if column is None:
                 return ReadPlan(request=request, schema=schema, new_state=None, description=description)
+            if request.procedure:
+                raise SourceSchemaError(f"{self._where(request)}: a function cannot be read incrementally.",
+                                        hint="Pass the window as a parameter, or read a table or query instead.")
             common.check_delta_column(schema, column, self._where(request))
             by_name = {c.name: c for c in cols}
             lower = common.previous_high(state, column, self._where(request))
             quoted = common.quote_ident(column, DIALECT)
             predicate = f"{quoted} > {_typed_literal(lower, by_name[column])}" if lower is not None else None
-            sql = common.select_sql(self._relation(request), [f"max({quoted})"], predicate)
+            sql = common.select_sql(self._relation(conn, request), [f"max({quoted})"], predicate)
             with self._errors("could not compute the incremental upper bound"):
                 row = conn.execute(sql).fetchone()
         return common.incremental_plan(request, schema, state, lower, row[0] if row else None, description)
@@ -169,14 +185,15 @@ class PostgresConnector(Connector):
     def preview(self, request: ReadRequest, limit: int = 10) -> pa.Table:
         import pyarrow as pa
 
-        plan = self.plan(ReadRequest(table=request.table, query=request.query, batch_size=limit), None)
+        plan = self.plan(ReadRequest(table=request.table, query=request.query, procedure=request.procedure,
+                                     params=request.params, batch_size=limit), None)
         # LIMIT in the SQL: stopping a COPY half-way would still stream the rest of the table.
         return pa.Table.from_batches(list(self._batches(plan, limit=limit)), schema=plan.schema)
 
-    def _select(self, plan: ReadPlan, cols: list[PgColumn], select_list: list[str] | None = None,
+    def _select(self, plan: ReadPlan, cols: list[PgColumn], relation: str, select_list: list[str] | None = None,
                 extra: str | None = None) -> str:
-        """The SELECT for a plan: its columns (or ``select_list``), its incremental window and an
-        optional extra predicate (a partition's key range)."""
+        """The SELECT for a plan from ``relation``: its columns (or ``select_list``), its
+        incremental window and an optional extra predicate (a partition's key range)."""
         request = plan.request
         predicates = []
         if request.incremental_column is not None and plan.bounds is not None:
@@ -188,7 +205,7 @@ class PostgresConnector(Connector):
                 _typed_literal(upper, column)))
         if extra:
             predicates.append(extra)
-        return common.select_sql(self._relation(request), select_list or [c.select_sql for c in cols],
+        return common.select_sql(relation, select_list or [c.select_sql for c in cols],
                                  " AND ".join(f"({p})" for p in predicates) or None)
 
     def _batches(self, plan: ReadPlan, limit: int | None = None) -> Iterator[pa.RecordBatch]:
@@ -199,12 +216,13 @@ class PostgresConnector(Connector):
                 raise SourceSchemaError(
                     f"{self._where(plan.request)}: the columns changed since the read was planned "
                     f"({plan.schema} → {now}).", hint="Run the job again; it plans afresh.")
-            ranges = self._partitions(conn, plan, cols) if limit is None else []
+            relation = self._relation(conn, plan.request)
+            ranges = self._partitions(conn, plan, cols, relation) if limit is None else []
         size = max(1, plan.request.batch_size)
         if len(ranges) > 1:
-            yield from common.rebatch(self._parallel(plan, cols, ranges), size)
+            yield from common.rebatch(self._parallel(plan, cols, relation, ranges), size)
             return
-        sql = self._select(plan, cols)
+        sql = self._select(plan, cols, relation)
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         yield from common.rebatch(self._stream(sql, plan, cols), size)
@@ -222,17 +240,17 @@ class PostgresConnector(Connector):
             finally:
                 conn.close()
 
-    def _partitions(self, conn: psycopg.Connection[Any], plan: ReadPlan,
-                    cols: list[PgColumn]) -> list[tuple[int, int]]:
+    def _partitions(self, conn: psycopg.Connection[Any], plan: ReadPlan, cols: list[PgColumn],
+                    relation: str) -> list[tuple[int, int]]:
         """Equal key ranges ``[lo, hi)`` for a table with a single-column integer primary key."""
         keys = [c for c in cols if c.primary_key]
         partitions = self.config.read_partitions
         integer_key = len(keys) == 1 and keys[0].base in _INTEGER_KEYS
-        if partitions <= 1 or plan.request.query is not None or not integer_key:
+        if partitions <= 1 or plan.request.table is None or not integer_key:
             return []
         key = common.quote_ident(keys[0].name, DIALECT)
         with self._errors("could not plan the partitioned read"):
-            row = conn.execute(self._select(plan, cols, [f"min({key})", f"max({key})"])).fetchone()
+            row = conn.execute(self._select(plan, cols, relation, [f"min({key})", f"max({key})"])).fetchone()
         if row is None or row[0] is None:
             return []
         lo, hi = int(row[0]), int(row[1]) + 1
@@ -248,12 +266,13 @@ class PostgresConnector(Connector):
             [f"{key} < {int(hi)}"] if index < len(ranges) - 1 else [])
         return " AND ".join(parts) or "TRUE"
 
-    def _parallel(self, plan: ReadPlan, cols: list[PgColumn],
+    def _parallel(self, plan: ReadPlan, cols: list[PgColumn], relation: str,
                   ranges: list[tuple[int, int]]) -> Iterator[pa.RecordBatch]:
         """One ADBC connection per key range, each read in its own thread (``streams.merge``)."""
         key = common.quote_ident(next(c for c in cols if c.primary_key).name, DIALECT)
-        streams = [partial(self._stream, self._select(plan, cols, extra=self._range_predicate(key, i, ranges)),
-                           plan, cols) for i in range(len(ranges))]
+        sqls = [self._select(plan, cols, relation, extra=self._range_predicate(key, i, ranges))
+                for i in range(len(ranges))]
+        streams = [partial(self._stream, sql, plan, cols) for sql in sqls]
         return merge(streams, "pg-read")
 
 def _catalog_connection(config: PostgresConfig, context: str) -> psycopg.Connection[Any]:
