@@ -639,3 +639,19 @@ def test_a_query_killed_mid_stream_is_a_clear_error_not_a_panic(database_url: st
         with pytest.raises(ConnectorError, match=r"reading .* failed: .*interrupted \(MySQL error 1317\)"):
             for _ in part.batches:
                 pass
+
+
+@needs_connectorx
+def test_connectorx_logs_in_with_a_password_full_of_url_characters(database_url: str, source: MysqlSource,
+                                                                    orders: str) -> None:
+    user, password = f"ff_{uuid.uuid4().hex[:6]}", "p@ss:w/rd?#%&=+ é"
+    source.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+    source.execute(f"GRANT SELECT ON `{source.database}`.* TO '{user}'@'%'")
+    try:
+        host = MysqlConfig(type="mysql", url=database_url).connect_args()
+        config = MysqlConfig(type="mysql", host=host["host"], port=host["port"], database=host["database"],
+                             user=user, password=password, driver="connectorx")
+        with open_connector("crm", config) as connector:
+            assert read_table(connector, connector.plan(ReadRequest(table=orders), None)).num_rows == len(ORDERS)
+    finally:
+        source.execute(f"DROP USER IF EXISTS '{user}'@'%'")

@@ -140,7 +140,9 @@ def connect(config: MysqlConfig, driver: str = "pymysql", *, raw: bool = False) 
             extra["ssl"] = files
         return _session(MySQLdb.connect(**common, **extra), mode)
     pymysql = pymysql_module()
-    extra = {}
+    # PyMySQL sends a str password as Latin-1; the server hashed the UTF-8 bytes it was given
+    # (and mysqlclient and connectorx send UTF-8), so a password with 'é' must travel as UTF-8.
+    extra = {"password": common["password"].encode()}
     if raw:  # keep the encoders (for bound parameters), drop every decoder
         extra["conv"] = {k: v for k, v in pymysql.converters.conversions.items() if isinstance(k, type)}
     if mode == "disabled":
@@ -151,7 +153,7 @@ def connect(config: MysqlConfig, driver: str = "pymysql", *, raw: bool = False) 
         extra.update({f"ssl_{k}": v for k, v in files.items()})
         extra["ssl_verify_cert"] = True
         extra["ssl_verify_identity"] = mode == "verify_identity"
-    return _session(pymysql.connect(**common, **extra), mode)
+    return _session(pymysql.connect(**{**common, **extra}), mode)
 
 
 def _session(conn: Any, ssl_mode: str) -> Any:
