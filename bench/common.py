@@ -22,7 +22,7 @@ RESULTS = BENCH_DIR / "results"
 CHILD = BENCH_DIR / "child.py"
 CHILD_TIMEOUT = 3 * 3600.0
 PACKAGES = ("flowforge", "deltalake", "pyarrow", "duckdb", "adbc-driver-postgresql", "psycopg",
-            "connectorx", "pandas", "sqlalchemy")
+            "connectorx", "pandas", "sqlalchemy", "dlt", "mysqlclient", "PyMySQL")
 
 
 @dataclass(frozen=True)
