@@ -3,8 +3,9 @@
 Discovery and planning use PyMySQL (catalog queries, ``max()`` of the delta column) on pooled
 connections (``pool_size``, see ``sql/pool.py``), pinged before reuse; a transaction left open is
 rolled back before one goes back to the pool, and the connection that described a procedure
-(whose result is left unread) is closed instead. Reads
-stream with connectorx when it is installed and the connection needs no TLS (``fast.py``:
+(whose result is left unread) is closed instead.
+
+Reads stream with connectorx when it is installed and the connection needs no TLS (``fast.py``:
 Arrow batches decoded in Rust, every decimal and temporal value sent as text and parsed
 exactly), otherwise over the text protocol with an unbuffered cursor (``SSCursor``: memory
 stays at one batch) from mysqlclient or PyMySQL, with every value converter off, Arrow parsing
