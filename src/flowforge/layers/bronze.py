@@ -65,15 +65,12 @@ def check_capabilities(connector: Connector, spec: IngestTable) -> None:
 def run_ingest(ctx: JobContext) -> JobResult:
     job = ctx.job
     assert isinstance(job, IngestJob)
-    connector = ctx.connector(job.connection)
     results = []
-    try:
+    with ctx.connector(job.connection) as connector:  # a shared (pooled) connector stays open
         for spec in job.tables:
             check_capabilities(connector, spec)
         for spec in job.tables:
             results.append(_ingest_table(ctx, connector, spec))
-    finally:
-        connector.close()
     return JobResult(tuple(results))
 
 

@@ -32,15 +32,12 @@ def run_cdc(ctx: JobContext) -> JobResult:
 
     job = ctx.job
     assert isinstance(job, CdcJob)
-    connector = ctx.connector(job.connection)
-    try:
+    with ctx.connector(job.connection) as connector:
         if not connector.capabilities.cdc:
             raise ConfigError(f"{connector.describe()} cannot do CDC (job {job.name}).",
                               hint="Use a connection of kind debezium, pg_logical, mysql_binlog, "
                                    "sqlserver_cdc or kafka.")
         results = [land_events(ctx, connector, job)]
-    finally:
-        connector.close()
     results += [apply_table(ctx, job, spec) for spec in job.tables]
     return JobResult(tuple(results))
 

@@ -51,12 +51,9 @@ def pending(job: CdcJob, store: LakehouseStore, connector: Callable[[str], Conne
     from flowforge.layers.silver import SOURCE_VERSION
 
     found = store.progress("bronze", job.target, CDC_STATE)
-    conn = connector(job.connection)
-    try:
+    with connector(job.connection) as conn:
         if conn.plan(ReadRequest(files=job.files, batch_size=job.batch_size), found[0] if found else None).has_data:
             return True
-    finally:
-        conn.close()
     bronze = store.open("bronze", job.target)
     if bronze is None:
         return False
