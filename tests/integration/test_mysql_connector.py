@@ -603,6 +603,15 @@ def _server_queries(marker: str) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
+def _queries_gone(marker: str) -> bool:
+    """Whether the server stops running queries on ``marker`` (KILL QUERY takes effect asynchronously)."""
+    for _ in range(50):
+        if not _server_queries(marker):
+            return True
+        threading.Event().wait(0.1)
+    return False
+
+
 @needs_connectorx
 def test_a_stream_closed_early_ends_its_query_on_the_server(database_url: str, source: MysqlSource) -> None:
     """A half-read connectorx stream would keep the server writing until net_write_timeout."""
@@ -615,11 +624,7 @@ def test_a_stream_closed_early_ends_its_query_on_the_server(database_url: str, s
         assert next(part.batches).num_rows == 1000
         assert _server_queries(name), "the query should still be streaming"
         part.batches.close()  # type: ignore[attr-defined]
-    for _ in range(50):  # KILL QUERY is asynchronous on the server
-        if not _server_queries(name):
-            break
-        threading.Event().wait(0.1)
-    assert _server_queries(name) == []
+    assert _queries_gone(name)
 
 
 @needs_connectorx
@@ -655,3 +660,26 @@ def test_connectorx_logs_in_with_a_password_full_of_url_characters(database_url:
             assert read_table(connector, connector.plan(ReadRequest(table=orders), None)).num_rows == len(ORDERS)
     finally:
         source.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+@needs_connectorx
+def test_a_zero_date_deep_in_a_native_stream_is_named_by_row(database_url: str, source: MysqlSource) -> None:
+    """Dates stream natively; a zero date makes connectorx fail mid-stream, after batches were
+    handed out, and the error still names the column, the row and the value."""
+    name = f"dates_{uuid.uuid4().hex[:6]}"
+    source.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, d DATE, at DATETIME(6))")
+    source.execute(f"INSERT INTO {name} SELECT seq, DATE '2024-01-01' + INTERVAL (seq % 300) DAY, "
+                   "TIMESTAMP '2024-01-01 00:00:00.25' + INTERVAL seq SECOND FROM seq_1_to_5000")
+    source.execute(f"UPDATE {name} SET d = '0000-00-00' WHERE id = 4500", setup="SET sql_mode = ''")
+    config = MysqlConfig(type="mysql", url=database_url, driver="connectorx", retries=0)
+    with open_connector("shop", config) as connector:
+        part = next(connector.read(connector.plan(ReadRequest(table=name, batch_size=1000), None)))
+        first = next(part.batches)
+        assert first.schema.field("d").type == pa.date32()
+        assert first.column("at")[0].as_py() == dt.datetime(2024, 1, 1, 0, 0, 1, 250000)
+        with pytest.raises(SourceSchemaError) as info:
+            for _ in part.batches:
+                pass
+    message = str(info.value)
+    assert "column 'd'" in message and "row 4500" in message and "0000-00-00" in message
+    assert _queries_gone(name)

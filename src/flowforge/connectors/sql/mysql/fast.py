@@ -1,12 +1,14 @@
 """The fast read path: connectorx streams a table's rows as Arrow batches, decoded in Rust.
 
 Measured on 10M rows x 12 columns (MariaDB 10.11, 2 cores): connectorx's ``arrow_stream``
-reads them in ~16 s at ~210 MB peak, against ~35 s for mysqlclient's tuples turned into Arrow
-in Python. connectorx's own types are not exact (every DECIMAL becomes decimal128(38, 10),
-zero dates and TIMEs past 24h panic), so only integers, floats, strings and binaries come
-through natively: every decimal, date, time and timestamp is selected as ``CAST(... AS CHAR)``
-and parsed by the same rules as the text protocol (``convert.py``), exactly or with an error
-naming the row.
+reads them in ~11 s at ~200 MB peak, against ~35 s for mysqlclient's tuples turned into Arrow
+in Python. connectorx's own types are not all exact: every DECIMAL becomes decimal128(38, 10)
+and TIMEs past 24h panic, so decimals, times and the other text-like types are selected as
+``CAST(... AS CHAR)`` and parsed by the same rules as the text protocol (``convert.py``).
+Integers, floats, strings, binaries, DATE, DATETIME and TIMESTAMP come through natively (the
+date casts alone cost ~3 s of server time per 10M rows). A zero or invalid date makes connectorx
+panic; the statement is then read again with those columns as text, only to raise the same error
+the text protocol gives, naming the column, the row and the value.
 
 The statement runs on one connection prepared like every other read: a UTC session, READ ONLY,
 inside ``START TRANSACTION WITH CONSISTENT SNAPSHOT``. connectorx cannot cancel a stream that is
@@ -60,13 +62,13 @@ def url(config: MysqlConfig) -> str:
 
 
 def select_list(cols: list[MyColumn]) -> list[str]:
-    """What the fast path selects: numbers, strings and binaries as they are, every other type
-    as its text, which the server prints exactly."""
+    """What the fast path selects: numbers, strings, binaries and dates as they are, every other
+    type as its text, which the server prints exactly."""
     import pyarrow as pa
 
     out = []
     for col in cols:
-        native = col.kind == "binary" or (col.kind in ("parse", "bool", "float32") and (
+        native = col.kind == "binary" or _native_temporal(col) or (col.kind in ("parse", "bool", "float32") and (
             pa.types.is_integer(col.arrow_type) or pa.types.is_floating(col.arrow_type)
             or pa.types.is_boolean(col.arrow_type)))
         plain_text = col.kind == "string" and col.base in ("char", "varchar", "text", "tinytext", "mediumtext",
@@ -75,8 +77,14 @@ def select_list(cols: list[MyColumn]) -> list[str]:
     return out
 
 
+def _native_temporal(col: MyColumn) -> bool:
+    """DATE, DATETIME and TIMESTAMP read as connectorx's date32 / timestamp[us] (the session is
+    UTC, so a TIMESTAMP's wall time is its UTC instant); with type_fallback they are text."""
+    return col.base in ("date", "datetime", "timestamp") and col.kind in ("parse", "timestamptz")
+
+
 def stream(config: MysqlConfig, sql: str, cols: list[MyColumn], schema: pa.Schema, size: int,
-           where: str) -> Iterator[pa.RecordBatch]:
+           where: str, *, diagnosing: bool = False) -> Iterator[pa.RecordBatch]:
     """Batches of ``sql`` (built with ``select_list``) converted to ``schema``. Errors come out
     as the driver's exceptions (``driver.errors`` translates them), so retries work as for the
     other drivers."""
@@ -101,7 +109,12 @@ def stream(config: MysqlConfig, sql: str, cols: list[MyColumn], schema: pa.Schem
             except StopIteration:
                 break
             except BaseException as exc:
-                raise _driver_error(exc) from None
+                error = _driver_error(exc)
+                if isinstance(error, SourceSchemaError) and not diagnosing:
+                    _kill(config, tag)
+                    finished = True
+                    _diagnose(config, sql, cols, schema, size, where)  # raises the precise error
+                raise error from None
             if batch.num_rows == 0:
                 continue
             arrays = [convert.from_native(batch.column(i), col, where, row) for i, col in enumerate(cols)]
@@ -111,6 +124,19 @@ def stream(config: MysqlConfig, sql: str, cols: list[MyColumn], schema: pa.Schem
     finally:
         if not finished:
             _kill(config, tag)
+
+
+def _diagnose(config: MysqlConfig, sql: str, cols: list[MyColumn], schema: pa.Schema, size: int,
+              where: str) -> None:
+    """Read ``sql`` again with its dates as text, converting without yielding, so a zero or
+    invalid date raises the text protocol's error (column, row, value)."""
+    from flowforge.connectors.sql import common
+    from flowforge.connectors.sql.mysql.typemap import DIALECT
+
+    outer = [f"CAST({c.quoted} AS CHAR) AS {c.quoted}" if _native_temporal(c) else c.quoted for c in cols]
+    text = f"SELECT {', '.join(outer)} FROM ({sql}) AS {common.quote_ident('_ff_diagnose', DIALECT)}"
+    for _ in stream(config, text, cols, schema, size, where, diagnosing=True):
+        pass
 
 
 def _driver_error(exc: BaseException) -> BaseException:
