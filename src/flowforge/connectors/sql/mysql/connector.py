@@ -10,10 +10,10 @@ Arrow batches decoded in Rust, every decimal and temporal value sent as text and
 exactly), otherwise over the text protocol with an unbuffered cursor (``SSCursor``: memory
 stays at one batch) from mysqlclient or PyMySQL, with every value converter off, Arrow parsing
 the server's text in C (``convert.py``). Procedure results always stream with PyMySQL, whose
-result metadata types them. Measured on 10M rows x 12 columns (MariaDB 10.11, 2 cores):
-connectorx streams them in ~16 s at ~210 MB peak RSS, mysqlclient in ~35 s at ~250 MB;
-connectorx's own ``return_type="arrow"`` takes as long as its stream but holds the whole
-result (1.8 GB) and types every DECIMAL as decimal128(38, 10).
+result metadata types them. Measured on 10M rows x 12 columns (MariaDB 10.11, 2 cores): the
+connectorx stream reads them in ~11 s at ~200 MB peak RSS, mysqlclient in ~35 s at ~250 MB; a
+whole bronze load takes ~15.5 s, as long as connectorx's own ``return_type="arrow"`` to Parquet,
+which holds the whole result (1.9 GB) and types every DECIMAL as decimal128(38, 10).
 
 Every read runs in ``START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`` in a session with
 ``time_zone = '+00:00'``. Types (``COLUMN_TYPE`` of a table; result metadata of a query or a
