@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 import yaml
 from tests.connector_suite import ORDERS, ORDERS_DDL, ConnectorSuite, SourceHelper, read_table
+from tests.waiting import eventually
 
 from flowforge.connectors import open_connector
 from flowforge.connectors.base import Connector, ReadRequest, decode_position
@@ -605,11 +606,7 @@ def _server_queries(marker: str) -> list[str]:
 
 def _queries_gone(marker: str) -> bool:
     """Whether the server stops running queries on ``marker`` (KILL QUERY takes effect asynchronously)."""
-    for _ in range(50):
-        if not _server_queries(marker):
-            return True
-        threading.Event().wait(0.1)
-    return False
+    return not eventually(lambda: _server_queries(marker), lambda found: not found)
 
 
 @needs_connectorx

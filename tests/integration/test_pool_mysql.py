@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.waiting import eventually
 
 from flowforge.connectors import open_connector
 from flowforge.connectors.base import Connector, ReadRequest
@@ -50,14 +50,7 @@ class Server:
             "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s", (self.user,)))
 
     def eventually_sessions(self, wanted: Callable[[list[int]], bool]) -> list[int]:
-        """A killed or closed session leaves the process list once its thread ends: up to 10 s."""
-        found = self.sessions()
-        for _ in range(100):
-            if wanted(found):
-                break
-            time.sleep(0.1)
-            found = self.sessions()
-        return found
+        return eventually(self.sessions, wanted)
 
     def config(self, **options: Any) -> MysqlConfig:
         return MysqlConfig(type="mysql", host="127.0.0.1", database=self.database, user=self.user,

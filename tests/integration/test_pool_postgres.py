@@ -6,7 +6,6 @@ ones named ``flowforge`` in it."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from tests.api.conftest import make_api
+from tests.waiting import eventually
 
 from flowforge.connectors import open_connector
 from flowforge.connectors.base import Connector, ReadRequest
@@ -48,14 +48,7 @@ class Server:
             "ORDER BY pid", (self.database,))]
 
     def eventually_sessions(self, wanted: Callable[[list[tuple[int, str]]], bool]) -> list[tuple[int, str]]:
-        """A closed session leaves pg_stat_activity once its backend has exited: wait up to 10 s."""
-        found = self.sessions()
-        for _ in range(100):
-            if wanted(found):
-                break
-            time.sleep(0.1)
-            found = self.sessions()
-        return found
+        return eventually(self.sessions, wanted)
 
 
 @pytest.fixture

@@ -11,11 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
-from typer.testing import CliRunner
-
-from flowforge.cli.main import app
-
-runner = CliRunner()
+from tests.cli_helpers import init_project, invoke
 
 WORKFLOW = """\
 name: ticks
@@ -34,16 +30,9 @@ AT_TZ = [1704099600123456700, 1704099600000000000, 1719791999999999900, 17197919
 TIME = [36000123456789, 0, None, 86399999999999]
 
 
-def _invoke(project: Path, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["-p", str(project), *args])
-    return result.exit_code, result.output
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    result = runner.invoke(app, ["init", str(tmp_path / "p")])
-    assert result.exit_code == 0, result.output
-    project = tmp_path / "p"
+    project = init_project(tmp_path / "p")
     with open(project / "flowforge.yml", "a") as fh:
         fh.write("  pq: {type: files, path: data, format: parquet}\n")
     return project
@@ -79,7 +68,7 @@ def _floor_us(values: Sequence[int | None]) -> list[int | None]:
 def test_error_on_a_first_run_names_column_row_and_value_and_creates_no_table(project: Path) -> None:
     _parquet(project, "ticks_1.parquet", AT, AT_TZ, TIME)
     _workflow(project, None)  # the default is 'error'
-    code, out = _invoke(project, "run", "ticks")
+    code, out = invoke(project, "run", "ticks")
     assert code == 1
     assert "column 'at'" in out and "2024-01-01T10:00:00.123456789" in out and "row 2 of ticks_1.parquet" in out
     assert "sub_microseconds: truncate" in out and "sub_microseconds: string" in out
@@ -92,7 +81,7 @@ def test_error_passes_whole_microseconds_and_commits_nothing_on_a_finer_value(pr
     whole_tz = [v if v is None else v // 1000 * 1000 for v in AT_TZ]
     _parquet(project, "ticks_1.parquet", whole, whole_tz, TIME)
     _workflow(project, "error")
-    code, out = _invoke(project, "run", "ticks")
+    code, out = invoke(project, "run", "ticks")
     assert code == 0, out
     rows = _rows(project)
     assert rows.column("at").cast(pa.int64()).to_pylist() == _floor_us(whole)
@@ -102,7 +91,7 @@ def test_error_passes_whole_microseconds_and_commits_nothing_on_a_finer_value(pr
 
     # a later file with one 100 ns digit in the zoned column, third row
     _parquet(project, "ticks_2.parquet", whole, [*whole_tz[:2], AT_TZ[2], whole_tz[3]], TIME)
-    code, out = _invoke(project, "run", "ticks")
+    code, out = invoke(project, "run", "ticks")
     assert code == 1
     assert "column 'at_tz'" in out and "2024-06-30T23:59:59.9999999Z" in out and "row 3 of ticks_2.parquet" in out
     assert "Nothing was committed" in out
@@ -110,7 +99,7 @@ def test_error_passes_whole_microseconds_and_commits_nothing_on_a_finer_value(pr
 
     # the file was not marked as read either: choosing truncate now lands it
     _workflow(project, "truncate")
-    code, out = _invoke(project, "run", "ticks")
+    code, out = invoke(project, "run", "ticks")
     assert code == 0, out
     assert _bronze(project).version() == 1 and _rows(project).num_rows == 8
 
@@ -118,7 +107,7 @@ def test_error_passes_whole_microseconds_and_commits_nothing_on_a_finer_value(pr
 def test_truncate_lands_the_floor_of_each_value_and_counts_them_in_the_run_log(project: Path) -> None:
     _parquet(project, "ticks_1.parquet", AT, AT_TZ, TIME)
     _workflow(project, "truncate")
-    code, out = _invoke(project, "run", "ticks")
+    code, out = invoke(project, "run", "ticks")
     assert code == 0, out
     rows = _rows(project)
     assert rows.schema.field("at").type == pa.timestamp("us")
@@ -129,7 +118,7 @@ def test_truncate_lands_the_floor_of_each_value_and_counts_them_in_the_run_log(p
     assert rows.column("at").to_pylist()[2] == dt.datetime(1969, 12, 31, 23, 59, 59, 999999)
     assert rows.column("at_tz").to_pylist()[2] == dt.datetime(2024, 6, 30, 23, 59, 59, 999999, tzinfo=dt.UTC)
     assert rows.column("t").to_pylist()[0] == "10:00:00.123456789"
-    code, out = _invoke(project, "runs", "--id", "1")
+    code, out = invoke(project, "runs", "--id", "1")
     assert code == 0
     assert ("bronze_ticks: truncated 4 timestamp value(s) to the microsecond (sub_microseconds: truncate): "
             "2 in at, 2 in at_tz") in out
@@ -138,7 +127,7 @@ def test_truncate_lands_the_floor_of_each_value_and_counts_them_in_the_run_log(p
 def test_string_lands_every_digit_as_iso_text(project: Path) -> None:
     _parquet(project, "ticks_1.parquet", AT, AT_TZ, TIME)
     _workflow(project, "string")
-    code, out = _invoke(project, "run", "ticks")
+    code, out = invoke(project, "run", "ticks")
     assert code == 0, out
     rows = _rows(project)
     assert rows.column("at").to_pylist() == ["2024-01-01T10:00:00.123456000", "2024-01-01T10:00:00.123456789",
@@ -147,5 +136,5 @@ def test_string_lands_every_digit_as_iso_text(project: Path) -> None:
     assert rows.column("at_tz").to_pylist() == ["2024-01-01T09:00:00.123456700Z", "2024-01-01T09:00:00.000000000Z",
                                                 "2024-06-30T23:59:59.999999900Z", "2024-06-30T23:59:59.999999000Z"]
     assert rows.column("t").to_pylist() == ["10:00:00.123456789", "00:00:00.000000000", None, "23:59:59.999999999"]
-    code, out = _invoke(project, "query", "SELECT max(at_tz) AS newest FROM bronze_ticks")
+    code, out = invoke(project, "query", "SELECT max(at_tz) AS newest FROM bronze_ticks")
     assert code == 0 and "2024-06-30T23:59:59.999999900Z" in out  # fixed width: text order is time order
