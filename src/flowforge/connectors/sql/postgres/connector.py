@@ -131,13 +131,15 @@ class PostgresConnector(Connector):
         schema, table = common.split_table(request.table or "", DIALECT)
         return common.quote_table(schema or self.config.schema_, table, DIALECT)
 
-    def _pg_columns(self, conn: psycopg.Connection[Any], request: ReadRequest) -> list[PgColumn]:
+    def _pg_columns(self, conn: psycopg.Connection[Any], request: ReadRequest,
+                    relation: str | None = None) -> list[PgColumn]:
+        """Columns of the request; ``relation`` is its ``_relation`` when the caller has it already."""
         where = self._where(request)
         if request.query is None and not request.table and not request.procedure:
             raise SourceSchemaError(f"{self.describe()}: a table, a query or a function is required.")
         with self._errors(f"could not describe {request.label}"):
             if request.query is not None or request.procedure:
-                cols = catalog.query_columns(conn, self._relation(conn, request), where)
+                cols = catalog.query_columns(conn, relation or self._relation(conn, request), where)
             else:
                 schema, table = common.split_table(request.table or "", DIALECT)
                 found = catalog.table_columns(conn, schema or self.config.schema_, table, where)
@@ -210,13 +212,14 @@ class PostgresConnector(Connector):
 
     def _batches(self, plan: ReadPlan, limit: int | None = None) -> Iterator[pa.RecordBatch]:
         with self._pool.connection() as conn:
-            cols = self._pg_columns(conn, plan.request)
+            with self._errors(f"could not describe {plan.request.label}"):
+                relation = self._relation(conn, plan.request)
+            cols = self._pg_columns(conn, plan.request, relation)
             now = [(c.name, c.arrow_type) for c in cols]
             if now != list(zip(plan.schema.names, plan.schema.types, strict=True)):
                 raise SourceSchemaError(
                     f"{self._where(plan.request)}: the columns changed since the read was planned "
                     f"({plan.schema} → {now}).", hint="Run the job again; it plans afresh.")
-            relation = self._relation(conn, plan.request)
             ranges = self._partitions(conn, plan, cols, relation) if limit is None else []
         size = max(1, plan.request.batch_size)
         if len(ranges) > 1:
