@@ -1,24 +1,30 @@
-"""Dependencies every route declares: the Context and the signed-in user with a role."""
+"""Dependencies every route declares: the project's Context acting as the signed-in user.
+
+``Ctx`` is the Context seen by the user of the request (an API token, or the session cookie);
+its services check that user's role themselves, so a route that forgets a role check still
+cannot do more than the user may. ``EditorUser`` and ``AdminUser`` answer 403 early as well.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 
 from flowforge.core.context import Context
 from flowforge.core.users import SESSION_COOKIE, User
 
 
-def get_ctx(request: Request) -> Context:
+def base_ctx(request: Request) -> Context:
+    """The server's Context, acting as nobody (sign-in and health only)."""
     ctx: Context = request.app.state.ctx
     return ctx
 
 
-Ctx = Annotated[Context, Depends(get_ctx)]
+BaseCtx = Annotated[Context, Depends(base_ctx)]
 
 
-def current_user(request: Request, ctx: Ctx) -> User:
+def current_user(request: Request, ctx: BaseCtx) -> User:
     """The user of the ``Authorization: Bearer <token>`` header or of the session cookie; 401 otherwise."""
     header = request.headers.get("authorization", "")
     user = None
@@ -36,6 +42,13 @@ def current_user(request: Request, ctx: Ctx) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+def user_ctx(user: CurrentUser, ctx: BaseCtx) -> Context:
+    return ctx.as_user(user)
+
+
+Ctx = Annotated[Context, Depends(user_ctx)]
+
+
 def _role(role: str) -> object:
     def check(user: CurrentUser) -> User:
         if not user.can(role):  # type: ignore[arg-type]
@@ -48,3 +61,7 @@ def _role(role: str) -> object:
 
 EditorUser = Annotated[User, Depends(_role("editor"))]
 AdminUser = Annotated[User, Depends(_role("admin"))]
+
+
+# a database id: a positive 64-bit integer (a larger one is a 422, never an overflow)
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -37,9 +37,14 @@ class SpecSource(BaseModel):
 # -- auth and users ----------------------------------------------------------------------
 
 class LoginRequest(BaseModel):
-    username: str
-    password: SecretStr
+    username: str = Field(max_length=256)
+    password: SecretStr = Field(max_length=1024)
     issue_token: bool = Field(False, description="Also return a new API token (shown once).")
+
+
+class PasswordChange(BaseModel):
+    current_password: SecretStr = Field(max_length=1024)
+    new_password: SecretStr = Field(min_length=8, max_length=1024)
 
 
 class UserPublic(Public):
@@ -56,19 +61,19 @@ class LoginResponse(BaseModel):
 
 
 class UserCreate(BaseModel):
-    username: str
-    password: SecretStr
+    username: str = Field(max_length=64)
+    password: SecretStr = Field(max_length=1024)
     role: Role = "viewer"
 
 
 class UserUpdate(BaseModel):
     role: Role | None = None
     disabled: bool | None = None
-    password: SecretStr | None = None
+    password: SecretStr | None = Field(None, max_length=1024)
 
 
 class TokenCreate(BaseModel):
-    name: str = "api"
+    name: str = Field("api", min_length=1, max_length=64, pattern=r"^[\w .@-]+$")
 
 
 class TokenPublic(Public):
@@ -163,7 +168,7 @@ class JobUpdate(SpecSource):
 
 
 class CloneRequest(BaseModel):
-    new_name: str
+    new_name: str = Field(max_length=128)
 
 
 class ValidationIssuePublic(Public):

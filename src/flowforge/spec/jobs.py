@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
-from flowforge.spec.base import Identifier, SpecModel
+from flowforge.spec.base import Identifier, SpecModel, SqlExpression, SqlType
 
 JOB_KINDS: dict[str, type[JobSpec]] = {}
 J = TypeVar("J", bound="type[JobSpec]")
@@ -155,8 +155,8 @@ class SilverTable(SpecModel):
     keys: tuple[str, ...] = ()
     order_by: str | None = None
     columns: tuple[str, ...] | None = None
-    casts: dict[str, str] = Field(default_factory=dict)
-    derived: dict[Identifier, str] = Field(default_factory=dict)
+    casts: dict[str, SqlType] = Field(default_factory=dict)
+    derived: dict[Identifier, SqlExpression] = Field(default_factory=dict)
     surrogate_key: Identifier | None = None
 
     @model_validator(mode="after")
@@ -206,16 +206,16 @@ class GoldTable(SpecModel):
     @field_validator("sql")
     @classmethod
     def _parses(cls, value: str) -> str:
-        from flowforge.engine.sql import referenced_tables
+        from flowforge.engine.sandbox import check_query
 
-        referenced_tables(value)  # raises ValueError with the parser's message
+        check_query(value, "sql")  # UnsafeSQL (a ValueError) names the parse error or the refused construct
         return value
 
     @property
     def references(self) -> tuple[str, ...]:
-        from flowforge.engine.sql import referenced_tables
+        from flowforge.engine.sandbox import check_query
 
-        return referenced_tables(self.sql)
+        return check_query(self.sql, "sql")
 
 
 @register_job_kind("gold")

@@ -46,7 +46,7 @@ def register() -> None:
             return login_redirect(request)
         with frame(f"Workflow · {name}", user):
             try:
-                detail = services.workflow(name)
+                detail = services.workflow(user, name)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
@@ -86,7 +86,7 @@ def register() -> None:
                     runs.on("rowClick", lambda e: go(f"/runs/{e.args[1]['run']}"))
                 with ui.tab_panel(lineage_tab):
                     try:
-                        lineage_view(name, services.lineage(name), jobs_of(detail))
+                        lineage_view(name, services.lineage(user, name), jobs_of(detail))
                     except Exception as exc:
                         notify_error(exc)
         return None

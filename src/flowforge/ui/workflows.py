@@ -88,7 +88,10 @@ def register() -> None:
     @ui.refreshable
     def listing() -> None:
         user = current_user(ui.context.client.request)
-        rows = services.workflow_summaries()
+        if user is None:
+            ui.navigate.to(url("/login"))
+            return
+        rows = services.workflow_summaries(user)
         if not rows:
             ui.label("No workflows yet. Create one from a template.").classes("text-gray-600")
         with ui.column().classes("w-full gap-2"):

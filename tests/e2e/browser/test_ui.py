@@ -224,7 +224,7 @@ def test_viewers_get_read_only_pages(browser: Any, server: str, ui_project: Any)
     from flowforge.core.context import Context
 
     with Context.open(ui_project) as ctx:
-        ctx.users.create_user("vera", "viewer-password", role="viewer", actor="test")
+        ctx.users.create_user("vera", "viewer-password", role="viewer")
     page = sign_in(browser, server, "vera", "viewer-password")
     page.locator(f"[data-testid=workflow-{WORKFLOW}]").wait_for()
     assert page.locator(f"[data-testid=run-{WORKFLOW}]").count() == 0

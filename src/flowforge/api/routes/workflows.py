@@ -29,7 +29,7 @@ def list_workflows(_: CurrentUser, ctx: Ctx, team: str | None = None, environmen
 
 @router.post("", response_model=WorkflowDetailPublic, status_code=201)
 def create_workflow(body: WorkflowCreate, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
-    return WorkflowDetailPublic.model_validate(ctx.workflows.create(body.source(), actor=user.username))
+    return WorkflowDetailPublic.model_validate(ctx.workflows.create(body.source()))
 
 
 @router.post("/validate", response_model=ValidationResult)
@@ -45,24 +45,24 @@ def get_workflow(name: str, _: CurrentUser, ctx: Ctx) -> WorkflowDetailPublic:
 
 @router.put("/{name}", response_model=WorkflowDetailPublic)
 def update_workflow(name: str, body: WorkflowUpdate, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
-    return WorkflowDetailPublic.model_validate(ctx.workflows.update(name, body.source(), actor=user.username))
+    return WorkflowDetailPublic.model_validate(ctx.workflows.update(name, body.source()))
 
 
 @router.delete("/{name}", status_code=204)
 def delete_workflow(name: str, user: EditorUser, ctx: Ctx) -> None:
-    ctx.workflows.delete(name, actor=user.username)
+    ctx.workflows.delete(name)
 
 
 @router.post("/{name}/clone", response_model=WorkflowDetailPublic, status_code=201)
 def clone_workflow(name: str, body: CloneRequest, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
-    return WorkflowDetailPublic.model_validate(ctx.workflows.clone(name, body.new_name, actor=user.username))
+    return WorkflowDetailPublic.model_validate(ctx.workflows.clone(name, body.new_name))
 
 
 @router.post("/{name}/pause", response_model=WorkflowPublic)
 def pause_workflow(name: str, user: EditorUser, ctx: Ctx) -> WorkflowPublic:
-    return WorkflowPublic.model_validate(ctx.workflows.pause(name, actor=user.username))
+    return WorkflowPublic.model_validate(ctx.workflows.pause(name))
 
 
 @router.post("/{name}/resume", response_model=WorkflowPublic)
 def resume_workflow(name: str, user: EditorUser, ctx: Ctx) -> WorkflowPublic:
-    return WorkflowPublic.model_validate(ctx.workflows.resume(name, actor=user.username))
+    return WorkflowPublic.model_validate(ctx.workflows.resume(name))
