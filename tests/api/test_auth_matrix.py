@@ -72,6 +72,7 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("GET", "/runs/{run_id}/events", "viewer", None),
     ("GET", "/catalog/tables", "viewer", None),
     ("GET", "/catalog/tables/bronze_orders", "viewer", None),
+    ("POST", "/catalog/query", "viewer", {"sql": "SELECT count(*) AS n FROM bronze_orders"}),
     ("GET", "/templates?industry=bfsi", "viewer", None),
     ("GET", "/templates/bfsi_customer_360", "viewer", None),
     ("POST", "/templates/bfsi_customer_360/instantiate", "editor", {"params": {"workflow_name": "matrix_tpl"},

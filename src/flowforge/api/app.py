@@ -19,6 +19,7 @@ from flowforge.errors import (
     FlowForgeError,
     NotFoundError,
     NotSignedIn,
+    SourceNotFound,
     SpecError,
     TooManyAttempts,
     UserCodeError,
@@ -40,6 +41,7 @@ _STATUS: tuple[tuple[type[FlowForgeError], int], ...] = (
     (CheckFailed, 422),
     (UserCodeError, 400),
     (ConfigError, 400),
+    (SourceNotFound, 404),
     (ConnectorError, 502),
 )
 

@@ -24,14 +24,19 @@ def base_ctx(request: Request) -> Context:
 BaseCtx = Annotated[Context, Depends(base_ctx)]
 
 
+def authenticate(request: Request, ctx: Context) -> User | None:
+    """The user of the ``Authorization: Bearer <token>`` header or of the session cookie, if valid now."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return ctx.users.verify_token(header[7:].strip())
+    if cookie := request.cookies.get(SESSION_COOKIE):
+        return ctx.users.verify_session(cookie)
+    return None
+
+
 def current_user(request: Request, ctx: BaseCtx) -> User:
     """The user of the ``Authorization: Bearer <token>`` header or of the session cookie; 401 otherwise."""
-    header = request.headers.get("authorization", "")
-    user = None
-    if header.lower().startswith("bearer "):
-        user = ctx.users.verify_token(header[7:].strip())
-    elif cookie := request.cookies.get(SESSION_COOKIE):
-        user = ctx.users.verify_session(cookie)
+    user = authenticate(request, ctx)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign in (POST /api/v1/auth/login) or send "
                             "'Authorization: Bearer <token>'.", headers={"WWW-Authenticate": "Bearer"})

@@ -50,10 +50,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -70,27 +66,30 @@ class BodyLimit:
                         else "Content-Length is not a number.")
             return
         seen = 0
-        started = False
+        state = {"started": False, "refused": False}
 
         async def limited() -> Message:
             nonlocal seen
+            if state["refused"]:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
+                if seen > self.max_bytes:  # answer now; the app sees the client gone
+                    state["refused"] = True
+                    if not state["started"]:
+                        state["started"] = True
+                        await _json(send, 413, too_large)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+        async def guarded(message: Message) -> None:
+            if state["refused"]:
+                return  # the 413 is already out; whatever the app answers is dropped
+            state["started"] = state["started"] or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, limited, tracking)
-        except _TooLarge:
-            if not started:
-                await _json(send, 413, too_large)
+        await self.app(scope, limited, guarded)
 
 
 class SameOrigin:

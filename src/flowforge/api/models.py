@@ -243,6 +243,18 @@ class SourceColumnPublic(BaseModel):
     default: str | None = Field(None, description="The declared default as SQL text; null when there is none.")
 
 
+class QueryRequest(BaseModel):
+    sql: str = Field(max_length=100_000, description="One SELECT over lakehouse tables by name (sandboxed).")
+    limit: int = Field(1000, ge=1, le=10_000, description="At most this many rows come back.")
+
+
+class QueryResultPublic(BaseModel):
+    columns: list[dict[str, str]] = Field(description="name and type of each column")
+    rows: list[dict[str, Any]]
+    count: int
+    truncated: bool = Field(description="True when the query had more rows than 'limit'.")
+
+
 class RowsPublic(BaseModel):
     rows: list[dict[str, Any]]
     count: int

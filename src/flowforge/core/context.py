@@ -196,8 +196,10 @@ class Context:
         stored = self.connections.stored(name)
         if stored is not None:
             return stored
+        from flowforge.errors import NotFoundError
+
         known = ", ".join(self.connection_names()) or "none"
-        raise ConfigError(f"Connection '{name}' is not defined (defined: {known}).",
+        raise NotFoundError(f"Connection '{name}' is not defined (defined: {known}).",
                           hint="Add it with 'flowforge connections add' or under 'connections:' in flowforge.yml.")
 
     def use_url(self, url: str) -> str:
@@ -419,10 +421,14 @@ class Context:
         """Run read-only SQL over every lakehouse table (DuckDB, tables by name), in the sandbox that
         every user query runs in: no files, no network, no extensions, no settings."""
         from flowforge.engine.duckdb_engine import DuckDBEngine
-        from flowforge.engine.sandbox import check_query
+        from flowforge.engine.sandbox import UnsafeSQL, check_query
+        from flowforge.errors import UserCodeError
 
         self.require("viewer")
-        names = check_query(sql, "query")
+        try:
+            names = check_query(sql, "query")
+        except UnsafeSQL as exc:
+            raise UserCodeError(str(exc), hint="Queries read lakehouse tables by name, one SELECT at a time.") from None
         engine = DuckDBEngine()
         try:
             for name in names:
@@ -432,7 +438,7 @@ class Context:
                     raise ConfigError(f"Table '{name}' is not in the lakehouse (tables: {known}).")
                 engine.register_delta(name, found[1])
             if limit is not None:
-                return engine.query(f"SELECT * FROM ({sql}) AS q LIMIT {int(limit)}", "query")
+                return engine.query(limited(sql, limit), "query")
             return engine.query(sql, "query")
         finally:
             engine.close()
@@ -455,6 +461,16 @@ class Context:
 
         self.require("viewer")
         return lineage_graph(self, workflow)
+
+
+def limited(sql: str, limit: int) -> str:
+    """``sql`` wrapped to return at most ``limit`` rows (rebuilt by sqlglot: comments cannot cut it)."""
+    import sqlglot
+    from sqlglot import exp
+
+    inner = sqlglot.parse_one(sql, read="duckdb")
+    assert isinstance(inner, exp.Query)
+    return exp.select("*").from_(inner.subquery("q")).limit(int(limit)).sql(dialect="duckdb")
 
 
 def _is_path(name_or_path: str) -> bool:

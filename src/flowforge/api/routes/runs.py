@@ -1,16 +1,18 @@
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from flowforge.api.deps import Ctx, CurrentUser, EditorUser, Id
+from flowforge.api.deps import BaseCtx, Ctx, CurrentUser, EditorUser, Id, authenticate
 from flowforge.api.models import JobLogPublic, RunCreate, RunDetailPublic, RunPublic
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 STREAM_TIMEOUT_SECONDS = 6 * 3600
+RECHECK_SECONDS = 10.0
 
 
 @router.post("", response_model=RunPublic, status_code=202)
@@ -45,13 +47,19 @@ def run_logs(run_id: Id, _: CurrentUser, ctx: Ctx) -> list[JobLogPublic]:
 
 @router.get("/{run_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-def run_events(run_id: Id, _: CurrentUser, ctx: Ctx) -> StreamingResponse:
+def run_events(run_id: Id, request: Request, _: CurrentUser, ctx: Ctx, base: BaseCtx) -> StreamingResponse:
     """Server-Sent Events: the run's events so far, then each new one until it ends
-    (``event: job`` per job start/end, ``event: run`` at start and end)."""
+    (``event: job`` per job start/end, ``event: run`` at start and end). The stream stops when the
+    session or token that opened it stops being valid."""
     events = ctx.run_service.subscribe(run_id, timeout=STREAM_TIMEOUT_SECONDS)
 
     def stream() -> Iterator[str]:
+        checked = time.monotonic()
         for event in events:
+            if time.monotonic() - checked > RECHECK_SECONDS:
+                if authenticate(request, base) is None:
+                    return
+                checked = time.monotonic()
             yield f"event: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream",

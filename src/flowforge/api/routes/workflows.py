@@ -18,7 +18,7 @@ router = APIRouter(prefix="/workflows", tags=["workflows"])
 @router.get("", response_model=WorkflowsPublic)
 def list_workflows(_: CurrentUser, ctx: Ctx, team: str | None = None, environment: str | None = None,
                    status: str | None = None, tag: str | None = None, search: str | None = None,
-                   offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=10_000)) -> WorkflowsPublic:
+                   offset: int = Query(0, ge=0, le=2**31), limit: int = Query(100, ge=1, le=10_000)) -> WorkflowsPublic:
     """A page of workflows by name; ``count`` is how many match in all. Workflow files that do not
     parse are listed under ``invalid`` with the reason."""
     page = ctx.workflows.page(team=team, environment=environment, status=status, tag=tag, search=search,

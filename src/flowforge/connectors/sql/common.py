@@ -47,7 +47,7 @@ def split_table(name: str, dialect: str) -> tuple[str | None, str]:
 
     try:
         table = exp.to_table(name, dialect=dialect)
-    except SqlglotError:
+    except (SqlglotError, ValueError):  # sqlglot raises ValueError for too many dots
         raise SourceNotFound(f"{name!r} is not a valid table name.",
                              hint="Give schema.table; quote a name with special characters as the database "
                                   "does.") from None

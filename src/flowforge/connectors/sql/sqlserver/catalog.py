@@ -298,7 +298,7 @@ def qualified(name: str, default_schema: str, database: str | None, where: str) 
 
     try:
         table = exp.to_table(name, dialect=tsql.DIALECT)
-    except SqlglotError:
+    except (SqlglotError, ValueError):  # sqlglot raises ValueError for too many dots
         raise SourceNotFound(f"{where}: {name!r} is not a valid table name.",
                              hint="Give schema.table, or [schema].[table] for names with special characters.") from None
     if table.catalog and (database is None or table.catalog.lower() != database.lower()):
