@@ -297,6 +297,16 @@ def test_08_ui_pages_follow_the_same_roles_as_the_api(server: Server, page: str,
             assert ("auth.login" in html or "user.create" in html) == allowed
 
 
+@pytest.mark.parametrize(("page", "control"), [("/ui/workflows", "run-example"),
+                                                ("/ui/workflows/example", "run-workflow"),
+                                                ("/ui/workflows", "new-workflow")])
+def test_08_controls_that_change_things_are_for_editors(server: Server, page: str, control: str) -> None:
+    for role, shown in (("viewer", False), ("editor", True), ("admin", True)):
+        with server.client(role) as client:
+            html = client.get(page).text
+        assert (control in html) == shown, (role, page, control)
+
+
 # -- 9. smaller items ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", ["/api/v1/health", "/ui/login", "/api/v1/docs"])
