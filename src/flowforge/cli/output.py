@@ -125,3 +125,8 @@ def error(message: str) -> None:
 
 def info(message: str) -> None:
     console.print(message, soft_wrap=True)
+
+
+def plain(message: str) -> None:
+    """A line of data (names, values) printed as is, never read as Rich markup."""
+    console.print(Text(message), soft_wrap=True)

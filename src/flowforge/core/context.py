@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from flowforge.core.runs import RunService
     from flowforge.core.users import UserService
     from flowforge.core.workflows import WorkflowService
+    from flowforge.embed.search import SearchService
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
     from flowforge.runner.executor import JobEvent, RunSummary
     from flowforge.spec.workflow import Workflow
@@ -120,6 +121,13 @@ class Context:
         from flowforge.core.users import UserService
 
         return UserService(self)
+
+    @cached_property
+    def search(self) -> SearchService:
+        """Semantic search over embeddings tables (``flowforge.embed.search``)."""
+        from flowforge.embed.search import SearchService
+
+        return SearchService(self)
 
     def connection_names(self) -> list[str]:
         return [c.name for c in self.connections.summaries()]

@@ -102,8 +102,11 @@ def run_embed(ctx: JobContext) -> JobResult:
 
 
 def _state(job: EmbedJob, model: EmbeddingModel, source_version: int) -> dict[str, Any]:
+    pg = job.serve.pgvector if job.serve else None
     return {"source": job.source, "source_version": source_version, "key": list(job.key), "text": job.text,
-            "where": job.where, "model": model.name, "model_version": model.version, "dimensions": model.dimensions}
+            "where": job.where, "model": model.name, "model_version": model.version, "dimensions": model.dimensions,
+            "model_spec": job.model.model_dump(mode="json", exclude_defaults=True),
+            "pgvector": {"connection": pg.connection, "table": pg.table} if pg else None}
 
 
 def _needs_rebuild(previous: dict[str, Any], state: dict[str, Any]) -> bool:
