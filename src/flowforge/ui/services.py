@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from flowforge.core.spec_text import ValidationIssue
     from flowforge.core.users import User
     from flowforge.core.workflows import WorkflowDetail, WorkflowSummary
+    from flowforge.embed.search import SearchableTable, SearchResult
     from flowforge.metadata import AuditRecord
     from flowforge.settings import Settings
     from flowforge.templates.registry import Template
@@ -265,3 +266,14 @@ def save_connection(user: UiUser, name: str, data: dict[str, Any]) -> None:
             c.connections.save(name, data)
         finally:
             c.settings.actor = before
+
+
+# -- search -----------------------------------------------------------------------------------
+def searchable_tables() -> list[SearchableTable]:
+    with locked() as c:
+        return c.search.tables()
+
+
+def search(table: str, query: str, *, k: int = 10, where: str | None = None) -> SearchResult:
+    with locked() as c:
+        return c.search.search(table, query, k=k, where=where)
