@@ -11,9 +11,9 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from tests.embed_helpers import QUERIES, embed_project, product_table
 
 from flowforge.core.context import Context
-from tests.embed_helpers import QUERIES, embed_project, product_table
 
 pytestmark = pytest.mark.postgres
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from tests.embed_helpers import embed_project, product_table
 
 from flowforge.core.context import Context
 from flowforge.errors import SpecError
-from tests.embed_helpers import embed_project, product_table
 
 
 def _catalog(n: int) -> pa.Table:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from tests.embed_helpers import QUERIES, embed_project, product_table
 
 from flowforge.core.context import Context
 from flowforge.embed.ivf import IvfIndex
-from tests.embed_helpers import QUERIES, embed_project, product_table
 
 
 def test_exact_search_finds_the_labelled_products(tmp_path: Path) -> None:

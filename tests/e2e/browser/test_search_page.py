@@ -8,7 +8,6 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,13 +81,18 @@ def page(search_server: str) -> Iterator[Any]:
 def test_search_page_ranks_filters_and_shows_provenance(page: Any, search_server: str) -> None:
     page.locator("header").get_by_text("Search", exact=True).click()  # in the navigation
     page.wait_for_url("**/search")
+    shot(page, "search_page")
     page.locator("[data-testid=search-table]").wait_for()
     assert "silver_products" in page.locator("[data-testid=search-table]").inner_text()
     page.locator("[data-testid=search-query] input, input[data-testid=search-query]").first.fill(
         "waterproof boots for hiking")
     page.click("[data-testid=search-run]")
     hits = page.locator("[data-testid=search-hits]")
-    hits.wait_for()
+    try:
+        hits.wait_for()
+    except Exception:
+        shot(page, "FAILED_search_page")
+        raise
     first_row = hits.locator("tbody tr").first
     assert "Trailmaster waterproof hiking boots" in hits.inner_text() or HOSTILE in hits.inner_text()
     assert "no checks" in first_row.inner_text()
