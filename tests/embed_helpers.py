@@ -11,7 +11,8 @@ from flowforge.core.project import write_project_file
 
 # (id, name, description, category): written by hand for the search-quality test
 PRODUCTS: list[tuple[int, str, str, str]] = [
-    (1, "Trailmaster waterproof hiking boots", "Leather boots with a Gore-Tex lining for muddy mountain trails", "outdoor"),
+    (1, "Trailmaster waterproof hiking boots", "Leather boots with a Gore-Tex lining for muddy mountain trails",
+     "outdoor"),
     (2, "Alpine trekking shoes", "Lightweight shoes with grippy soles for long hikes", "outdoor"),
     (3, "Summit mountaineering boots", "Insulated boots for climbing in snow and ice", "outdoor"),
     (4, "Two-person camping tent", "Dome tent that keeps you dry in heavy rain", "outdoor"),
