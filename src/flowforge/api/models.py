@@ -393,3 +393,39 @@ class HealthPublic(BaseModel):
     status: str
     version: str
     metadata: str
+
+
+class SearchHitPublic(Public):
+    rank: int
+    score: float
+    key: dict[str, Any]
+    text: str
+    row: dict[str, Any] | None
+    source_table: str
+    source_version: int
+    lineage: list[str]
+    quality: str
+
+
+class SearchPublic(Public):
+    table: str
+    source_table: str
+    source_current_version: int
+    embeddings_version: int
+    query: str
+    method: str
+    k: int
+    where: str | None
+    model: str
+    seconds: float
+    hits: list[SearchHitPublic]
+
+
+class SearchTablePublic(Public):
+    table: str
+    source: str
+    rows: int
+    version: int
+    model: str
+    text: str
+    pgvector: str | None

@@ -10,6 +10,7 @@ import typer
 
 from flowforge.cli.common import ProjectOpt, _context, _guard, _state
 from flowforge.cli.connections import connections_app
+from flowforge.cli.search import product_search_demo, search
 from flowforge.cli.serve import serve
 from flowforge.cli.users import users_app
 
@@ -268,6 +269,8 @@ def ingest(source: Annotated[str, typer.Option("--from", help="Connection name o
         raise typer.Exit(1)
 
 
+demo_app.command("product-search")(product_search_demo)  # defined in cli/search.py
+app.command()(search)
 app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from flowforge.core.runs import RunService
     from flowforge.core.users import User, UserService
     from flowforge.core.workflows import WorkflowService
+    from flowforge.embed.search import SearchService
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
     from flowforge.metadata.users import Role
     from flowforge.runner.executor import JobEvent, RunSummary
@@ -51,6 +52,7 @@ class _Shared:
         self.lock = threading.Lock()
         self.metadata: MetadataStore | None = None
         self.store: LakehouseStore | None = None
+        self.caches: dict[str, Any] = {}  # what services keep between calls (loaded search indexes...)
 
 
 _LOCAL: Any = object()
@@ -103,6 +105,13 @@ class Context:
     @property
     def settings(self) -> Settings:
         return self._shared.settings
+
+    def shared_cache(self, name: str, make: Callable[[], Any]) -> Any:
+        """A cache every view of this project shares (each request of a server is a new view)."""
+        with self._shared.lock:
+            if name not in self._shared.caches:
+                self._shared.caches[name] = make()
+            return self._shared.caches[name]
 
     def close(self) -> None:
         if not self._owner:
@@ -182,6 +191,13 @@ class Context:
         from flowforge.core.users import UserService
 
         return UserService(self)
+
+    @cached_property
+    def search(self) -> SearchService:
+        """Semantic search over embeddings tables (``flowforge.embed.search``)."""
+        from flowforge.embed.search import SearchService
+
+        return SearchService(self)
 
     def connection_names(self) -> list[str]:
         return [c.name for c in self.connections.summaries()]

@@ -88,9 +88,17 @@ class DuckDBEngine:
         self.con.register(f"__arrow_{name}", data)
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT * FROM {quote('__arrow_' + name)}")
 
-    def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        """Small internal queries (counts, DESCRIBE); always fetched to the end."""
-        return self.con.execute(sql).fetchall()
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """FlowForge's own small queries (counts, DESCRIBE, never a user's SQL); fetched to the end."""
+        return self.con.execute(sql, params).fetchall()
+
+    def arrow(self, sql: str) -> pa.Table:
+        """FlowForge's own SQL (never a user's) as Arrow, without sealing the engine: for an engine
+        that keeps registering tables, such as the search index."""
+        rel = self.con.sql(sql)
+        fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
+        table: pa.Table = fetch()
+        return table
 
     def columns(self, name: str) -> list[str]:
         return [r[0] for r in self.rows(f"DESCRIBE {quote(name)}")]

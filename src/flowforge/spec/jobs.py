@@ -243,3 +243,4 @@ class GoldJob(JobSpec):
 
 
 import flowforge.spec.cdc  # noqa: E402,F401  (registers the 'cdc' job kind)
+from flowforge.spec import embed as _embed  # noqa: E402,F401  (registers the 'embed' job kind)

@@ -12,7 +12,7 @@ from nicegui import ui
 
 from flowforge.ui import services
 from flowforge.ui.connection_form import ConnectionForm, read_only_summary
-from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, notify_error, table, url
+from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, notify_error, table
 
 
 def _slug(text: str) -> str:
@@ -193,7 +193,7 @@ def register() -> None:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
             existing = next((dict(j.spec) for j in detail.jobs if j.name == job), None)
-            ui.link(f"← {workflow}", url(f"/workflows/{workflow}"))
+            ui.link(f"← {workflow}", f"/workflows/{workflow}")
             if not user.can_edit:
                 if existing and existing.get("connection"):
                     read_only_summary(user, str(existing["connection"]))

@@ -17,7 +17,7 @@ PREFIX = "/ui"
 NAV = (("Workflows", "/workflows", "account_tree", "viewer"),
        ("Templates", "/templates", "dashboard_customize", "viewer"),
        ("Runs", "/runs", "play_circle", "viewer"), ("Catalog", "/catalog", "table_view", "viewer"),
-       ("Audit log", "/audit", "history", "editor"))
+       ("Search", "/search", "search", "viewer"), ("Audit log", "/audit", "history", "editor"))
 SESSION_CHECK_SECONDS = 15
 LOGOUT_FORM = ('<form method="post" action="{action}" style="margin:0">'
                '<button type="submit" data-testid="sign-out" class="text-white px-3 py-1 rounded '
@@ -50,11 +50,11 @@ def frame(title: str, user: services.UiUser) -> Iterator[None]:
     ui.colors(primary="#1f4e79")
     with ui.header(fixed=False).classes("items-center justify-between px-4 py-2"):
         with ui.row().classes("items-center gap-6"):
-            ui.link("FlowForge", url("/workflows")).classes("text-xl font-bold text-white no-underline")
+            ui.link("FlowForge", "/workflows").classes("text-xl font-bold text-white no-underline")
             for label, path, icon, role in NAV:
                 if not user.record.can(role):  # type: ignore[arg-type]
                     continue
-                with ui.link(target=url(path)).classes("text-white no-underline flex items-center gap-1"):
+                with ui.link(target=path).classes("text-white no-underline flex items-center gap-1"):
                     ui.icon(icon)
                     ui.label(label)
         with ui.row().classes("items-center gap-2"):
@@ -72,7 +72,7 @@ def _watch_session(user: services.UiUser) -> None:
     def check() -> None:
         if services.session_user(user.session, touch=False) is None:
             timer.cancel()
-            ui.navigate.to(url("/login"))
+            ui.navigate.to("/login")
 
     timer = ui.timer(SESSION_CHECK_SECONDS, check)
 

@@ -13,7 +13,7 @@ from nicegui import events, ui
 
 from flowforge.core.workflows import WorkflowDetail
 from flowforge.ui import services
-from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, url
+from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect
 
 LAYERS = ("source", "bronze", "silver", "gold")
 COLORS = {"source": "#6b7280", "bronze": "#b06a2c", "silver": "#8a99a8", "gold": "#d4a017", "table": "#4b5563"}
@@ -130,7 +130,7 @@ def register() -> None:
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
-            ui.link("← Back to the workflow", url(f"/workflows/{name}"))
+            ui.link("← Back to the workflow", f"/workflows/{name}")
             lineage_view(name, graph, jobs_of(detail))
         return None
 

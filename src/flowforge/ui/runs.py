@@ -12,7 +12,7 @@ from nicegui import ui
 from flowforge.core.runs import RunDetail
 from flowforge.errors import AccessDenied
 from flowforge.ui import services
-from flowforge.ui.layout import current_user, frame, go, login_redirect, status_badge, table, url
+from flowforge.ui.layout import current_user, frame, go, login_redirect, status_badge, table
 
 POLL_SECONDS = 1.0
 
@@ -76,7 +76,7 @@ def register() -> None:
             except Exception as exc:
                 ui.label(str(exc)).classes("text-negative")
                 return None
-            ui.link(f"← {first.run.workflow}", url(f"/workflows/{first.run.workflow}"))
+            ui.link(f"← {first.run.workflow}", f"/workflows/{first.run.workflow}")
             body(user, run_id)
             if first.run.status == "running":
                 timer = ui.timer(POLL_SECONDS, lambda: _poll(user, run_id, timer))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from flowforge.core.spec_text import ValidationIssue
     from flowforge.core.users import User
     from flowforge.core.workflows import WorkflowDetail, WorkflowSummary
+    from flowforge.embed.search import SearchableTable, SearchResult
     from flowforge.metadata import AuditRecord
     from flowforge.settings import Settings
     from flowforge.templates.registry import Template
@@ -270,3 +271,14 @@ def table_preview(user: UiUser, data: dict[str, Any] | str,
 def save_connection(user: UiUser, name: str, data: dict[str, Any]) -> None:
     with acting(user) as c:
         c.connections.save(name, data)
+
+
+# -- search -----------------------------------------------------------------------------------
+def searchable_tables(user: UiUser) -> list[SearchableTable]:
+    with acting(user) as c:
+        return c.search.tables()
+
+
+def search(user: UiUser, table: str, query: str, *, k: int = 10, where: str | None = None) -> SearchResult:
+    with acting(user) as c:
+        return c.search.search(table, query, k=k, where=where)

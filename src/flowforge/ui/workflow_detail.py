@@ -19,7 +19,6 @@ from flowforge.ui.layout import (
     notify_error,
     status_badge,
     table,
-    url,
 )
 from flowforge.ui.lineage import jobs_of, lineage_view
 from flowforge.ui.workflows import ask_clone, confirm_delete, start_run, toggle_pause
@@ -68,7 +67,7 @@ def register() -> None:
                     ui.button("Clone", icon="content_copy", on_click=lambda: ask_clone(
                         user, name, lambda new: go(f"/workflows/{new}"))).props("outline")
                     ui.button("Add job", icon="add", on_click=lambda: ui.navigate.to(
-                        url(f"/workflows/{name}/jobs/new"))).props("outline data-testid=add-job")
+                        f"/workflows/{name}/jobs/new")).props("outline data-testid=add-job")
                     ui.button("Delete", icon="delete", color="negative", on_click=lambda: confirm_delete(
                         user, name, lambda: go("/workflows"))).props("outline")
             with ui.tabs().classes("w-full") as tabs:
