@@ -22,10 +22,12 @@ if TYPE_CHECKING:
     from flowforge.core.runs import RunService
     from flowforge.core.users import UserService
     from flowforge.core.workflows import WorkflowService
+    from flowforge.export.service import ExportedFile, ExportRequest, ExportResult
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
     from flowforge.runner.executor import JobEvent, RunSummary
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import LakehouseStore
+    from flowforge.templates.dashboards import Dashboard, DashboardData
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ class Context:
         from flowforge.runner.executor import Runner
 
         wf = self.prepare_run(name_or_path, force=force)
-        runner = Runner(self.metadata, self.store, self.connector)
+        runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
         return runner.run(wf, trigger=trigger, actor=self.settings.actor, on_event=on_event, select=select,
                           on_start=on_start)
 
@@ -255,7 +257,8 @@ class Context:
         from flowforge.runner.follow import FollowOptions, follow
 
         wf = self.prepare_run(name_or_path)
-        return follow(wf, Runner(self.metadata, self.store, self.connector), actor=self.settings.actor,
+        runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
+        return follow(wf, runner, actor=self.settings.actor,
                       options=FollowOptions(interval, max_cycles, idle_timeout), on_event=on_event,
                       on_cycle=on_cycle, stop=stop)
 
@@ -285,7 +288,7 @@ class Context:
         wf = Workflow.model_validate({"name": f"ingest_{target}", "jobs": [{
             "name": "ingest", "kind": "ingest", "connection": connection, "tables": [{**spec, "target": target}]}]})
         self.register_workflow(wf)
-        runner = Runner(self.metadata, self.store, self.connector)
+        runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
         return runner.run(wf, trigger="cli", actor=self.settings.actor, on_event=on_event)
 
     def runs(self, workflow: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -375,3 +378,37 @@ class Context:
         from flowforge.lineage.graph import lineage_graph
 
         return lineage_graph(self, workflow)
+
+    # -- staging snapshots, the e-commerce demo, dashboards ---------------------------------------
+    def export(self, request: ExportRequest, *, actor: str | None = None,
+               on_file: Callable[[ExportedFile], None] | None = None) -> ExportResult:
+        """A dated snapshot of a connection (name or URL) or a lakehouse layer (see ``flowforge.export``)."""
+        from dataclasses import replace
+
+        from flowforge.export.service import result_summary, run_export
+
+        if "://" in request.source and not request.source.startswith("s3://"):
+            request = replace(request, source=self.use_url(request.source))
+        result = run_export(request, settings=self.settings, store=self.store, connector=self.connector,
+                            on_file=on_file)
+        self.metadata.audit(actor or self.settings.actor, "export.snapshot", "snapshot", result.location,
+                            after=result_summary(result))
+        return result
+
+    def change_ecommerce_source(self, seed: int) -> Any:
+        """One day of inserts and updates in the e-commerce demo's source (connection ``shop_db``)."""
+        from flowforge.demo.ecommerce_project import SOURCE, change_ecommerce_source
+
+        return change_ecommerce_source(self.connection_config(SOURCE), seed)
+
+    def dashboards(self) -> list[Dashboard]:
+        """Dashboards defined by the templates (``dashboards:`` in their template.yml)."""
+        from flowforge.templates.dashboards import list_dashboards
+
+        return list_dashboards()
+
+    def dashboard_data(self, template: str, name: str | None = None) -> DashboardData:
+        """Every chart of one dashboard, each query run over the lakehouse's gold tables."""
+        from flowforge.templates.dashboards import dashboard_data
+
+        return dashboard_data(self, template, name)

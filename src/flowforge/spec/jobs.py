@@ -248,3 +248,4 @@ class GoldJob(JobSpec):
 
 
 import flowforge.spec.cdc  # noqa: E402,F401  (registers the 'cdc' job kind)
+from flowforge.spec import export, publish  # noqa: E402,F401  (register the 'export' and 'publish' job kinds)

@@ -14,7 +14,8 @@ from flowforge.ui import services
 
 PREFIX = "/ui"
 NAV = (("Workflows", "/workflows", "account_tree"), ("Templates", "/templates", "dashboard_customize"),
-       ("Runs", "/runs", "play_circle"), ("Catalog", "/catalog", "table_view"), ("Audit log", "/audit", "history"))
+       ("Runs", "/runs", "play_circle"), ("Catalog", "/catalog", "table_view"), ("Audit log", "/audit", "history"),
+       ("Dashboards", "/dashboards", "insights"))
 STATUS_COLORS = {"success": "positive", "running": "info", "failed": "negative", "partial": "warning",
                  "skipped": "grey", "paused": "warning", "active": "positive", "never run": "grey"}
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from flowforge.core.workflows import WorkflowDetail, WorkflowSummary
     from flowforge.metadata import AuditRecord
     from flowforge.settings import Settings
+    from flowforge.templates.dashboards import Dashboard, DashboardData
     from flowforge.templates.registry import Template
 
 __all__ = ["SESSION_COOKIE", "UiUser"]
@@ -265,3 +266,14 @@ def save_connection(user: UiUser, name: str, data: dict[str, Any]) -> None:
             c.connections.save(name, data)
         finally:
             c.settings.actor = before
+
+
+# -- dashboards ---------------------------------------------------------------------------------------
+def dashboards() -> list[Dashboard]:
+    with locked() as c:
+        return c.dashboards()
+
+
+def dashboard_data(template: str, name: str) -> DashboardData:
+    with locked() as c:
+        return c.dashboard_data(template, name)
