@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.spec.publish import PublishJob
 
@@ -18,9 +21,11 @@ def run_publish(ctx: JobContext) -> JobResult:
     results = []
     try:
         publisher = Publisher(conn, job.target_schema, ctx.store)
-        publisher.ensure_schema()
+        with _translated(describe, job.target_schema):
+            publisher.ensure_schema()
         for spec in job.tables:
-            done = publisher.publish(spec)
+            with _translated(describe, f"{job.target_schema}.{spec.name}"):
+                done = publisher.publish(spec)
             ctx.note(f"{job.target_schema}.{done.target}: {done.mode} from {spec.table} v{done.version}, "
                      f"{done.rows:,} rows ({done.note or f'{done.changed:,} written'})")
             results.append(TableResult(f"{job.target_schema}.{done.target}", "publish", done.rows, done.changed,
@@ -28,3 +33,20 @@ def run_publish(ctx: JobContext) -> JobResult:
     finally:
         conn.close()
     return JobResult(tuple(results))
+
+
+@contextmanager
+def _translated(describe: str, where: str) -> Iterator[None]:
+    """Driver errors as FlowForge errors: a lock wait or a lost connection is worth a retry, the rest is not."""
+    import psycopg
+
+    from flowforge.errors import ConnectionFailed, StorageError
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise ConnectionFailed(f"{describe}: publishing {where} failed: {str(exc).strip().splitlines()[0]}",
+                               hint="Nothing of this table was published; the run retries it.") from None
+    except psycopg.Error as exc:
+        raise StorageError(f"{describe}: publishing {where} failed: {str(exc).strip().splitlines()[0]}",
+                           hint="Nothing of this table was published (its transaction was rolled back).") from None

@@ -185,6 +185,8 @@ class Publisher:
         if missing:
             raise SourceSchemaError(f"Publish {spec.table}: column(s) {', '.join(sorted(set(missing)))} are not in "
                                     f"the table.", hint=f"Columns: {', '.join(schema.names)}.")
+        if spec.keys:
+            _check_unique(delta, spec)
         target, version, columns_hash = spec.name, delta.version(), _columns_hash(schema, spec)
         state = self._state(target)
         exists = self._table_exists(target)
@@ -332,7 +334,8 @@ class Publisher:
             engine.register_delta("__old", old)
             keys = ", ".join(quote(k) for k in spec.keys)
             total = int(engine.rows("SELECT count(*) FROM __new")[0][0])
-            changed = engine.query("SELECT * FROM __new EXCEPT SELECT * FROM __old", f"publish {target}")
+            # EXCEPT ALL: a row that appears twice now but once before is a change (and a key clash)
+            changed = engine.query("SELECT * FROM __new EXCEPT ALL SELECT * FROM __old", f"publish {target}")
             gone = engine.query(f"SELECT {keys} FROM __old EXCEPT SELECT {keys} FROM __new", f"publish {target}")
         finally:
             engine.close()
@@ -363,6 +366,26 @@ class Publisher:
             self._record(spec, delta, columns_hash, rows, "incremental")
         return Published(spec.table, target, "incremental", rows, changed.num_rows + gone.num_rows, delta.version(),
                          f"{changed.num_rows} upserted, {gone.num_rows} deleted")
+
+
+def _check_unique(delta: DeltaTable, spec: PublishTable) -> None:
+    """A primary key needs one row per key: say which key repeats before anything is written."""
+    from flowforge.engine.duckdb_engine import DuckDBEngine
+    from flowforge.engine.sql import quote
+    from flowforge.errors import CheckFailed
+
+    engine = DuckDBEngine()
+    try:
+        engine.register_delta("__t", delta)
+        keys = ", ".join(quote(k) for k in spec.keys)
+        row = engine.rows(f"SELECT {keys}, count(*) FROM __t GROUP BY ALL HAVING count(*) > 1 LIMIT 1")
+    finally:
+        engine.close()
+    if row:
+        example = ", ".join(f"{k}={v!r}" for k, v in zip(spec.keys, row[0][:-1], strict=True))
+        raise CheckFailed(f"Publish {spec.table}: {row[0][-1]} rows have the key {example}; the warehouse table's "
+                          f"primary key ({', '.join(spec.keys)}) needs one row per key. Nothing was published.",
+                          hint="Fix the table's SQL, or publish it without 'keys'.")
 
 
 def _flat(indexes: tuple[str | tuple[str, ...], ...]) -> list[str]:

@@ -23,10 +23,10 @@ class PublishTable(SpecModel):
 
     table: Identifier
     target: Identifier | None = None
-    keys: tuple[Identifier, ...] = ()
-    indexes: tuple[Identifier | tuple[Identifier, ...], ...] = ()
+    keys: tuple[str, ...] = ()  # column names: any text, quoted where they are used
+    indexes: tuple[str | tuple[str, ...], ...] = ()
     description: str = ""
-    columns: dict[Identifier, str] = Field(default_factory=dict)
+    columns: dict[str, str] = Field(default_factory=dict)
     mode: Literal["auto", "full"] = "auto"
 
     @field_validator("indexes", mode="before")
