@@ -13,7 +13,7 @@ from nicegui import ui
 
 from flowforge.templates.dashboards import ChartData, echarts_option
 from flowforge.ui import services
-from flowforge.ui.layout import current_user, error_message, frame, login_redirect, url
+from flowforge.ui.layout import current_user, error_message, frame, login_redirect
 
 
 def chart_card(data: ChartData) -> None:
@@ -48,7 +48,7 @@ def register() -> None:
             with ui.row().classes("gap-4"):
                 for d in found:
                     with ui.card().classes("w-96").props(f"data-testid=dashboard-{d.template}-{d.name}"):
-                        ui.link(d.title, url(f"/dashboards/{d.template}/{d.name}")).classes("text-lg font-semibold")
+                        ui.link(d.title, f"/dashboards/{d.template}/{d.name}").classes("text-lg font-semibold")
                         ui.label(f"Template: {d.template} · {len(d.charts)} charts").classes("text-sm text-gray-600")
                         if d.description:
                             ui.label(d.description).classes("text-sm")
@@ -66,7 +66,7 @@ def register() -> None:
                 ui.label(error_message(exc)).classes("text-negative").props("data-testid=dashboard-error")
             return None
         with frame(data.dashboard.title, user):
-            ui.link("← All dashboards", url("/dashboards"))
+            ui.link("← All dashboards", "/dashboards")  # NiceGUI adds the /ui mount prefix
             if data.dashboard.description:
                 ui.label(data.dashboard.description).classes("text-gray-600")
             with ui.row().classes("w-full gap-4"):

@@ -44,9 +44,10 @@ def frame(title: str, user: services.UiUser) -> Iterator[None]:
     ui.colors(primary="#1f4e79")
     with ui.header(fixed=False).classes("items-center justify-between px-4 py-2"):
         with ui.row().classes("items-center gap-6"):
-            ui.link("FlowForge", url("/workflows")).classes("text-xl font-bold text-white no-underline")
+            # NiceGUI puts its mount prefix (/ui) in front of a link's path itself
+            ui.link("FlowForge", "/workflows").classes("text-xl font-bold text-white no-underline")
             for label, path, icon in NAV:
-                with ui.link(target=url(path)).classes("text-white no-underline flex items-center gap-1"):
+                with ui.link(target=path).classes("text-white no-underline flex items-center gap-1"):
                     ui.icon(icon)
                     ui.label(label)
         with ui.row().classes("items-center gap-2"):
