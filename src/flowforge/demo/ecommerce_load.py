@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowforge.demo.ecommerce import iter_tables
 from flowforge.demo.ecommerce_schema import ECOMMERCE_DDL, SCHEMA, TABLES, UNIQUE
@@ -66,6 +66,62 @@ def _key_clauses(name: str, prefix: str) -> list[str]:
     return [pk, *uniques, *fks]
 
 
+def _pipelined(tables: Iterable[tuple[str, pa.Table]], depth: int = 6,
+               ) -> Iterator[tuple[str, int, Iterator[bytes]]]:
+    """(table, rows, CSV chunks) for each table, produced by a thread up to ``depth`` chunks ahead.
+
+    Generation (numpy, pyarrow) and CSV encoding release the GIL, so they overlap with the COPY
+    the caller streams; a failure on either side stops both and is raised where it happened."""
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[Any, ...]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for name, table in tables:
+                if not put(("table", name, table.num_rows)):
+                    return
+                for chunk in csv_chunks(table):
+                    if not put(("chunk", chunk)):
+                        return
+                if not put(("end",)):
+                    return
+            put(("done",))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(("error", exc))
+
+    def chunks() -> Iterator[bytes]:
+        while (item := q.get())[0] == "chunk":
+            yield item[1]
+        if item[0] == "error":
+            raise item[1]
+
+    worker = threading.Thread(target=produce, name="flowforge-demo-generate", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item[0] == "error":
+                raise item[1]
+            if item[0] == "done":
+                return
+            yield item[1], item[2], chunks()
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
 def index_columns(name: str) -> list[str]:
     """``updated_at`` (the incremental cursor) and every foreign key column, as an OLTP schema has."""
     return ["updated_at", *(col for col, _, _ in ECOMMERCE_DDL[name].foreign_keys)]
@@ -86,14 +142,15 @@ def load_postgres(url: str, *, scale: float = 1.0, seed: int = 42, schema: str =
 
         cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
         cur.execute("DROP TABLE IF EXISTS " + ", ".join(ident(schema, t) for t in reversed(TABLES)))
-        for name, table in tables if tables is not None else iter_tables(scale, seed):
+        # a thread generates and encodes the next rows while the server parses the previous ones
+        for name, num_rows, chunks in _pipelined(tables if tables is not None else iter_tables(scale, seed)):
             ddl, target = ECOMMERCE_DDL[name], ident(schema, name)
             cur.execute(create_table_sql(ddl, target, constraints=False, type_map=postgres_type))
             columns = ", ".join(ident(c) for c in ddl.column_names)
             with cur.copy(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-                for chunk in csv_chunks(table):
+                for chunk in chunks:
                     copy.write(chunk)
-            rows[name] = table.num_rows
+            rows[name] = num_rows
         for name in TABLES:
             target = ident(schema, name)
             keys = _key_clauses(name, f"{ident(schema)}.")

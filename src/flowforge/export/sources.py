@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from flowforge.storage import LakehouseStore
 
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,127}$")
+_FLUSH_BYTES = 1 << 20
 
 
 @dataclass
@@ -193,11 +194,16 @@ class SqliteSource(ConnectorSource):
 
 
 class PostgresSource(ConnectorSource):
-    """All tables from one exported snapshot of a REPEATABLE READ transaction."""
+    """All tables from one exported snapshot of a REPEATABLE READ transaction.
+
+    The transaction that exports the snapshot reads tables itself when they are written one at a
+    time; with parallel writers each thread has one connection that imports the snapshot once."""
 
     consistency = "repeatable_read_snapshot"
 
     def __init__(self, connector: Connector) -> None:
+        import threading
+
         super().__init__(connector)
         from flowforge.connectors.sql.postgres.catalog import conninfo
 
@@ -208,6 +214,10 @@ class PostgresSource(ConnectorSource):
             self.holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             row = self.holder.execute("SELECT pg_export_snapshot()").fetchone()
         self.snapshot = str(row[0]) if row else ""
+        self._main = threading.get_ident()
+        self._local = threading.local()
+        self._workers: list[Any] = []
+        self._lock = threading.Lock()
 
     def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
         from flowforge.connectors.sql import common
@@ -221,6 +231,25 @@ class PostgresSource(ConnectorSource):
         with self._errors("could not connect"):
             return psycopg.connect(self.dsn, autocommit=True)
 
+    def _conn(self) -> Any:
+        """This thread's connection in the snapshot (the exporting one on the calling thread)."""
+        import threading
+
+        if threading.get_ident() == self._main:
+            return self.holder
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            from psycopg import sql
+
+            conn = self._connect()
+            with self._lock:
+                self._workers.append(conn)
+            with self._errors("could not join the snapshot"):
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
+            self._local.conn = conn
+        return conn
+
     def default_tables(self) -> list[str]:
         return [f"{t.schema}.{t.name}" for t in self.connector.list_tables() if t.schema == self.schema]
 
@@ -230,24 +259,27 @@ class PostgresSource(ConnectorSource):
         from psycopg import sql
 
         from flowforge.connectors.sql import common
-        from flowforge.connectors.sql.postgres.catalog import DIALECT
+        from flowforge.connectors.sql.postgres import catalog
 
-        schema, name = common.split_table(table, DIALECT)
-        relation = sql.Identifier(schema or self.schema, name)
-        columns = self._columns(table)  # also proves the table exists, with a clear error
-        conn = self._connect()
-        try:
-            with self._errors(f"could not export {table}"):
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
-                with conn.cursor() as cur:
-                    with cur.copy(sql.SQL("COPY {} TO STDOUT WITH (FORMAT csv, HEADER)").format(relation)) as copy:
-                        for chunk in copy:
-                            out.write(chunk)
-                    rows = cur.rowcount
-                conn.rollback()
-        finally:
-            conn.close()
+        schema, name = common.split_table(table, catalog.DIALECT)
+        conn = self._conn()
+        with self._errors(f"could not export {table}"):
+            found = catalog.table_columns(conn, schema or self.schema, name, f"{self.connector.describe()}, {table}")
+            if found is None:
+                raise common.missing_table(self.connector.describe(), table, self.connector.name)
+            relation = sql.Identifier(schema or self.schema, name)
+            buffer = bytearray()
+            with conn.cursor() as cur:
+                with cur.copy(sql.SQL("COPY {} TO STDOUT WITH (FORMAT csv, HEADER)").format(relation)) as copy:
+                    for row in copy:  # libpq hands COPY data over one row at a time
+                        buffer += row
+                        if len(buffer) >= _FLUSH_BYTES:
+                            out.write(buffer)
+                            buffer.clear()
+                rows = cur.rowcount
+            out.write(buffer)
+        columns = [{"name": c.name, "type": c.declared, "arrow_type": str(c.arrow_type), "nullable": c.nullable}
+                   for c in found]
         return TableWritten(int(rows), columns)
 
     def _write_arrow(self, table: str, fmt: str, out: HashingFile) -> TableWritten:
@@ -262,10 +294,11 @@ class PostgresSource(ConnectorSource):
         return {**super().describe(), "snapshot_id": self.snapshot}
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.holder.rollback()
-        with contextlib.suppress(Exception):
-            self.holder.close()
+        for conn in [*self._workers, self.holder]:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 def open_source(connector: Connector) -> ExportSource:
