@@ -580,8 +580,9 @@ class _Builder:
 def _shares(weights: Sequence[float]) -> np.ndarray:
     import numpy as np
 
-    w = np.asarray(weights, dtype=float)
-    return w / w.sum()
+    w: np.ndarray = np.asarray(weights, dtype=float)
+    shares: np.ndarray = w / w.sum()
+    return shares
 
 
 def _by_gender(rng: np.random.Generator, female: np.ndarray, male_words: Sequence[str],

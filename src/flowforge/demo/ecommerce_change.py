@@ -255,7 +255,7 @@ class _Day:
             elif following == "completed":
                 self._invoice(chosen, when)
 
-    def _in(self, ids: Sequence[int]) -> str:
+    def _in(self, ids: Sequence[int] | np.ndarray) -> str:
         return "(" + ", ".join(str(int(i)) for i in ids) + ")"  # integers from the database itself
 
     def _next_id(self, table: str, key: str) -> int:
@@ -475,11 +475,11 @@ class _PostgresBackend:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._errors():
-            return self.conn.execute(sql, list(params)).fetchall()  # type: ignore[arg-type]
+            return self.conn.execute(sql, list(params)).fetchall()
 
     def update(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._errors(), self.conn.cursor() as cur:
-            cur.executemany(sql, rows)  # type: ignore[arg-type]
+            cur.executemany(sql, rows)
 
     def insert(self, name: str, table: pa.Table) -> None:
         from psycopg import sql

@@ -24,7 +24,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from flowforge.errors import ConfigError, StorageError
 from flowforge.storage.options import is_remote
@@ -71,6 +71,7 @@ class SnapshotFolder:
     """Where one snapshot is written; ``finish`` makes it visible, ``abort`` drops it."""
 
     location: str  # the final folder (path or URI), known once started
+    attempt: int  # 1, or the attempt folder it writes (snapshot_date=…_attempt-N)
 
     def open(self, name: str) -> HashingFile:  # pragma: no cover - interface
         raise NotImplementedError
@@ -238,7 +239,7 @@ class _ObjectWriter:
         self._options = bucket.options
         self._errors = storage_errors
         with storage_errors("write", self._uri, self._options):
-            self._file: BinaryIO = obstore.open_writer(bucket.store, key, buffer_size=8 << 20)
+            self._file: Any = obstore.open_writer(bucket.store, key, buffer_size=8 << 20)
 
     def write(self, data: bytes) -> int:
         with self._errors("write", self._uri, self._options):

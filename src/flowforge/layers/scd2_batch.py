@@ -109,7 +109,7 @@ def plan_for(engine: DuckDBEngine, spec: SilverTable | GoldTable, *, meta: tuple
     if missing:
         raise SourceSchemaError(f"Table {spec.target}: column(s) {', '.join(missing)} of 'keys'/'track' are not in "
                                 f"its input.", hint=f"Input columns: {', '.join(names)}.")
-    scd2_names = {spec.valid_from, spec.valid_to, spec.is_current, surrogate_key, CHANGED}
+    scd2_names = {spec.valid_from, spec.valid_to, spec.is_current, CHANGED, *([surrogate_key] if surrogate_key else [])}
     clash = sorted(scd2_names & set(names))
     if clash:
         raise SourceSchemaError(f"Table {spec.target}: its input already has column(s) {', '.join(clash)}, which "

@@ -272,7 +272,7 @@ class Publisher:
         q = ("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass(%s) "
              "AND attnum > 0 AND NOT attisdropped ORDER BY attnum")
         first = self._exec(q, (self._regclass(a),)).fetchall()
-        return first == self._exec(q, (self._regclass(b),)).fetchall()
+        return bool(first == self._exec(q, (self._regclass(b),)).fetchall())
 
     def _regclass(self, name: str) -> str:
         return self.ident(name).as_string(self.conn)
