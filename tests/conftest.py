@@ -53,6 +53,17 @@ def pg_server() -> str:
 @pytest.fixture
 def pg_database(pg_server: str) -> Iterator[str]:
     """A fresh, empty database for one test; dropped afterwards."""
+    yield from _fresh_database(pg_server)
+
+
+@pytest.fixture
+def pg_metadata_database(pg_server: str) -> Iterator[str]:
+    """A second fresh database, for FlowForge's metadata beside a source in ``pg_database``
+    (a connection may never read the metadata database itself)."""
+    yield from _fresh_database(pg_server)
+
+
+def _fresh_database(pg_server: str) -> Iterator[str]:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 

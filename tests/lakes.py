@@ -39,6 +39,8 @@ class Lake:
     def project_settings(self, **extra: object) -> dict[str, object]:
         """flowforge.yml entries that put the project's lakehouse on this backend."""
         out: dict[str, object] = {"lakehouse": self.root}
+        if self.server is None:  # source files land outside the project: a data root of their own
+            out["data_roots"] = [self.landing]
         if self.options:
             out["storage"] = dict(self.options)
         out.update(extra)

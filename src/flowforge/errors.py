@@ -8,7 +8,9 @@ FlowForgeError
  ├── ConfigError              bad settings or an unknown connection name
  │    ├── NotFoundError           no workflow, job, run, table or user by that name
  │    └── ConflictError           the name is taken (a workflow, job or user already exists)
- ├── AccessDenied             not signed in, wrong password, or a role that may not do this
+ ├── AccessDenied             a role that may not do this
+ │    ├── NotSignedIn             no valid session or token (or a wrong password)
+ │    └── TooManyAttempts         sign-in locked for a while after repeated failures
  ├── ConnectorError
  │    ├── ConnectionFailed        (transient) host unreachable, refused, timed out
  │    ├── AuthenticationFailed    (terminal) wrong user or password
@@ -77,6 +79,16 @@ class ConflictError(ConfigError):
 
 class AccessDenied(FlowForgeError):
     pass
+
+
+class NotSignedIn(AccessDenied):
+    pass
+
+
+class TooManyAttempts(AccessDenied):
+    def __init__(self, message: str, *, retry_after: int, hint: str | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, hint=hint)
 
 
 class ConnectorError(FlowForgeError):

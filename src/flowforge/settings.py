@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -41,6 +41,18 @@ class Settings(BaseSettings):
     single_writer: bool = False
     # single tables placed outside the root: {layer: {table: "s3://bucket/prefix" or a path}}
     table_locations: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # the only local folders that files and sqlite connections may read (relative to the project);
+    # the state folder and the lakehouse are never readable through a connection, whatever is here
+    data_roots: list[str] = Field(default_factory=lambda: ["data"])
+    # web sessions: signed out after this long without a request, and this long after signing in
+    session_idle_minutes: float = Field(30, gt=0)
+    session_max_hours: float = Field(12, gt=0)
+    # session cookies carry the Secure flag: 'auto' when the request came over https (or a proxy says so)
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+    # origins (scheme://host:port) allowed to send cookie-authenticated changes besides the server's own
+    allowed_origins: list[str] = Field(default_factory=list)
+    # the largest request body the server parses; larger ones get 413 before anything reads them
+    max_request_bytes: int = Field(1_048_576, ge=1024)
 
     @field_validator("storage", mode="before")
     @classmethod

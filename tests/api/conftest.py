@@ -68,16 +68,14 @@ class Api:
 
     def stored_secrets(self) -> set[str]:
         """Everything that must never leave the server."""
-        from flowforge.metadata.tables import api_tokens, connections, users
+        from flowforge.metadata.tables import api_tokens, connections, sessions, users
 
         found = {PG_PASSWORD, *PASSWORDS.values(), *self.tokens.values()}
         with self.ctx.metadata.engine.connect() as conn:
             found |= {row[0] for row in conn.execute(select(users.c.password_hash))}
             found |= {row[0] for row in conn.execute(select(api_tokens.c.token_hash))}
+            found |= {row[0] for row in conn.execute(select(sessions.c.token_hash))}
             found |= {row[0] for row in conn.execute(select(connections.c.secret)) if row[0]}
-        session_key = self.ctx.settings.state_dir / "session.key"
-        if session_key.exists():
-            found.add(session_key.read_text().strip())
         return found
 
     def assert_no_secrets(self) -> None:
@@ -97,14 +95,14 @@ def make_api(project: Path, metadata_url: str | None = None) -> Iterator[Api]:
     settings = Settings.load(project)
     if metadata_url:
         settings = settings.model_copy(update={"metadata_url": metadata_url})
-    ctx = Context(settings)
+    ctx = Context(settings.model_copy(update={"actor": "test-setup"}))  # the project's owner, acting as admin
     tokens = {}
     for role in ROLES:
-        ctx.users.create_user(role, PASSWORDS[role], role, actor="test-setup")  # type: ignore[arg-type]
-        tokens[role] = ctx.users.create_token(role, "test", actor="test-setup")
-    ctx.connections.save("shop", {"type": "sqlite", "path": str(project / "data" / "shop.db")}, actor="test-setup")
+        ctx.users.create_user(role, PASSWORDS[role], role)  # type: ignore[arg-type]
+        tokens[role] = ctx.users.create_token(role, "test")
+    ctx.connections.save("shop", {"type": "sqlite", "path": str(project / "data" / "shop.db")})
     ctx.connections.save("warehouse", {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "postgres",
-                                       "user": "postgres", "password": PG_PASSWORD}, actor="test-setup")
+                                       "user": "postgres", "password": PG_PASSWORD})
     app = create_app(ctx.settings, ctx)
     with TestClient(app) as client:
         yield Api(client, ctx, tokens)

@@ -31,6 +31,8 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("POST", "/auth/logout", None, None),
     ("GET", "/auth/me", "viewer", None),
     ("POST", "/auth/tokens", "viewer", {"name": "mine"}),
+    # a too-short new password: 422 for anyone signed in, so the role users keep theirs
+    ("POST", "/auth/password", "viewer", {"current_password": "x", "new_password": "short"}),
     ("GET", "/users", "admin", None),
     ("POST", "/users", "admin", {"username": "newbie", "password": "newbie-Pass-1", "role": "viewer"}),
     ("PATCH", "/users/{user}", "admin", {"role": "viewer"}),
@@ -70,6 +72,7 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("GET", "/runs/{run_id}/events", "viewer", None),
     ("GET", "/catalog/tables", "viewer", None),
     ("GET", "/catalog/tables/bronze_orders", "viewer", None),
+    ("POST", "/catalog/query", "viewer", {"sql": "SELECT count(*) AS n FROM bronze_orders"}),
     ("GET", "/templates?industry=bfsi", "viewer", None),
     ("GET", "/templates/bfsi_customer_360", "viewer", None),
     ("POST", "/templates/bfsi_customer_360/instantiate", "editor", {"params": {"workflow_name": "matrix_tpl"},

@@ -102,7 +102,7 @@ def _wait_until_up(url: str, proc: subprocess.Popen[str], timeout: float = 60) -
 
 def test_a_paused_workflow_runs_only_when_forced(project: Path) -> None:
     with Context.open(project) as ctx:
-        ctx.workflows.pause("example", actor="ops")
+        ctx.workflows.pause("example")
     refused = runner.invoke(app, ["-p", str(project), "run", "example"])
     assert refused.exit_code == 1 and "paused" in refused.output
     forced = runner.invoke(app, ["-p", str(project), "run", "example", "--force"])

@@ -23,11 +23,11 @@ from flowforge.templates.dashboards import Chart, ChartData, echarts_option, lis
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Context, dict[str, str], Path]]:
     project = tmp_path_factory.mktemp("dash") / "shop"
     setup_ecommerce_project(project, scale=0.01, seed=4)
-    ctx = Context(Settings.load(project))
+    ctx = Context(Settings.load(project).model_copy(update={"actor": "test-setup"}))  # the owner, as admin
     tokens = {}
     for role in ("viewer", "admin"):
-        ctx.users.create_user(role, f"{role}-Pass-0001", role, actor="test-setup")  # type: ignore[arg-type]
-        tokens[role] = ctx.users.create_token(role, "test", actor="test-setup")
+        ctx.users.create_user(role, f"{role}-Pass-0001", role)  # type: ignore[arg-type]
+        tokens[role] = ctx.users.create_token(role, "test")
     with TestClient(create_app(ctx.settings, ctx)) as client:
         yield client, ctx, tokens, project
     ctx.close()

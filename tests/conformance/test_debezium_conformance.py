@@ -34,7 +34,7 @@ class Project:
         self.root = root
         init_project(root)
         (root / "workflows" / "example.yml").unlink()
-        write_project_file(root, {"events": {"type": "debezium", "path": str(folder)}})
+        write_project_file(root, {"events": {"type": "debezium", "path": str(folder)}}, data_roots=[str(folder)])
         self.tables = tables
 
     def run(self, files: str, ok: bool = True) -> str:

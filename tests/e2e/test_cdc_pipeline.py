@@ -29,7 +29,8 @@ def _project(root: Path, tables: list[dict[str, Any]] | None = None) -> Path:
     init_project(root)
     (root / "workflows" / "example.yml").unlink()
     (root / "events").mkdir()
-    write_project_file(root, {"shop_events": {"type": "debezium", "path": str(root / "events")}})
+    write_project_file(root, {"shop_events": {"type": "debezium", "path": str(root / "events")}},
+                       data_roots=["events"])
     tables = tables or [{"target": "products", "strategy": "scd1", "keys": ["id"], "casts": CASTS},
                         {"target": "products_history", "strategy": "scd2", "keys": ["id"], "casts": CASTS}]
     wf = {"name": "shop_cdc", "jobs": [{"name": "products_cdc", "kind": "cdc", "connection": "shop_events",
@@ -185,7 +186,8 @@ def test_product_catalog_cdc_template(tmp_path: Path) -> None:
     init_project(root)
     (root / "workflows" / "example.yml").unlink()
     (root / "raw").mkdir()
-    write_project_file(root, {"product_events": {"type": "debezium", "path": str(root / "raw")}})
+    write_project_file(root, {"product_events": {"type": "debezium", "path": str(root / "raw")}},
+                       data_roots=["raw"])
     flowforge("templates", "use", "product_catalog_cdc", "--param", "key=id", project=root)
     stream = ProductStream(keys=50, seed=17)
     stream.write(root / "raw" / "batch=20251018T143220Z.jsonl", 300)

@@ -133,7 +133,7 @@ def test_demo_on_postgres_builds_publishes_and_keeps_history(pg_database: str, t
                                 "(SELECT attnum FROM pg_attribute WHERE attrelid = 'warehouse.dim_customer'::regclass "
                                 "AND attname = 'valid_to'))")[0][0]
     assert "SCD2" in comment
-    snapshot = next((project / "staging").glob("snapshot_date=*"))
+    snapshot = next((project / "data" / "staging").glob("snapshot_date=*"))
     assert (snapshot / "_SUCCESS").exists()
     assert json.loads((snapshot / "_metadata.json").read_text())["tables"]["orders"]["rows"] == 5_000
 

@@ -32,9 +32,9 @@ def _gold(project: Path) -> dict[int, tuple[int, int, int, int]]:
             for r in table(project, "gold", "gold_customer_360")}
 
 
-def test_bfsi_on_postgres_source_and_metadata(tmp_path: Path, pg_database: str) -> None:
+def test_bfsi_on_postgres_source_and_metadata(tmp_path: Path, pg_database: str, pg_metadata_database: str) -> None:
     project = tmp_path / "pgdemo"
-    env = {"FLOWFORGE_METADATA_URL": pg_database.replace("postgresql://", "postgresql+psycopg://")}
+    env = {"FLOWFORGE_METADATA_URL": pg_metadata_database.replace("postgresql://", "postgresql+psycopg://")}
     out = flowforge("demo", "--dir", str(project), "--postgres", pg_database, env=env).stdout
     assert "SUCCESS" in out
     assert "type: postgres" in (project / "flowforge.yml").read_text()
@@ -50,6 +50,6 @@ def test_bfsi_on_postgres_source_and_metadata(tmp_path: Path, pg_database: str) 
     assert len(silver) == len({r["customer_id"] for r in silver}) == 510
     # the run history lives in PostgreSQL, not in a local SQLite file
     assert not (project / ".flowforge" / "metadata.db").exists()
-    with psycopg.connect(pg_database) as con:
+    with psycopg.connect(pg_metadata_database) as con:
         statuses = [r[0] for r in con.execute("SELECT status FROM runs ORDER BY id").fetchall()]
     assert statuses == ["success", "success"]

@@ -96,10 +96,10 @@ def test_postgres_csv_snapshot_is_consistent_and_matches_the_source(pg_database:
             added.append(file.file)
 
     with Context.open(project) as ctx:
-        result = ctx.export(ExportRequest(source="shop", to="staging", day=dt.date(2025, 12, 5), parallel=1),
+        result = ctx.export(ExportRequest(source="shop", to="data/staging", day=dt.date(2025, 12, 5), parallel=1),
                             on_file=meanwhile)
     assert result.consistency == "repeatable_read_snapshot"
-    folder = project / "staging" / f"snapshot_date={DAY}"
+    folder = project / "data" / "staging" / f"snapshot_date={DAY}"
     assert result.location == str(folder)
     meta = _check_local_snapshot(folder, counts)
     assert meta["source"]["kind"] == "postgres" and meta["source"]["snapshot_id"]
@@ -115,10 +115,10 @@ def test_postgres_csv_snapshot_is_consistent_and_matches_the_source(pg_database:
 def test_postgres_parquet_snapshot_keeps_exact_types_and_values(pg_database: str, tmp_path: Path) -> None:
     load_postgres(pg_database, scale=0.01, seed=2)
     project = _project(tmp_path, {"type": "postgres", "url": pg_database, "schema": "ecommerce"})
-    code, out = invoke(project, "export", "--from", "shop", "--to", "staging", "--format", "parquet",
+    code, out = invoke(project, "export", "--from", "shop", "--to", "data/staging", "--format", "parquet",
                        "--date", DAY, "--tables", "orders,order_items")
     assert code == 0, out
-    folder = project / "staging" / f"snapshot_date={DAY}"
+    folder = project / "data" / "staging" / f"snapshot_date={DAY}"
     with psycopg.connect(pg_database) as conn:
         counts = {t: conn.execute(f"SELECT count(*) FROM ecommerce.{t}").fetchone()[0]
                   for t in ("orders", "order_items")}
@@ -131,51 +131,55 @@ def test_postgres_parquet_snapshot_keeps_exact_types_and_values(pg_database: str
 
 def test_sqlite_snapshot_via_cli_and_a_second_export_of_the_day(sqlite_project: Path) -> None:
     counts = _sqlite_counts(sqlite_project / "data" / "shop.db")
-    code, out = invoke(sqlite_project, "export", "--from", "shop", "--to", "staging", "--date", DAY)
+    code, out = invoke(sqlite_project, "export", "--from", "shop", "--to", "data/staging", "--date", DAY)
     assert code == 0, out
     assert "_SUCCESS written" in out
-    folder = sqlite_project / "staging" / f"snapshot_date={DAY}"
+    folder = sqlite_project / "data" / "staging" / f"snapshot_date={DAY}"
     meta = _check_local_snapshot(folder, counts)
     assert meta["source"]["consistency"] == "backup_copy"
     first_id = folder.stat().st_ino
     with sqlite3.connect(sqlite_project / "data" / "shop.db") as conn:
         conn.execute("DELETE FROM invoice_items WHERE invoice_item_id % 2 = 0")
-    code, out = invoke(sqlite_project, "export", "--from", "shop", "--to", "staging", "--date", DAY)
+    code, out = invoke(sqlite_project, "export", "--from", "shop", "--to", "data/staging", "--date", DAY)
     assert code == 0, out  # replaces the day's snapshot in one swap: never a mix of the two
     replaced = _check_local_snapshot(folder, _sqlite_counts(sqlite_project / "data" / "shop.db"))
     assert replaced["tables"]["invoice_items"]["rows"] < meta["tables"]["invoice_items"]["rows"]
     assert folder.stat().st_ino != first_id
-    assert [p.name for p in (sqlite_project / "staging").iterdir()] == [f"snapshot_date={DAY}"]
-    code, out = invoke(sqlite_project, "export", "--from", "shop", "--to", "staging", "--date", DAY,
+    assert [p.name for p in (sqlite_project / "data" / "staging").iterdir()] == [f"snapshot_date={DAY}"]
+    code, out = invoke(sqlite_project, "export", "--from", "shop", "--to", "data/staging", "--date", DAY,
                        "--if-exists", "new_attempt", "--tables", "customers")
     assert code == 0, out
-    attempt = sqlite_project / "staging" / f"snapshot_date={DAY}_attempt-2"
+    attempt = sqlite_project / "data" / "staging" / f"snapshot_date={DAY}_attempt-2"
     assert json.loads((attempt / "_metadata.json").read_text())["attempt"] == 2
     _check_local_snapshot(attempt, {"customers": counts["customers"]})
-    code, out = invoke(sqlite_project, "export", "--from", "shop", "--to", "staging", "--date", DAY,
+    code, out = invoke(sqlite_project, "export", "--from", "shop", "--to", "data/staging", "--date", DAY,
                        "--if-exists", "fail")
     assert code == 1 and "already exists" in out
 
 
 @pytest.mark.parametrize("point", ["export.file:3", "export.before_success:1"])
 def test_a_killed_export_leaves_no_success_marker_and_no_visible_folder(sqlite_project: Path, point: str) -> None:
-    result = flowforge("export", "--from", "shop", "--to", "staging", "--date", DAY, "--parallel", "1",
+    result = flowforge("export", "--from", "shop", "--to", "data/staging", "--date", DAY, "--parallel", "1",
                        project=sqlite_project, env={"FLOWFORGE_FAULT": point}, check=False)
     assert result.returncode == -signal.SIGKILL, result.stdout + result.stderr
-    staging = sqlite_project / "staging"
+    staging = sqlite_project / "data" / "staging"
     assert not list(staging.rglob("_SUCCESS"))
     assert not (staging / f"snapshot_date={DAY}").exists()
     assert [p.name for p in staging.iterdir() if not p.name.startswith(".")] == []
-    flowforge("export", "--from", "shop", "--to", "staging", "--date", DAY, project=sqlite_project)
+    flowforge("export", "--from", "shop", "--to", "data/staging", "--date", DAY, project=sqlite_project)
     _check_local_snapshot(staging / f"snapshot_date={DAY}", _sqlite_counts(sqlite_project / "data" / "shop.db"))
 
 
-@pytest.mark.parametrize("target", [".flowforge/exports", "../outside", "lakehouse", "lakehouse/gold/x",
-                                    "data/../../escape"])
-def test_exports_cannot_write_into_the_project_state_or_the_lakehouse(sqlite_project: Path, target: str) -> None:
+@pytest.mark.parametrize(("target", "reason"), [
+    (".flowforge/exports", "own state or lakehouse"), ("lakehouse", "own state or lakehouse"),
+    ("lakehouse/gold/x", "own state or lakehouse"), ("../outside", "outside the data roots"),
+    ("data/../../escape", "outside the data roots"), ("/var/tmp/ff-export", "outside the data roots"),
+    ("/tmp", "own state or lakehouse"), ("data/link/x", "own state or lakehouse")])
+def test_exports_write_only_under_the_data_roots(sqlite_project: Path, target: str, reason: str) -> None:
+    (sqlite_project / "data" / "link").symlink_to(sqlite_project / ".flowforge")  # a way out, followed and refused
     code, out = invoke(sqlite_project, "export", "--from", "shop", "--to", target, "--date", DAY)
     assert code == 1
-    assert "overlaps" in out or "leaves the project" in out
+    assert reason in out
     assert not list(sqlite_project.rglob("_SUCCESS"))
 
 
@@ -185,9 +189,10 @@ def test_a_lakehouse_layer_exports_its_delta_tables(tmp_path: Path) -> None:
     project = init_project(tmp_path / "p")
     code, out = invoke(project, "run", "example")
     assert code == 0, out
-    code, out = invoke(project, "export", "--from", "silver", "--to", "out", "--format", "parquet", "--date", DAY)
+    code, out = invoke(project, "export", "--from", "silver", "--to", "data/out", "--format", "parquet",
+                       "--date", DAY)
     assert code == 0, out
-    folder = project / "out" / f"snapshot_date={DAY}"
+    folder = project / "data" / "out" / f"snapshot_date={DAY}"
     meta = _check_local_snapshot(folder, {"silver_orders": 3}, "parquet")
     assert meta["tables"]["silver_orders"]["delta_version"] == 0
     assert meta["source"] == {"kind": "lakehouse", "layer": "silver", "location": str(project / "lakehouse"),

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pytest
 
 from flowforge.engine.duckdb_engine import DuckDBEngine
-from flowforge.layers.scd2_batch import INCOMING, LIVE, plan_for, scd2_changes, write_changes
+from flowforge.layers.scd2_batch import INCOMING, LIVE, plan_for, register_target, scd2_changes, write_changes
 from flowforge.spec.jobs import GoldTable, SilverTable
 from flowforge.storage import LakehouseStore
 
@@ -45,7 +45,9 @@ def _apply(store: LakehouseStore, table: str, rows: list[Row], *, live: list[int
            at_hour: int | None = None) -> None:
     """One batch through the real code path: DuckDB events, then one Delta merge."""
     engine = DuckDBEngine()
+    target = store.open("silver", table)
     try:
+        register_target(engine, target)
         engine.register_arrow("raw", pa.table({
             "k": pa.array([r[0] for r in rows], pa.int64()), "tr": pa.array([r[1] for r in rows], pa.string()),
             "un": pa.array([r[2] for r in rows], pa.int64()),
@@ -56,10 +58,9 @@ def _apply(store: LakehouseStore, table: str, rows: list[Row], *, live: list[int
         if live is not None:
             engine.register_arrow(LIVE, pa.table({"k": pa.array(live, pa.int64())}))
             deleted_at = f"TIMESTAMP '{T0 + dt.timedelta(hours=at_hour or 0)}'"
-        target = store.open("silver", table)
         # snapshots are timed by the clock, like gold without changed_at; change rows carry their time
         plan = plan_for(engine, _spec(live is not None), clock=live is not None)
-        changes = scd2_changes(engine, plan, target, deleted_at)
+        changes = scd2_changes(engine, plan, target is not None, deleted_at)
         if target is None or not changes.empty:
             write_changes(store, "silver", table, target, plan, changes, {})
     finally:

@@ -12,12 +12,17 @@ from fastapi.responses import JSONResponse
 from flowforge.core.context import Context
 from flowforge.errors import (
     AccessDenied,
+    CheckFailed,
     ConfigError,
     ConflictError,
     ConnectorError,
     FlowForgeError,
     NotFoundError,
+    NotSignedIn,
+    SourceNotFound,
     SpecError,
+    TooManyAttempts,
+    UserCodeError,
 )
 from flowforge.settings import Settings
 
@@ -27,21 +32,29 @@ API_PREFIX = "/api/v1"
 
 # Most specific first: the first class an error is an instance of decides the status.
 _STATUS: tuple[tuple[type[FlowForgeError], int], ...] = (
+    (TooManyAttempts, 429),
+    (NotSignedIn, 401),
     (NotFoundError, 404),
     (ConflictError, 409),
     (AccessDenied, 403),
     (SpecError, 422),
+    (CheckFailed, 422),
+    (UserCodeError, 400),
     (ConfigError, 400),
+    (SourceNotFound, 404),
     (ConnectorError, 502),
 )
 
 
 def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
-    """The API for one project. ``ctx`` lets a caller share its Context (tests, the UI)."""
+    """The API for one project. ``ctx`` lets a caller share its Context's stores (tests, the UI);
+    the app itself acts as nobody until a request signs in."""
     from flowforge import __version__
+    from flowforge.api.middleware import BodyLimit, SameOrigin, SecurityHeaders
     from flowforge.api.routes import ROUTERS
+    from flowforge.core.users import SESSION_COOKIE
 
-    context = ctx or Context(settings)
+    context = ctx.as_user(None) if ctx is not None else Context(settings, principal=None)
     context.metadata  # noqa: B018 - migrate now, not inside the first concurrent requests
 
     @asynccontextmanager
@@ -54,10 +67,15 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
                   description="Lakehouse pipelines: workflows, jobs, connections, runs, catalog, lineage, "
                               "templates and the audit log. Sign in with POST /api/v1/auth/login or send "
                               "'Authorization: Bearer <token>'.",
-                  openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None)
+                  openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None)
     app.state.ctx = context
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    _offline_docs(app)
+    # the last added runs first: headers on every answer, then the origin check, then the size limit
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SameOrigin, cookie=SESSION_COOKIE, allowed=settings.allowed_origins)
+    app.add_middleware(SecurityHeaders, api_prefix=API_PREFIX, docs_prefix=DOCS_PATH)
 
     @app.exception_handler(FlowForgeError)
     async def flowforge_error(_request: Request, exc: FlowForgeError) -> JSONResponse:
@@ -67,6 +85,36 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         body: dict[str, object] = {"detail": exc.message, "hint": exc.hint, "error": type(exc).__name__}
         if isinstance(exc, SpecError):
             body.update(file=exc.file, line=exc.line)
-        return JSONResponse(body, status_code=code)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
+        return JSONResponse(body, status_code=code, headers=headers)
 
     return app
+
+
+DOCS_PATH = f"{API_PREFIX}/docs"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /api/v1/docs from the installed swagger-ui-bundle package (no CDN: it works
+    on a server without internet)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ModuleNotFoundError:  # the server extra installs it; without it the docs page says so
+        swagger_ui_path = None
+
+    if swagger_ui_path is not None:
+        app.mount(f"{DOCS_PATH}/static", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get(DOCS_PATH, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        if swagger_ui_path is None:
+            return HTMLResponse("<p>API docs need the swagger-ui-bundle package (pip install "
+                                "'flowforge[server]'). The schema is at /api/v1/openapi.json.</p>")
+        return get_swagger_ui_html(openapi_url=f"{API_PREFIX}/openapi.json", title="FlowForge API",
+                                   swagger_js_url=f"{DOCS_PATH}/static/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_PATH}/static/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_PATH}/static/favicon-32x32.png")

@@ -37,9 +37,14 @@ class SpecSource(BaseModel):
 # -- auth and users ----------------------------------------------------------------------
 
 class LoginRequest(BaseModel):
-    username: str
-    password: SecretStr
+    username: str = Field(max_length=256)
+    password: SecretStr = Field(max_length=1024)
     issue_token: bool = Field(False, description="Also return a new API token (shown once).")
+
+
+class PasswordChange(BaseModel):
+    current_password: SecretStr = Field(max_length=1024)
+    new_password: SecretStr = Field(min_length=8, max_length=1024)
 
 
 class UserPublic(Public):
@@ -56,19 +61,19 @@ class LoginResponse(BaseModel):
 
 
 class UserCreate(BaseModel):
-    username: str
-    password: SecretStr
+    username: str = Field(max_length=64)
+    password: SecretStr = Field(max_length=1024)
     role: Role = "viewer"
 
 
 class UserUpdate(BaseModel):
     role: Role | None = None
     disabled: bool | None = None
-    password: SecretStr | None = None
+    password: SecretStr | None = Field(None, max_length=1024)
 
 
 class TokenCreate(BaseModel):
-    name: str = "api"
+    name: str = Field("api", min_length=1, max_length=64, pattern=r"^[\w .@-]+$")
 
 
 class TokenPublic(Public):
@@ -163,7 +168,7 @@ class JobUpdate(SpecSource):
 
 
 class CloneRequest(BaseModel):
-    new_name: str
+    new_name: str = Field(max_length=128)
 
 
 class ValidationIssuePublic(Public):
@@ -236,6 +241,18 @@ class SourceColumnPublic(BaseModel):
     nullable: bool
     primary_key: bool
     default: str | None = Field(None, description="The declared default as SQL text; null when there is none.")
+
+
+class QueryRequest(BaseModel):
+    sql: str = Field(max_length=100_000, description="One SELECT over lakehouse tables by name (sandboxed).")
+    limit: int = Field(1000, ge=1, le=10_000, description="At most this many rows come back.")
+
+
+class QueryResultPublic(BaseModel):
+    columns: list[dict[str, str]] = Field(description="name and type of each column")
+    rows: list[dict[str, Any]]
+    count: int
+    truncated: bool = Field(description="True when the query had more rows than 'limit'.")
 
 
 class RowsPublic(BaseModel):
@@ -376,3 +393,39 @@ class HealthPublic(BaseModel):
     status: str
     version: str
     metadata: str
+
+
+class SearchHitPublic(Public):
+    rank: int
+    score: float
+    key: dict[str, Any]
+    text: str
+    row: dict[str, Any] | None
+    source_table: str
+    source_version: int
+    lineage: list[str]
+    quality: str
+
+
+class SearchPublic(Public):
+    table: str
+    source_table: str
+    source_current_version: int
+    embeddings_version: int
+    query: str
+    method: str
+    k: int
+    where: str | None
+    model: str
+    seconds: float
+    hits: list[SearchHitPublic]
+
+
+class SearchTablePublic(Public):
+    table: str
+    source: str
+    rows: int
+    version: int
+    model: str
+    text: str
+    pgvector: str | None

@@ -63,7 +63,8 @@ def demo_ecommerce(
 def export(
     source: Annotated[str, typer.Option("--from", help="Connection name or URL, or a lakehouse layer: bronze, "
                                         "silver, gold.")],
-    to: Annotated[str, typer.Option(help="Folder (relative to the project) or s3://bucket/prefix.")],
+    to: Annotated[str, typer.Option(help="Folder under a data root (relative to the project) or "
+                                    "s3://bucket/prefix.")],
     tables: Annotated[str | None, typer.Option(help="Comma-separated tables (default: all of the connection's "
                                                "schema, or of the layer).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",

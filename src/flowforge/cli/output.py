@@ -32,8 +32,32 @@ def _line(left: str, right: str) -> str:
     return f"{left} {'.' * max(3, _WIDTH - len(plain))} {right}"
 
 
+_bars: dict[str, Any] = {}
+
+
+def _job_progress(event: JobEvent) -> None:
+    """A progress bar for a long job, on a terminal only (logs and pipes get the job's log lines)."""
+    if event.progress is None or not console.is_terminal:
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    done, total = event.progress
+    if event.job not in _bars:
+        bar = Progress(TextColumn(f"           {event.job}"), BarColumn(), MofNCompleteColumn(),
+                       TimeRemainingColumn(), console=console, transient=True)
+        bar.start()
+        _bars[event.job] = (bar, bar.add_task(event.job, total=total))
+    bar, task = _bars[event.job]
+    bar.update(task, completed=done, total=total)
+
+
 def job_event(event: JobEvent) -> None:
     prefix = f"{_now()}  {event.index} of {event.total}"
+    if event.status == "progress":
+        _job_progress(event)
+        return
+    if event.job in _bars:
+        _bars.pop(event.job)[0].stop()
     if event.status == "start":
         console.print(_line(f"{prefix} START {event.kind} {event.job}", "[RUN]"))
     elif event.status == "success" and event.result is not None:
@@ -102,3 +126,8 @@ def error(message: str) -> None:
 
 def info(message: str) -> None:
     console.print(message, soft_wrap=True)
+
+
+def plain(message: str) -> None:
+    """A line of data (names, values) printed as is, never read as Rich markup."""
+    console.print(Text(message), soft_wrap=True)

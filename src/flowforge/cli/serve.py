@@ -62,7 +62,7 @@ def _create_first_admin(ctx: object) -> None:
             raise typer.Exit(1)
         output.info(f"No users yet: creating the admin user '{username}'.")
         password = typer.prompt("Admin password", hide_input=True, confirmation_prompt=True)
-    ctx.users.create_user(username, password, "admin", actor="flowforge serve")
+    ctx.users.create_user(username, password, "admin")
     output.info(f"created admin user '{username}'")
 
 

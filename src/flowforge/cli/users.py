@@ -71,3 +71,18 @@ def disable(name: NameArg, enable: Annotated[bool, typer.Option("--enable", help
     with _context() as ctx:
         user = ctx.users.disable(name, disabled=not enable)
         output.info(f"'{user.username}' is {'disabled' if user.disabled else 'enabled'}")
+
+
+@users_app.command("passwd")
+def passwd(name: NameArg,
+           password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False
+           ) -> None:
+    """Set a user's password (prompted for, or read from stdin); their open sessions end and a sign-in
+    lock-out after failed attempts is lifted."""
+    from flowforge.cli import output
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else \
+        typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with _context() as ctx:
+        user = ctx.users.set_password(name, password)
+        output.info(f"password of '{user.username}' changed; their sessions were ended")

@@ -23,6 +23,11 @@ class ConnectionConfig(BaseModel):
         """Where this connection points, without secrets (host and database, or a path)."""
         return self.type
 
+    def local_path_fields(self) -> tuple[str, ...]:
+        """Fields holding a local path the connector reads data from; each must lie under the
+        project's data roots (see ``flowforge.core.roots``)."""
+        return ()
+
 
 def register_config(kind: str) -> Callable[[C], C]:
     def deco(cls: C) -> C:

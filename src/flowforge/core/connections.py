@@ -8,6 +8,7 @@ the connector that needs it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -54,6 +55,26 @@ class ConnectionDetails:
     options: dict[str, Any]
 
 
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_name(name: str) -> str:
+    """A connection name: letters, digits and underscores, starting with a letter (as workflow names)."""
+    if not _NAME.match(name):
+        raise ConfigError(f"{name[:80]!r} is not a valid connection name.",
+                          hint="Use letters, digits and underscores, starting with a letter (at most 128).")
+    return name
+
+
+def check_source_name(name: str) -> str:
+    """A source table or file name as a user types it: printable, at most 512 characters."""
+    if not name or len(name) > 512 or _CONTROL.search(name):
+        raise ConfigError(f"{name[:80]!r} is not a valid table name.",
+                          hint="Give schema.table as the source database names it.")
+    return name
+
+
 def split_secrets(config: ConnectionConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """(options in clear, secrets) of a validated config."""
     options: dict[str, Any] = {}
@@ -64,9 +85,21 @@ def split_secrets(config: ConnectionConfig) -> tuple[dict[str, Any], dict[str, A
         value = getattr(config, name)
         if isinstance(value, SecretStr):
             secrets[key] = value.get_secret_value()
+        elif isinstance(value, dict) and any(isinstance(v, SecretStr) for v in value.values()):
+            # a secret inside a mapping (a 'storage' key): stored encrypted, never as '**********'
+            secrets[key] = {k: v.get_secret_value() for k, v in value.items() if isinstance(v, SecretStr)}
+            options[key] = {k: dumped[key][k] for k, v in value.items() if not isinstance(v, SecretStr)}
         elif key in dumped:
             options[key] = dumped[key]
     return options, secrets
+
+
+def merge_secrets(options: dict[str, Any], secrets: dict[str, Any]) -> dict[str, Any]:
+    """The connection mapping back from its clear options and decrypted secrets."""
+    data = dict(options)
+    for key, value in secrets.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return data
 
 
 def config_from_url(url: str) -> dict[str, Any]:
@@ -91,25 +124,31 @@ class ConnectionService:
         return Keyring.load(self.ctx.settings.state_dir, create=create)
 
     def parse(self, name: str, data: dict[str, Any], where: str) -> ConnectionConfig:
+        """A validated config; local paths resolved and confined to the data roots (see core.roots)."""
         from flowforge.connectors.config import parse_connection
+        from flowforge.core.roots import check_connection
 
         if "path" in data and isinstance(data["path"], str):
             data = {**data, "path": self.ctx.settings.resolve_path(data["path"])}
         try:
-            return parse_connection(data)
+            config = parse_connection(data)
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
             raise ConfigError(f"Connection '{name}' ({where}): {field}: {err['msg']}",
                               hint="Fix the connection's settings.") from None
+        return check_connection(self.ctx.settings, name, config)
 
-    def save(self, name: str, data: dict[str, Any], actor: str | None = None) -> ConnectionConfig:
+    def save(self, name: str, data: dict[str, Any]) -> ConnectionConfig:
+        """Store a connection (editors); its secret fields are encrypted and never read back."""
+        self.ctx.require("editor")
+        check_name(name)
         if name in self.ctx.settings.connections:
             raise ConfigError(f"Connection '{name}' is defined in flowforge.yml; edit it there.")
         config = self.parse(name, data, "new connection")
         options, secrets = split_secrets(config)
         token = self.keyring(create=True).encrypt(secrets) if secrets else None
-        self.ctx.metadata.save_connection(name, config.type, options, token, actor or self.ctx.settings.actor)
+        self.ctx.metadata.save_connection(name, config.type, options, token, self.ctx.actor)
         self.ctx.forget_connector(name)
         return config
 
@@ -117,12 +156,11 @@ class ConnectionService:
         record = self.ctx.metadata.get_connection(name)
         if record is None:
             return None
-        data = dict(record.options)
-        if record.secret:
-            data.update(self.keyring().decrypt(record.secret, f"connection '{name}'"))
-        return self.parse(name, data, "stored connection")
+        secrets = self.keyring().decrypt(record.secret, f"connection '{name}'") if record.secret else {}
+        return self.parse(name, merge_secrets(record.options, secrets), "stored connection")
 
     def summaries(self) -> list[ConnectionSummary]:
+        self.ctx.require("viewer")
         out = [ConnectionSummary(n, str(raw.get("type")), self._where_yml(n), "flowforge.yml")
                for n, raw in sorted(self.ctx.settings.connections.items())]
         for rec in self.ctx.metadata.list_connections():
@@ -141,15 +179,18 @@ class ConnectionService:
         except ConfigError as exc:
             return f"(invalid: {exc.message})"
 
-    def remove(self, name: str, actor: str | None = None) -> None:
+    def remove(self, name: str) -> None:
+        self.ctx.require("editor")
         if name in self.ctx.settings.connections:
             raise ConfigError(f"Connection '{name}' is defined in flowforge.yml; remove it there.")
-        if not self.ctx.metadata.delete_connection(name, actor or self.ctx.settings.actor):
+        if not self.ctx.metadata.delete_connection(name, self.ctx.actor):
             raise ConfigError(f"No stored connection named '{name}'.", hint="See 'flowforge connections list'.")
         self.ctx.forget_connector(name)
 
     def details(self) -> list[ConnectionDetails]:
-        """Every connection with host, port, database or path pulled out; never a secret."""
+        """Every connection with host, port, database or path pulled out; never a secret. Non-secret
+        options (user, schema...) only for editors."""
+        editor = self.ctx.require("viewer").can("editor")
         out = []
         for summary in self.summaries():
             try:
@@ -168,7 +209,8 @@ class ConnectionService:
             out.append(ConnectionDetails(
                 name=summary.name, kind=summary.kind, source=summary.source, where=summary.where,
                 host=host, port=int(port) if port else None, database=database, path=options.get("path"),
-                options={k: v for k, v in options.items() if k not in ("type", "host", "port", "database", "path")}))
+                options={k: v for k, v in options.items()
+                         if editor and k not in ("type", "host", "port", "database", "path")}))
         return out
 
     def detail(self, name: str) -> ConnectionDetails:
@@ -183,36 +225,43 @@ class ConnectionService:
         """Test a connection before it is saved."""
         from flowforge.connectors import open_connector
 
+        self.ctx.require("editor")
+        check_name(name)
         with open_connector(name, self.parse(name, data, "new connection")) as conn:
             return conn.test()
 
     def test(self, name: str) -> ConnectionTest:
         """Connect and report server version and latency; a failure raises a ConnectorError saying why."""
+        self.ctx.require("editor")
         with self.ctx.connector(name) as conn:
             return conn.test()
 
     def tables(self, name: str) -> list[TableInfo]:
+        self.ctx.require("editor")
         with self.ctx.connector(name) as conn:
             return conn.list_tables()
 
     def schema(self, name: str, table: str) -> list[ColumnInfo]:
         from flowforge.connectors.base import ReadRequest
 
+        self.ctx.require("editor")
         with self.ctx.connector(name) as conn:
-            return conn.columns(ReadRequest(table=table))
+            return conn.columns(ReadRequest(table=check_source_name(table)))
 
     def preview(self, name: str, table: str, limit: int = 10) -> list[dict[str, Any]]:
         """The first ``limit`` rows as JSON-safe dicts."""
         from flowforge.connectors.base import ReadRequest
         from flowforge.core.catalog import sample_rows
 
+        self.ctx.require("editor")
         with self.ctx.connector(name) as conn:
-            return sample_rows(conn.preview(ReadRequest(table=table), limit))
+            return sample_rows(conn.preview(ReadRequest(table=check_source_name(table)), limit))
 
     def rotate_key(self) -> int:
         """Re-encrypt every stored secret with a new key; the key file then holds only it."""
         from flowforge.secrets import KEY_FILE, Keyring, new_key, write_key_file
 
+        self.ctx.require("admin")
         old = self.keyring(create=True)
         path = self.ctx.settings.state_dir / KEY_FILE
         if old.source != str(path):
@@ -221,7 +270,7 @@ class ConnectionService:
                 hint="Set FLOWFORGE_SECRET_KEY='<new>,<old>', run rotate-key, then set it to '<new>' alone.")
         ring = Keyring([new_key(), *old.keys], str(path))
         write_key_file(path, ring.keys)  # both keys until every secret is re-encrypted
-        count = self.ctx.metadata.reencrypt_connections(ring.rotate, self.ctx.settings.actor)
+        count = self.ctx.metadata.reencrypt_connections(ring.rotate, self.ctx.actor)
         write_key_file(path, ring.keys[:1])
         return count
 

@@ -20,10 +20,12 @@ if TYPE_CHECKING:
     from flowforge.core.catalog import TableDetail
     from flowforge.core.connections import ConnectionService
     from flowforge.core.runs import RunService
-    from flowforge.core.users import UserService
+    from flowforge.core.users import User, UserService
     from flowforge.core.workflows import WorkflowService
+    from flowforge.embed.search import SearchService
     from flowforge.export.service import ExportedFile, ExportRequest, ExportResult
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
+    from flowforge.metadata.users import Role
     from flowforge.runner.executor import JobEvent, RunSummary
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import LakehouseStore
@@ -42,26 +44,87 @@ class TableEntry:
     columns: tuple[tuple[str, str], ...]
 
 
-class Context:
-    """Everything a FlowForge project can do, for one project directory."""
+class _Shared:
+    """What every view of one project shares: settings, metadata store, lakehouse, connectors."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._adhoc: dict[str, ConnectionConfig] = {}
-        self._connectors: dict[str, Connector] = {}  # shareable connectors (their pools), by name
-        self._connectors_lock = threading.Lock()
+        self.adhoc: dict[str, ConnectionConfig] = {}
+        self.connectors: dict[str, Connector] = {}  # shareable connectors (their pools), by name
+        self.lock = threading.Lock()
+        self.metadata: MetadataStore | None = None
+        self.store: LakehouseStore | None = None
+        self.caches: dict[str, Any] = {}  # what services keep between calls (loaded search indexes...)
+
+
+_LOCAL: Any = object()
+
+
+class Context:
+    """Everything a FlowForge project can do, for one project directory, acting as one user.
+
+    ``principal`` is who acts: by default the person at the command line (the project's owner,
+    with admin rights); a server builds its Context with ``principal=None`` (nobody) and serves
+    each request through ``ctx.as_user(user)``. Every service checks the principal's role itself,
+    so the CLI, the API, the UI and the scheduler cannot disagree about who may do what.
+    """
+
+    def __init__(self, settings: Settings, principal: User | None = _LOCAL) -> None:
+        from flowforge.core.users import local_user
+
+        self._shared = _Shared(settings)
+        self._owner = True
+        self.principal: User | None = local_user(settings.actor) if principal is _LOCAL else principal
 
     @classmethod
     def open(cls, project_dir: Path | str | None = None) -> Context:
         return cls(Settings.load(project_dir))
 
+    def as_user(self, user: User | None) -> Context:
+        """A view of this project acting as ``user`` (None: nobody), sharing its stores and connectors."""
+        view = Context.__new__(Context)
+        view._shared = self._shared
+        view._owner = False
+        view.principal = user
+        return view
+
+    def require(self, role: Role = "viewer") -> User:
+        """The acting user when their role includes ``role``; else AccessDenied (NotSignedIn for nobody)."""
+        from flowforge.errors import AccessDenied, NotSignedIn
+
+        user = self.principal
+        if user is None:
+            raise NotSignedIn("Sign in or send an API token.")
+        if not user.can(role):
+            raise AccessDenied(f"User '{user.username}' ({user.role}) may not do this; it needs the {role} role.")
+        return user
+
+    @property
+    def actor(self) -> str:
+        """The acting user's name, as the audit log records it."""
+        return self.principal.username if self.principal is not None else "anonymous"
+
+    @property
+    def settings(self) -> Settings:
+        return self._shared.settings
+
+    def shared_cache(self, name: str, make: Callable[[], Any]) -> Any:
+        """A cache every view of this project shares (each request of a server is a new view)."""
+        with self._shared.lock:
+            if name not in self._shared.caches:
+                self._shared.caches[name] = make()
+            return self._shared.caches[name]
+
     def close(self) -> None:
-        with self._connectors_lock:
-            kept, self._connectors = list(self._connectors.values()), {}
+        if not self._owner:
+            return
+        shared = self._shared
+        with shared.lock:
+            kept, shared.connectors = list(shared.connectors.values()), {}
         for connector in kept:
             connector.close()
-        if "metadata" in self.__dict__:
-            self.metadata.close()
+        if shared.metadata is not None:
+            shared.metadata.close()
 
     def __enter__(self) -> Context:
         return self
@@ -69,24 +132,32 @@ class Context:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- building blocks (created on first use) ---------------------------------------
-    @cached_property
+    # -- building blocks (created on first use, shared by every view) ------------------------
+    @property
     def metadata(self) -> MetadataStore:
-        from flowforge.metadata import MetadataStore
+        shared = self._shared
+        if shared.metadata is None:
+            with shared.lock:
+                if shared.metadata is None:
+                    from flowforge.core.files import private_state_dir
+                    from flowforge.metadata import MetadataStore
 
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-        store = MetadataStore(self.settings.metadata_database_url)
-        store.migrate()
-        return store
+                    private_state_dir(self.settings)
+                    store = MetadataStore(self.settings.metadata_database_url)
+                    store.migrate()
+                    shared.metadata = store
+        return shared.metadata
 
-    @cached_property
+    @property
     def store(self) -> LakehouseStore:
-        from flowforge.storage import LakehouseStore
+        shared = self._shared
+        if shared.store is None:
+            from flowforge.storage import LakehouseStore
 
-        # plain options for now; the encrypted connection store can supply them later
-        return LakehouseStore(self.settings.lakehouse_root, self.settings.storage_options,
-                              single_writer=self.settings.single_writer,
-                              locations=self.settings.lakehouse_locations)
+            shared.store = LakehouseStore(self.settings.lakehouse_root, self.settings.storage_options,
+                                          single_writer=self.settings.single_writer,
+                                          locations=self.settings.lakehouse_locations)
+        return shared.store
 
     def health(self) -> str:
         """'ok' when the metadata store answers, else why not (no secrets)."""
@@ -123,29 +194,39 @@ class Context:
 
         return UserService(self)
 
+    @cached_property
+    def search(self) -> SearchService:
+        """Semantic search over embeddings tables (``flowforge.embed.search``)."""
+        from flowforge.embed.search import SearchService
+
+        return SearchService(self)
+
     def connection_names(self) -> list[str]:
         return [c.name for c in self.connections.summaries()]
 
     def connection_config(self, name: str) -> ConnectionConfig:
         """A connection from flowforge.yml, else from the store (secrets decrypted), else a URL."""
-        if name in self._adhoc:
-            return self._adhoc[name]
+        if name in self._shared.adhoc:
+            return self._shared.adhoc[name]
         raw = self.settings.connections.get(name)
         if raw is not None:
             return self.connections.parse(name, dict(raw), "flowforge.yml")
         stored = self.connections.stored(name)
         if stored is not None:
             return stored
+        from flowforge.errors import NotFoundError
+
         known = ", ".join(self.connection_names()) or "none"
-        raise ConfigError(f"Connection '{name}' is not defined (defined: {known}).",
+        raise NotFoundError(f"Connection '{name}' is not defined (defined: {known}).",
                           hint="Add it with 'flowforge connections add' or under 'connections:' in flowforge.yml.")
 
     def use_url(self, url: str) -> str:
         """Register a one-off connection given as a URL; returns the name to refer to it by."""
         from flowforge.core.connections import config_from_url
 
+        self.require("editor")
         name = "cli_source"
-        self._adhoc[name] = self.connections.parse(name, config_from_url(url), "command line")
+        self._shared.adhoc[name] = self.connections.parse(name, config_from_url(url), "command line")
         return name
 
     def connector(self, name: str) -> Connector:
@@ -158,11 +239,12 @@ class Context:
         config = self.connection_config(name)
         if not connector_class(config.type).shareable:
             return open_connector(name, config)
-        with self._connectors_lock:
-            old = self._connectors.get(name)
+        shared = self._shared
+        with shared.lock:
+            old = shared.connectors.get(name)
             if old is not None and old.config == config:
                 return old
-            new = self._connectors[name] = open_connector(name, config)  # connects on first use only
+            new = shared.connectors[name] = open_connector(name, config)  # connects on first use only
             new.shared = True
         if old is not None:
             old.close()  # its config changed (saved anew, or edited by another process)
@@ -170,19 +252,24 @@ class Context:
 
     def forget_connector(self, name: str) -> None:
         """Close the kept connector of ``name`` (its config was changed or removed)."""
-        with self._connectors_lock:
-            old = self._connectors.pop(name, None)
+        with self._shared.lock:
+            old = self._shared.connectors.pop(name, None)
         if old is not None:
             old.close()
 
     # -- workflows -------------------------------------------------------------------------
     def workflow_path(self, name_or_path: str) -> Path:
-        candidate = Path(name_or_path)
-        if candidate.suffix in (".yml", ".yaml") or candidate.exists():
+        """The file of a workflow given by name (``workflows/<name>.yml``), or, only for the person at the
+        command line, by path: an argument is a path when it ends in .yml/.yaml or holds a separator."""
+        if _is_path(name_or_path):
+            if self.principal is None or not self.principal.local:
+                raise SpecError(f"'{name_or_path}' is not a workflow name.",
+                                hint="Give the workflow's name; paths are for the command line only.")
+            candidate = Path(name_or_path)
             return candidate if candidate.is_absolute() else (Path.cwd() / candidate)
         for suffix in (".yml", ".yaml"):
             path = self.settings.workflows_path / f"{name_or_path}{suffix}"
-            if path.exists():
+            if path.is_file():
                 return path
         known = ", ".join(p.stem for p in self.workflow_files()) or "none"
         raise SpecError(f"No workflow named '{name_or_path}' in {self.settings.workflows_path} (found: {known}).",
@@ -200,6 +287,7 @@ class Context:
 
     def validate(self, name_or_path: str) -> Workflow:
         """Parse the file and check every reference that can be checked without running."""
+        self.require("editor")
         wf = self.load_workflow(name_or_path)
         from flowforge.layers.bronze import check_capabilities
         from flowforge.spec.jobs import IngestJob
@@ -219,7 +307,7 @@ class Context:
                         hint=f"Tables written here: {', '.join(sorted(produced))}.")
         return wf
 
-    def register_workflow(self, wf: Workflow, source_path: Path | None = None, actor: str | None = None) -> None:
+    def register_workflow(self, wf: Workflow, source_path: Path | None = None) -> None:
         from flowforge.lineage.graph import table_edges
         from flowforge.metadata import JobIn, WorkflowIn
 
@@ -228,7 +316,7 @@ class Context:
         self.metadata.upsert_workflow(WorkflowIn(
             name=wf.name, description=wf.description, team=wf.team, environment=wf.environment,
             tags=wf.tags, spec=wf.to_dict(), source_path=str(source_path) if source_path else None, jobs=jobs,
-        ), actor=actor or self.settings.actor)
+        ), actor=self.actor)
         self.metadata.replace_lineage(wf.name, table_edges(wf, self.connection_label))
 
     def connection_label(self, name: str) -> str:
@@ -246,7 +334,7 @@ class Context:
 
         wf = self.prepare_run(name_or_path, force=force)
         runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
-        return runner.run(wf, trigger=trigger, actor=self.settings.actor, on_event=on_event, select=select,
+        return runner.run(wf, trigger=trigger, actor=self.actor, on_event=on_event, select=select,
                           on_start=on_start)
 
     def follow(self, name_or_path: str, *, interval: float | None = None, max_cycles: int | None = None,
@@ -258,7 +346,7 @@ class Context:
 
         wf = self.prepare_run(name_or_path)
         runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
-        return follow(wf, runner, actor=self.settings.actor,
+        return follow(wf, runner, actor=self.actor,
                       options=FollowOptions(interval, max_cycles, idle_timeout), on_event=on_event,
                       on_cycle=on_cycle, stop=stop)
 
@@ -281,6 +369,7 @@ class Context:
         from flowforge.runner.executor import Runner
         from flowforge.spec.workflow import Workflow
 
+        self.require("editor")
         connection = self.use_url(source) if "://" in source else source
         label = table or "query"
         target = target or "bronze_" + re.sub(r"\W+", "_", label.split(".")[-1]).strip("_").lower()
@@ -289,20 +378,22 @@ class Context:
             "name": "ingest", "kind": "ingest", "connection": connection, "tables": [{**spec, "target": target}]}]})
         self.register_workflow(wf)
         runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
-        return runner.run(wf, trigger="cli", actor=self.settings.actor, on_event=on_event)
+        return runner.run(wf, trigger="cli", actor=self.actor, on_event=on_event)
 
     def runs(self, workflow: str | None = None, limit: int = 20) -> list[RunRecord]:
+        self.require("viewer")
         return self.metadata.list_runs(workflow, limit)
 
     def run_detail(self, run_id: int) -> RunRecord:
-        run = self.metadata.get_run(run_id)
+        self.require("viewer")
+        run = self.metadata.get_run(run_id) if 0 < run_id < 2**63 else None
         if run is None:
             raise ConfigError(f"Run {run_id} does not exist.", hint="List runs with 'flowforge runs'.")
         return run
 
     # -- templates and the demo --------------------------------------------------------------
     def instantiate_template(self, name: str, params: dict[str, str] | None = None,
-                             overwrite: bool = False, actor: str | None = None, *,
+                             overwrite: bool = False, *,
                              tags: Sequence[str] | None = None, tables: dict[str, str] | None = None) -> Path:
         """Write ``workflows/<workflow_name>.yml`` from a template, validated before writing;
         ``tags`` replace the template's, ``tables`` renames tables (old name → new name)."""
@@ -310,14 +401,15 @@ class Context:
         from flowforge.templates.overrides import customise
         from flowforge.templates.registry import get_template
 
+        self.require("editor")
         text = customise(get_template(name).render(params), tags=tags, tables=tables)
         wf = parse_workflow(text, f"template {name}")
         path = self.settings.workflows_path / f"{wf.name}.yml"
         if path.exists() and not overwrite:
-            raise ConfigError(f"{path} already exists.", hint="Pick another workflow_name parameter.")
+            raise ConfigError(f"{path.name} already exists.", hint="Pick another workflow_name parameter.")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        self.metadata.audit(actor or self.settings.actor, "template.instantiate", "workflow", wf.name,
+        self.metadata.audit(self.actor, "template.instantiate", "workflow", wf.name,
                             after={"template": name, "params": params or {}, "tags": list(tags or []),
                                    "tables": tables or {}})
         return path
@@ -325,12 +417,14 @@ class Context:
     def change_demo_source(self, seed: int) -> Any:
         from flowforge.core.project import change_demo_source
 
+        self.require("editor")
         return change_demo_source(self.connection_config("core_banking"), seed)
 
     # -- catalog and queries ------------------------------------------------------------------
     def tables(self, layer: str | None = None) -> list[TableEntry]:
         from flowforge.storage.delta import row_count
 
+        self.require("viewer")
         out = []
         for lay, name in self.store.tables():
             if layer and lay != layer:
@@ -342,15 +436,18 @@ class Context:
             out.append(TableEntry(name, lay, self.store.location(lay, name), row_count(dt), dt.version(), cols))
         return out
 
-    def query(self, sql: str) -> pa.Table:
-        """Run read-only SQL over every lakehouse table (DuckDB, tables by name)."""
+    def query(self, sql: str, limit: int | None = None) -> pa.Table:
+        """Run read-only SQL over every lakehouse table (DuckDB, tables by name), in the sandbox that
+        every user query runs in: no files, no network, no extensions, no settings."""
         from flowforge.engine.duckdb_engine import DuckDBEngine
-        from flowforge.engine.sql import referenced_tables
+        from flowforge.engine.sandbox import UnsafeSQL, check_query
+        from flowforge.errors import UserCodeError
 
+        self.require("viewer")
         try:
-            names = referenced_tables(sql)
-        except ValueError as exc:
-            raise SpecError(str(exc), hint="Only SELECT queries can be run here.") from None
+            names = check_query(sql, "query")
+        except UnsafeSQL as exc:
+            raise UserCodeError(str(exc), hint="Queries read lakehouse tables by name, one SELECT at a time.") from None
         engine = DuckDBEngine()
         try:
             for name in names:
@@ -359,6 +456,8 @@ class Context:
                     known = ", ".join(t for _, t in self.store.tables()) or "none"
                     raise ConfigError(f"Table '{name}' is not in the lakehouse (tables: {known}).")
                 engine.register_delta(name, found[1])
+            if limit is not None:
+                return engine.query(limited(sql, limit), "query")
             return engine.query(sql, "query")
         finally:
             engine.close()
@@ -367,31 +466,35 @@ class Context:
         """Schema, rows, last update, Delta version history and the first ``sample`` rows (JSON-safe)."""
         from flowforge.core.catalog import table_detail
 
+        self.require("viewer")
         return table_detail(self, name, sample)
 
     def audit_log(self, limit: int = 100, *, actor: str | None = None, action: str | None = None,
                   object_type: str | None = None) -> list[AuditRecord]:
-        """Who did what and when, newest first."""
+        """Who did what and when, newest first (editors and admins: entries hold connection options)."""
+        self.require("editor")
         return self.metadata.list_audit(limit, actor=actor, action=action, object_type=object_type)
 
     def lineage(self, workflow: str) -> dict[str, Any]:
         from flowforge.lineage.graph import lineage_graph
 
+        self.require("viewer")
         return lineage_graph(self, workflow)
 
     # -- staging snapshots, the e-commerce demo, dashboards ---------------------------------------
-    def export(self, request: ExportRequest, *, actor: str | None = None,
+    def export(self, request: ExportRequest, *,
                on_file: Callable[[ExportedFile], None] | None = None) -> ExportResult:
         """A dated snapshot of a connection (name or URL) or a lakehouse layer (see ``flowforge.export``)."""
         from dataclasses import replace
 
         from flowforge.export.service import result_summary, run_export
 
+        self.require("editor")
         if "://" in request.source and not request.source.startswith("s3://"):
             request = replace(request, source=self.use_url(request.source))
         result = run_export(request, settings=self.settings, store=self.store, connector=self.connector,
                             on_file=on_file)
-        self.metadata.audit(actor or self.settings.actor, "export.snapshot", "snapshot", result.location,
+        self.metadata.audit(self.actor, "export.snapshot", "snapshot", result.location,
                             after=result_summary(result))
         return result
 
@@ -399,16 +502,33 @@ class Context:
         """One day of inserts and updates in the e-commerce demo's source (connection ``shop_db``)."""
         from flowforge.demo.ecommerce_project import SOURCE, change_ecommerce_source
 
+        self.require("editor")
         return change_ecommerce_source(self.connection_config(SOURCE), seed)
 
     def dashboards(self) -> list[Dashboard]:
         """Dashboards defined by the templates (``dashboards:`` in their template.yml)."""
         from flowforge.templates.dashboards import list_dashboards
 
+        self.require("viewer")
         return list_dashboards()
 
     def dashboard_data(self, template: str, name: str | None = None) -> DashboardData:
-        """Every chart of one dashboard, each query run over the lakehouse's gold tables."""
+        """Every chart of one dashboard, each query run (sandboxed, like ``query``) over the gold tables."""
         from flowforge.templates.dashboards import dashboard_data
 
+        self.require("viewer")
         return dashboard_data(self, template, name)
+
+
+def limited(sql: str, limit: int) -> str:
+    """``sql`` wrapped to return at most ``limit`` rows (rebuilt by sqlglot: comments cannot cut it)."""
+    import sqlglot
+    from sqlglot import exp
+
+    inner = sqlglot.parse_one(sql, read="duckdb")
+    assert isinstance(inner, exp.Query)
+    return exp.select("*").from_(inner.subquery("q")).limit(int(limit)).sql(dialect="duckdb")
+
+
+def _is_path(name_or_path: str) -> bool:
+    return name_or_path.endswith((".yml", ".yaml")) or "/" in name_or_path or "\\" in name_or_path

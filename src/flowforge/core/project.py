@@ -28,6 +28,10 @@ lakehouse: {lakehouse}
 # Metadata (workflows, runs, watermarks, catalog). Default: SQLite in .flowforge/metadata.db
 # metadata_url: postgresql+psycopg://flowforge@db-host/flowforge
 
+# The only local folders that files and sqlite connections may read (the state folder and the
+# lakehouse never are). Only whoever edits this file changes it; the API and web UI cannot.
+data_roots: {data_roots}
+
 connections:
 {connections}
 """
@@ -89,11 +93,13 @@ STORAGE_EXAMPLE = """\
 
 
 def write_project_file(project_dir: Path, connections: dict[str, dict[str, object]], *,
-                       lakehouse: str = "lakehouse", storage: dict[str, str] | None = None) -> Path:
+                       lakehouse: str = "lakehouse", storage: dict[str, str] | None = None,
+                       data_roots: list[str] | None = None) -> Path:
     path = project_dir / PROJECT_FILE
     block = yaml.safe_dump({"storage": storage}, sort_keys=False).rstrip() if storage else STORAGE_EXAMPLE
+    roots = yaml.safe_dump(data_roots or ["data"], default_flow_style=True).strip()
     path.write_text(PROJECT_TEMPLATE.format(connections=connections_yaml(connections), storage=block,
-                                            lakehouse=yaml.safe_dump(lakehouse).splitlines()[0]),
+                                            lakehouse=yaml.safe_dump(lakehouse).splitlines()[0], data_roots=roots),
                     encoding="utf-8")
     return path
 

@@ -7,7 +7,7 @@ process (the CLI, the scheduler) is followed by polling the metadata store inste
 
 Example::
 
-    run_id = ctx.run_service.trigger("bfsi_customer_360", actor="alice")
+    run_id = ctx.run_service.trigger("bfsi_customer_360")   # ctx acting as an editor
     for event in ctx.run_service.subscribe(run_id):
         print(event["type"], event.get("job"), event["status"])
 """
@@ -130,18 +130,19 @@ class RunService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def trigger(self, workflow: str, job: str | None = None, trigger: str = "api", actor: str | None = None,
-                force: bool = False) -> int:
-        """Start a run in a background thread (its own Context and metadata connection) and return its id
-        once recorded. Validation errors and a paused workflow are raised here, before anything runs."""
+    def trigger(self, workflow: str, job: str | None = None, trigger: str = "api", force: bool = False) -> int:
+        """Start a run in a background thread (its own Context and metadata connection, acting as the
+        same user) and return its id once recorded. Validation errors and a paused workflow are raised
+        here, before anything runs."""
         from flowforge.core.context import Context
 
+        principal = self.ctx.require("editor")
         name = self.ctx.workflows.resolve(workflow)
         wf = self.ctx.prepare_run(name, force=force)
         if job is not None and job not in {j.name for j in wf.jobs}:
             raise SpecError(f"Workflow '{name}' has no job '{job}'.",
                             hint=f"Jobs: {', '.join(j.name for j in wf.jobs)}.")
-        settings = self.ctx.settings.model_copy(update={"actor": actor or self.ctx.settings.actor})
+        settings = self.ctx.settings
         started = threading.Event()
         box: dict[str, Any] = {}
 
@@ -156,7 +157,7 @@ class RunService:
 
         def work() -> None:
             try:
-                with Context(settings) as bg:
+                with Context(settings, principal=principal) as bg:
                     summary = bg.run(name, trigger=trigger, select=[job] if job else None, force=force,
                                      on_event=on_event, on_start=on_start)
                 final: dict[str, Any] = {"status": summary.status, "seconds": round(summary.seconds, 3)}
@@ -179,24 +180,29 @@ class RunService:
         raise RunFailed(f"The run of workflow '{name}' did not start: {error or 'timed out'}.")
 
     def status(self, run_id: int) -> RunInfo:
+        self.ctx.require("viewer")
         return _info(self._run(run_id))
 
     def history(self, workflow: str | None = None, status: str | None = None, since: datetime | None = None,
                 limit: int = 50) -> list[RunInfo]:
         """Newest first."""
+        self.ctx.require("viewer")
         name = None if workflow is None else self.ctx.workflows.resolve(workflow)
         return [_info(r) for r in self.ctx.metadata.list_runs(name, limit, status=status, since=since)]
 
     def detail(self, run_id: int) -> RunDetail:
+        self.ctx.require("viewer")
         run = self._run(run_id)
         return RunDetail(_info(run), tuple(_job_info(j) for j in run.job_runs))
 
     def logs(self, run_id: int) -> list[JobLog]:
+        self.ctx.require("viewer")
         return [JobLog(j.job_name, j.status, j.log or "") for j in self._run(run_id).job_runs]
 
     def subscribe(self, run_id: int, *, poll_seconds: float = 0.5,
                   timeout: float | None = None) -> Iterator[dict[str, Any]]:
         """The run's events so far, then each new one until it ends (or ``timeout`` seconds pass)."""
+        self.ctx.require("viewer")
         channel = BUS.get(self._key(run_id))
         if channel is not None:
             return channel.follow(timeout)
@@ -226,7 +232,7 @@ class RunService:
             run = self._run(run_id)
 
     def _run(self, run_id: int) -> RunRecord:
-        run = self.ctx.metadata.get_run(run_id)
+        run = self.ctx.metadata.get_run(run_id) if 0 < run_id < 2**63 else None
         if run is None:
             raise NotFoundError(f"Run {run_id} does not exist.", hint="List runs with GET /api/v1/runs.")
         return run

@@ -1,12 +1,14 @@
 """Users, roles, API tokens and UI sessions.
 
 Passwords are hashed with scrypt (stdlib) and salted; API tokens are 32 random bytes shown
-once and stored as their sha256; UI sessions are cookies signed with HMAC-SHA256 under a
-server secret kept 0600 in ``.flowforge/session.key``. There is no default user or password.
+once and stored as their sha256; UI sessions are server-side rows keyed by the sha256 of a
+random cookie value, ended by sign-out, a password change, a disabled account, an idle limit or
+an absolute one. Sign-in failures are throttled per user name and per client address, with
+growing lock-outs. There is no default user or password.
 
 Example::
 
-    ctx.users.create_user("alice", "a long passphrase", role="admin", actor="setup")
+    ctx.users.create_user("alice", "a long passphrase", role="admin")   # ctx acting as an admin
     token = ctx.users.create_token("alice", "ci")     # printed once
     ctx.users.verify_token(token).role                 # 'admin'
 """
@@ -16,16 +18,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
 import re
 import secrets
-import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from flowforge.errors import AccessDenied, ConfigError
+from flowforge.errors import AccessDenied, ConfigError, ConflictError, NotSignedIn, TooManyAttempts
 
 if TYPE_CHECKING:
     from flowforge.core.context import Context
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 ROLES: Final = ("viewer", "editor", "admin")  # each may do what the ones before it may
 SESSION_COOKIE: Final = "flowforge_session"
-SESSION_SECONDS: Final = 12 * 3600
-SESSION_KEY_FILE: Final = "session.key"
 MIN_PASSWORD: Final = 8
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -49,6 +47,8 @@ class User:
     role: Role
     created_at: datetime
     disabled: bool
+    session_id: int | None = None  # the session this user signed in with (None for tokens)
+    local: bool = False  # the command line's own user, not an account in the store
 
     def can(self, role: Role) -> bool:
         """True when this user's role includes ``role`` (admin > editor > viewer)."""
@@ -86,6 +86,9 @@ def token_hash(token: str) -> str:
 
 
 class UserService:
+    """Every method checks the acting user (``ctx.principal``) itself: admins manage users; anyone
+    signed in manages their own password and tokens."""
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
@@ -93,110 +96,173 @@ class UserService:
     def has_users(self) -> bool:
         return self.ctx.metadata.users.count() > 0
 
-    def create_user(self, username: str, password: str, role: Role = "viewer", actor: str | None = None) -> User:
+    def create_user(self, username: str, password: str, role: Role = "viewer") -> User:
+        actor = self.ctx.require("admin")
         if not _USERNAME.match(username):
             raise ConfigError(f"'{username}' is not a valid user name.",
                               hint="Use letters, digits and . _ - @ (at most 64).")
         _check_role(role)
         _check_password(password)
-        rec = self.ctx.metadata.users.add(username, hash_password(password), role, actor or self.ctx.settings.actor)
-        return _public(rec)
-
-    def authenticate(self, username: str, password: str) -> User | None:
-        """The user when the password is right and the account enabled, else None."""
-        rec = self.ctx.metadata.users.get(username)
-        if rec is None:
-            check_password(password, _DUMMY_HASH)  # same work either way: no user-name probing by timing
-            return None
-        if not check_password(password, rec.password_hash) or rec.disabled:
-            return None
+        rec = self.ctx.metadata.users.add(username, hash_password(password), role, actor.username)
         return _public(rec)
 
     def get(self, username: str) -> User:
         from flowforge.errors import NotFoundError
 
+        self._self_or_admin(username)
         rec = self.ctx.metadata.users.get(username)
         if rec is None:
             raise NotFoundError(f"No user named '{username}'.")
         return _public(rec)
 
     def list_users(self) -> list[User]:
+        self.ctx.require("admin")
         return [_public(r) for r in self.ctx.metadata.users.all()]
 
-    def set_role(self, username: str, role: Role, actor: str | None = None) -> User:
+    def set_role(self, username: str, role: Role) -> User:
+        actor = self.ctx.require("admin")
         _check_role(role)
-        return _public(self.ctx.metadata.users.change(username, actor or self.ctx.settings.actor, role=role))
+        if role != "admin":
+            self._keep_an_admin(username)
+        return _public(self.ctx.metadata.users.change(username, actor.username, role=role))
 
-    def disable(self, username: str, actor: str | None = None, disabled: bool = True) -> User:
-        return _public(self.ctx.metadata.users.change(username, actor or self.ctx.settings.actor, disabled=disabled))
+    def disable(self, username: str, disabled: bool = True) -> User:
+        """Disable (or enable again) an account; its open sessions end at once."""
+        actor = self.ctx.require("admin")
+        if disabled:
+            self._keep_an_admin(username)
+        rec = self.ctx.metadata.users.change(username, actor.username, disabled=disabled)
+        if disabled:
+            self.ctx.metadata.sessions.end_all(rec.id, "account disabled")
+        return _public(rec)
 
-    def set_password(self, username: str, password: str, actor: str | None = None) -> User:
+    def set_password(self, username: str, password: str, current: str | None = None) -> User:
+        """An admin resets anyone's password; a user changes their own, giving the current one.
+        Every session of that user ends, except the one making the change."""
+        actor = self._self_or_admin(username)
+        own = actor.username == username
+        if own and not actor.local:
+            stored = self.ctx.metadata.users.get(username)
+            if current is None or stored is None or not check_password(current, stored.password_hash):
+                raise AccessDenied("The current password is wrong.", hint="Give your current password to change it.")
         _check_password(password)
-        return _public(self.ctx.metadata.users.change(username, actor or self.ctx.settings.actor,
-                                                      password_hash=hash_password(password)))
+        rec = self.ctx.metadata.users.change(username, actor.username, password_hash=hash_password(password))
+        self.ctx.metadata.sessions.end_all(rec.id, "password changed", keep=actor.session_id if own else None)
+        self.ctx.metadata.sessions.clear(f"user:{username}")  # a reset lifts a lock-out
+        return _public(rec)
 
     # -- API tokens ----------------------------------------------------------------------------
-    def create_token(self, username: str, name: str = "api", actor: str | None = None) -> str:
+    def create_token(self, username: str, name: str = "api") -> str:
         """A new token for ``username``; the only time it is ever available in clear."""
+        actor = self._self_or_admin(username)
         token = "ff_" + secrets.token_urlsafe(32)
-        self.ctx.metadata.users.add_token(username, name, token_hash(token), actor or self.ctx.settings.actor)
+        self.ctx.metadata.users.add_token(username, name, token_hash(token), actor.username)
         return token
+
+    def list_tokens(self, username: str) -> list[TokenInfo]:
+        self._self_or_admin(username)
+        return [_token(t) for t in self.ctx.metadata.users.tokens(username)]
+
+    def revoke_token(self, username: str, token_id: int) -> None:
+        actor = self._self_or_admin(username)
+        self.ctx.metadata.users.revoke_token(username, token_id, actor.username)
+
+    # -- signing in (no signed-in user needed) --------------------------------------------------
+    def authenticate(self, username: str, password: str, client: str | None = None) -> User:
+        """The user when the password is right and the account enabled; else NotSignedIn, or
+        TooManyAttempts while the user name or the client address is locked out after failures.
+        Every failure is in the audit log."""
+        store = self.ctx.metadata.sessions
+        keys = [f"user:{username[:64]}", *([f"client:{client}"] if client else [])]
+        locked = store.locked_until(keys)
+        if locked is not None:
+            self._audit_failure(username, client, "locked out")
+            raise _too_many(locked)
+        rec = self.ctx.metadata.users.get(username)
+        ok = check_password(password, rec.password_hash if rec else _DUMMY_HASH)  # same work either way
+        if rec is not None and ok and not rec.disabled:
+            store.clear(keys[0])
+            return _public(rec)
+        self._audit_failure(username, client, "disabled" if rec is not None and ok else "wrong user or password")
+        until = None
+        for key in keys:
+            free = CLIENT_FREE_FAILURES if key.startswith("client:") else USER_FREE_FAILURES
+            _, locked_key = store.fail(key, FAILURES_FORGOTTEN_AFTER, lambda n, f=free: _lockout(n, f))
+            until = max(filter(None, (until, locked_key)), default=None)
+        if until is not None:
+            raise _too_many(until)
+        raise NotSignedIn("Wrong user name or password.")
 
     def verify_token(self, token: str) -> User | None:
         rec = self.ctx.metadata.users.user_for_token(token_hash(token))
         return None if rec is None or rec.disabled else _public(rec)
 
-    def list_tokens(self, username: str) -> list[TokenInfo]:
-        return [_token(t) for t in self.ctx.metadata.users.tokens(username)]
+    def issue_session(self, user: User) -> str:
+        """A new server-side session for ``user``; returns the cookie value (shown only to the browser)."""
+        token = secrets.token_urlsafe(32)
+        lifetime = timedelta(hours=self.ctx.settings.session_max_hours)
+        self.ctx.metadata.sessions.create(user.id, token_hash(token), lifetime)
+        return token
 
-    def revoke_token(self, username: str, token_id: int, actor: str | None = None) -> None:
-        self.ctx.metadata.users.revoke_token(username, token_id, actor or self.ctx.settings.actor)
-
-    # -- UI sessions -----------------------------------------------------------------------------
-    def issue_session(self, user: User, seconds: int = SESSION_SECONDS) -> str:
-        """A signed cookie value naming the user and its expiry."""
-        body = _b64(json.dumps({"u": user.id, "exp": int(time.time()) + seconds,
-                                "n": secrets.token_hex(4)}).encode())
-        return f"{body}.{self._sign(body)}"
-
-    def verify_session(self, cookie: str) -> User | None:
-        """The user of a valid, unexpired session cookie whose account is still enabled."""
-        body, _, sig = cookie.partition(".")
-        if not body or not hmac.compare_digest(sig, self._sign(body)):
+    def verify_session(self, cookie: str, touch: bool = True) -> User | None:
+        """The user of a live session (not ended, within its idle and absolute limits, account enabled);
+        ``touch=False`` checks without counting as activity."""
+        if not cookie or len(cookie) > 200:
             return None
-        try:
-            data = json.loads(_unb64(body))
-            user_id, expires = int(data["u"]), int(data["exp"])
-        except (ValueError, KeyError, TypeError):
+        found = self.ctx.metadata.sessions.user_for(token_hash(cookie),
+                                                      timedelta(minutes=self.ctx.settings.session_idle_minutes), touch)
+        if found is None:
             return None
-        if expires < time.time():
-            return None
-        rec = self.ctx.metadata.users.get_by_id(user_id)
-        return None if rec is None or rec.disabled else _public(rec)
+        rec, info = found
+        return _public(rec, session_id=info.id)
 
-    def require(self, user: User | None, role: Role) -> User:
-        if user is None:
-            raise AccessDenied("Sign in or send an API token.")
-        if not user.can(role):
-            raise AccessDenied(f"User '{user.username}' ({user.role}) may not do this; it needs the {role} role.")
-        return user
+    def end_session(self, cookie: str) -> bool:
+        """Sign out: the session ends for every page and process at once."""
+        return bool(cookie) and self.ctx.metadata.sessions.end(token_hash(cookie), "signed out")
 
-    def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._secret(), body.encode(), hashlib.sha256).digest())
+    # -- plumbing --------------------------------------------------------------------------------
+    def _self_or_admin(self, username: str) -> User:
+        actor = self.ctx.require("viewer")
+        if actor.username != username and not actor.can("admin"):
+            raise AccessDenied(f"User '{actor.username}' may manage only their own account; this needs the "
+                               "admin role.")
+        return actor
 
-    def _secret(self) -> bytes:
-        cached: bytes | None = self.__dict__.get("_session_secret")
-        if cached is not None:
-            return cached
-        path = self.ctx.settings.state_dir / SESSION_KEY_FILE
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-        secret = bytes.fromhex(path.read_text().strip())
-        self.__dict__["_session_secret"] = secret
-        return secret
+    def _keep_an_admin(self, username: str) -> None:
+        admins = [u for u in self.ctx.metadata.users.all() if u.role == "admin" and not u.disabled]
+        if [u.username for u in admins] == [username]:
+            raise ConflictError(f"'{username}' is the only enabled admin.",
+                                hint="Make another user admin first, so someone can still manage users.")
+
+    def _audit_failure(self, username: str, client: str | None, why: str) -> None:
+        shown = username if _USERNAME.match(username) else "(invalid user name)"
+        self.ctx.metadata.audit(shown, "auth.login_failed", "user", shown, None,
+                                {"reason": why, "client": client or "unknown"})
+
+
+# Sign-in throttling: the first failures are free, then each further one locks the user name (or
+# the client address, which gets more room for shared NAT) for twice as long, up to 15 minutes.
+USER_FREE_FAILURES: Final = 4
+CLIENT_FREE_FAILURES: Final = 20
+MAX_LOCKOUT: Final = timedelta(minutes=15)
+FAILURES_FORGOTTEN_AFTER: Final = timedelta(hours=1)
+
+
+def _lockout(failures: int, free: int) -> timedelta | None:
+    if failures <= free:
+        return None
+    return min(timedelta(seconds=2 ** min(failures - free, 20)), MAX_LOCKOUT)
+
+
+def _too_many(until: datetime) -> TooManyAttempts:
+    wait = max(1, int((until - datetime.now(UTC)).total_seconds() + 0.999))
+    return TooManyAttempts(f"Too many failed sign-ins; try again in {wait} s.", retry_after=wait,
+                           hint="An admin can reset the password with 'flowforge users passwd'.")
+
+
+def local_user(name: str) -> User:
+    """The person at the project's command line: they hold its files and keys, so they act as admin."""
+    return User(0, name, "admin", datetime.now(UTC), False, local=True)
 
 
 # A well-formed hash no password matches, checked when the user does not exist.
@@ -213,8 +279,8 @@ def _check_password(password: str) -> None:
         raise ConfigError(f"The password is too short (at least {MIN_PASSWORD} characters).")
 
 
-def _public(rec: UserRecord) -> User:
-    return User(rec.id, rec.username, rec.role, rec.created_at, rec.disabled)
+def _public(rec: UserRecord, session_id: int | None = None) -> User:
+    return User(rec.id, rec.username, rec.role, rec.created_at, rec.disabled, session_id)
 
 
 def _token(rec: TokenRecord) -> TokenInfo:

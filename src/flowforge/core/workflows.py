@@ -2,12 +2,13 @@
 their registration (status, history, lineage) in the metadata store.
 
 Every change is validated with the spec models first (errors carry file:line), written to
-``workflows/<name>.yml``, registered, and audited under the caller's name.
+``workflows/<name>.yml``, registered, and audited under the acting user's name. Reading needs
+the viewer role and changing the editor role; the service checks it itself.
 
 Example::
 
-    detail = ctx.workflows.create(yaml_text, actor="alice")
-    ctx.workflows.pause(detail.name, actor="alice")
+    detail = ctx.workflows.create(yaml_text)          # ctx acting as an editor
+    ctx.workflows.pause(detail.name)
     [w.name for w in ctx.workflows.list(status="paused")]
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from flowforge.spec.workflow import Workflow
 
 Source = str | Mapping[str, Any]
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class WorkflowService:
     def list(self, team: str | None = None, environment: str | None = None, status: str | None = None,
              tag: str | None = None, search: str | None = None) -> builtins.list[WorkflowSummary]:
         """Every matching workflow by name; workflow files that do not parse come last, as status 'invalid'."""
+        self.ctx.require("viewer")
         page = self.page(team=team, environment=environment, status=status, tag=tag, search=search)
         return [*page.items, *page.invalid]
 
@@ -119,6 +123,7 @@ class WorkflowService:
              limit: int | None = None) -> WorkflowPage:
         """One page of matching workflows (filtered and paged in the metadata store), the number matching,
         and the workflow files that do not parse. A file not yet registered is registered first."""
+        self.ctx.require("viewer")
         invalid, _ = self._register_new_files(self.ctx.metadata.workflow_names())
         briefs, total = self.ctx.metadata.workflow_briefs(team=team, environment=environment, status=status,
                                                           tag=tag, search=search, offset=offset, limit=limit)
@@ -131,7 +136,9 @@ class WorkflowService:
 
     def resolve(self, name_or_id: str | int) -> str:
         """The workflow's name from its name or numeric id."""
-        key: str | int = int(name_or_id) if str(name_or_id).isdigit() else str(name_or_id)
+        self.ctx.require("viewer")
+        text = str(name_or_id)
+        key: str | int = int(text) if re.fullmatch(r"[0-9]{1,18}", text) else text
         record = self.ctx.metadata.get_workflow(key)
         if record is not None:
             return record.name
@@ -140,6 +147,7 @@ class WorkflowService:
         raise NotFoundError(f"No workflow '{name_or_id}'.", hint="List workflows with GET /api/v1/workflows.")
 
     def get(self, name: str) -> WorkflowDetail:
+        self.ctx.require("viewer")
         record = self._record(name)
         path = self._file(name)
         text = path.read_text(encoding="utf-8") if path else dump_yaml(record.spec)
@@ -153,27 +161,30 @@ class WorkflowService:
             runs=tuple(_brief(r) for r in runs))
 
     # -- changing workflows -------------------------------------------------------------------
-    def create(self, source: Source, actor: str | None = None) -> WorkflowDetail:
+    def create(self, source: Source) -> WorkflowDetail:
+        self.ctx.require("editor")
         text = _text(source)
         wf = _parse(text, "new workflow")
         if self.ctx.metadata.get_workflow(wf.name) is not None or self._file(wf.name) is not None:
             raise ConflictError(f"A workflow named '{wf.name}' already exists.",
                                 hint="Pick another name, or edit the existing workflow.")
-        self._write(self.ctx.settings.workflows_path / f"{wf.name}.yml", text, wf, actor)
+        self._write(self.ctx.settings.workflows_path / f"{wf.name}.yml", text, wf)
         return self.get(wf.name)
 
-    def update(self, name: str, source: Source, actor: str | None = None) -> WorkflowDetail:
+    def update(self, name: str, source: Source) -> WorkflowDetail:
+        self.ctx.require("editor")
         self._record(name)
         text = _text(source)
         wf = _parse(text, f"workflow '{name}'")
         if wf.name != name:
             raise SpecError(f"name: the workflow is '{name}'; a new name would be a new workflow",
                             hint="Clone it to get a copy under another name.")
-        self._write(self._file(name) or self.ctx.settings.workflows_path / f"{name}.yml", text, wf, actor)
+        self._write(self._file(name) or self.ctx.settings.workflows_path / f"{name}.yml", text, wf)
         return self.get(name)
 
-    def delete(self, name: str, actor: str | None = None) -> None:
+    def delete(self, name: str) -> None:
         """Remove the file and the registration (with run history); lakehouse tables stay."""
+        self.ctx.require("editor")
         path = self._file(name)
         record = self.ctx.metadata.get_workflow(name)
         if path is None and record is None:
@@ -181,23 +192,27 @@ class WorkflowService:
         if path is not None:
             path.unlink()
         if record is not None:
-            self.ctx.metadata.delete_workflow(name, self._actor(actor))
+            self.ctx.metadata.delete_workflow(name, self.ctx.actor)
         else:
-            self.ctx.metadata.audit(self._actor(actor), "workflow.delete", "workflow", name, {"file": str(path)})
+            self.ctx.metadata.audit(self.ctx.actor, "workflow.delete", "workflow", name, {"file": str(path)})
 
-    def clone(self, name: str, new_name: str, actor: str | None = None) -> WorkflowDetail:
+    def clone(self, name: str, new_name: str) -> WorkflowDetail:
+        self.ctx.require("editor")
         spec = self._spec_dict(name)
         spec["name"] = new_name
-        return self.create(spec, actor)
+        return self.create(spec)
 
-    def pause(self, name: str, actor: str | None = None) -> WorkflowSummary:
-        return self._set_status(name, "paused", actor)
+    def pause(self, name: str) -> WorkflowSummary:
+        self.ctx.require("editor")
+        return self._set_status(name, "paused")
 
-    def resume(self, name: str, actor: str | None = None) -> WorkflowSummary:
-        return self._set_status(name, "active", actor)
+    def resume(self, name: str) -> WorkflowSummary:
+        self.ctx.require("editor")
+        return self._set_status(name, "active")
 
     def check(self, source: Source) -> builtins.list[ValidationIssue]:
         """Every problem of a whole workflow's YAML, with lines (empty when it is valid)."""
+        self.ctx.require("viewer")
         from flowforge.spec.loader import load_yaml_text
         from flowforge.spec.workflow import Workflow
 
@@ -215,6 +230,7 @@ class WorkflowService:
 
     # -- jobs ---------------------------------------------------------------------------------
     def get_job(self, workflow: str, job: str) -> JobInfo:
+        self.ctx.require("viewer")
         spec = _spec_of(self._record(workflow))
         for j in spec.jobs:
             if j.name == job:
@@ -222,30 +238,34 @@ class WorkflowService:
         raise NotFoundError(f"Workflow '{workflow}' has no job '{job}'.",
                             hint=f"Jobs: {', '.join(j.name for j in spec.jobs)}.")
 
-    def add_job(self, workflow: str, job: Source, actor: str | None = None) -> JobInfo:
+    def add_job(self, workflow: str, job: Source) -> JobInfo:
+        self.ctx.require("editor")
         spec = self._spec_dict(workflow)
         new = _mapping(job)
         if any(j.get("name") == new.get("name") for j in spec["jobs"]):
             raise ConflictError(f"Workflow '{workflow}' already has a job '{new.get('name')}'.")
         spec["jobs"].append(new)
-        self._save(workflow, spec, actor, "job.create", str(new.get("name")))
+        self._save(workflow, spec, "job.create", str(new.get("name")))
         return self.get_job(workflow, str(new["name"]))
 
-    def update_job(self, workflow: str, job: str, new: Source, actor: str | None = None) -> JobInfo:
+    def update_job(self, workflow: str, job: str, new: Source) -> JobInfo:
+        self.ctx.require("editor")
         spec = self._spec_dict(workflow)
         data = _mapping(new)
         index = _job_index(spec, workflow, job)
         spec["jobs"][index] = data
-        self._save(workflow, spec, actor, "job.update", job)
+        self._save(workflow, spec, "job.update", job)
         return self.get_job(workflow, str(data.get("name", job)))
 
-    def delete_job(self, workflow: str, job: str, actor: str | None = None) -> None:
+    def delete_job(self, workflow: str, job: str) -> None:
+        self.ctx.require("editor")
         spec = self._spec_dict(workflow)
         del spec["jobs"][_job_index(spec, workflow, job)]
-        self._save(workflow, spec, actor, "job.delete", job)
+        self._save(workflow, spec, "job.delete", job)
 
-    def clone_job(self, workflow: str, job: str, new_name: str, actor: str | None = None) -> JobInfo:
+    def clone_job(self, workflow: str, job: str, new_name: str) -> JobInfo:
         """A copy of ``job`` named ``new_name``; its target tables get a ``_copy`` suffix (a table has one writer)."""
+        self.ctx.require("editor")
         spec = self._spec_dict(workflow)
         data = copy.deepcopy(spec["jobs"][_job_index(spec, workflow, job)])
         data["name"] = new_name
@@ -257,11 +277,12 @@ class WorkflowService:
                 n += 1
                 table["target"] = f"{base}{n}"
             taken.add(table["target"])
-        return self.add_job(workflow, data, actor)
+        return self.add_job(workflow, data)
 
     def validate_job(self, workflow: str, job: Source) -> builtins.list[ValidationIssue]:
         """Problems of one job (new or edited, matched by name) inside its workflow; lines refer to
         the job's own YAML when text is given. Empty when the job is valid."""
+        self.ctx.require("viewer")
         from flowforge.spec.loader import line_for, load_yaml_text
         from flowforge.spec.workflow import Workflow
 
@@ -286,10 +307,9 @@ class WorkflowService:
         return []
 
     # -- plumbing ---------------------------------------------------------------------------------
-    def _actor(self, actor: str | None) -> str:
-        return actor or self.ctx.settings.actor
-
     def _file(self, name: str) -> Path | None:
+        if not _NAME.match(name):  # a name, never a path: '../x' finds nothing
+            return None
         for suffix in (".yml", ".yaml"):
             path = self.ctx.settings.workflows_path / f"{name}{suffix}"
             if path.exists():
@@ -314,23 +334,23 @@ class WorkflowService:
             raise SpecError("the workflow file has no list of jobs", file=str(path))
         return data
 
-    def _save(self, name: str, spec: dict[str, Any], actor: str | None, action: str, job: str) -> None:
+    def _save(self, name: str, spec: dict[str, Any], action: str, job: str) -> None:
         text = dump_yaml(spec)
         path = self._file(name) or self.ctx.settings.workflows_path / f"{name}.yml"
-        self._write(path, text, _parse(text, str(path)), actor)
-        self.ctx.metadata.audit(self._actor(actor), action, "job", f"{name}.{job}")
+        self._write(path, text, _parse(text, str(path)))
+        self.ctx.metadata.audit(self.ctx.actor, action, "job", f"{name}.{job}")
 
-    def _write(self, path: Path, text: str, wf: Workflow, actor: str | None) -> None:
+    def _write(self, path: Path, text: str, wf: Workflow) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
-        self.ctx.register_workflow(wf, path, actor=self._actor(actor))
+        self.ctx.register_workflow(wf, path)
 
-    def _set_status(self, name: str, status: str, actor: str | None) -> WorkflowSummary:
+    def _set_status(self, name: str, status: str) -> WorkflowSummary:
         self._record(name)
         record = self.ctx.metadata.set_workflow_status(name, "paused" if status == "paused" else "active",
-                                                       self._actor(actor))
+                                                       self.ctx.actor)
         return _summary(record, self.ctx.metadata.latest_runs().get(name))
 
     def _register_new_files(self, known: set[str]) -> tuple[builtins.list[WorkflowSummary], int]:

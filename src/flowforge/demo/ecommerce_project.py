@@ -68,7 +68,7 @@ def setup_ecommerce_project(project_dir: Path, *, scale: float = 1.0, seed: int 
     workflow.write_text(text, encoding="utf-8")
     gitignore = project_dir / ".gitignore"
     if not gitignore.exists():
-        gitignore.write_text("lakehouse/\n.flowforge/\n.env\nstaging/\ndata/\n", encoding="utf-8")
+        gitignore.write_text("lakehouse/\n.flowforge/\n.env\ndata/\n", encoding="utf-8")
     return EcommerceProject(project_dir, workflow, load, bool(postgres_url))
 
 

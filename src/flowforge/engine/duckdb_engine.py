@@ -6,6 +6,12 @@ tables whose protocol needs more than plain Parquet (deletion vectors, column ma
 partitions), are read through Arrow datasets backed by delta-rs' object store: DuckDB's own
 S3 reader is the httpfs extension, and extensions are never installed or loaded (they
 download at run time).
+
+Every query runs sealed (see ``flowforge.engine.sandbox``): once the tables are registered,
+``seal()`` leaves only their Parquet files readable, turns file system, network and extension
+access off and locks the configuration; ``query`` and ``reader`` also refuse SQL that names
+anything outside the registered tables. Python objects are never found by name (DuckDB's
+replacement scans are off), so a query cannot read a variable of the process.
 """
 
 from __future__ import annotations
@@ -30,11 +36,14 @@ class DuckDBEngine:
     def __init__(self, threads: int | None = None) -> None:
         import duckdb
 
-        config: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        config: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                                  "python_enable_replacements": False, "allow_community_extensions": False}
         if threads:
             config["threads"] = threads
         self.con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:", config=config)
         self._keep: list[Any] = []  # Arrow objects registered by reference must outlive the views
+        self._files: list[str] = []  # the local Parquet files the views read: all a sealed engine may open
+        self.sealed = False
 
     def close(self) -> None:
         self.con.close()
@@ -57,6 +66,7 @@ class DuckDBEngine:
 
         from flowforge.storage.options import is_remote
 
+        self._unsealed(name)
         if not files:
             self.register_arrow(name, pa.schema(schema).empty_table())
             return
@@ -65,6 +75,7 @@ class DuckDBEngine:
 
             self.register_arrow(name, parquet_dataset(files, pa.schema(schema), storage_options))
             return
+        self._files.extend(files)
         file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS "
@@ -72,21 +83,56 @@ class DuckDBEngine:
         )
 
     def register_arrow(self, name: str, data: Any) -> None:
+        self._unsealed(name)
         self._keep.append(data)
         self.con.register(f"__arrow_{name}", data)
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT * FROM {quote('__arrow_' + name)}")
 
-    def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        """Small internal queries (counts, DESCRIBE); always fetched to the end."""
-        return self.con.execute(sql).fetchall()
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """FlowForge's own small queries (counts, DESCRIBE, never a user's SQL); fetched to the end."""
+        return self.con.execute(sql, params).fetchall()
+
+    def arrow(self, sql: str) -> pa.Table:
+        """FlowForge's own SQL (never a user's) as Arrow, without sealing the engine: for an engine
+        that keeps registering tables, such as the search index."""
+        rel = self.con.sql(sql)
+        fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
+        table: pa.Table = fetch()
+        return table
 
     def columns(self, name: str) -> list[str]:
         return [r[0] for r in self.rows(f"DESCRIBE {quote(name)}")]
 
+    def seal(self) -> None:
+        """Leave only the registered tables' files readable: no file system, network or extension
+        access, and no setting can be changed back. Views cannot be added after this."""
+        if self.sealed:
+            return
+        allowed = ", ".join("'" + f.replace("'", "''") + "'" for f in dict.fromkeys(self._files))
+        self.con.execute(f"SET allowed_paths = [{allowed}]")
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+        self.sealed = True
+
+    def _unsealed(self, name: str) -> None:
+        if self.sealed:
+            raise RuntimeError(f"cannot register {name!r}: the engine is sealed (register every table first)")
+
+    def _checked(self, sql: str, context: str) -> None:
+        from flowforge.engine.sandbox import UnsafeSQL, check_query
+
+        try:
+            check_query(sql, context)
+        except UnsafeSQL as exc:
+            raise UserCodeError(str(exc), hint="User SQL reads lakehouse tables by name; files, settings and "
+                                               "other databases are out of its reach.") from None
+        self.seal()
+
     def query(self, sql: str, context: str) -> pa.Table:
-        """Run user SQL; its errors come back as UserCodeError naming ``context``."""
+        """Run SQL in the sandbox; its errors come back as UserCodeError naming ``context``."""
         import duckdb
 
+        self._checked(sql, context)
         try:
             rel = self.con.sql(sql)
             # DuckDB 2 renamed arrow()/fetch_arrow_reader() to to_arrow_table()/to_arrow_reader()
@@ -100,6 +146,7 @@ class DuckDBEngine:
     def reader(self, sql: str, context: str, batch_size: int = 100_000) -> pa.RecordBatchReader:
         import duckdb
 
+        self._checked(sql, context)
         try:
             rel = self.con.sql(sql)
             reader = getattr(rel, "to_arrow_reader", None) or rel.fetch_arrow_reader

@@ -1,15 +1,14 @@
 """Where an export may write: the one check for user-given output folders.
 
 A workflow file, the API or the CLI names the folder; it is user input. ``output_location`` is
-the single function every caller goes through, so one policy (today: stay out of the project's
-``.flowforge`` state folder and the lakehouse, and no ``..`` climbing out of the project for a
-relative path) can become "inside a configured data root" in one place.
+the single function every caller goes through: a local folder must lie under one of the
+project's ``data_roots`` (default ``data``) and never reach the ``.flowforge`` state folder or the
+lakehouse (``flowforge.core.roots``, symlinks followed); an ``s3://`` prefix must not be inside
+an object-store lakehouse.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flowforge.errors import ConfigError
@@ -20,11 +19,7 @@ if TYPE_CHECKING:
 
 
 def output_location(target: str, settings: Settings) -> str:
-    """``target`` as an absolute local path or an ``s3://`` URI, refused where writing would harm the project.
-
-    Relative paths are resolved against the project folder and must stay inside it; no path may
-    reach the metadata and key folder (``.flowforge``) or the lakehouse's own tables.
-    """
+    """``target`` as an absolute local path under a data root, or an ``s3://`` URI; else ConfigError."""
     text = str(target).strip()
     if not text:
         raise ConfigError("The export target is empty.", hint="Give a folder or an s3://bucket/prefix.")
@@ -38,25 +33,10 @@ def output_location(target: str, settings: Settings) -> str:
         return text.rstrip("/")
     if "\x00" in text:
         raise ConfigError("The export target contains a NUL character.")
-    project = settings.project_dir.resolve()
-    raw = Path(text).expanduser()
-    path = (raw if raw.is_absolute() else project / raw).resolve()
-    if not raw.is_absolute() and not _inside(path, project):
-        raise ConfigError(f"Export target {text!r} leaves the project folder ({project}).",
-                          hint="Give a folder inside the project, or an absolute path.")
-    forbidden = [settings.state_dir]
-    if not is_remote(settings.lakehouse_root):
-        forbidden.append(Path(settings.lakehouse_root))
-    for place in forbidden:
-        place = place.resolve()
-        if _inside(path, place) or _inside(place, path):
-            raise ConfigError(f"Export target {text!r} resolves to {path}, which overlaps {place}.",
-                              hint="FlowForge keeps its metadata, keys and Delta tables there; pick another folder.")
-    return os.fspath(path)
+    from flowforge.core.roots import confine
 
-
-def _inside(path: Path, parent: Path) -> bool:
-    return path == parent or parent in path.parents
+    # local files FlowForge touches live under the project's data roots, never in its state or lakehouse
+    return confine(settings, text, "Export target")
 
 
 def _inside_uri(uri: str, parent: str) -> bool:

@@ -1,7 +1,7 @@
 """Staging snapshots: tables of a connection or a lakehouse layer to dated CSV or Parquet files.
 
 ```bash
-flowforge export --from shop_db --to staging --format csv            # all tables of the schema
+flowforge export --from shop_db --to data/staging --format csv       # all tables of the schema
 flowforge export --from gold --tables dim_customer,fact_orders --to s3://lake/exports --format parquet
 ```
 

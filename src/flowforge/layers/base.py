@@ -34,12 +34,18 @@ class JobContext:
     connector: Callable[[str], Connector]
     log: logging.Logger
     lines: list[str] = field(default_factory=list)
+    on_progress: Callable[[int, int], None] | None = None
     settings: Settings | None = None  # the project's (job kinds that resolve paths against it need it)
 
     def note(self, message: str) -> None:
         """A line for the job run's log (kept in the metadata store and shown by the CLI)."""
         self.lines.append(message)
         self.log.info("%s: %s", self.job.name, message)
+
+    def progress(self, done: int, total: int) -> None:
+        """How far a long job is (the CLI draws a progress bar from it)."""
+        if self.on_progress is not None:
+            self.on_progress(done, total)
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ def register_executor(kind: str) -> Callable[[E], E]:
 def executor_for(kind: str) -> Executor:
     import flowforge.layers.bronze
     import flowforge.layers.cdc
+    import flowforge.layers.embed
     import flowforge.layers.export
     import flowforge.layers.gold
     import flowforge.layers.publish

@@ -122,15 +122,36 @@ def plan_for(engine: DuckDBEngine, spec: SilverTable | GoldTable, *, meta: tuple
                     stamped=stamped, close_deleted=spec.close_deleted, drop_unchanged=clock)
 
 
-def scd2_changes(engine: DuckDBEngine, plan: Scd2Plan, target: DeltaTable | None,
+def register_target(engine: DuckDBEngine, target: DeltaTable | None) -> None:
+    """Register the stored history as ``__scd2_target`` (before any user SQL seals the engine)."""
+    if target is not None:
+        engine.register_delta(TARGET, target)
+
+
+def materialize(engine: DuckDBEngine, name: str, sql: str, context: str) -> None:
+    """Run a user's SELECT into a temporary table, sandboxed as ``DuckDBEngine.query`` runs it: the SQL
+    is checked first and the engine sealed (only the registered tables' files stay readable)."""
+    from flowforge.engine.sandbox import UnsafeSQL, check_query
+    from flowforge.errors import UserCodeError
+
+    try:
+        check_query(sql, context)
+    except UnsafeSQL as exc:
+        raise UserCodeError(str(exc), hint="User SQL reads lakehouse tables by name; files, settings and other "
+                                           "databases are out of its reach.") from None
+    engine.seal()
+    run_sql(engine, f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {sql}", context)
+
+
+def scd2_changes(engine: DuckDBEngine, plan: Scd2Plan, has_target: bool,
                  deleted_at: str | None = None) -> Scd2Changes:
-    """The merge rows that bring ``target`` to the history implied by ``__scd2_in`` (and ``__scd2_live``,
-    the live keys, with ``close_deleted``; ``deleted_at`` is the SQL instant of those deletes)."""
+    """The merge rows that bring the stored history (``__scd2_target``, see ``register_target``) to the
+    history implied by ``__scd2_in`` (and ``__scd2_live``, the live keys, with ``close_deleted``;
+    ``deleted_at`` is the SQL instant of those deletes)."""
     k = [quote(c) for c in plan.keys]
     keys = ", ".join(k)
     vf, vt, cur, ch = (quote(c) for c in (plan.valid_from, plan.valid_to, plan.is_current, CHANGED))
-    if target is not None:
-        engine.register_delta(TARGET, target)
+    if has_target:
         have = set(engine.columns(TARGET))
         missing = [c for c in (*plan.keys, plan.valid_from, plan.valid_to, plan.is_current, CHANGED) if c not in have]
         if missing:
@@ -138,7 +159,7 @@ def scd2_changes(engine: DuckDBEngine, plan: Scd2Plan, target: DeltaTable | None
                                     f"SCD2 history with these keys.",
                                     hint="Give the table a new target name, or drop the old table first.")
     else:
-        engine.register_arrow(TARGET, _empty_target(engine, plan))
+        engine.con.execute(f"CREATE OR REPLACE TEMP TABLE {TARGET} AS {_empty_target(plan)}")
         have = set(engine.columns(TARGET))
     x = engine.con.execute
     touched = f"SELECT DISTINCT {keys} FROM {INCOMING}"
@@ -207,11 +228,11 @@ def scd2_changes(engine: DuckDBEngine, plan: Scd2Plan, target: DeltaTable | None
     out = plan.output()
     cols = ", ".join(f"CAST(now() AS TIMESTAMPTZ) AS {quote(c)}" if c == plan.stamped else f"n.{quote(c)}"
                      for c in out)
-    rows = engine.query(
+    rows = engine.arrow(  # FlowForge's own SQL over temporary tables
         f"SELECT {cols}, CASE WHEN o.{vf} IS NULL THEN 'insert' ELSE 'update' END AS __action "
         f"FROM __versions n LEFT JOIN __old o ON {on} WHERE o.{vf} IS NULL OR {differs} "
         f"UNION ALL BY NAME SELECT {', '.join('o.' + q for q in k)}, o.{vf}, 'delete' AS __action "
-        f"FROM __old o ANTI JOIN __versions n ON {on}", "SCD2 merge")
+        f"FROM __old o ANTI JOIN __versions n ON {on}")
     import pyarrow.compute as pc
 
     action = rows.column("__action")
@@ -243,12 +264,12 @@ def _at_type(engine: DuckDBEngine) -> str:
     return str(row[0][0]) if row else "TIMESTAMP WITH TIME ZONE"
 
 
-def _empty_target(engine: DuckDBEngine, plan: Scd2Plan) -> pa.Table:
+def _empty_target(plan: Scd2Plan) -> str:
     """An empty history with the input's column types, so the first run uses the same SQL."""
     k = ", ".join(quote(c) for c in (*plan.keys, *plan.columns))
     vf, vt, cur = quote(plan.valid_from), quote(plan.valid_to), quote(plan.is_current)
-    return engine.query(f"SELECT {k}, __at AS {vf}, __at AS {vt}, true AS {cur}, __at AS {quote(CHANGED)} "
-                        f"FROM {INCOMING} LIMIT 0", "SCD2 history")
+    return (f"SELECT {k}, __at AS {vf}, __at AS {vt}, true AS {cur}, __at AS {quote(CHANGED)} "
+            f"FROM {INCOMING} LIMIT 0")
 
 
 def write_changes(store: LakehouseStore, layer: str, table: str, target: DeltaTable | None, plan: Scd2Plan,
@@ -345,9 +366,9 @@ def silver_scd2(ctx: JobContext, spec: SilverTable) -> TableResult:
     try:
         engine.register_files(BRONZE_VIEW, _new_files(ctx, bronze, seen), bronze.schema().to_arrow(),
                               storage_options=ctx.store.storage_options)
+        register_target(engine, target)
         _check_columns(engine, spec)
-        run_sql(engine, f"CREATE OR REPLACE TEMP TABLE {INCOMING} AS {_silver_input_sql(spec, BRONZE_VIEW)}",
-                f"silver table {spec.target}")
+        materialize(engine, INCOMING, _silver_input_sql(spec, BRONZE_VIEW), f"silver table {spec.target}")
         check_null_keys(engine, spec.keys, spec.target, spec.source)
         rows_in = int(engine.rows(f"SELECT count(*) FROM {INCOMING}")[0][0])
         plan = plan_for(engine, spec, meta=("_batch_id", "_silver_updated_at"), stamped="_silver_updated_at",
@@ -359,7 +380,7 @@ def silver_scd2(ctx: JobContext, spec: SilverTable) -> TableResult:
             engine.con.execute(f"CREATE OR REPLACE TEMP TABLE {LIVE} AS SELECT DISTINCT {keys} FROM {INCOMING} "
                                f"WHERE __ingested = (SELECT max(__ingested) FROM {INCOMING})")
             deleted_at = (f"(SELECT CAST(max(__ingested) AS {_at_type(engine)}) FROM {INCOMING})")
-        changes = scd2_changes(engine, plan, target, deleted_at)
+        changes = scd2_changes(engine, plan, target is not None, deleted_at)
     finally:
         engine.close()
     progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
@@ -376,13 +397,14 @@ def silver_scd2(ctx: JobContext, spec: SilverTable) -> TableResult:
 
 def _silver_input_sql(spec: SilverTable, source: str) -> str:
     """Typed, derived bronze rows with ``__at`` (when the change happened), ``__first`` and ``__seq``."""
+    from flowforge.engine.sandbox import check_type
     from flowforge.spec.jobs import AUDIT_COLUMNS
 
     if spec.columns:
         base = [quote(c) for c in spec.columns if c not in spec.casts]
     else:
         base = [f"* EXCLUDE ({', '.join(quote(c) for c in (*AUDIT_COLUMNS, *spec.casts))})"]
-    casts = [f"CAST({quote(c)} AS {t}) AS {quote(c)}" for c, t in spec.casts.items()]
+    casts = [f"CAST({quote(c)} AS {check_type(t)}) AS {quote(c)}" for c, t in spec.casts.items()]
     derived = "".join(f", ({expr}) AS {quote(name)}" for name, expr in spec.derived.items())
     changed = spec.changed_at or spec.order_by
     at = quote(changed) if changed else "_ingestion_time"
@@ -414,15 +436,16 @@ def gold_scd2(ctx: JobContext, spec: GoldTable) -> TableResult:
             engine.register_delta(name, found[1])
             versions[name] = found[1].version()
             rows_in += row_count(found[1])
-        result = engine.query(spec.sql, f"gold table {spec.target}")
-        engine.register_arrow("__gold_sql", result)
+        register_target(engine, target)
+        materialize(engine, "__gold_sql", spec.sql, f"gold table {spec.target}")
         run_time = utc_literal(started, "TIMESTAMP WITH TIME ZONE")
         at = quote(spec.changed_at) if spec.changed_at else run_time
         first = quote(spec.first_valid_from) if spec.first_valid_from else "NULL"
+        names = engine.columns("__gold_sql")
         for col in filter(None, (spec.changed_at, spec.first_valid_from)):
-            if col not in result.column_names:
+            if col not in names:
                 raise SourceSchemaError(f"Gold table {spec.target}: column '{col}' (changed_at/first_valid_from) is "
-                                        f"not in its SQL's result.", hint=f"Columns: {', '.join(result.column_names)}.")
+                                        f"not in its SQL's result.", hint=f"Columns: {', '.join(names)}.")
         run_sql(engine, f"CREATE OR REPLACE TEMP TABLE {INCOMING} AS SELECT *, {at} AS __at, {first} AS __first, "
                         f"row_number() OVER () AS __seq FROM __gold_sql", f"gold table {spec.target}")
         check_null_keys(engine, spec.keys, spec.target, "its SQL")
@@ -433,7 +456,7 @@ def gold_scd2(ctx: JobContext, spec: GoldTable) -> TableResult:
             keys = ", ".join(quote(c) for c in spec.keys)
             engine.con.execute(f"CREATE OR REPLACE TEMP TABLE {LIVE} AS SELECT DISTINCT {keys} FROM {INCOMING}")
             deleted_at = utc_literal(started, _at_type(engine))
-        changes = scd2_changes(engine, plan, target, deleted_at)
+        changes = scd2_changes(engine, plan, target is not None, deleted_at)
     finally:
         engine.close()
     if changes.empty and target is not None:

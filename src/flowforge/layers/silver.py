@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flowforge.engine.duckdb_engine import DuckDBEngine
+from flowforge.engine.sandbox import check_type
 from flowforge.engine.sql import quote
 from flowforge.errors import CheckFailed, ConfigError, SourceSchemaError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
@@ -115,7 +116,7 @@ def build_select(spec: SilverTable, source: str) -> str:
     else:
         audit = ", ".join(quote(c) for c in (*AUDIT_COLUMNS, *spec.casts))
         base = [f"* EXCLUDE ({audit})"]
-    casts = [f"CAST({quote(c)} AS {t}) AS {quote(c)}" for c, t in spec.casts.items()]
+    casts = [f"CAST({quote(c)} AS {check_type(t)}) AS {quote(c)}" for c, t in spec.casts.items()]
     projection = ", ".join([*base, *casts, "_batch_id", "_ingestion_time"])
     sql = f"WITH typed AS (SELECT {projection} FROM {quote(source)})"
     last = "typed"

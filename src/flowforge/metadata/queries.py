@@ -152,6 +152,10 @@ def latest_runs(conn: Connection, workflow_ids: list[int] | None = None) -> dict
     return {row.workflow_name: RunRecord(**row._mapping, job_runs=()) for row in conn.execute(query)}
 
 
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def workflow_briefs(conn: Connection, *, team: str | None = None, environment: str | None = None,
                     status: str | None = None, tag: str | None = None, search: str | None = None,
                     offset: int = 0, limit: int | None = None) -> tuple[list[WorkflowBrief], int]:
@@ -162,10 +166,11 @@ def workflow_briefs(conn: Connection, *, team: str | None = None, environment: s
                          None if environment is None else w.environment == environment,
                          None if status is None else w.status == status) if c is not None]
     if tag is not None:  # tags are a JSON list of strings: match the quoted element in its text
-        where.append(cast(w.tags, Text).like(f"%{json.dumps(tag)}%"))
-    if search:
-        needle = f"%{search.lower()}%"
-        where.append(or_(func.lower(w.name).like(needle), func.lower(w.description).like(needle)))
+        where.append(cast(w.tags, Text).like(f"%{_like_literal(json.dumps(tag))}%", escape="\\"))
+    if search:  # a plain substring: % and _ in it are characters, not wildcards
+        needle = f"%{_like_literal(search.lower())}%"
+        where.append(or_(func.lower(w.name).like(needle, escape="\\"),
+                         func.lower(w.description).like(needle, escape="\\")))
     total = conn.execute(select(func.count()).select_from(workflows).where(*where)).scalar_one()
     counts = select(jobs.c.workflow_id, func.count().label("n")).group_by(jobs.c.workflow_id).subquery()
     query = (select(w.id, w.name, w.description, w.team, w.environment, w.tags, w.status,

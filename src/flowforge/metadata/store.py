@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
@@ -44,6 +45,7 @@ from flowforge.metadata.tables import (
 )
 
 if TYPE_CHECKING:
+    from flowforge.metadata.sessions import SessionStore
     from flowforge.metadata.users import UserStore
 
 
@@ -433,6 +435,12 @@ class MetadataStore:
         from flowforge.metadata.users import UserStore
 
         return UserStore(self)
+
+    @cached_property
+    def sessions(self) -> SessionStore:
+        from flowforge.metadata.sessions import SessionStore
+
+        return SessionStore(self)
 
     # -- plumbing --------------------------------------------------------------------------------
 

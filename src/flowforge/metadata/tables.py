@@ -218,3 +218,27 @@ api_tokens = Table(
     Column("last_used_at", UTCDateTime(), nullable=True),
     Column("revoked", Boolean, nullable=False),
 )
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # sha256 of the random cookie value; the value itself lives only in the browser
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("ended_why", Text, nullable=True),  # logout | password changed | disabled | ...
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    # "user:<name>" or "client:<address>"
+    Column("key", Text, primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_at", UTCDateTime(), nullable=False),
+    Column("locked_until", UTCDateTime(), nullable=True),
+)

@@ -335,8 +335,8 @@ class Publisher:
             keys = ", ".join(quote(k) for k in spec.keys)
             total = int(engine.rows("SELECT count(*) FROM __new")[0][0])
             # EXCEPT ALL: a row that appears twice now but once before is a change (and a key clash)
-            changed = engine.query("SELECT * FROM __new EXCEPT ALL SELECT * FROM __old", f"publish {target}")
-            gone = engine.query(f"SELECT {keys} FROM __old EXCEPT SELECT {keys} FROM __new", f"publish {target}")
+            changed = engine.arrow("SELECT * FROM __new EXCEPT ALL SELECT * FROM __old")
+            gone = engine.arrow(f"SELECT {keys} FROM __old EXCEPT SELECT {keys} FROM __new")
         finally:
             engine.close()
         if changed.num_rows + gone.num_rows > _FULL_ABOVE * max(total, 1):

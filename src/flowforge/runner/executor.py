@@ -38,12 +38,13 @@ class JobEvent:
 
     job: str
     kind: str
-    status: str  # start | success | failed | skipped
+    status: str  # start | progress | success | failed | skipped
     index: int
     total: int
     seconds: float = 0.0
     result: JobResult | None = None
     error: str | None = None
+    progress: tuple[int, int] | None = None  # (done, total) of a 'progress' event
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class Runner:
             emit(JobEvent(name, job.kind, "start", index, len(order)))
             ctx = JobContext(job=job, workflow=workflow.name, run_id=run.id, batch_id=batch_id,
                              store=self.store, mirror=mirror, connector=self.connector, log=log,
+                             on_progress=_progress_emitter(emit, name, job.kind, index, len(order)),
                              settings=self.settings)
             event = self._run_job(ctx, run.id, index, len(order))
             events.append(event)
@@ -174,3 +176,11 @@ class Runner:
         self.metadata.finish_job_run(job_run_id, status="failed", error=message, log="\n".join(ctx.lines))
         return JobEvent(ctx.job.name, ctx.job.kind, "failed", index, total,
                         time.perf_counter() - start, error=message)
+
+
+def _progress_emitter(emit: Callable[[JobEvent], None], job: str, kind: str, index: int,
+                      total: int) -> Callable[[int, int], None]:
+    def progress(done: int, todo: int) -> None:
+        emit(JobEvent(job, kind, "progress", index, total, progress=(done, todo)))
+
+    return progress

@@ -25,3 +25,22 @@ def _identifier(value: str) -> str:
 
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
+
+
+def _sql_type(value: str) -> str:
+    from flowforge.engine.sandbox import check_type
+
+    check_type(value, "type")  # UnsafeSQL is a ValueError: pydantic reports it at the field
+    return value
+
+
+def _sql_expression(value: str) -> str:
+    from flowforge.engine.sandbox import check_expression
+
+    return check_expression(value, "expression")
+
+
+# A column type for CAST (``decimal(12,2)``): parsed as a type and nothing else.
+SqlType = Annotated[str, AfterValidator(_sql_type)]
+# One SQL expression over a row (a derived column, a condition), inside the user-SQL sandbox.
+SqlExpression = Annotated[str, AfterValidator(_sql_expression)]

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from flowforge.spec.base import Identifier, SpecModel
+from flowforge.spec.base import Identifier, SpecModel, SqlType
 from flowforge.spec.jobs import JobSpec, register_job_kind
 
 
@@ -26,7 +26,7 @@ class ApplyTable(SpecModel):
     keys: tuple[str, ...] = ()
     soft_delete: bool = False
     columns: tuple[str, ...] | None = None
-    casts: dict[str, str] = Field(default_factory=dict)
+    casts: dict[str, SqlType] = Field(default_factory=dict)
 
 
 @register_job_kind("cdc")

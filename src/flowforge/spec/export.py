@@ -26,7 +26,7 @@ class ExportJob(JobSpec):
     - name: staging_snapshot
       kind: export
       source: shop_db
-      to: staging                  # a folder in the project, an absolute path, or s3://bucket/prefix
+      to: data/staging             # a folder under a data root (flowforge.yml: data_roots), or s3://bucket/prefix
       format: csv
     - name: gold_extract
       kind: export

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
-from flowforge.spec.base import Identifier, SpecModel
+from flowforge.spec.base import Identifier, SpecModel, SqlExpression, SqlType
 from flowforge.spec.scd2 import Scd2Fields
 
 JOB_KINDS: dict[str, type[JobSpec]] = {}
@@ -156,8 +156,8 @@ class SilverTable(Scd2Fields):
     keys: tuple[str, ...] = ()
     order_by: str | None = None
     columns: tuple[str, ...] | None = None
-    casts: dict[str, str] = Field(default_factory=dict)
-    derived: dict[Identifier, str] = Field(default_factory=dict)
+    casts: dict[str, SqlType] = Field(default_factory=dict)
+    derived: dict[Identifier, SqlExpression] = Field(default_factory=dict)
     surrogate_key: Identifier | None = None
 
     @model_validator(mode="after")
@@ -211,16 +211,16 @@ class GoldTable(Scd2Fields):
     @field_validator("sql")
     @classmethod
     def _parses(cls, value: str) -> str:
-        from flowforge.engine.sql import referenced_tables
+        from flowforge.engine.sandbox import check_query
 
-        referenced_tables(value)  # raises ValueError with the parser's message
+        check_query(value, "sql")  # UnsafeSQL (a ValueError) names the parse error or the refused construct
         return value
 
     @property
     def references(self) -> tuple[str, ...]:
-        from flowforge.engine.sql import referenced_tables
+        from flowforge.engine.sandbox import check_query
 
-        return referenced_tables(self.sql)
+        return check_query(self.sql, "sql")
 
 
 @register_job_kind("gold")
@@ -248,4 +248,5 @@ class GoldJob(JobSpec):
 
 
 import flowforge.spec.cdc  # noqa: E402,F401  (registers the 'cdc' job kind)
+from flowforge.spec import embed as _embed  # noqa: E402,F401  (registers the 'embed' job kind)
 from flowforge.spec import export, publish  # noqa: E402,F401  (register the 'export' and 'publish' job kinds)

@@ -53,6 +53,7 @@ class CommitResult:
     rows_written: int
     bytes_written: int
     rows_updated: int = 0
+    rows_deleted: int = 0
 
 
 @contextmanager
@@ -258,28 +259,37 @@ class LakehouseStore:
         return self._commit_result(loc, opts, version)
 
     def merge(self, layer: str, table: str, source: pa.Table, keys: tuple[str, ...],
-              progress: dict[str, Any]) -> CommitResult:
-        """Upsert ``source`` on ``keys``: matched rows are replaced, new rows inserted."""
+              progress: dict[str, Any], delete_flag: str | None = None) -> CommitResult:
+        """Upsert ``source`` on ``keys``: matched rows are replaced, new rows inserted. With
+        ``delete_flag``, source rows where that boolean column is true delete their key instead
+        (the flag itself is not stored), all in one commit."""
         from deltalake import CommitProperties
 
         loc = self.location(layer, table)
         opts = self.write_options(loc)
         dt = self._open_uri(loc, options=opts)
         if dt is None:
+            if delete_flag is not None:
+                source = source.filter(_not(source.column(delete_flag))).drop_columns([delete_flag])
             return self.overwrite(layer, table, source, progress)
         predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
         with _storage_errors("merge into", loc, opts):
-            metrics = (
-                dt.merge(source, predicate=predicate, source_alias="s", target_alias="t",
-                         merge_schema=True, post_commithook_properties=_hooks(dt),
-                         commit_properties=CommitProperties(custom_metadata=_encode(progress)))
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute()
-            )
+            builder = dt.merge(source, predicate=predicate, source_alias="s", target_alias="t",
+                               merge_schema=delete_flag is None, post_commithook_properties=_hooks(dt),
+                               commit_properties=CommitProperties(custom_metadata=_encode(progress)))
+            if delete_flag is None:
+                builder = builder.when_matched_update_all().when_not_matched_insert_all()
+            else:
+                values = {f'"{c}"': f's."{c}"' for c in source.column_names if c != delete_flag}
+                keep = f'NOT s."{delete_flag}"'
+                builder = (builder.when_matched_delete(predicate=f's."{delete_flag}"')
+                           .when_matched_update(updates=values, predicate=keep)
+                           .when_not_matched_insert(updates=values, predicate=keep))
+            metrics = builder.execute()
         return CommitResult(version=dt.version(), rows_written=int(metrics["num_target_rows_inserted"]),
                             rows_updated=int(metrics["num_target_rows_updated"]),
-                            bytes_written=int(source.nbytes))
+                            bytes_written=int(source.nbytes),
+                            rows_deleted=int(metrics.get("num_target_rows_deleted", 0)))
 
     def write_options(self, location: str) -> dict[str, str] | None:
         """The options for writing ``location``, once the store is known to keep concurrent commits apart.
@@ -390,6 +400,12 @@ def _version_of(dt: DeltaTable, commit_id: str) -> int:
 
 def _encode(progress: dict[str, Any]) -> dict[str, str]:
     return {META_PREFIX + k: json.dumps(v, sort_keys=True, default=str) for k, v in progress.items()}
+
+
+def _not(flags: Any) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.invert(flags)
 
 
 def add_actions(dt: DeltaTable) -> list[tuple[str, int, int]]:

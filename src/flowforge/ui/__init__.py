@@ -35,6 +35,7 @@ def mount(app: FastAPI, settings: Settings) -> None:
         lineage,
         login,
         runs,
+        search,
         services,
         templates,
         workflow_detail,
@@ -53,7 +54,7 @@ def mount(app: FastAPI, settings: Settings) -> None:
         app.mount(PREFIX, core.app)
         return
     _mounted.append(True)
-    for module in (login, workflows, workflow_detail, job_editor, templates, lineage, runs, catalog, audit,
+    for module in (login, workflows, workflow_detail, job_editor, templates, lineage, runs, catalog, audit, search,
                    dashboards):
         module.register()
     ui.run_with(app, mount_path=PREFIX, title="FlowForge", favicon="🌊", storage_secret=secrets.token_urlsafe(32),

@@ -19,7 +19,7 @@ def register() -> None:
         if user is None:
             return login_redirect(request)
         with frame("Catalog", user):
-            entries = services.tables()
+            entries = services.tables(user)
             with ui.tabs() as tabs:
                 for layer in LAYERS:
                     ui.tab(layer, label=f"{layer} ({sum(e.layer == layer for e in entries)})")
@@ -41,7 +41,7 @@ def register() -> None:
             return login_redirect(request)
         with frame(f"Table · {name}", user):
             try:
-                detail = services.table_detail(name)
+                detail = services.table_detail(user, name)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None

@@ -18,8 +18,9 @@ DEFAULT_PORTS = {"postgres": 5432, "sqlserver": 1433, "mysql": 3306}
 class ConnectionForm:
     """Holds the form's values; ``data()`` is the connection mapping the services validate."""
 
-    def __init__(self, on_columns: Callable[[list[str]], None] | None = None, connection: str = "",
-                 table: str | None = None) -> None:
+    def __init__(self, user: services.UiUser, on_columns: Callable[[list[str]], None] | None = None,
+                 connection: str = "", table: str | None = None) -> None:
+        self.user = user
         self.values: dict[str, Any] = {
             "mode": "saved", "saved": "", "name": "", "kind": "postgres", "entry": "fields", "host": "localhost",
             "port": 5432, "database": "", "user": "", "auth": "password", "password": "", "url": "",
@@ -53,7 +54,7 @@ class ConnectionForm:
     # -- the widgets ---------------------------------------------------------------------------
     def render(self) -> None:
         v = self.values
-        saved = [c.name for c in services.connection_summaries() if c.kind != "files"]
+        saved = [c.name for c in services.connection_summaries(self.user) if c.kind != "files"]
         kinds = [k for k in services.connection_kinds() if k not in ("files",)]
         v["saved"] = self.initial if self.initial in saved else (saved[0] if saved else "")
         v["mode"] = "saved" if saved else "new"
@@ -97,8 +98,8 @@ class ConnectionForm:
         self.result.classes(remove="text-positive text-negative")
         self.result.text = "Testing…"
         try:
-            message = await run.io_bound(services.test_connection, self.source())
-            names = await run.io_bound(services.source_tables, self.source()) or []
+            message = await run.io_bound(services.test_connection, self.user, self.source())
+            names = await run.io_bound(services.source_tables, self.user, self.source()) or []
         except Exception as exc:
             self.tested = False
             self.result.text = f"Connection failed: {error_message(exc)}"
@@ -119,7 +120,7 @@ class ConnectionForm:
             return
         self.preview.clear()
         try:
-            found = await run.io_bound(services.table_preview, self.source(), str(e.value))
+            found = await run.io_bound(services.table_preview, self.user, self.source(), str(e.value))
         except Exception as exc:
             with self.preview:
                 ui.label(error_message(exc)).classes("text-negative")
@@ -137,8 +138,8 @@ class ConnectionForm:
                 table(rows).props("data-testid=table-preview").classes("max-h-96")
 
 
-def read_only_summary(name: str) -> None:
+def read_only_summary(user: services.UiUser, name: str) -> None:
     """What a viewer may see of a connection: its kind, host and database, never credentials."""
-    found = next((c for c in services.connection_summaries() if c.name == name), None)
+    found = next((c for c in services.connection_summaries(user) if c.name == name), None)
     ui.label(f"Connection {name}: {found.kind} · {found.where}" if found else f"Connection {name}").classes(
         "text-gray-700")

@@ -39,7 +39,7 @@ def register() -> None:
             return login_redirect(request)
         with frame("Dashboards", user):
             try:
-                found = services.dashboards()
+                found = services.dashboards(user)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
@@ -60,7 +60,7 @@ def register() -> None:
         if user is None:
             return login_redirect(request)
         try:
-            data = services.dashboard_data(template, name)
+            data = services.dashboard_data(user, template, name)
         except Exception as exc:
             with frame("Dashboard", user):
                 ui.label(error_message(exc)).classes("text-negative").props("data-testid=dashboard-error")

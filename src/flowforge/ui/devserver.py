@@ -31,7 +31,7 @@ def _bootstrap_admin(settings: object) -> None:
         return
     with Context(settings) as ctx:  # type: ignore[arg-type]
         if not ctx.users.has_users():
-            ctx.users.create_user("admin", password, role="admin", actor="bootstrap")
+            ctx.users.create_user("admin", password, role="admin")
 
 
 def main() -> None:

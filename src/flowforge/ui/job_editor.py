@@ -12,7 +12,7 @@ from nicegui import ui
 
 from flowforge.ui import services
 from flowforge.ui.connection_form import ConnectionForm, read_only_summary
-from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, notify_error, table, url
+from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, notify_error, table
 
 
 def _slug(text: str) -> str:
@@ -72,7 +72,7 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
             picker.set_options(cols)
 
     first = ((existing or {}).get("tables") or [{}])[0]
-    form = ConnectionForm(on_columns=columns_known, connection=str((existing or {}).get("connection", "")),
+    form = ConnectionForm(user, on_columns=columns_known, connection=str((existing or {}).get("connection", "")),
                           table=first.get("table"))
     with ui.card().classes("w-full"):
         ui.label("Source").classes("text-lg font-medium")
@@ -83,7 +83,7 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
         with ui.column().bind_visibility_from(v, "source", value="database").classes("w-full"):
             form.render()
         with ui.row().bind_visibility_from(v, "source", value="file").classes("gap-4"):
-            files = [c.name for c in services.connection_summaries() if c.kind == "files"]
+            files = [c.name for c in services.connection_summaries(user) if c.kind == "files"]
             ui.select(files, label="Folder connection").bind_value(v, "files_connection").classes("w-64")
             ui.input("File name or pattern", placeholder="customers*.csv").bind_value(v, "files")
     with ui.card().classes("w-full"):
@@ -117,7 +117,7 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
     def validate() -> bool:
         messages.clear()
         found = [f"{i.field}: {i.message}" for job in draft.jobs(form)
-                 for i in services.validate_job(workflow, job)]
+                 for i in services.validate_job(user, workflow, job)]
         if v["source"] == "database" and form.values["mode"] == "new" and not form.tested:
             found.insert(0, "Test the connection before saving.")
         with messages:
@@ -155,7 +155,7 @@ def yaml_editor(user: services.UiUser, workflow: str, existing: dict[str, Any]) 
 
     def validate() -> bool:
         messages.clear()
-        found = services.validate_job(workflow, text.value)
+        found = services.validate_job(user, workflow, text.value)
         with messages:
             for issue in found:
                 where = f"line {issue.line}, " if issue.line else ""
@@ -188,15 +188,15 @@ def register() -> None:
             return login_redirect(request)
         with frame(f"{'New job' if job == 'new' else 'Job ' + job} · {workflow}", user):
             try:
-                detail = services.workflow(workflow)
+                detail = services.workflow(user, workflow)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
             existing = next((dict(j.spec) for j in detail.jobs if j.name == job), None)
-            ui.link(f"← {workflow}", url(f"/workflows/{workflow}"))
+            ui.link(f"← {workflow}", f"/workflows/{workflow}")
             if not user.can_edit:
                 if existing and existing.get("connection"):
-                    read_only_summary(str(existing["connection"]))
+                    read_only_summary(user, str(existing["connection"]))
                 if existing:
                     table([{k: v if isinstance(v, str | int | float) else str(v) for k, v in t.items()}
                            if isinstance(t, dict) else {"table": str(t)}  # an export job lists names

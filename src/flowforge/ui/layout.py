@@ -13,9 +13,16 @@ from nicegui import ui
 from flowforge.ui import services
 
 PREFIX = "/ui"
-NAV = (("Workflows", "/workflows", "account_tree"), ("Templates", "/templates", "dashboard_customize"),
-       ("Runs", "/runs", "play_circle"), ("Catalog", "/catalog", "table_view"), ("Audit log", "/audit", "history"),
-       ("Dashboards", "/dashboards", "insights"))
+# (label, path, icon, the role a user needs to see the entry)
+NAV = (("Workflows", "/workflows", "account_tree", "viewer"),
+       ("Templates", "/templates", "dashboard_customize", "viewer"),
+       ("Runs", "/runs", "play_circle", "viewer"), ("Catalog", "/catalog", "table_view", "viewer"),
+       ("Search", "/search", "search", "viewer"), ("Audit log", "/audit", "history", "editor"),
+       ("Dashboards", "/dashboards", "insights", "viewer"))
+SESSION_CHECK_SECONDS = 15
+LOGOUT_FORM = ('<form method="post" action="{action}" style="margin:0">'
+               '<button type="submit" data-testid="sign-out" class="text-white px-3 py-1 rounded '
+               'hover:bg-white/10">Sign out</button></form>')
 STATUS_COLORS = {"success": "positive", "running": "info", "failed": "negative", "partial": "warning",
                  "skipped": "grey", "paused": "warning", "active": "positive", "never run": "grey"}
 
@@ -44,18 +51,41 @@ def frame(title: str, user: services.UiUser) -> Iterator[None]:
     ui.colors(primary="#1f4e79")
     with ui.header(fixed=False).classes("items-center justify-between px-4 py-2"):
         with ui.row().classes("items-center gap-6"):
-            # NiceGUI puts its mount prefix (/ui) in front of a link's path itself
             ui.link("FlowForge", "/workflows").classes("text-xl font-bold text-white no-underline")
-            for label, path, icon in NAV:
+            for label, path, icon, role in NAV:
+                if not user.record.can(role):  # type: ignore[arg-type]
+                    continue
                 with ui.link(target=path).classes("text-white no-underline flex items-center gap-1"):
                     ui.icon(icon)
                     ui.label(label)
         with ui.row().classes("items-center gap-2"):
             ui.label(f"{user.name} ({user.role})").props("data-testid=current-user")
-            ui.button("Sign out", on_click=lambda: go("/auth/logout")).props("flat color=white")
+            ui.html(LOGOUT_FORM.format(action=url("/auth/logout")), sanitize=False)
+    _watch_session(user)
     with ui.column().classes("w-full max-w-7xl mx-auto p-4 gap-4"):
         ui.label(title).classes("text-2xl font-semibold")
         yield
+
+
+def _watch_session(user: services.UiUser) -> None:
+    """An open page leaves for the sign-in page soon after its session ends (signed out elsewhere,
+    password changed, account disabled, timed out); every action it sends is refused before that."""
+    def check() -> None:
+        if services.session_user(user.session, touch=False) is None:
+            timer.cancel()
+            ui.navigate.to("/login")
+
+    timer = ui.timer(SESSION_CHECK_SECONDS, check)
+
+
+def denied(exc: BaseException) -> bool:
+    """Show why a page cannot be shown to this user; True when ``exc`` was an access refusal."""
+    from flowforge.errors import AccessDenied
+
+    if not isinstance(exc, AccessDenied):
+        return False
+    ui.label(error_message(exc)).classes("text-negative").props("data-testid=access-denied")
+    return True
 
 
 def status_badge(status: str) -> None:

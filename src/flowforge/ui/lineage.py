@@ -4,6 +4,7 @@ hover details, click-through to the catalog and the highlighted path of a select
 from __future__ import annotations
 
 import json
+from html import escape
 from typing import Any
 
 from fastapi import Request
@@ -12,19 +13,26 @@ from nicegui import events, ui
 
 from flowforge.core.workflows import WorkflowDetail
 from flowforge.ui import services
-from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, url
+from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect
 
 LAYERS = ("source", "bronze", "silver", "gold")
 COLORS = {"source": "#6b7280", "bronze": "#b06a2c", "silver": "#8a99a8", "gold": "#d4a017", "table": "#4b5563"}
 
 
 def _tooltip(node: dict[str, Any]) -> str:
+    """The hover box: ECharts renders a formatter string as HTML, so every value is escaped here."""
     rows = node.get("rows")
-    updated = str(node.get("last_updated") or "not yet")[:19].replace("T", " ")
+    updated = escape(str(node.get("last_updated") or "not yet")[:19].replace("T", " "))
+    label = escape(str(node["label"]))
     if node.get("type") == "source":
-        return f"<b>{node['label']}</b><br/>source"
+        return f"<b>{label}</b><br/>source"
     rows_text = f"{rows:,}" if isinstance(rows, int) else "unknown"
-    return f"<b>{node['label']}</b><br/>layer: {node.get('type')}<br/>rows: {rows_text}<br/>last update: {updated}"
+    return f"<b>{label}</b><br/>layer: {escape(str(node.get('type')))}<br/>rows: {rows_text}<br/>last update: {updated}"
+
+
+def _plain(text: str) -> str:
+    """A label as ECharts draws it: braces and pipes would be read as its rich-text markup."""
+    return text.replace("{", "(").replace("}", ")").replace("|", "/")
 
 
 def path_of(graph: dict[str, Any], tables: set[str]) -> set[str]:
@@ -50,7 +58,7 @@ def chart_options(graph: dict[str, Any], highlight: set[str] | None = None) -> d
         dim = bool(highlight) and node["id"] not in (highlight or set())
         data.append({
             "name": node["id"], "x": LAYERS.index(layer) * 300, "y": row * 90,
-            "value": node.get("rows"), "label": {"show": True, "formatter": node["label"]},
+            "value": node.get("rows"), "label": {"show": True, "formatter": _plain(str(node["label"]))},
             "itemStyle": {"color": COLORS.get(str(node.get("type")), COLORS["table"]), "opacity": 0.25 if dim else 1,
                           "borderColor": "#dc2626" if highlight and not dim else "#fff", "borderWidth": 3},
             "tooltip": {"formatter": _tooltip(node)},
@@ -117,12 +125,12 @@ def register() -> None:
             return login_redirect(request)
         with frame(f"Lineage · {name}", user):
             try:
-                graph = services.lineage(name)
-                detail = services.workflow(name)
+                graph = services.lineage(user, name)
+                detail = services.workflow(user, name)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
-            ui.link("← Back to the workflow", url(f"/workflows/{name}"))
+            ui.link("← Back to the workflow", f"/workflows/{name}")
             lineage_view(name, graph, jobs_of(detail))
         return None
 
@@ -130,6 +138,7 @@ def register() -> None:
     def lineage_json(request: Request, name: str) -> Any:
         from fastapi.responses import JSONResponse
 
-        if current_user(request) is None:
+        user = current_user(request)
+        if user is None:
             return login_redirect(request)
-        return JSONResponse(services.lineage(name))
+        return JSONResponse(services.lineage(user, name))

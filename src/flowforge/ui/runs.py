@@ -10,8 +10,9 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from flowforge.core.runs import RunDetail
+from flowforge.errors import AccessDenied
 from flowforge.ui import services
-from flowforge.ui.layout import current_user, frame, go, login_redirect, status_badge, table, url
+from flowforge.ui.layout import current_user, frame, go, login_redirect, status_badge, table
 
 POLL_SECONDS = 1.0
 
@@ -23,10 +24,10 @@ def _duration(start: dt.datetime, end: dt.datetime | None) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def history_rows(limit: int = 100) -> list[dict[str, Any]]:
+def history_rows(user: services.UiUser, limit: int = 100) -> list[dict[str, Any]]:
     return [{"run": r.id, "workflow": r.workflow, "status": r.status, "trigger": r.trigger, "by": r.actor,
              "started": f"{r.started_at:%Y-%m-%d %H:%M:%S}", "duration": _duration(r.started_at, r.ended_at),
-             "rows read": r.rows_read, "rows written": r.rows_written} for r in services.runs(None, limit)]
+             "rows read": r.rows_read, "rows written": r.rows_written} for r in services.runs(user, None, limit)]
 
 
 def timeline_options(detail: RunDetail) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def register() -> None:
         if user is None:
             return login_redirect(request)
         with frame("Runs", user):
-            grid = table(history_rows(), row_key="run", pagination=25)
+            grid = table(history_rows(user), row_key="run", pagination=25)
             grid.on("rowClick", lambda e: go(f"/runs/{e.args[1]['run']}"))
             ui.label("Click a run to see its jobs and logs.").classes("text-gray-500 text-sm")
         return None
@@ -71,26 +72,30 @@ def register() -> None:
             return login_redirect(request)
         with frame(f"Run {run_id}", user):
             try:
-                first = services.run_detail(run_id)
+                first = services.run_detail(user, run_id)
             except Exception as exc:
                 ui.label(str(exc)).classes("text-negative")
                 return None
-            ui.link(f"← {first.run.workflow}", url(f"/workflows/{first.run.workflow}"))
-            body(run_id)
+            ui.link(f"← {first.run.workflow}", f"/workflows/{first.run.workflow}")
+            body(user, run_id)
             if first.run.status == "running":
-                timer = ui.timer(POLL_SECONDS, lambda: _poll(run_id, timer))
+                timer = ui.timer(POLL_SECONDS, lambda: _poll(user, run_id, timer))
         return None
 
-    def _poll(run_id: int, timer: ui.timer) -> None:
-        body.refresh()
-        if services.run_detail(run_id).run.status != "running":
+    def _poll(user: services.UiUser, run_id: int, timer: ui.timer) -> None:
+        try:
+            body.refresh()
+            running = services.run_detail(user, run_id).run.status == "running"
+        except AccessDenied:  # signed out meanwhile: stop polling
+            running = False
+        if not running:
             timer.deactivate()
 
     @ui.refreshable
-    def body(run_id: int) -> None:
-        detail = services.run_detail(run_id)
+    def body(user: services.UiUser, run_id: int) -> None:
+        detail = services.run_detail(user, run_id)
         run = detail.run
-        logs = services.run_logs(run_id) if run.status != "running" else {}
+        logs = services.run_logs(user, run_id) if run.status != "running" else {}
         total = len(detail.jobs)
         done = sum(j.status != "running" for j in detail.jobs)
         with ui.row().classes("items-center gap-4"):

@@ -1,9 +1,10 @@
 """The one place UI pages reach the service layer (``ctx.workflows``, ``ctx.run_service``,
 ``ctx.users``, ``ctx.connections`` and the Context's own methods).
 
-Each function is a thin call; mutating ones take the signed-in user, check the role with the
-users service and act under that user's name. Pages never touch the metadata store or a
-connector themselves.
+Every function takes the signed-in ``UiUser`` and acts as that user: the session is checked
+again on every call (so signing out, a password change or a disabled account stops an open page
+at once), and the services check the user's role themselves, exactly as for the API. Pages
+never touch the metadata store or a connector themselves.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from flowforge.core.spec_text import ValidationIssue
     from flowforge.core.users import User
     from flowforge.core.workflows import WorkflowDetail, WorkflowSummary
+    from flowforge.embed.search import SearchableTable, SearchResult
     from flowforge.metadata import AuditRecord
     from flowforge.settings import Settings
     from flowforge.templates.dashboards import Dashboard, DashboardData
@@ -36,94 +38,104 @@ _lock = threading.RLock()
 
 @dataclass(frozen=True)
 class UiUser:
+    """The signed-in user of a page, with the session cookie it signed in with."""
+
     name: str
     role: str  # admin | editor | viewer
     record: User
+    session: str
 
     @property
     def can_edit(self) -> bool:
         return self.record.can("editor")
 
+    @property
+    def is_admin(self) -> bool:
+        return self.record.can("admin")
+
 
 def configure(settings: Settings) -> None:
     from flowforge.core.context import Context
 
-    _state["ctx"] = Context(settings)
+    _state["ctx"] = Context(settings, principal=None)
 
 
-def ctx() -> Context:
-    return _state["ctx"]
+def settings() -> Settings:
+    return _state["ctx"].settings
 
 
 @contextmanager
-def locked() -> Iterator[Context]:
-    """One Context (one metadata connection pool) serves every page; calls take turns."""
+def acting(user: UiUser) -> Iterator[Context]:
+    """The Context acting as ``user`` after checking the session again; calls take turns on the one
+    metadata connection pool. NotSignedIn when the session has ended."""
+    from flowforge.errors import NotSignedIn
+
     with _lock:
-        yield ctx()
-
-
-def _editor(user: UiUser) -> str:
-    with locked() as c:
-        c.users.require(user.record, "editor")
-    return user.name
+        base = _state["ctx"]
+        fresh = base.users.verify_session(user.session)
+        if fresh is None:
+            raise NotSignedIn("Your session has ended; sign in again.")
+        yield base.as_user(fresh)
 
 
 # -- users and sessions ---------------------------------------------------------------------
-def login(username: str, password: str) -> str | None:
-    """A session cookie value for valid credentials, else None."""
-    with locked() as c:
-        user = c.users.authenticate(username, password)
-        return None if user is None else c.users.issue_session(user)
+def login(username: str, password: str, client: str | None) -> str:
+    """A session cookie value for valid credentials; NotSignedIn or TooManyAttempts otherwise."""
+    with _lock:
+        base = _state["ctx"]
+        return base.users.issue_session(base.users.authenticate(username, password, client))
 
 
-def session_user(token: str | None) -> UiUser | None:
+def logout(token: str | None) -> None:
+    if token:
+        with _lock:
+            _state["ctx"].users.end_session(token)
+
+
+def session_user(token: str | None, touch: bool = True) -> UiUser | None:
     if not token:
         return None
-    with locked() as c:
-        user = c.users.verify_session(token)
-    return None if user is None else UiUser(user.username, user.role, user)
+    with _lock:
+        user = _state["ctx"].users.verify_session(token, touch)
+    return None if user is None else UiUser(user.username, user.role, user, token)
 
 
 # -- workflows --------------------------------------------------------------------------------
-def workflow_summaries() -> list[WorkflowSummary]:
-    with locked() as c:
+def workflow_summaries(user: UiUser) -> list[WorkflowSummary]:
+    with acting(user) as c:
         return c.workflows.list()
 
 
-def workflow(name: str) -> WorkflowDetail:
-    with locked() as c:
+def workflow(user: UiUser, name: str) -> WorkflowDetail:
+    with acting(user) as c:
         return c.workflows.get(name)
 
 
 def set_paused(user: UiUser, name: str, paused: bool) -> None:
-    actor = _editor(user)
-    with locked() as c:
-        (c.workflows.pause if paused else c.workflows.resume)(name, actor=actor)
+    with acting(user) as c:
+        (c.workflows.pause if paused else c.workflows.resume)(name)
 
 
 def clone_workflow(user: UiUser, name: str, new_name: str) -> str:
-    actor = _editor(user)
-    with locked() as c:
-        return c.workflows.clone(name, new_name, actor=actor).name
+    with acting(user) as c:
+        return c.workflows.clone(name, new_name).name
 
 
 def delete_workflow(user: UiUser, name: str) -> None:
-    actor = _editor(user)
-    with locked() as c:
-        c.workflows.delete(name, actor=actor)
+    with acting(user) as c:
+        c.workflows.delete(name)
 
 
 def save_job(user: UiUser, workflow_name: str, job: dict[str, Any] | str, replace: str | None) -> None:
-    actor = _editor(user)
-    with locked() as c:
+    with acting(user) as c:
         if replace:
-            c.workflows.update_job(workflow_name, replace, job, actor=actor)
+            c.workflows.update_job(workflow_name, replace, job)
         else:
-            c.workflows.add_job(workflow_name, job, actor=actor)
+            c.workflows.add_job(workflow_name, job)
 
 
-def validate_job(workflow_name: str, job: dict[str, Any] | str) -> list[ValidationIssue]:
-    with locked() as c:
+def validate_job(user: UiUser, workflow_name: str, job: dict[str, Any] | str) -> list[ValidationIssue]:
+    with acting(user) as c:
         return c.workflows.validate_job(workflow_name, job)
 
 
@@ -135,23 +147,22 @@ def job_yaml(spec: dict[str, Any]) -> str:
 
 # -- runs -----------------------------------------------------------------------------------
 def trigger_run(user: UiUser, name: str) -> int:
-    actor = _editor(user)
-    with locked() as c:
-        return c.run_service.trigger(name, trigger="ui", actor=actor)
+    with acting(user) as c:
+        return c.run_service.trigger(name, trigger="ui")
 
 
-def runs(workflow_name: str | None = None, limit: int = 50) -> list[RunInfo]:
-    with locked() as c:
+def runs(user: UiUser, workflow_name: str | None = None, limit: int = 50) -> list[RunInfo]:
+    with acting(user) as c:
         return c.run_service.history(workflow_name, limit=limit)
 
 
-def run_detail(run_id: int) -> RunDetail:
-    with locked() as c:
+def run_detail(user: UiUser, run_id: int) -> RunDetail:
+    with acting(user) as c:
         return c.run_service.detail(run_id)
 
 
-def run_logs(run_id: int) -> dict[str, str]:
-    with locked() as c:
+def run_logs(user: UiUser, run_id: int) -> dict[str, str]:
+    with acting(user) as c:
         return {log.job: log.log for log in c.run_service.logs(run_id)}
 
 
@@ -163,7 +174,7 @@ def templates(industry: str | None = None, category: str | None = None) -> list[
 
 
 def template_preview(name: str) -> dict[str, Any]:
-    """Jobs and the table graph of a template rendered with its defaults."""
+    """Jobs and the table graph of a template rendered with its defaults (built-in, public content)."""
     from flowforge.lineage.graph import table_edges
     from flowforge.spec import parse_workflow
     from flowforge.templates.registry import get_template
@@ -180,43 +191,36 @@ def template_preview(name: str) -> dict[str, Any]:
 
 
 def create_from_template(user: UiUser, name: str, params: dict[str, str]) -> str:
-    actor = _editor(user)
-    with locked() as c:
-        c.settings.actor, before = actor, c.settings.actor
-        try:
-            path = c.instantiate_template(name, params)
-            c.workflows.list()  # registers the new file
-        finally:
-            c.settings.actor = before
+    with acting(user) as c:
+        path = c.instantiate_template(name, params)
+        c.workflows.list()  # registers the new file
     return path.stem
 
 
 # -- lineage, catalog, audit, connections ----------------------------------------------------
-def lineage(workflow_name: str) -> dict[str, Any]:
-    with locked() as c:
+def lineage(user: UiUser, workflow_name: str) -> dict[str, Any]:
+    with acting(user) as c:
         c.workflows.get(workflow_name)  # registers a workflow file not seen before
         return c.lineage(workflow_name)
 
 
-def tables(layer: str | None = None) -> list[TableEntry]:
-    with locked() as c:
+def tables(user: UiUser, layer: str | None = None) -> list[TableEntry]:
+    with acting(user) as c:
         return c.tables(layer)
 
 
-def table_detail(name: str) -> TableDetail:
-    from flowforge.core.catalog import table_detail as detail
-
-    with locked() as c:
-        return detail(c, name, 10)
+def table_detail(user: UiUser, name: str) -> TableDetail:
+    with acting(user) as c:
+        return c.table_detail(name, 10)
 
 
-def audit(limit: int = 200) -> list[AuditRecord]:
-    with locked() as c:
-        return c.metadata.list_audit(limit)
+def audit(user: UiUser, limit: int = 200) -> list[AuditRecord]:
+    with acting(user) as c:
+        return c.audit_log(limit)
 
 
-def connection_summaries() -> list[ConnectionSummary]:
-    with locked() as c:
+def connection_summaries(user: UiUser) -> list[ConnectionSummary]:
+    with acting(user) as c:
         return c.connections.summaries()
 
 
@@ -226,54 +230,67 @@ def connection_kinds() -> list[str]:
     return sorted(config_models())
 
 
-def _connector(c: Context, data: dict[str, Any] | str) -> Any:
+@contextmanager
+def _connector(c: Context, data: dict[str, Any] | str) -> Iterator[Any]:
+    """The connector of a saved connection (by name) or of the form's values, for an editor."""
     from flowforge.connectors import open_connector
 
+    c.require("editor")
     if isinstance(data, str):
-        return c.connector(data)
-    return open_connector("form", c.connections.parse("form", data, "connection form"))
+        with c.connector(data) as conn:
+            yield conn
+        return
+    with open_connector("form", c.connections.parse("form", data, "connection form")) as conn:
+        yield conn
 
 
-def test_connection(data: dict[str, Any] | str) -> str:
+def test_connection(user: UiUser, data: dict[str, Any] | str) -> str:
     """A one-line success message; raises a FlowForgeError that says what failed."""
-    with locked() as c, _connector(c, data) as conn:
+    with acting(user) as c, _connector(c, data) as conn:
         result = conn.test()
         return f"Connected to {conn.config.describe()} ({result.server_version}, {result.latency_ms:.0f} ms)"
 
 
-def source_tables(data: dict[str, Any] | str) -> list[str]:
-    with locked() as c, _connector(c, data) as conn:
+def source_tables(user: UiUser, data: dict[str, Any] | str) -> list[str]:
+    with acting(user) as c, _connector(c, data) as conn:
         return [f"{t.schema}.{t.name}" if t.schema else t.name for t in conn.list_tables()]
 
 
-def table_preview(data: dict[str, Any] | str,
+def table_preview(user: UiUser, data: dict[str, Any] | str,
                   table: str) -> tuple[list[tuple[str, str, bool, str | None]], list[dict[str, Any]]]:
     """(columns as name, source type, primary key, default) and up to 10 sample rows."""
     from flowforge.connectors.base import ReadRequest
     from flowforge.core.catalog import sample_rows
+    from flowforge.core.connections import check_source_name
 
-    with locked() as c, _connector(c, data) as conn:
-        request = ReadRequest(table=table)
+    with acting(user) as c, _connector(c, data) as conn:
+        request = ReadRequest(table=check_source_name(table))
         cols = [(col.name, col.source_type, col.primary_key, col.default) for col in conn.columns(request)]
         return cols, sample_rows(conn.preview(request, 10))
 
 
 def save_connection(user: UiUser, name: str, data: dict[str, Any]) -> None:
-    actor = _editor(user)
-    with locked() as c:
-        c.settings.actor, before = actor, c.settings.actor
-        try:
-            c.connections.save(name, data)
-        finally:
-            c.settings.actor = before
+    with acting(user) as c:
+        c.connections.save(name, data)
 
 
-# -- dashboards ---------------------------------------------------------------------------------------
-def dashboards() -> list[Dashboard]:
-    with locked() as c:
+# -- search -----------------------------------------------------------------------------------
+def searchable_tables(user: UiUser) -> list[SearchableTable]:
+    with acting(user) as c:
+        return c.search.tables()
+
+
+def search(user: UiUser, table: str, query: str, *, k: int = 10, where: str | None = None) -> SearchResult:
+    with acting(user) as c:
+        return c.search.search(table, query, k=k, where=where)
+
+
+# -- dashboards -------------------------------------------------------------------------------
+def dashboards(user: UiUser) -> list[Dashboard]:
+    with acting(user) as c:
         return c.dashboards()
 
 
-def dashboard_data(template: str, name: str) -> DashboardData:
-    with locked() as c:
+def dashboard_data(user: UiUser, template: str, name: str) -> DashboardData:
+    with acting(user) as c:
         return c.dashboard_data(template, name)

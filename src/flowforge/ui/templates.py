@@ -30,7 +30,7 @@ def preview(tpl: Template) -> None:
 def wizard(user: services.UiUser, tpl: Template) -> None:
     """Steps: name and ownership, connections, review and create."""
     values = tpl.defaults()
-    connections = [c.name for c in services.connection_summaries()]
+    connections = [c.name for c in services.connection_summaries(user)]
     with ui.dialog() as dialog, ui.card().classes("w-[720px] max-w-full"):
         ui.label(f"Create a workflow from {tpl.title}").classes("text-xl font-semibold")
         with ui.stepper().props("vertical").classes("w-full") as stepper:

@@ -19,7 +19,6 @@ from flowforge.ui.layout import (
     notify_error,
     status_badge,
     table,
-    url,
 )
 from flowforge.ui.lineage import jobs_of, lineage_view
 from flowforge.ui.workflows import ask_clone, confirm_delete, start_run, toggle_pause
@@ -46,7 +45,7 @@ def register() -> None:
             return login_redirect(request)
         with frame(f"Workflow · {name}", user):
             try:
-                detail = services.workflow(name)
+                detail = services.workflow(user, name)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
@@ -68,7 +67,7 @@ def register() -> None:
                     ui.button("Clone", icon="content_copy", on_click=lambda: ask_clone(
                         user, name, lambda new: go(f"/workflows/{new}"))).props("outline")
                     ui.button("Add job", icon="add", on_click=lambda: ui.navigate.to(
-                        url(f"/workflows/{name}/jobs/new"))).props("outline data-testid=add-job")
+                        f"/workflows/{name}/jobs/new")).props("outline data-testid=add-job")
                     ui.button("Delete", icon="delete", color="negative", on_click=lambda: confirm_delete(
                         user, name, lambda: go("/workflows"))).props("outline")
             with ui.tabs().classes("w-full") as tabs:
@@ -86,7 +85,7 @@ def register() -> None:
                     runs.on("rowClick", lambda e: go(f"/runs/{e.args[1]['run']}"))
                 with ui.tab_panel(lineage_tab):
                     try:
-                        lineage_view(name, services.lineage(name), jobs_of(detail))
+                        lineage_view(name, services.lineage(user, name), jobs_of(detail))
                     except Exception as exc:
                         notify_error(exc)
         return None

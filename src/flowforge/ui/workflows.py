@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
 from flowforge.ui import services
-from flowforge.ui.layout import current_user, frame, go, login_redirect, notify_error, status_badge, url
+from flowforge.ui.layout import current_user, frame, go, login_redirect, notify_error, status_badge
 
 
 async def start_run(name: str, user: services.UiUser) -> None:
@@ -88,7 +88,10 @@ def register() -> None:
     @ui.refreshable
     def listing() -> None:
         user = current_user(ui.context.client.request)
-        rows = services.workflow_summaries()
+        if user is None:
+            ui.navigate.to("/login")
+            return
+        rows = services.workflow_summaries(user)
         if not rows:
             ui.label("No workflows yet. Create one from a template.").classes("text-gray-600")
         with ui.column().classes("w-full gap-2"):
@@ -97,7 +100,7 @@ def register() -> None:
                 card = ui.card().classes("w-full").props(f"data-testid=workflow-{row.name}")
                 with card, ui.row().classes("w-full items-center justify-between"):
                         with ui.column().classes("gap-0"):
-                            ui.link(row.name, url(f"/workflows/{row.name}")).classes("text-lg font-medium")
+                            ui.link(row.name, f"/workflows/{row.name}").classes("text-lg font-medium")
                             ui.label(row.error or row.description).classes("text-gray-600 text-sm")
                         with ui.row().classes("items-center gap-4 text-sm"):
                             ui.label(f"{row.jobs} jobs")
@@ -106,7 +109,7 @@ def register() -> None:
                             ui.label("last run:")
                             status_badge(last.status if last else "never run")
                             if last:
-                                ui.link(f"#{last.id} {last.started_at:%Y-%m-%d %H:%M}", url(f"/runs/{last.id}"))
+                                ui.link(f"#{last.id} {last.started_at:%Y-%m-%d %H:%M}", f"/runs/{last.id}")
                         if user is not None and user.can_edit:
                             actions(row.name, row.status, user)
 

@@ -224,7 +224,7 @@ def test_viewers_get_read_only_pages(browser: Any, server: str, ui_project: Any)
     from flowforge.core.context import Context
 
     with Context.open(ui_project) as ctx:
-        ctx.users.create_user("vera", "viewer-password", role="viewer", actor="test")
+        ctx.users.create_user("vera", "viewer-password", role="viewer")
     page = sign_in(browser, server, "vera", "viewer-password")
     page.locator(f"[data-testid=workflow-{WORKFLOW}]").wait_for()
     assert page.locator(f"[data-testid=run-{WORKFLOW}]").count() == 0
@@ -237,3 +237,14 @@ def test_viewers_get_read_only_pages(browser: Any, server: str, ui_project: Any)
     assert "sqlite:///" in page.content()  # where it points, and nothing more
     shot(page, "15_viewer_job")
     page.context.close()
+
+
+def test_the_header_links_reach_their_pages(admin_page: Any, server: str) -> None:
+    page = admin_page
+    page.goto(server + "/ui/workflows")
+    hrefs = page.evaluate("() => Array.from(document.querySelectorAll('header a')).map(a => a.getAttribute('href'))")
+    assert "/ui/audit" in hrefs and all(h.startswith("/ui/") and not h.startswith("/ui/ui/") for h in hrefs)
+    for label in ("Templates", "Runs", "Catalog", "Audit log", "Workflows"):
+        page.locator("header").get_by_text(label, exact=True).click()
+        page.wait_for_load_state()
+        assert "404" not in page.title() and "doesn't exist" not in page.content(), label

@@ -12,6 +12,7 @@ from flowforge.api.routes import (
     jobs,
     lineage,
     runs,
+    search,
     templates,
     users,
     workflows,
@@ -19,5 +20,6 @@ from flowforge.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, workflows.router, jobs.router, lineage.router,
-    connections.router, runs.router, catalog.router, templates.router, audit.router, dashboards.router,
+    connections.router, runs.router, catalog.router, templates.router, audit.router,
+    search.router, dashboards.router,
 )

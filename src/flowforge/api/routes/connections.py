@@ -29,7 +29,7 @@ def create_connection(body: ConnectionCreate, user: EditorUser, ctx: Ctx) -> Con
     """Store a connection; its secret fields are encrypted and can never be read back."""
     if body.test:
         ctx.connections.check(body.name, body.data())
-    ctx.connections.save(body.name, body.data(), actor=user.username)
+    ctx.connections.save(body.name, body.data())
     return _public(ctx.connections.detail(body.name), True)
 
 
@@ -40,7 +40,7 @@ def get_connection(name: str, user: CurrentUser, ctx: Ctx) -> ConnectionViewerPu
 
 @router.delete("/{name}", status_code=204)
 def delete_connection(name: str, user: EditorUser, ctx: Ctx) -> None:
-    ctx.connections.remove(name, actor=user.username)
+    ctx.connections.remove(name)
 
 
 @router.post("/{name}/test", response_model=ConnectionTestPublic)

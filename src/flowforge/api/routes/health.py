@@ -1,13 +1,13 @@
 from fastapi import APIRouter
 
-from flowforge.api.deps import Ctx
+from flowforge.api.deps import BaseCtx
 from flowforge.api.models import HealthPublic
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
 @router.get("", response_model=HealthPublic)
-def health(ctx: Ctx) -> HealthPublic:
+def health(ctx: BaseCtx) -> HealthPublic:
     """Liveness and metadata store reachability; needs no credentials."""
     from flowforge import __version__
 

@@ -20,7 +20,7 @@ def list_jobs(workflow: str, _: CurrentUser, ctx: Ctx) -> list[JobPublic]:
 
 @router.post("", response_model=JobPublic, status_code=201)
 def create_job(workflow: str, body: JobCreate, user: EditorUser, ctx: Ctx) -> JobPublic:
-    return JobPublic.model_validate(ctx.workflows.add_job(workflow, body.source(), actor=user.username))
+    return JobPublic.model_validate(ctx.workflows.add_job(workflow, body.source()))
 
 
 @router.post("/validate", response_model=ValidationResult)
@@ -37,14 +37,14 @@ def get_job(workflow: str, job: str, _: CurrentUser, ctx: Ctx) -> JobPublic:
 
 @router.put("/{job}", response_model=JobPublic)
 def update_job(workflow: str, job: str, body: JobUpdate, user: EditorUser, ctx: Ctx) -> JobPublic:
-    return JobPublic.model_validate(ctx.workflows.update_job(workflow, job, body.source(), actor=user.username))
+    return JobPublic.model_validate(ctx.workflows.update_job(workflow, job, body.source()))
 
 
 @router.delete("/{job}", status_code=204)
 def delete_job(workflow: str, job: str, user: EditorUser, ctx: Ctx) -> None:
-    ctx.workflows.delete_job(workflow, job, actor=user.username)
+    ctx.workflows.delete_job(workflow, job)
 
 
 @router.post("/{job}/clone", response_model=JobPublic, status_code=201)
 def clone_job(workflow: str, job: str, body: CloneRequest, user: EditorUser, ctx: Ctx) -> JobPublic:
-    return JobPublic.model_validate(ctx.workflows.clone_job(workflow, job, body.new_name, actor=user.username))
+    return JobPublic.model_validate(ctx.workflows.clone_job(workflow, job, body.new_name))

@@ -1,22 +1,24 @@
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from flowforge.api.deps import Ctx, CurrentUser, EditorUser
+from flowforge.api.deps import BaseCtx, Ctx, CurrentUser, EditorUser, Id, authenticate
 from flowforge.api.models import JobLogPublic, RunCreate, RunDetailPublic, RunPublic
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 STREAM_TIMEOUT_SECONDS = 6 * 3600
+RECHECK_SECONDS = 10.0
 
 
 @router.post("", response_model=RunPublic, status_code=202)
 def trigger_run(body: RunCreate, user: EditorUser, ctx: Ctx) -> RunPublic:
     """Start a workflow (or one of its jobs) in the background; follow it at /runs/{id}/events."""
-    run_id = ctx.run_service.trigger(body.workflow, job=body.job, trigger="api", actor=user.username,
+    run_id = ctx.run_service.trigger(body.workflow, job=body.job, trigger="api",
                                      force=body.force)
     return RunPublic.model_validate(ctx.run_service.status(run_id))
 
@@ -28,30 +30,36 @@ def run_history(_: CurrentUser, ctx: Ctx, workflow: str | None = None, status: s
 
 
 @router.get("/{run_id}", response_model=RunPublic)
-def run_status(run_id: int, _: CurrentUser, ctx: Ctx) -> RunPublic:
+def run_status(run_id: Id, _: CurrentUser, ctx: Ctx) -> RunPublic:
     return RunPublic.model_validate(ctx.run_service.status(run_id))
 
 
 @router.get("/{run_id}/jobs", response_model=RunDetailPublic)
-def run_detail(run_id: int, _: CurrentUser, ctx: Ctx) -> RunDetailPublic:
+def run_detail(run_id: Id, _: CurrentUser, ctx: Ctx) -> RunDetailPublic:
     """Each job run with rows, timings and error."""
     return RunDetailPublic.model_validate(ctx.run_service.detail(run_id))
 
 
 @router.get("/{run_id}/logs", response_model=list[JobLogPublic])
-def run_logs(run_id: int, _: CurrentUser, ctx: Ctx) -> list[JobLogPublic]:
+def run_logs(run_id: Id, _: CurrentUser, ctx: Ctx) -> list[JobLogPublic]:
     return [JobLogPublic.model_validate(j) for j in ctx.run_service.logs(run_id)]
 
 
 @router.get("/{run_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-def run_events(run_id: int, _: CurrentUser, ctx: Ctx) -> StreamingResponse:
+def run_events(run_id: Id, request: Request, _: CurrentUser, ctx: Ctx, base: BaseCtx) -> StreamingResponse:
     """Server-Sent Events: the run's events so far, then each new one until it ends
-    (``event: job`` per job start/end, ``event: run`` at start and end)."""
+    (``event: job`` per job start/end, ``event: run`` at start and end). The stream stops when the
+    session or token that opened it stops being valid."""
     events = ctx.run_service.subscribe(run_id, timeout=STREAM_TIMEOUT_SECONDS)
 
     def stream() -> Iterator[str]:
+        checked = time.monotonic()
         for event in events:
+            if time.monotonic() - checked > RECHECK_SECONDS:
+                if authenticate(request, base) is None:
+                    return
+                checked = time.monotonic()
             yield f"event: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream",

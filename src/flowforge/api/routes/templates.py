@@ -28,6 +28,6 @@ def get_template(name: str, _: CurrentUser) -> TemplateDetailPublic:
 @router.post("/{name}/instantiate", response_model=WorkflowDetailPublic, status_code=201)
 def instantiate(name: str, body: TemplateInstantiate, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
     """Create a workflow from the template with the given parameters."""
-    path = ctx.instantiate_template(name, body.params, overwrite=body.overwrite, actor=user.username,
+    path = ctx.instantiate_template(name, body.params, overwrite=body.overwrite,
                                     tags=body.tags, tables=body.tables)
     return WorkflowDetailPublic.model_validate(ctx.workflows.get(path.stem))

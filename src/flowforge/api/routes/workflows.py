@@ -18,7 +18,7 @@ router = APIRouter(prefix="/workflows", tags=["workflows"])
 @router.get("", response_model=WorkflowsPublic)
 def list_workflows(_: CurrentUser, ctx: Ctx, team: str | None = None, environment: str | None = None,
                    status: str | None = None, tag: str | None = None, search: str | None = None,
-                   offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=10_000)) -> WorkflowsPublic:
+                   offset: int = Query(0, ge=0, le=2**31), limit: int = Query(100, ge=1, le=10_000)) -> WorkflowsPublic:
     """A page of workflows by name; ``count`` is how many match in all. Workflow files that do not
     parse are listed under ``invalid`` with the reason."""
     page = ctx.workflows.page(team=team, environment=environment, status=status, tag=tag, search=search,
@@ -29,7 +29,7 @@ def list_workflows(_: CurrentUser, ctx: Ctx, team: str | None = None, environmen
 
 @router.post("", response_model=WorkflowDetailPublic, status_code=201)
 def create_workflow(body: WorkflowCreate, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
-    return WorkflowDetailPublic.model_validate(ctx.workflows.create(body.source(), actor=user.username))
+    return WorkflowDetailPublic.model_validate(ctx.workflows.create(body.source()))
 
 
 @router.post("/validate", response_model=ValidationResult)
@@ -45,24 +45,24 @@ def get_workflow(name: str, _: CurrentUser, ctx: Ctx) -> WorkflowDetailPublic:
 
 @router.put("/{name}", response_model=WorkflowDetailPublic)
 def update_workflow(name: str, body: WorkflowUpdate, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
-    return WorkflowDetailPublic.model_validate(ctx.workflows.update(name, body.source(), actor=user.username))
+    return WorkflowDetailPublic.model_validate(ctx.workflows.update(name, body.source()))
 
 
 @router.delete("/{name}", status_code=204)
 def delete_workflow(name: str, user: EditorUser, ctx: Ctx) -> None:
-    ctx.workflows.delete(name, actor=user.username)
+    ctx.workflows.delete(name)
 
 
 @router.post("/{name}/clone", response_model=WorkflowDetailPublic, status_code=201)
 def clone_workflow(name: str, body: CloneRequest, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
-    return WorkflowDetailPublic.model_validate(ctx.workflows.clone(name, body.new_name, actor=user.username))
+    return WorkflowDetailPublic.model_validate(ctx.workflows.clone(name, body.new_name))
 
 
 @router.post("/{name}/pause", response_model=WorkflowPublic)
 def pause_workflow(name: str, user: EditorUser, ctx: Ctx) -> WorkflowPublic:
-    return WorkflowPublic.model_validate(ctx.workflows.pause(name, actor=user.username))
+    return WorkflowPublic.model_validate(ctx.workflows.pause(name))
 
 
 @router.post("/{name}/resume", response_model=WorkflowPublic)
 def resume_workflow(name: str, user: EditorUser, ctx: Ctx) -> WorkflowPublic:
-    return WorkflowPublic.model_validate(ctx.workflows.resume(name, actor=user.username))
+    return WorkflowPublic.model_validate(ctx.workflows.resume(name))

@@ -75,3 +75,6 @@ class FilesConfig(ConnectionConfig):
 
     def describe(self) -> str:
         return f"{self.format} files in {self.path}"
+
+    def local_path_fields(self) -> tuple[str, ...]:
+        return () if "://" in self.path else ("path",)

@@ -51,9 +51,21 @@ class LocalFolder:
         return os.path.isdir(self.path)
 
     def match(self, pattern: str) -> list[FileEntry]:
+        """Files under this folder matching ``pattern``; a pattern or a symlink that leads out of the
+        folder is refused (the folder itself was checked against the project's data roots)."""
+        parts = pattern.replace("\\", "/").split("/")
+        if os.path.isabs(pattern) or ".." in parts:
+            raise SourceNotFound(f"File pattern {pattern!r} leads out of the connection's folder {self.path}.",
+                                 hint="Give a pattern relative to the connection's folder, such as 'orders/*.csv'.")
+        root = os.path.realpath(self.path)
         full = os.path.join(self.path, pattern)
         entries = []
         for p in sorted(p for p in glob.glob(full, recursive=True) if os.path.isfile(p)):
+            real = os.path.realpath(p)
+            if os.path.commonpath([root, real]) != root:
+                raise SourceNotFound(f"{os.path.relpath(p, self.path)} in {self.path} links to a file outside the "
+                                     "connection's folder; FlowForge does not follow it.",
+                                     hint="Copy the file into the folder instead of linking to it.")
             st = os.stat(p)
             entries.append(FileEntry(path=p, size=st.st_size,
                                      modified=dt.datetime.fromtimestamp(st.st_mtime, tz=dt.UTC)))

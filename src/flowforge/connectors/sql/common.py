@@ -43,12 +43,14 @@ def quote_ident(name: str, dialect: str) -> str:
 def split_table(name: str, dialect: str) -> tuple[str | None, str]:
     """``schema.table`` (quotes allowed, as the user would type it) → (schema or None, table)."""
     from sqlglot import exp
-    from sqlglot.errors import ParseError
+    from sqlglot.errors import SqlglotError
 
     try:
         table = exp.to_table(name, dialect=dialect)
-    except ParseError as exc:
-        raise SourceNotFound(f"{name!r} is not a valid table name: {exc}") from exc
+    except (SqlglotError, ValueError):  # sqlglot raises ValueError for too many dots
+        raise SourceNotFound(f"{name!r} is not a valid table name.",
+                             hint="Give schema.table; quote a name with special characters as the database "
+                                  "does.") from None
     return (table.db or None), table.name
 
 

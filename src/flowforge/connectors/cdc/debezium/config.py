@@ -30,3 +30,6 @@ class DebeziumConfig(ConnectionConfig):
 
     def describe(self) -> str:
         return f"Debezium JSON files in {self.path}"
+
+    def local_path_fields(self) -> tuple[str, ...]:
+        return () if "://" in self.path else ("path",)

@@ -117,6 +117,13 @@ class DebeziumConnector(Connector):
 
     def _batches(self, rel: str, batch_size: int) -> Iterator[Any]:
         fs, base = self._fs()
+        if not self.config.path.startswith("s3://"):
+            import os
+
+            root, real = os.path.realpath(base), os.path.realpath(f"{base}/{rel}")
+            if os.path.commonpath([root, real]) != root:
+                raise SourceNotFound(f"{self.describe()}: {rel} links to a file outside the folder; FlowForge "
+                                     "does not follow it.", hint="Copy the file into the folder instead.")
         with fs.open_input_stream(f"{base}/{rel}") as fh:
             data = fh.read()
         yield from decode_document(data, where=rel, batch_size=min(batch_size, self.config.batch_size))

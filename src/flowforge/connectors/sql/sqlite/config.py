@@ -26,3 +26,6 @@ class SqliteConfig(ConnectionConfig):
 
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
+
+    def local_path_fields(self) -> tuple[str, ...]:
+        return ("path",)

@@ -294,12 +294,13 @@ def described_columns(conn: Any, statement: str, where: str, fallback: str | Non
 def qualified(name: str, default_schema: str, database: str | None, where: str) -> tuple[str, str]:
     """``schema.table`` (or ``db.schema.table`` naming this database) → (schema, table)."""
     from sqlglot import exp
-    from sqlglot.errors import ParseError
+    from sqlglot.errors import SqlglotError
 
     try:
         table = exp.to_table(name, dialect=tsql.DIALECT)
-    except ParseError as exc:
-        raise SourceNotFound(f"{where}: {name!r} is not a valid table name: {exc}") from exc
+    except (SqlglotError, ValueError):  # sqlglot raises ValueError for too many dots
+        raise SourceNotFound(f"{where}: {name!r} is not a valid table name.",
+                             hint="Give schema.table, or [schema].[table] for names with special characters.") from None
     if table.catalog and (database is None or table.catalog.lower() != database.lower()):
         raise SourceNotFound(f"{where}: {name!r} is in database {table.catalog!r}, not this connection's.",
                              hint="Add a connection to that database and read the table through it.")
