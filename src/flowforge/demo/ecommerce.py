@@ -21,13 +21,28 @@ Example::
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowforge.demo import _vocab_vn as vocab
-from flowforge.demo.bfsi import exact_counts
+from flowforge.demo.arrays import (
+    DAY_US,
+    US,
+    dates,
+    decimal_array,
+    distinct_per_group,
+    epoch_us,
+    exact_labels,
+    fit_counts,
+    padded,
+    pick,
+    rng_for,
+    round_half_up,
+    shares,
+    text,
+    timestamps,
+)
 from flowforge.demo.ecommerce_schema import (
     CHANNEL_SHARES,
     CHANNELS,
@@ -49,8 +64,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EcommerceData", "counts_for", "generate", "iter_tables"]
 
-US = 1_000_000  # microseconds per second
-DAY_US = 86_400 * US
 PRICE_MIN_CENTS = 50_000 * 100
 PRICE_MAX_CENTS = 50_000_000 * 100
 MAX_ITEMS_PER_ORDER = 6
@@ -100,111 +113,6 @@ def iter_tables(scale: float = 1.0, seed: int = 42) -> Iterator[tuple[str, pa.Ta
         yield name, getattr(builder, name)()
 
 
-# -- vectorised helpers ------------------------------------------------------------------------------
-
-def rng_for(seed: int, stream: str) -> np.random.Generator:
-    """An independent generator per stream, so changing one table's rules leaves the others alone."""
-    import numpy as np
-
-    return np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, zlib.crc32(stream.encode())]))
-
-
-def exact_labels(rng: np.random.Generator, n: int, weights: Sequence[float]) -> np.ndarray:
-    """Label indexes whose counts are exactly proportional to ``weights`` (largest remainder), shuffled."""
-    import numpy as np
-
-    labels = np.repeat(np.arange(len(weights)), exact_counts(n, list(weights)))
-    return rng.permutation(labels)
-
-
-def decimal_array(units: np.ndarray, type_: pa.DataType) -> pa.Array:
-    """Integers in the type's smallest unit (cents for scale 2) as an exact ``decimal128`` array."""
-    import numpy as np
-    import pyarrow as pa
-
-    words = np.empty((len(units), 2), dtype=np.int64)
-    words[:, 0] = units
-    words[:, 1] = units >> 63  # sign extension into the high 64 bits
-    return pa.Array.from_buffers(type_, len(units), [None, pa.py_buffer(words)])
-
-
-def timestamps(us: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    import pyarrow as pa
-
-    mask = None if valid is None else ~valid
-    return pa.array(us.astype("int64"), type=pa.timestamp("us"), mask=mask)
-
-
-def dates(days: np.ndarray) -> pa.Array:
-    import pyarrow as pa
-
-    return pa.array(days.astype("int32"), type=pa.date32())
-
-
-def text(*parts: Any) -> pa.Array:
-    """Element-wise concatenation of string arrays and constants."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arrays = [p if isinstance(p, pa.Array | pa.ChunkedArray) else pa.scalar(str(p)) for p in parts]
-    result = pc.binary_join_element_wise(*arrays, "")
-    return result.combine_chunks() if isinstance(result, pa.ChunkedArray) else result
-
-
-def padded(numbers: np.ndarray, width: int) -> pa.Array:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width, "0")
-
-
-def pick(words: Sequence[str], index: np.ndarray) -> pa.Array:
-    import pyarrow as pa
-
-    return pa.array(list(words), pa.string()).take(pa.array(index))
-
-
-def epoch_us(year: int, month: int = 1, day: int = 1) -> int:
-    import numpy as np
-
-    return int(np.datetime64(f"{year:04d}-{month:02d}-{day:02d}", "us").astype(np.int64))
-
-
-def fit_counts(rng: np.random.Generator, n: int, total: int, weights: Sequence[float] = ITEM_COUNT_WEIGHTS,
-               high: int = MAX_ITEMS_PER_ORDER) -> np.ndarray:
-    """``n`` counts in ``1..high`` drawn from ``weights`` and nudged one at a time until they sum to
-    ``total`` exactly (the shape stays the drawn one)."""
-    import numpy as np
-
-    if not n <= total <= high * n:
-        raise ValueError(f"cannot split {total} items over {n} orders with 1..{high} each")
-    counts = rng.choice(np.arange(1, len(weights) + 1), size=n, p=np.asarray(weights) / sum(weights))
-    while (diff := total - int(counts.sum())) != 0:
-        room = np.flatnonzero(counts < high) if diff > 0 else np.flatnonzero(counts > 1)
-        chosen = rng.choice(room, size=min(abs(diff), len(room)), replace=False)
-        counts[chosen] += 1 if diff > 0 else -1
-    return counts
-
-
-def distinct_per_group(rng: np.random.Generator, group: np.ndarray, values: np.ndarray, modulo: int) -> np.ndarray:
-    """``values`` changed (``+1 mod modulo``) until no group holds a value twice."""
-    import numpy as np
-
-    values = values.copy()
-    while True:
-        order = np.lexsort((values, group))
-        g, v = group[order], values[order]
-        dup = np.flatnonzero((g[1:] == g[:-1]) & (v[1:] == v[:-1])) + 1
-        if len(dup) == 0:
-            return values
-        values[order[dup]] = (v[dup] + 1 + rng.integers(0, 3, len(dup))) % modulo
-
-
-def round_half_up(numerator: np.ndarray, denominator: int) -> np.ndarray:
-    """Integer division rounding halves away from zero (amounts here are never negative)."""
-    return (numerator * 2 + denominator) // (2 * denominator)
-
-
 def build_table(name: str, columns: Mapping[str, Any]) -> pa.Table:
     """An Arrow table of the declared schema from arrays (or sequences) keyed by column name."""
     import pyarrow as pa
@@ -225,14 +133,14 @@ def people(rng: np.random.Generator, ids: np.ndarray, city: np.ndarray) -> dict[
 
     n = len(ids)
     female = rng.random(n) < 0.52
-    fam_idx = rng.choice(len(vocab.FAMILY_NAMES), n, p=_shares([w for _, w in vocab.FAMILY_NAMES]))
+    fam_idx = rng.choice(len(vocab.FAMILY_NAMES), n, p=shares([w for _, w in vocab.FAMILY_NAMES]))
     families = [f for f, _ in vocab.FAMILY_NAMES]
     given = _by_gender(rng, female, vocab.GIVEN_NAMES_MALE, vocab.GIVEN_NAMES_FEMALE)
     middle = _by_gender(rng, female, vocab.MIDDLE_NAMES_MALE, vocab.MIDDLE_NAMES_FEMALE)
     family = pick(families, fam_idx)
     folded_family = pick([vocab.ascii_fold(f) for f in families], fam_idx)
     folded_given = pa.array([vocab.ascii_fold(g) for g in given.to_pylist()], pa.string())
-    domain = pick(vocab.EMAIL_DOMAINS, rng.choice(len(vocab.EMAIL_DOMAINS), n, p=_shares(vocab.EMAIL_DOMAIN_WEIGHTS)))
+    domain = pick(vocab.EMAIL_DOMAINS, rng.choice(len(vocab.EMAIL_DOMAINS), n, p=shares(vocab.EMAIL_DOMAIN_WEIGHTS)))
     birth = (epoch_us(1959) // DAY_US) + rng.integers(0, 365 * 47, n)
     address, district = addresses(rng, city)
     return {
@@ -318,7 +226,7 @@ class _Builder:
             is_new, epoch_us(2024) + rng.integers(0, 350 * DAY_US, n),
             epoch_us(2021) + rng.integers(0, (epoch_us(2024) - epoch_us(2021)), n))
         self.customer_created = created
-        self.customer_city = rng.choice(len(vocab.CITIES), n, p=_shares([c.weight for c in vocab.CITIES]))
+        self.customer_city = rng.choice(len(vocab.CITIES), n, p=shares([c.weight for c in vocab.CITIES]))
         self._customer_table: pa.Table | None = None
 
     def _orders(self) -> None:
@@ -384,8 +292,9 @@ class _Builder:
         n_orders, invoiced = self.n["orders"], self.invoiced
         counts = np.empty(n_orders, dtype=np.int64)
         inv_total = self.n["invoice_items"]
-        counts[invoiced] = fit_counts(rng, int(invoiced.sum()), inv_total)
-        counts[~invoiced] = fit_counts(rng, int((~invoiced).sum()), self.n["order_items"] - inv_total)
+        counts[invoiced] = fit_counts(rng, int(invoiced.sum()), inv_total, ITEM_COUNT_WEIGHTS, MAX_ITEMS_PER_ORDER)
+        counts[~invoiced] = fit_counts(rng, int((~invoiced).sum()), self.n["order_items"] - inv_total,
+                                       ITEM_COUNT_WEIGHTS, MAX_ITEMS_PER_ORDER)
         self.item_count = counts
         item_order = np.repeat(np.arange(n_orders), counts)
         self.item_order = item_order
@@ -575,14 +484,6 @@ class _Builder:
             "vat_amount": decimal_array(vat, money),
             "line_total": decimal_array(self.item_total[items] + vat, money),
             "created_at": stamp, "updated_at": stamp})
-
-
-def _shares(weights: Sequence[float]) -> np.ndarray:
-    import numpy as np
-
-    w: np.ndarray = np.asarray(weights, dtype=float)
-    shares: np.ndarray = w / w.sum()
-    return shares
 
 
 def _by_gender(rng: np.random.Generator, female: np.ndarray, male_words: Sequence[str],

@@ -20,30 +20,34 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flowforge.demo import _vocab_vn as vocab
-from flowforge.demo.ecommerce import (
-    CODE_WIDTH,
+from flowforge.demo.arrays import (
     DAY_US,
-    FREE_SHIPPING_CENTS,
-    ITEM_COUNT_WEIGHTS,
-    SHIPPING_FEES_CENTS,
     US,
-    build_table,
-    code,
     decimal_array,
     distinct_per_group,
-    people,
     pick,
     rng_for,
     round_half_up,
+    shares,
     timestamps,
 )
+from flowforge.demo.ecommerce import (
+    CODE_WIDTH,
+    FREE_SHIPPING_CENTS,
+    ITEM_COUNT_WEIGHTS,
+    SHIPPING_FEES_CENTS,
+    build_table,
+    code,
+    people,
+)
+from flowforge.demo.ecommerce_backends import PostgresBackend, SqliteBackend
 from flowforge.demo.ecommerce_schema import (
     CHANNEL_SHARES,
     CHANNELS,
@@ -57,7 +61,6 @@ from flowforge.errors import SourceNotFound
 
 if TYPE_CHECKING:
     import numpy as np
-    import psycopg
     import pyarrow as pa
 
 __all__ = ["ChangeSummary", "change_postgres", "change_sqlite"]
@@ -102,7 +105,7 @@ def change_sqlite(path: str, seed: int = 7) -> ChangeSummary:
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            summary = _apply(_SqliteBackend(conn), seed)
+            summary = _apply(SqliteBackend(conn), seed)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -115,7 +118,7 @@ def change_postgres(url: str, schema: str = SCHEMA, seed: int = 7) -> ChangeSumm
     from flowforge.demo.loaders import connect_postgres
 
     with connect_postgres(url) as conn:  # commits on success, rolls back on an exception
-        return _apply(_PostgresBackend(conn, schema), seed)
+        return _apply(PostgresBackend(conn, schema), seed)
 
 
 # -- planning and applying ----------------------------------------------------------------------
@@ -222,7 +225,7 @@ class _Day:
         n = max(1, round(len(self.customers) / 365))
         first = max(c[0] for c in self.customers) + 1 if self.customers else 1
         ids = np.arange(first, first + n)
-        city = self.rng.choice(len(vocab.CITIES), n, p=_shares([c.weight for c in vocab.CITIES]))
+        city = self.rng.choice(len(vocab.CITIES), n, p=shares([c.weight for c in vocab.CITIES]))
         created = self.start + 3600 * US + np.arange(n, dtype=np.int64) * 60 * US
         table = build_table("customers", {
             **people(self.rng, ids, city), "customer_id": ids,
@@ -347,7 +350,7 @@ class _Day:
         where = {r[0]: r[1:] for r in db.query(f"SELECT customer_id, address, city FROM {db.table('customers')} "
                                                 f"WHERE customer_id IN {self._in(sorted(set(customer.tolist())))}")}
         status = np.where(rng.random(n) < 0.7, "processing", "pending")
-        counts = rng.choice(np.arange(1, len(ITEM_COUNT_WEIGHTS) + 1), n, p=_shares(ITEM_COUNT_WEIGHTS))
+        counts = rng.choice(np.arange(1, len(ITEM_COUNT_WEIGHTS) + 1), n, p=shares(ITEM_COUNT_WEIGHTS))
         item_order = np.repeat(np.arange(n), counts)
         k = len(item_order)
         product = distinct_per_group(rng, item_order, rng.integers(0, len(self.product_ids), k), len(self.product_ids))
@@ -359,12 +362,12 @@ class _Day:
         shipping = np.where(subtotal >= FREE_SHIPPING_CENTS, 0,
                             np.array(SHIPPING_FEES_CENTS)[rng.integers(0, len(SHIPPING_FEES_CENTS), n)])
         total = subtotal + shipping
-        method = pick(PAYMENT_METHODS, rng.choice(len(PAYMENT_METHODS), n, p=_shares(PAYMENT_METHOD_SHARES)))
+        method = pick(PAYMENT_METHODS, rng.choice(len(PAYMENT_METHODS), n, p=shares(PAYMENT_METHOD_SHARES)))
         money = _money_type()
         self._count("orders", build_table("orders", {
             "order_id": ids, "order_number": code("ORD-", ids, CODE_WIDTH["orders"]), "customer_id": customer,
             "order_date": timestamps(when), "status": pa.array(status.tolist(), pa.string()),
-            "channel": pick(CHANNELS, rng.choice(len(CHANNELS), n, p=_shares(CHANNEL_SHARES))),
+            "channel": pick(CHANNELS, rng.choice(len(CHANNELS), n, p=shares(CHANNEL_SHARES))),
             "payment_method": method, "shipping_address": [where[c][0] for c in customer],
             "shipping_city": [where[c][1] for c in customer], "subtotal": decimal_array(subtotal, money),
             "shipping_fee": decimal_array(shipping, money), "total_amount": decimal_array(total, money),
@@ -388,12 +391,6 @@ class _Day:
 
 
 # -- values ---------------------------------------------------------------------------------------
-
-def _shares(weights: Sequence[float]) -> Any:
-    import numpy as np
-
-    w = np.asarray(weights, dtype=float)
-    return w / w.sum()
 
 
 def _money_type() -> pa.DataType:
@@ -427,79 +424,3 @@ def _stamp(us: Any) -> dt.datetime:
 
 def _as_datetime(value: Any) -> dt.datetime:
     return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-
-
-# -- backends -------------------------------------------------------------------------------------
-
-class _SqliteBackend:
-    param = "?"
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def table(self, name: str) -> str:
-        return f'"{name}"'
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql, [_sqlite_value(v) for v in params]).fetchall()
-
-    def update(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.conn.executemany(sql, [[_sqlite_value(v) for v in row] for row in rows])
-
-    def insert(self, name: str, table: pa.Table) -> None:
-        from flowforge.demo.loaders import sqlite_columns
-
-        marks = ", ".join("?" * table.num_columns)
-        self.conn.executemany(f'INSERT INTO "{name}" VALUES ({marks})', zip(*sqlite_columns(table), strict=True))
-
-
-def _sqlite_value(value: Any) -> Any:
-    """Timestamps in the loader's fixed-width text form (text order = time order), decimals exact."""
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
-class _PostgresBackend:
-    param = "%s"
-
-    def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
-        self.conn, self.schema = conn, schema
-
-    def table(self, name: str) -> str:
-        from psycopg import sql
-
-        return sql.Identifier(self.schema, name).as_string(self.conn)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._errors():
-            return self.conn.execute(sql, list(params)).fetchall()
-
-    def update(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self._errors(), self.conn.cursor() as cur:
-            cur.executemany(sql, rows)
-
-    def insert(self, name: str, table: pa.Table) -> None:
-        from psycopg import sql
-
-        from flowforge.demo.ecommerce_load import csv_chunks
-
-        columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
-        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-            sql.Identifier(self.schema, name), columns)
-        with self._errors(), self.conn.cursor() as cur, cur.copy(statement) as copy:
-            for chunk in csv_chunks(table):
-                copy.write(chunk)
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        import psycopg
-
-        try:
-            yield
-        except psycopg.errors.UndefinedTable as exc:
-            raise SourceNotFound(f"The e-commerce demo tables are missing in schema {self.schema}: "
-                                 f"{str(exc).splitlines()[0]}",
-                                 hint="Generate them first: flowforge demo ecommerce --postgres URL") from None
