@@ -106,11 +106,13 @@ def run_export(opts: Options, url: str, scale: float = 1.0) -> dict[str, Any]:
     _child(opts, "export-script", "--dir", str(work / "psql"), "--out", str(work / "export.sql"))
     psql = shutil.which("psql") or "psql"
 
+    data = work / "project" / "data"  # exports write under the project's data roots
+
     def flowforge(parallel: str, out: str) -> Callable[[int], Sample]:
         def once(_: int) -> Sample:
-            remove(work / out)
+            remove(data / out)
             return run_child(flowforge_cli(opts, "-p", str(work / "project"), "export", "--from", "shop", "--to",
-                                           str(work / out), "--format", "csv", "--date", "2025-12-05",
+                                           f"data/{out}", "--format", "csv", "--date", "2025-12-05",
                                            "--parallel", parallel), env=child_env())
         return once
 
@@ -122,7 +124,7 @@ def run_export(opts: Options, url: str, scale: float = 1.0) -> dict[str, Any]:
     cases = {"flowforge": flowforge("2", "ff2"), "flowforge_p1": flowforge("1", "ff1"), "psql_copy_x8": psql_once}
     print(f"ecom_export: 8 tables ({total:,} rows, scale {scale:g}) to CSV (warm-up, then {opts.repeat} rounds):")
     timings = interleave(cases, repeat=opts.repeat, on_round=print_round)
-    identical = _same_files(work / "ff2" / "snapshot_date=2025-12-05", work / "psql")
+    identical = timings["flowforge"].ok and _same_files(data / "ff2" / "snapshot_date=2025-12-05", work / "psql")
     floor = timings["psql_copy_x8"]
     rows = []
     for name, t in timings.items():

@@ -80,6 +80,7 @@ def _project(args: argparse.Namespace) -> dict[str, object]:
 
     root = Path(args.dir)
     (root / ".flowforge").mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir(exist_ok=True)
     (root / "flowforge.yml").write_text(yaml.safe_dump({"lakehouse": "lakehouse", "connections": {
         "shop": {"type": "postgres", "url": args.url, "schema": args.schema}}}), encoding="utf-8")
     from flowforge.core.context import Context
