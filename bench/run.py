@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, Options, load_average, machine, python_default, remove
 from db_bench import SOURCES, Unreachable, run_bronze, run_profile, run_sweep
 from demo_bench import run_demo
+from ecommerce_bench import run_ecommerce
 from measure import harness_rss_mb, write_json
 
-BENCHMARKS = ("demo", *SOURCES)
+BENCHMARKS = ("demo", *SOURCES, "ecommerce")
 DEFAULT_SERVERS = {"pg_bronze": "postgresql://postgres@127.0.0.1:5432", "mysql_bronze": "mysql://root@127.0.0.1:3306"}
 DEFAULT_ROWS = 1_000_000
 FULL_ROWS = 10_000_000
@@ -55,6 +56,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, help="where outputs are written (default: a new folder in $TMPDIR)")
     p.add_argument("--keep", action="store_true", help="keep outputs and the work folder")
     p.add_argument("--python", default=python_default(), help="interpreter with FlowForge installed")
+    p.add_argument("--ecom-parts", default="generate,export,template",
+                   help="ecommerce: which of generate, export, template (default: all)")
+    p.add_argument("--ecom-scales", default="1,10", help="ecommerce: template scales (default 1,10)")
+    p.add_argument("--ecom-export-scale", type=float, default=1.0, help="ecommerce: source scale of the export")
     args = p.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
@@ -92,6 +97,12 @@ def main(argv: list[str]) -> int:
         for benchmark in SOURCES:
             if benchmark in chosen:
                 failures += bronze(benchmark, args, opts, info)
+        if "ecommerce" in chosen:
+            parts = {p.strip() for p in args.ecom_parts.split(",") if p.strip()}
+            for name, payload in run_ecommerce(opts, args.pg_url, numbers(args.ecom_scales, [1.0, 10.0]),
+                                               parts, args.ecom_export_scale).items():
+                save(name, payload, info)
+                failures += sum(not r["ok"] for r in payload["results"])
     finally:
         if not args.keep:
             remove(opts.workdir)

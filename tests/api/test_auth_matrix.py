@@ -78,6 +78,10 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("POST", "/templates/bfsi_customer_360/instantiate", "editor", {"params": {"workflow_name": "matrix_tpl"},
                                                                     "overwrite": True}),
     ("GET", "/audit", "editor", None),
+    ("GET", "/search/tables", "viewer", None),
+    ("GET", "/search?table=products&q=tea", "viewer", None),
+    ("GET", "/dashboards", "viewer", None),
+    ("GET", "/dashboards/ecommerce_analytics/sales", "viewer", None),
     ("DELETE", "/workflows/matrix_clone", "editor", None),
 ]
 

@@ -10,6 +10,8 @@ import typer
 
 from flowforge.cli.common import ProjectOpt, _context, _guard, _state
 from flowforge.cli.connections import connections_app
+from flowforge.cli.ecommerce import demo_ecommerce
+from flowforge.cli.ecommerce import export as export_snapshot
 from flowforge.cli.search import product_search_demo, search
 from flowforge.cli.serve import serve
 from flowforge.cli.users import users_app
@@ -271,6 +273,8 @@ def ingest(source: Annotated[str, typer.Option("--from", help="Connection name o
 
 demo_app.command("product-search")(product_search_demo)  # defined in cli/search.py
 app.command()(search)
+demo_app.command("ecommerce")(demo_ecommerce)  # defined in cli/ecommerce.py
+app.command("export")(export_snapshot)
 app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands
 
 

@@ -69,7 +69,8 @@ def job_event(event: JobEvent) -> None:
                 console.print(f"           {t.layer:<6} {t.table}: up to date")
             else:
                 extra = f", {t.rows_updated:,} updated" if t.rows_updated else ""
-                console.print(f"           {t.layer:<6} {t.table}: {t.rows_written:,} rows{extra} (v{t.version})")
+                version = f" (v{t.version})" if t.version is not None else ""
+                console.print(f"           {t.layer:<6} {t.table}: {t.rows_written:,} rows{extra}{version}")
     elif event.status == "failed":
         console.print(_line(f"{prefix} [red]ERROR[/] {event.kind} {event.job}",
                             f"[[red]FAIL in {event.seconds:.2f}s[/]]"))

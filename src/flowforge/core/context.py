@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from flowforge.core.users import User, UserService
     from flowforge.core.workflows import WorkflowService
     from flowforge.embed.search import SearchService
+    from flowforge.export.service import ExportedFile, ExportRequest, ExportResult
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
     from flowforge.metadata.users import Role
     from flowforge.runner.executor import JobEvent, RunSummary
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import LakehouseStore
+    from flowforge.templates.dashboards import Dashboard, DashboardData
 
 
 @dataclass(frozen=True)
@@ -331,7 +333,7 @@ class Context:
         from flowforge.runner.executor import Runner
 
         wf = self.prepare_run(name_or_path, force=force)
-        runner = Runner(self.metadata, self.store, self.connector)
+        runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
         return runner.run(wf, trigger=trigger, actor=self.actor, on_event=on_event, select=select,
                           on_start=on_start)
 
@@ -343,7 +345,8 @@ class Context:
         from flowforge.runner.follow import FollowOptions, follow
 
         wf = self.prepare_run(name_or_path)
-        return follow(wf, Runner(self.metadata, self.store, self.connector), actor=self.actor,
+        runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
+        return follow(wf, runner, actor=self.actor,
                       options=FollowOptions(interval, max_cycles, idle_timeout), on_event=on_event,
                       on_cycle=on_cycle, stop=stop)
 
@@ -374,7 +377,7 @@ class Context:
         wf = Workflow.model_validate({"name": f"ingest_{target}", "jobs": [{
             "name": "ingest", "kind": "ingest", "connection": connection, "tables": [{**spec, "target": target}]}]})
         self.register_workflow(wf)
-        runner = Runner(self.metadata, self.store, self.connector)
+        runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
         return runner.run(wf, trigger="cli", actor=self.actor, on_event=on_event)
 
     def runs(self, workflow: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -477,6 +480,44 @@ class Context:
 
         self.require("viewer")
         return lineage_graph(self, workflow)
+
+    # -- staging snapshots, the e-commerce demo, dashboards ---------------------------------------
+    def export(self, request: ExportRequest, *,
+               on_file: Callable[[ExportedFile], None] | None = None) -> ExportResult:
+        """A dated snapshot of a connection (name or URL) or a lakehouse layer (see ``flowforge.export``)."""
+        from dataclasses import replace
+
+        from flowforge.export.service import result_summary, run_export
+
+        self.require("editor")
+        if "://" in request.source and not request.source.startswith("s3://"):
+            request = replace(request, source=self.use_url(request.source))
+        result = run_export(request, settings=self.settings, store=self.store, connector=self.connector,
+                            on_file=on_file)
+        self.metadata.audit(self.actor, "export.snapshot", "snapshot", result.location,
+                            after=result_summary(result))
+        return result
+
+    def change_ecommerce_source(self, seed: int) -> Any:
+        """One day of inserts and updates in the e-commerce demo's source (connection ``shop_db``)."""
+        from flowforge.demo.ecommerce_project import SOURCE, change_ecommerce_source
+
+        self.require("editor")
+        return change_ecommerce_source(self.connection_config(SOURCE), seed)
+
+    def dashboards(self) -> list[Dashboard]:
+        """Dashboards defined by the templates (``dashboards:`` in their template.yml)."""
+        from flowforge.templates.dashboards import list_dashboards
+
+        self.require("viewer")
+        return list_dashboards()
+
+    def dashboard_data(self, template: str, name: str | None = None) -> DashboardData:
+        """Every chart of one dashboard, each query run (sandboxed, like ``query``) over the gold tables."""
+        from flowforge.templates.dashboards import dashboard_data
+
+        self.require("viewer")
+        return dashboard_data(self, template, name)
 
 
 def limited(sql: str, limit: int) -> str:

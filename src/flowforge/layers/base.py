@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from flowforge.connectors.base import Connector
+    from flowforge.settings import Settings
     from flowforge.spec.jobs import JobSpec
     from flowforge.storage import CommitResult, LakehouseStore
 
@@ -34,6 +35,7 @@ class JobContext:
     log: logging.Logger
     lines: list[str] = field(default_factory=list)
     on_progress: Callable[[int, int], None] | None = None
+    settings: Settings | None = None  # the project's (job kinds that resolve paths against it need it)
 
     def note(self, message: str) -> None:
         """A line for the job run's log (kept in the metadata store and shown by the CLI)."""
@@ -92,7 +94,9 @@ def executor_for(kind: str) -> Executor:
     import flowforge.layers.bronze
     import flowforge.layers.cdc
     import flowforge.layers.embed
+    import flowforge.layers.export
     import flowforge.layers.gold
+    import flowforge.layers.publish
     import flowforge.layers.silver  # noqa: F401  (registration side effects)
 
     return EXECUTORS[kind]

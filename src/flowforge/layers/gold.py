@@ -17,6 +17,10 @@ def run_gold(ctx: JobContext) -> JobResult:
 
 
 def _gold_table(ctx: JobContext, spec: GoldTable) -> TableResult:
+    if spec.strategy == "scd2":
+        from flowforge.layers.scd2_batch import gold_scd2
+
+        return gold_scd2(ctx, spec)
     engine = DuckDBEngine()
     try:
         versions: dict[str, int] = {}

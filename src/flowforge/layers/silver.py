@@ -32,6 +32,10 @@ def run_silver(ctx: JobContext) -> JobResult:
 
 
 def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
+    if spec.strategy == "scd2":
+        from flowforge.layers.scd2_batch import silver_scd2
+
+        return silver_scd2(ctx, spec)
     found = ctx.store.find(spec.source)
     if found is None:
         raise ConfigError(f"Silver table {spec.target} reads {spec.source}, which does not exist yet.",

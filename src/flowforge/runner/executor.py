@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from flowforge.connectors.base import Connector
     from flowforge.metadata import MetadataStore
     from flowforge.metadata.records import Layer, RunStatus
+    from flowforge.settings import Settings
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import CommitResult, LakehouseStore
 
@@ -89,6 +90,7 @@ class Runner:
     connector: Callable[[str], Connector]
     retries: int = 2
     backoff_seconds: float = 1.0
+    settings: Settings | None = None
 
     def run(self, workflow: Workflow, *, trigger: str, actor: str,
             on_event: Callable[[JobEvent], None] | None = None,
@@ -125,7 +127,8 @@ class Runner:
             emit(JobEvent(name, job.kind, "start", index, len(order)))
             ctx = JobContext(job=job, workflow=workflow.name, run_id=run.id, batch_id=batch_id,
                              store=self.store, mirror=mirror, connector=self.connector, log=log,
-                             on_progress=_progress_emitter(emit, name, job.kind, index, len(order)))
+                             on_progress=_progress_emitter(emit, name, job.kind, index, len(order)),
+                             settings=self.settings)
             event = self._run_job(ctx, run.id, index, len(order))
             events.append(event)
             emit(event)

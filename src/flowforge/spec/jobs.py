@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import Field, field_validator, model_validator
 
 from flowforge.spec.base import Identifier, SpecModel, SqlExpression, SqlType
+from flowforge.spec.scd2 import Scd2Fields
 
 JOB_KINDS: dict[str, type[JobSpec]] = {}
 J = TypeVar("J", bound="type[JobSpec]")
@@ -146,12 +147,12 @@ class IngestJob(JobSpec):
         return tuple(t.target for t in self.tables)
 
 
-class SilverTable(SpecModel):
-    """Clean one bronze table into a silver table."""
+class SilverTable(Scd2Fields):
+    """Clean one bronze table into a silver table (``strategy: scd2``: see ``flowforge.spec.scd2``)."""
 
     target: Identifier
     source: Identifier
-    strategy: Literal["merge", "append"] = "merge"
+    strategy: Literal["merge", "append", "scd2"] = "merge"
     keys: tuple[str, ...] = ()
     order_by: str | None = None
     columns: tuple[str, ...] | None = None
@@ -197,11 +198,15 @@ class SilverJob(JobSpec):
         return tuple(dict.fromkeys(t.source for t in self.tables))
 
 
-class GoldTable(SpecModel):
-    """A business table: SQL over silver (and other lakehouse tables), rebuilt each run."""
+class GoldTable(Scd2Fields):
+    """A business table: SQL over silver (and other lakehouse tables), rebuilt each run, or with
+    ``strategy: scd2`` kept as versions of ``keys`` (see ``flowforge.spec.scd2``)."""
 
     target: Identifier
     sql: str
+    strategy: Literal["replace", "scd2"] = "replace"
+    keys: tuple[str, ...] = ()
+    surrogate_key: Identifier | None = None
 
     @field_validator("sql")
     @classmethod
@@ -244,3 +249,4 @@ class GoldJob(JobSpec):
 
 import flowforge.spec.cdc  # noqa: E402,F401  (registers the 'cdc' job kind)
 from flowforge.spec import embed as _embed  # noqa: E402,F401  (registers the 'embed' job kind)
+from flowforge.spec import export, publish  # noqa: E402,F401  (register the 'export' and 'publish' job kinds)

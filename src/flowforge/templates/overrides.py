@@ -28,12 +28,22 @@ def customise(text: str, *, tags: Sequence[str] | None = None, tables: Mapping[s
     if tags is not None:
         spec["tags"] = [t.strip() for t in tags if t.strip()]
     if tables:
-        written = {t["target"] for job in spec["jobs"] for t in job.get("tables", [])}
+        readers = ("publish", "export")  # their 'tables' name tables to read, not to write
+        written = {t["target"] for job in spec["jobs"] if job.get("kind") not in readers
+                   for t in job.get("tables", [])}
         unknown = sorted(set(tables) - written)
         if unknown:
             raise ConfigError(f"The template writes no table(s) {', '.join(unknown)}.",
                               hint=f"Tables: {', '.join(sorted(written))}.")
         for job in spec["jobs"]:
+            if job.get("kind") == "publish":
+                for entry in job.get("tables", []):
+                    entry["table"] = tables.get(entry["table"], entry["table"])
+                continue
+            if job.get("kind") == "export":
+                if "tables" in job:
+                    job["tables"] = [tables.get(t, t) for t in job["tables"]]
+                continue
             for table in job.get("tables", []):
                 table["target"] = tables.get(table["target"], table["target"])
                 if "source" in table:

@@ -30,6 +30,7 @@ def mount(app: FastAPI, settings: Settings) -> None:
     from flowforge.ui import (
         audit,
         catalog,
+        dashboards,
         job_editor,
         lineage,
         login,
@@ -53,7 +54,8 @@ def mount(app: FastAPI, settings: Settings) -> None:
         app.mount(PREFIX, core.app)
         return
     _mounted.append(True)
-    for module in (login, workflows, workflow_detail, job_editor, templates, lineage, runs, catalog, audit, search):
+    for module in (login, workflows, workflow_detail, job_editor, templates, lineage, runs, catalog, audit, search,
+                   dashboards):
         module.register()
     ui.run_with(app, mount_path=PREFIX, title="FlowForge", favicon="🌊", storage_secret=secrets.token_urlsafe(32),
                 show_welcome_message=False)

@@ -199,6 +199,7 @@ def register() -> None:
                     read_only_summary(user, str(existing["connection"]))
                 if existing:
                     table([{k: v if isinstance(v, str | int | float) else str(v) for k, v in t.items()}
+                           if isinstance(t, dict) else {"table": str(t)}  # an export job lists names
                            for t in existing.get("tables", [])])
                 ui.label("You have read-only access; ask an editor to change this job.").classes("text-gray-600")
                 return None

@@ -17,7 +17,8 @@ PREFIX = "/ui"
 NAV = (("Workflows", "/workflows", "account_tree", "viewer"),
        ("Templates", "/templates", "dashboard_customize", "viewer"),
        ("Runs", "/runs", "play_circle", "viewer"), ("Catalog", "/catalog", "table_view", "viewer"),
-       ("Search", "/search", "search", "viewer"), ("Audit log", "/audit", "history", "editor"))
+       ("Search", "/search", "search", "viewer"), ("Audit log", "/audit", "history", "editor"),
+       ("Dashboards", "/dashboards", "insights", "viewer"))
 SESSION_CHECK_SECONDS = 15
 LOGOUT_FORM = ('<form method="post" action="{action}" style="margin:0">'
                '<button type="submit" data-testid="sign-out" class="text-white px-3 py-1 rounded '

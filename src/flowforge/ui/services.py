@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from flowforge.embed.search import SearchableTable, SearchResult
     from flowforge.metadata import AuditRecord
     from flowforge.settings import Settings
+    from flowforge.templates.dashboards import Dashboard, DashboardData
     from flowforge.templates.registry import Template
 
 __all__ = ["SESSION_COOKIE", "UiUser"]
@@ -282,3 +283,14 @@ def searchable_tables(user: UiUser) -> list[SearchableTable]:
 def search(user: UiUser, table: str, query: str, *, k: int = 10, where: str | None = None) -> SearchResult:
     with acting(user) as c:
         return c.search.search(table, query, k=k, where=where)
+
+
+# -- dashboards -------------------------------------------------------------------------------
+def dashboards(user: UiUser) -> list[Dashboard]:
+    with acting(user) as c:
+        return c.dashboards()
+
+
+def dashboard_data(user: UiUser, template: str, name: str) -> DashboardData:
+    with acting(user) as c:
+        return c.dashboard_data(template, name)

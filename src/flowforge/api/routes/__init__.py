@@ -7,6 +7,7 @@ from flowforge.api.routes import (
     auth,
     catalog,
     connections,
+    dashboards,
     health,
     jobs,
     lineage,
@@ -20,5 +21,5 @@ from flowforge.api.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, workflows.router, jobs.router, lineage.router,
     connections.router, runs.router, catalog.router, templates.router, audit.router,
-    search.router,
+    search.router, dashboards.router,
 )

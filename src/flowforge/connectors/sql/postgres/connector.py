@@ -89,13 +89,13 @@ class PostgresConnector(Connector):
     def _dsn(self) -> str:
         return catalog.conninfo(self.config)
 
-    def _adbc(self) -> Any:
+    def _adbc(self, autocommit: bool = True) -> Any:
         try:
             import adbc_driver_postgresql.dbapi as adbc
         except ImportError as exc:
             raise MissingDependencyError(f"Fast PostgreSQL reads need ADBC: {_INSTALL}") from exc
         with self._errors("could not connect"):
-            return adbc.connect(self._dsn(), autocommit=True)
+            return adbc.connect(self._dsn(), autocommit=autocommit)
 
     # -- discovery ------------------------------------------------------------------------
 
@@ -230,13 +230,27 @@ class PostgresConnector(Connector):
             sql += f" LIMIT {int(limit)}"
         yield from common.rebatch(self._stream(sql, plan, cols), size)
 
-    def _stream(self, sql: str, plan: ReadPlan, cols: list[PgColumn]) -> Iterator[pa.RecordBatch]:
+    def read_snapshot(self, plan: ReadPlan, snapshot: str) -> Iterator[pa.RecordBatch]:
+        """The plan's rows as of an exported snapshot (``SELECT pg_export_snapshot()`` in a REPEATABLE
+        READ transaction kept open meanwhile), so several reads see one consistent state."""
+        with self._pool.connection() as conn:
+            with self._errors(f"could not describe {plan.request.label}"):
+                relation = self._relation(conn, plan.request)
+            cols = self._pg_columns(conn, plan.request, relation)
+        sql = self._select(plan, cols, relation)
+        yield from common.rebatch(self._stream(sql, plan, cols, snapshot), max(1, plan.request.batch_size))
+
+    def _stream(self, sql: str, plan: ReadPlan, cols: list[PgColumn],
+                snapshot: str | None = None) -> Iterator[pa.RecordBatch]:
         where = self._where(plan.request)
         scaled = {i for i, c in enumerate(cols) if c.scaled}
         with self._errors(f"reading {plan.request.label} failed"):
-            conn = self._adbc()
+            conn = self._adbc(autocommit=snapshot is None)
             try:
                 cursor = conn.cursor()
+                if snapshot is not None:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    cursor.execute(f"SET TRANSACTION SNAPSHOT {common.literal(snapshot, DIALECT)}")
                 cursor.execute(sql)
                 for batch in cursor.fetch_record_batch():
                     yield _conform(batch, plan.schema, scaled, where)

@@ -1,0 +1,1 @@
+"""Staging snapshots of source tables or lakehouse layers (``flowforge export``, ``kind: export``)."""

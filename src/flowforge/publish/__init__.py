@@ -1,0 +1,1 @@
+"""Serving gold tables to BI tools: ``kind: publish`` copies them into a PostgreSQL schema."""
