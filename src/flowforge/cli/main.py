@@ -10,6 +10,7 @@ import typer
 
 from flowforge.cli.common import ProjectOpt, _context, _guard, _state
 from flowforge.cli.connections import connections_app
+from flowforge.cli.quality import import_app, quarantine_app, test_command
 from flowforge.cli.serve import serve
 from flowforge.cli.users import users_app
 
@@ -23,6 +24,8 @@ app.add_typer(templates_app, name="templates")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(connections_app, name="connections")
 app.add_typer(users_app, name="users")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(import_app, name="import")
 
 
 @app.callback()
@@ -268,6 +271,7 @@ def ingest(source: Annotated[str, typer.Option("--from", help="Connection name o
         raise typer.Exit(1)
 
 
+app.command("test")(test_command)  # defined in cli/quality.py, with quarantine and import
 app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from flowforge.core.users import UserService
     from flowforge.core.workflows import WorkflowService
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
+    from flowforge.quality.service import QualityService
     from flowforge.runner.executor import JobEvent, RunSummary
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import LakehouseStore
@@ -120,6 +121,13 @@ class Context:
         from flowforge.core.users import UserService
 
         return UserService(self)
+
+    @cached_property
+    def quality(self) -> QualityService:
+        """Data tests, their results, quarantine and replay, dbt import."""
+        from flowforge.quality.service import QualityService
+
+        return QualityService(self)
 
     def connection_names(self) -> list[str]:
         return [c.name for c in self.connections.summaries()]

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
+from flowforge.quality.spec import Tests
 from flowforge.spec.base import Identifier, SpecModel
 
 JOB_KINDS: dict[str, type[JobSpec]] = {}
@@ -108,6 +109,7 @@ class IngestTable(SpecModel):
     type_fallback: Literal["string"] | None = None
     sub_microseconds: SubMicrosecondMode = "error"
     batch_size: int = Field(100_000, ge=1, le=10_000_000)
+    tests: Tests = ()
 
     @field_validator("incremental", mode="before")
     @classmethod
@@ -158,6 +160,7 @@ class SilverTable(SpecModel):
     casts: dict[str, str] = Field(default_factory=dict)
     derived: dict[Identifier, str] = Field(default_factory=dict)
     surrogate_key: Identifier | None = None
+    tests: Tests = ()
 
     @model_validator(mode="after")
     def _keys(self) -> SilverTable:
@@ -202,6 +205,7 @@ class GoldTable(SpecModel):
 
     target: Identifier
     sql: str
+    tests: Tests = ()
 
     @field_validator("sql")
     @classmethod
