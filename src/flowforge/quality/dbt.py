@@ -72,17 +72,16 @@ class DbtImport:
         return "\n".join(parts)
 
 
-def read_schema(source: str | Path, tables: dict[str, str]) -> DbtImport:
-    """Translate every model and source table of a dbt schema.yml (a path, or its text)."""
-    if isinstance(source, Path) or "\n" not in str(source):
-        path = Path(source)
+def read_schema(source: Path | str, tables: dict[str, str]) -> DbtImport:
+    """Translate every model and source table of a dbt schema.yml: a file (``Path``) or its text (``str``)."""
+    if isinstance(source, Path):
         try:
-            text = path.read_text(encoding="utf-8")
+            text = source.read_text(encoding="utf-8")
         except OSError as exc:
-            raise SpecError(f"cannot read the dbt schema file: {exc.strerror}", file=str(path)) from None
-        where = str(path)
+            raise SpecError(f"cannot read the dbt schema file: {exc.strerror}", file=str(source)) from None
+        where = str(source)
     else:
-        text, where = str(source), "schema.yml"
+        text, where = source, "schema.yml"
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -110,7 +110,8 @@ class QualityService:
     def run_results(self, run_id: int) -> RunQuality:
         from flowforge.metadata.quality import QualityStore
 
-        self.ctx.run_detail(run_id)  # NotFound for an unknown run
+        if self.ctx.metadata.get_run(run_id) is None:
+            raise NotFoundError(f"Run {run_id} does not exist.", hint="List runs with 'flowforge runs'.")
         qs = QualityStore(self.ctx.metadata)
         return RunQuality(run_id, tuple(qs.for_run(run_id)), tuple(qs.accounting_for_run(run_id)))
 
@@ -168,9 +169,10 @@ class QualityService:
         return report
 
     # -- dbt --------------------------------------------------------------------------------------
-    def import_dbt(self, source: str | Path, *, workflow: str | None = None,
+    def import_dbt(self, source: Path | str, *, workflow: str | None = None,
                    tables: dict[str, str] | None = None, actor: str | None = None) -> DbtImport:
-        """Translate a dbt schema.yml; with ``workflow``, write the tests next to its tables."""
+        """Translate a dbt schema.yml (a ``Path`` to read, or the file's text as ``str``); with
+        ``workflow``, write the tests next to its tables."""
         from flowforge.quality.dbt import read_schema, write_into
 
         imported = read_schema(source, tables or {})

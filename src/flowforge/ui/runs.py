@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from flowforge.core.runs import RunDetail
-from flowforge.ui import services
+from flowforge.ui import quality, services
 from flowforge.ui.layout import current_user, frame, go, login_redirect, status_badge, table, url
 
 POLL_SECONDS = 1.0
@@ -107,6 +107,8 @@ def register() -> None:
             ui.label(run.error).classes("text-negative")
         if detail.jobs:
             ui.echart(timeline_options(detail)).classes("w-full").style(f"height: {60 + 40 * total}px")
+        if run.status != "running":
+            quality.run_tests(run_id)
         for job in detail.jobs:
             title = f"{job.job} — {job.status} · {_duration(job.started_at, job.ended_at)} · " \
                     f"read {job.rows_read:,} · written {job.rows_written:,}"

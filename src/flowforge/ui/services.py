@@ -265,3 +265,33 @@ def save_connection(user: UiUser, name: str, data: dict[str, Any]) -> None:
             c.connections.save(name, data)
         finally:
             c.settings.actor = before
+
+
+# -- data quality -------------------------------------------------------------------------------
+def run_quality(run_id: int) -> Any:
+    """The run's test results and row accounting (``RunQuality``)."""
+    with locked() as c:
+        return c.quality.run_results(run_id)
+
+
+def table_quality(name: str) -> tuple[list[Any], list[Any], Any]:
+    """(test results newest first, accounting newest first, the quarantine summary or None)."""
+    from flowforge.errors import NotFoundError
+
+    with locked() as c:
+        try:
+            held = c.quality.quarantine(name)
+        except NotFoundError:
+            held = None
+        return c.quality.history(name, 500), c.quality.accounting(name, 100), held
+
+
+def quarantine_rows(name: str, limit: int = 50) -> list[dict[str, Any]]:
+    with locked() as c:
+        return c.quality.quarantine_rows(name, limit=limit)
+
+
+def replay_quarantine(user: UiUser, name: str) -> Any:
+    actor = _editor(user)
+    with locked() as c:
+        return c.quality.replay(name, actor=actor)
