@@ -93,14 +93,15 @@ class Checker:
         self.engine.register_arrow(DATA, table)
         rows = [t for t in tests if isinstance(t, RowTest)]
         tables = [t for t in tests if isinstance(t, TableTest)]
+        previous = existing
         if mode == "overwrite" or not any(t.table_scope for t in tests):
             existing = None
         kept_cols = self._existing(existing, mode, keys) if existing is not None else None
         scope = self._scope(self._types(DATA), kept_cols)
-        if existing is not None:
+        if previous is not None:
             from flowforge.storage.delta import row_count
 
-            scope.previous_rows = row_count(existing)
+            scope.previous_rows = row_count(previous)
         removing = {i for i, t in enumerate(rows) if t.severity in ROW_SEVERITIES}
         outcomes = row_pass(scope, rows, positions=True, keep_all=removing)
         results = [row_result(scope, o, json_rows(table.take(o.first)) if o.first else []) for o in outcomes]

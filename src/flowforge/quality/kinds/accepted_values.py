@@ -45,7 +45,9 @@ class AcceptedValues(RowTest):
         c = scope.q(self.column)
         if not self.values:
             return f"{c} IS NOT NULL"
-        return f"NOT ({c} IN ({', '.join(value_literals(scope, self.column, self.values))}))"
+        # coalesce: a value that does not convert to the column's type is NULL, and x IN (..., NULL) is never false
+        values = ", ".join(value_literals(scope, self.column, self.values))
+        return f"{c} IS NOT NULL AND NOT coalesce({c} IN ({values}), false)"
 
 
 def value_literals(scope: Scope, column: str, values: tuple[object, ...]) -> list[str]:
