@@ -123,12 +123,21 @@ def open_quarantine(store: LakehouseStore, table: str) -> tuple[str, DeltaTable]
     return found
 
 
+def register(engine: Any, name: str, q: DeltaTable) -> None:
+    """The quarantine table as a view, read whole into memory (it holds the exceptions, not the data).
+
+    Not through a dataset scan: delta-rs writes text as Utf8View in files it rewrites (merge,
+    update), and a filter pushed into a scan of those files on object storage fails in pyarrow
+    ("no kernel matching input types (string, string_view)")."""
+    engine.register_arrow(name, q.to_pyarrow_table())
+
+
 def _summary(q: DeltaTable, layer: str, table: str) -> QuarantineSummary:
     from flowforge.engine.duckdb_engine import DuckDBEngine
 
     engine = DuckDBEngine()
     try:
-        engine.register_delta("q", q)
+        register(engine, "q", q)
         counts = engine.rows(
             f"SELECT count(*) FILTER (WHERE {STATUS} IS NULL OR {STATUS} = 'replaying'), "
             f"count(*) FILTER (WHERE {STATUS} = 'replayed'), count(*) FILTER (WHERE {STATUS} = 'superseded'), "
@@ -151,7 +160,7 @@ def rows(store: LakehouseStore, table: str, *, limit: int = 50, status: str = "p
     _, q = open_quarantine(store, table)
     engine = DuckDBEngine()
     try:
-        engine.register_delta("q", q)
+        register(engine, "q", q)
         where = [f"({STATUS} IS NULL OR {STATUS} = 'replaying')"] if status == "pending" else []
         if test:
             where.append(f"list_contains(_quarantine_failed_tests, {literal(test)})")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowforge.engine.sql import quote
 from flowforge.errors import CheckFailed, ConfigError
-from flowforge.quality.quarantine import QUARANTINE_COLUMNS, STATUS, open_quarantine, quarantine_name
+from flowforge.quality.quarantine import QUARANTINE_COLUMNS, STATUS, open_quarantine, quarantine_name, register
 from flowforge.storage.delta import META_PREFIX, _encode, _storage_errors
 from flowforge.testing import fault_point
 
@@ -98,7 +98,7 @@ def _pending(store: LakehouseStore, target: TestedTable, layer: str) -> pa.Table
     batches = _committed_batches(table)
     engine = DuckDBEngine()
     try:
-        engine.register_delta("q", q)
+        register(engine, "q", q)
         engine.register_arrow("batches", pa.table({"b": pa.array(sorted(batches), pa.string())}))
         drop = ", ".join(quote(c) for c in QUARANTINE_COLUMNS if c not in ("_quarantine_id", "_quarantined_at"))
         return engine.query(f"SELECT * EXCLUDE ({drop}) FROM q WHERE {STATUS} IS NULL AND _quarantine_batch_id IN "
@@ -180,7 +180,7 @@ def _rows(store: LakehouseStore, layer: str, table: str, rid: str) -> pa.Table:
     assert q is not None
     engine = DuckDBEngine()
     try:
-        engine.register_delta("q", q)
+        register(engine, "q", q)
         drop = ", ".join(quote(c) for c in QUARANTINE_COLUMNS)
         return engine.query(f"SELECT * EXCLUDE ({drop}) FROM q WHERE _replay_id = '{rid}' AND {STATUS} = 'replaying' "
                             f"ORDER BY _quarantine_id", f"quarantine of {table}")
@@ -204,7 +204,7 @@ def _finish_interrupted(store: LakehouseStore, target: TestedTable, layer: str) 
         return 0
     engine = DuckDBEngine()
     try:
-        engine.register_delta("q", q)
+        register(engine, "q", q)
         open_ids = engine.rows(f"SELECT _replay_id, count(*) FROM q WHERE {STATUS} = 'replaying' GROUP BY 1")
     finally:
         engine.close()
