@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from deltalake import DeltaTable
+
 from tests.e2e.helpers import flowforge
 
 pytestmark = pytest.mark.slow

@@ -190,7 +190,9 @@ class Checker:
             found = self.store.find(name)
             if found is None:
                 known = ", ".join(t for _, t in self.store.tables() if not t.endswith("__quarantine")) or "none"
-                raise ValueError(f"table '{name}' is not in the lakehouse (tables: {known})")
+                raise ValueError(f"table '{name}' is not in the lakehouse (tables: {known}); if this workflow "
+                                 f"builds it, build it first: list it before {self.table} in the job, or make "
+                                 f"this job depend on the one that writes it (depends_on)")
             view = f"__ff_t{len(self._views)}"
             self.engine.register_delta(view, found[1])
             self._views[name] = view
