@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.api.conftest import Api, wait_for_run
 
 QUALITY = """\
