@@ -15,6 +15,7 @@ from flowforge.engine.duckdb_engine import DuckDBEngine
 from flowforge.engine.sql import quote
 from flowforge.quality.base import ROW_SEVERITIES, RowTest, TableTest, TestSpec
 from flowforge.quality.evaluate import (
+    RowOutcome,
     TestResult,
     json_rows,
     row_pass,
@@ -138,6 +139,12 @@ class Checker:
                  for i in sorted(removing) if outcomes[i].all_ids is not None]
         names = [[title for title, hit in flags if hit[n]] for n in range(rows.num_rows)]
         return rows.drop_columns([ROW]).append_column(FAILED_TESTS, pa.array(names, pa.list_(pa.string())))
+
+    def row_outcomes(self, tests: Sequence[RowTest], data: pa.Table) -> list[RowOutcome]:
+        """Row tests over ``data`` alone, with every failing row's position (conformance, samples)."""
+        self.engine.register_arrow(DATA, with_positions(data))
+        scope = self._scope(self._types(DATA), None)
+        return row_pass(scope, list(tests), positions=True, keep_all=set(range(len(tests))))
 
     # -- a committed table (``flowforge test``) --------------------------------------------------
     def committed(self, tests: Sequence[TestSpec], dt: DeltaTable, previous_rows: int | None) -> list[TestResult]:

@@ -4,6 +4,7 @@
 |---|---|
 | ``unique``, ``not_null`` | ``unique``, ``not_null`` |
 | ``accepted_values: {values}`` | ``accepted_values`` |
+| ``dbt_utils.not_accepted_values: {values}`` | ``not_accepted_values`` |
 | ``relationships: {to: ref('m'), field}`` | ``relationships: {to: <table of m>, field}`` |
 | ``dbt_utils.expression_is_true`` (model or column) | ``expression`` |
 | ``dbt_utils.unique_combination_of_columns`` | ``unique_combination`` |
@@ -158,6 +159,9 @@ def _translate(name: str, args: dict[str, Any], column: str | None, tables: dict
         spec = {"test": kind, "column": _need(col, kind)}
     elif kind == "accepted_values":
         spec = {"test": "accepted_values", "column": _need(col, kind), "values": list(args.pop("values", []))}
+        args.pop("quote", None)
+    elif kind == "not_accepted_values":
+        spec = {"test": "not_accepted_values", "column": _need(col, kind), "values": list(args.pop("values", []))}
         args.pop("quote", None)
     elif kind == "relationships":
         spec = {"test": "relationships", "column": _need(col, kind), "to": _model(args.pop("to", ""), tables),

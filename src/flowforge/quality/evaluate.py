@@ -112,9 +112,10 @@ def row_pass(scope: Scope, tests: list[RowTest], *, positions: bool, keep_all: s
     sql = scope.with_ctes(f"SELECT {', '.join(aggs)} FROM ({source})")
     try:
         result = scope.engine.query(sql, f"{scope.label}: tests")
-    except UserCodeError:
+    except UserCodeError as exc:
         if len(parts) == 1:
-            raise
+            outcomes[parts[0][0]].error = exc.message.removeprefix(f"{scope.label}: tests: ")
+            return outcomes
         return _one_by_one(scope, tests, positions=positions, keep_all=keep_all)
     row = result.slice(0, 1)
     total = int(row.column("__n")[0].as_py())
@@ -136,10 +137,7 @@ def _one_by_one(scope: Scope, tests: list[RowTest], *, positions: bool, keep_all
     out = []
     for i, test in enumerate(tests):
         scope.ctes.clear()
-        try:
-            out.append(row_pass(scope, [test], positions=positions, keep_all={0} if i in keep_all else set())[0])
-        except FlowForgeError as exc:
-            out.append(RowOutcome(test, error=exc.message))
+        out.append(row_pass(scope, [test], positions=positions, keep_all={0} if i in keep_all else set())[0])
     scope.ctes.clear()
     return out
 

@@ -38,6 +38,9 @@ class Range(RowTest):
     def _a_bound(self) -> Range:
         if self.min is None and self.max is None:
             raise ValueError("give 'min', 'max' or both")
+        numbers = isinstance(self.min, int | float) and isinstance(self.max, int | float)
+        if numbers and self.min > self.max:  # type: ignore[operator]
+            raise ValueError(f"'min' ({self.min}) is above 'max' ({self.max}): no value could pass")
         return self
 
     def describe(self) -> str:

@@ -26,7 +26,7 @@ class Regex(RowTest):
 
     test: Literal["regex"]
     column: str = Field(min_length=1)
-    pattern: str = Field(min_length=1)
+    pattern: str  # an empty pattern matches every value
     negate: bool = False
 
     shorthand: ClassVar[str | None] = None
