@@ -100,7 +100,11 @@ class RowTest(TestSpec):
         cols = self.column_names()
         return " AND ".join(f"{scope.q(c)} IS NOT NULL" for c in cols) if cols else None
 
-    def sample_columns(self) -> tuple[str, ...]:
+    count_if_any: ClassVar[bool] = False  # counted(): a value in any of the columns is enough
+
+    def counted(self) -> tuple[str, ...] | None:
+        """The columns whose values must all (or, with ``count_if_any``, any) be present for a row to
+        count: what ``applies`` says, so a batch's null counts answer it; None when only SQL can."""
         return self.column_names()
 
 

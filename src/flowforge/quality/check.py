@@ -104,8 +104,9 @@ class Checker:
 
             scope.previous_rows = row_count(previous)
         removing = {i for i, t in enumerate(rows) if t.severity in ROW_SEVERITIES}
-        outcomes = row_pass(scope, rows, positions=True, keep_all=removing)
-        results = [row_result(scope, o, json_rows(table.take(o.first)) if o.first else []) for o in outcomes]
+        outcomes = row_pass(scope, rows, batch=table)
+        samples = _samples(table, [o.first for o in outcomes])
+        results = [row_result(scope, o, sample) for o, sample in zip(outcomes, samples, strict=True)]
 
         drop_ids, quarantine_ids = [], []
         for i, (o, r) in enumerate(zip(outcomes, results, strict=True)):
@@ -142,9 +143,10 @@ class Checker:
 
     def row_outcomes(self, tests: Sequence[RowTest], data: pa.Table) -> list[RowOutcome]:
         """Row tests over ``data`` alone, with every failing row's position (conformance, samples)."""
-        self.engine.register_arrow(DATA, with_positions(data))
+        table = with_positions(data)
+        self.engine.register_arrow(DATA, table)
         scope = self._scope(self._types(DATA), None)
-        return row_pass(scope, list(tests), positions=True, keep_all=set(range(len(tests))))
+        return row_pass(scope, list(tests), batch=table)
 
     # -- a committed table (``flowforge test``) --------------------------------------------------
     def committed(self, tests: Sequence[TestSpec], dt: DeltaTable, previous_rows: int | None) -> list[TestResult]:
@@ -154,7 +156,7 @@ class Checker:
         scope.previous_rows = previous_rows
         rows = [t for t in tests if isinstance(t, RowTest)]
         results = []
-        for o in row_pass(scope, rows, positions=False, keep_all=set()):
+        for o in row_pass(scope, rows):
             sample = sample_by_query(scope, o.test) if o.error is None and o.failing else []
             results.append(row_result(scope, o, sample))
         results += [table_test(scope, t) for t in tests if isinstance(t, TableTest)]
@@ -215,3 +217,13 @@ def _member(position: Any, id_lists: list[Any]) -> Any:
         return None
     ids = pa.concat_arrays([a.cast(pa.int64()) for a in id_lists])
     return pc.is_in(position, value_set=ids)
+
+
+def _samples(table: pa.Table, firsts: list[list[int]]) -> list[list[dict[str, Any]]]:
+    """Each test's sample rows, fetched with one ``take`` for all tests (a take costs per call, not per row)."""
+    wanted = sorted({i for first in firsts for i in first})
+    if not wanted:
+        return [[] for _ in firsts]
+    rows = json_rows(table.take(wanted))
+    at = {position: n for n, position in enumerate(wanted)}
+    return [[rows[at[i]] for i in first] for first in firsts]

@@ -76,9 +76,15 @@ def decide(test: TestSpec, failing: int, checked: int | None) -> str:
     return "warn" if test.severity == "warn" else "fail"
 
 
-def row_pass(scope: Scope, tests: list[RowTest], *, positions: bool, keep_all: set[int]) -> list[RowOutcome]:
-    """Evaluate ``tests`` over ``scope.data`` in one query. With ``positions`` the rows carry their
-    position (``__ff_row``) and outcomes list failing positions (all of them for ``keep_all``)."""
+def row_pass(scope: Scope, tests: list[RowTest], *, batch: pa.Table | None = None) -> list[RowOutcome]:
+    """Evaluate ``tests`` over ``scope.data``, every predicate in one pass over the rows.
+
+    With ``batch`` (the Arrow table registered as ``scope.data``, its rows carrying their position
+    ``__ff_row``), the pass returns only the rows that fail some test, with one flag per test: counts,
+    samples and the positions to drop or quarantine come from those, so the work beyond evaluating
+    the predicates grows with the failures, not with the table. Counted rows come from the batch's
+    null counts where they can. Without ``batch`` (a committed table), one aggregate counts per test.
+    """
     if not tests:
         return []
     outcomes = [RowOutcome(t) for t in tests]
@@ -96,48 +102,87 @@ def row_pass(scope: Scope, tests: list[RowTest], *, positions: bool, keep_all: s
         except ValueError as exc:
             o.error = str(exc)
             continue
-        counted = f"coalesce({where}, false)" + (f" AND coalesce({applies}, false)" if applies else "")
-        parts.append((i, f"coalesce({where}, false) AND coalesce({fails}, false)", counted))
+        filtered = o.test.where is not None
+        fail = f"coalesce({where}, false) AND coalesce({fails}, false)" if filtered else f"coalesce({fails}, false)"
+        counted = " AND ".join([f"coalesce({where}, false)"] * filtered
+                               + [f"coalesce({applies}, false)"] * bool(applies))
+        parts.append((i, fail, counted or "TRUE"))
     if not parts:
         return outcomes
-    flags = ", ".join(f"{f} AS __f{i}, {a} AS __a{i}" for i, f, a in parts)
-    aggs = ["count(*) AS __n"]
-    for i, _, _ in parts:
-        aggs += [f"count(*) FILTER (WHERE __f{i}) AS __fails{i}", f"count(*) FILTER (WHERE __a{i}) AS __checked{i}"]
-        if positions:
-            aggs.append(f"min({ROW}, {SAMPLE_ROWS}) FILTER (WHERE __f{i}) AS __first{i}")
-            if i in keep_all:
-                aggs.append(f"list({ROW}) FILTER (WHERE __f{i}) AS __all{i}")
-    source = f"SELECT {ROW + ', ' if positions else ''}{flags} FROM {scope.data} AS {OUTER}"
-    sql = scope.with_ctes(f"SELECT {', '.join(aggs)} FROM ({source})")
     try:
-        result = scope.engine.query(sql, f"{scope.label}: tests")
+        if batch is not None:
+            _failing_rows(scope, outcomes, parts, batch)
+        else:
+            _aggregate(scope, outcomes, parts)
     except UserCodeError as exc:
         if len(parts) == 1:
-            outcomes[parts[0][0]].error = exc.message.removeprefix(f"{scope.label}: tests: ")
+            outcomes[parts[0][0]].error = exc.message.split(": tests: ", 1)[-1]
             return outcomes
-        return _one_by_one(scope, tests, positions=positions, keep_all=keep_all)
-    row = result.slice(0, 1)
-    total = int(row.column("__n")[0].as_py())
-    for i, _, _ in parts:
-        o = outcomes[i]
-        o.rows = total
-        o.failing = int(row.column(f"__fails{i}")[0].as_py())
-        o.checked = int(row.column(f"__checked{i}")[0].as_py())
-        if positions:
-            o.first = sorted(row.column(f"__first{i}")[0].as_py() or [])
-            if i in keep_all:
-                values = row.column(f"__all{i}").combine_chunks()
-                o.all_ids = values.flatten() if o.failing else None
+        return _one_by_one(scope, tests, batch)
     return outcomes
 
 
-def _one_by_one(scope: Scope, tests: list[RowTest], *, positions: bool, keep_all: set[int]) -> list[RowOutcome]:
+def _failing_rows(scope: Scope, outcomes: list[RowOutcome], parts: list[tuple[int, str, str]],
+                  batch: pa.Table) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    flags = ", ".join(f"{f} AS __f{i}" for i, f, _ in parts)
+    any_fail = " OR ".join(f"__f{i}" for i, _, _ in parts)
+    failing = scope.engine.query(scope.with_ctes(
+        f"SELECT * FROM (SELECT {ROW}, {flags} FROM {scope.data} AS {OUTER}) WHERE {any_fail}"),
+        f"{scope.label}: tests")
+    sql_counts = [(i, a) for i, _, a in parts if outcomes[i].test.where is not None
+                  or outcomes[i].test.counted() is None]
+    counted: dict[int, int] = {}
+    if sql_counts:
+        row = scope.engine.query(scope.with_ctes("SELECT " + ", ".join(
+            f"count(*) FILTER (WHERE {a}) AS __c{i}" for i, a in sql_counts) + f" FROM {scope.data} AS {OUTER}"),
+            f"{scope.label}: tests").to_pylist()[0]
+        counted = {i: int(row[f"__c{i}"]) for i, _ in sql_counts}
+    positions = failing.column(ROW)
+    for i, _, _ in parts:
+        o = outcomes[i]
+        o.rows = batch.num_rows
+        mine = positions.filter(failing.column(f"__f{i}"))
+        mine = mine.take(pc.sort_indices(mine)).combine_chunks() if len(mine) else pa.array([], pa.int64())
+        o.failing = len(mine)
+        o.first = mine.slice(0, SAMPLE_ROWS).to_pylist()
+        o.all_ids = mine if o.failing else None
+        o.checked = counted[i] if i in counted else _present_rows(batch, o.test.counted() or (), o.test.count_if_any)
+
+
+def _present_rows(batch: pa.Table, columns: tuple[str, ...], any_of: bool) -> int:
+    """Rows with a value in all of ``columns`` (or in any of them), from the batch itself."""
+    import pyarrow.compute as pc
+
+    if not columns:
+        return batch.num_rows
+    if len(columns) == 1:
+        return batch.num_rows - batch.column(columns[0]).null_count
+    valid = pc.is_valid(batch.column(columns[0]))
+    for c in columns[1:]:
+        valid = (pc.or_ if any_of else pc.and_)(valid, pc.is_valid(batch.column(c)))
+    return int(pc.sum(valid).as_py() or 0)
+
+
+def _aggregate(scope: Scope, outcomes: list[RowOutcome], parts: list[tuple[int, str, str]]) -> None:
+    flags = ", ".join(f"{f} AS __f{i}, {a} AS __a{i}" for i, f, a in parts)
+    aggs = ["count(*) AS __n"] + [f"count(*) FILTER (WHERE __f{i}) AS __fails{i}, "
+                                  f"count(*) FILTER (WHERE __a{i}) AS __checked{i}" for i, _, _ in parts]
+    sql = scope.with_ctes(f"SELECT {', '.join(aggs)} FROM (SELECT {flags} FROM {scope.data} AS {OUTER})")
+    row = scope.engine.query(sql, f"{scope.label}: tests").to_pylist()[0]
+    for i, _, _ in parts:
+        o = outcomes[i]
+        o.rows, o.failing, o.checked = int(row["__n"]), int(row[f"__fails{i}"]), int(row[f"__checked{i}"])
+
+
+def _one_by_one(scope: Scope, tests: list[RowTest], batch: pa.Table | None) -> list[RowOutcome]:
     """The combined query failed: evaluate each test alone, so the broken one is named and the others count."""
     out = []
-    for i, test in enumerate(tests):
+    for test in tests:
         scope.ctes.clear()
-        out.append(row_pass(scope, [test], positions=positions, keep_all={0} if i in keep_all else set())[0])
+        out.append(row_pass(scope, [test], batch=batch)[0])
     scope.ctes.clear()
     return out
 

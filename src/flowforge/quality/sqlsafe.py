@@ -8,6 +8,7 @@ open. User values (accepted values, patterns, bounds) become literals built by s
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 # functions that reach outside the data (files, environment) have no place in a check
@@ -28,6 +29,7 @@ def aggregate_expression(sql: str, what: str) -> str:
     return _expression(sql, what, aggregate=True)
 
 
+@lru_cache(maxsize=1024)
 def _expression(sql: str, what: str, *, aggregate: bool) -> str:
     import sqlglot
     from sqlglot import exp

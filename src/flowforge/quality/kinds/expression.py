@@ -41,5 +41,8 @@ class Expression(RowTest):
     def failing(self, scope: Scope) -> str:
         return f"NOT ({scope.expr(self.sql, 'sql')})"
 
+    def counted(self) -> tuple[str, ...] | None:
+        return ()
+
     def applies(self, scope: Scope) -> str | None:
         return None

@@ -34,6 +34,11 @@ class UniqueCombination(RowTest):
     def column_names(self) -> tuple[str, ...]:
         return self.columns
 
+    count_if_any: ClassVar[bool] = True
+
+    def counted(self) -> tuple[str, ...] | None:
+        return self.columns
+
     def applies(self, scope: Scope) -> str | None:
         return "(" + " OR ".join(f"{scope.q(c)} IS NOT NULL" for c in self.columns) + ")"
 
