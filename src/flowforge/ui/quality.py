@@ -55,34 +55,40 @@ def run_tests(run_id: int) -> None:
 
 def table_tab(name: str, user: services.UiUser) -> None:
     """The catalog's Quality tab: each test's latest status, the history, and the quarantine."""
-    try:
-        history, accounting, held = services.table_quality(name)
-    except Exception as exc:
-        ui.label(error_message(exc)).classes("text-negative")
-        return
-    if not history and held is None:
-        ui.label("No tests have run on this table. Declare them under 'tests:' next to the table in its "
-                 "workflow file.").classes("text-gray-600")
-        return
-    latest: dict[str, Any] = {}
-    for r in history:  # newest first
-        latest.setdefault(r.test_name, r)
-    ui.label("Latest result of each test").classes("font-semibold")
-    table([{"test": r.test_name, "status": r.status, "failing rows": r.failing_rows, "severity": r.severity,
-            "when": f"{r.at:%Y-%m-%d %H:%M:%S}", "by": f"run {r.run_id}" if r.run_id else "flowforge test",
-            "message": r.message} for r in latest.values()]).props("data-testid=quality-latest")
-    if len(history) > len(latest):
-        ui.echart(_trend(history)).classes("w-full").style("height: 260px")
-    if accounting:
-        ui.label("Rows per checked batch").classes("font-semibold")
-        table([{"run": a.run_id, "rows in": a.rows_in, "committed": a.rows_committed, "dropped": a.rows_dropped,
-                "quarantined": a.rows_quarantined, "version": a.delta_version} for a in accounting])
-    if held is not None:
-        _quarantine(name, held, user)
-    ui.label("History").classes("font-semibold")
-    table([{"when": f"{r.at:%Y-%m-%d %H:%M:%S}", "by": f"run {r.run_id}" if r.run_id else "flowforge test",
-            "test": r.test_name, "status": r.status, "failing rows": r.failing_rows, "message": r.message}
-           for r in history], pagination=20)
+
+    @ui.refreshable
+    def body() -> None:
+        try:
+            history, accounting, held = services.table_quality(name)
+        except Exception as exc:
+            ui.label(error_message(exc)).classes("text-negative")
+            return
+        if not history and held is None:
+            ui.label("No tests have run on this table. Declare them under 'tests:' next to the table in its "
+                     "workflow file.").classes("text-gray-600")
+            return
+        latest: dict[str, Any] = {}
+        for r in history:  # newest first
+            latest.setdefault(r.test_name, r)
+        ui.label("Latest result of each test").classes("font-semibold")
+        table([{"test": r.test_name, "status": r.status, "failing rows": r.failing_rows, "severity": r.severity,
+                "when": f"{r.at:%Y-%m-%d %H:%M:%S}", "by": f"run {r.run_id}" if r.run_id else "flowforge test",
+                "message": r.message} for r in latest.values()]).props("data-testid=quality-latest")
+        if len(history) > len(latest):
+            ui.echart(_trend(history)).classes("w-full").style("height: 260px")
+        if accounting:
+            ui.label("Rows per checked batch").classes("font-semibold")
+            table([{"run": a.run_id, "rows in": a.rows_in, "committed": a.rows_committed,
+                    "dropped": a.rows_dropped, "quarantined": a.rows_quarantined, "version": a.delta_version}
+                   for a in accounting])
+        if held is not None:
+            _quarantine(name, held, user, body.refresh)
+        ui.label("History").classes("font-semibold")
+        table([{"when": f"{r.at:%Y-%m-%d %H:%M:%S}", "by": f"run {r.run_id}" if r.run_id else "flowforge test",
+                "test": r.test_name, "status": r.status, "failing rows": r.failing_rows, "message": r.message}
+               for r in history], pagination=20)
+
+    body()
 
 
 def _trend(history: list[Any]) -> dict[str, Any]:
@@ -96,7 +102,7 @@ def _trend(history: list[Any]) -> dict[str, Any]:
                        for t, points in by_test.items()]}
 
 
-def _quarantine(name: str, held: Any, user: services.UiUser) -> None:
+def _quarantine(name: str, held: Any, user: services.UiUser, refresh: Any) -> None:
     ui.label(f"Quarantine: {held.pending:,} pending, {held.replayed:,} replayed, {held.superseded:,} superseded"
              ).classes("font-semibold").props("data-testid=quarantine-summary")
     if held.tests:
@@ -110,7 +116,7 @@ def _quarantine(name: str, held: Any, user: services.UiUser) -> None:
             return
         ui.notify(f"Replayed {r.replayed} row(s); {r.still_failing} still failing, {r.superseded} superseded.",
                   type="positive")
-        ui.navigate.reload()
+        refresh()
 
     if user.can_edit and held.pending:
         ui.button("Replay rows that now pass", on_click=replay, icon="replay").props("data-testid=replay")
@@ -118,6 +124,3 @@ def _quarantine(name: str, held: Any, user: services.UiUser) -> None:
     if rows:
         table([{k: ", ".join(v) if isinstance(v, list) else ("" if v is None else str(v)) for k, v in r.items()
                 if not k.startswith("_replay")} for r in rows])
-
-
-
