@@ -62,9 +62,9 @@ def _param(value: Any) -> Any:
         return value
     text = value["$PARAMETER"]
     now = dt.datetime.now()
-    m = re.fullmatch(r"now\(\)(?:\s*-\s*timedelta\(weeks=(\d+)\*(\d+)\))?", text)
+    m = re.fullmatch(r"now\(\)(?:\s*-\s*timedelta\(weeks=(\d+)(?:\*(\d+))?\))?", text)
     if m:
-        weeks = int(m.group(1)) * int(m.group(2)) if m.group(1) else 0
+        weeks = int(m.group(1)) * int(m.group(2) or 1) if m.group(1) else 0
         return (now - dt.timedelta(weeks=weeks)).isoformat(sep=" ")
     m = re.fullmatch(r"datetime\((\d+), (\d+), (\d+)\)", text)
     if m:
@@ -184,6 +184,14 @@ def _lit(value: Any) -> str:
     return literal(value)
 
 
+def _aggregate(sql: str) -> Callable[[dict[str, Any]], Spec]:
+    def spec(kw: dict[str, Any]) -> Spec:
+        return {"test": "aggregate", "sql": sql.format(c=_q(kw["column"])), "min": _param(kw.get("min_value")),
+                "max": _param(kw.get("max_value")), "strict_min": kw.get("strict_min", False),
+                "strict_max": kw.get("strict_max", False)}
+    return spec
+
+
 def row_count_between(kw: dict[str, Any]) -> Spec:
     low, high = kw.get("min_value"), kw.get("max_value")
     return {"test": "row_count", "min": 0 if low is None and high is None else low, "max": high}
@@ -225,6 +233,16 @@ ROW_MAPPED: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[Spec, list[str
     "expect_multicolumn_sum_to_equal": ("expression", multicolumn_sum),
 }
 TABLE_MAPPED: dict[str, tuple[str, Callable[[dict[str, Any]], Spec]]] = {
+    "expect_column_min_to_be_between": ("aggregate: min()", _aggregate("min({c})")),
+    "expect_column_max_to_be_between": ("aggregate: max()", _aggregate("max({c})")),
+    "expect_column_mean_to_be_between": ("aggregate: avg()", _aggregate("avg({c})")),
+    "expect_column_median_to_be_between": ("aggregate: median()", _aggregate("median({c})")),
+    "expect_column_sum_to_be_between": ("aggregate: sum()", _aggregate("sum({c})")),
+    "expect_column_stdev_to_be_between": ("aggregate: stddev_samp()", _aggregate("stddev_samp({c})")),
+    "expect_column_unique_value_count_to_be_between": ("aggregate: count(DISTINCT)",
+                                                       _aggregate("count(DISTINCT {c})")),
+    "expect_column_proportion_of_unique_values_to_be_between": ("aggregate: count(DISTINCT) / count()",
+                                                                _aggregate("count(DISTINCT {c}) / count({c})")),
     "expect_table_row_count_to_be_between": ("row_count", row_count_between),
     "expect_table_row_count_to_equal": ("row_count", row_count_equal),
     "expect_table_columns_to_match_set": ("schema", columns_match_set),
@@ -258,13 +276,11 @@ LEFT_OUT = {
     "expect_this_test_to_be_suppressed": "a fixture of GE's own runner",
     "unexpected_rows_expectation": "a query expectation: FlowForge tests are expressions, not queries",
 }
-for _t in ("distinct_values_to_be_in_set", "distinct_values_to_contain_set", "distinct_values_to_equal_set",
-           "max_to_be_between", "mean_to_be_between", "median_to_be_between", "min_to_be_between",
-           "most_common_value_to_be_in_set", "proportion_of_unique_values_to_be_between",
-           "quantile_values_to_be_between", "stdev_to_be_between", "sum_to_be_between",
-           "unique_value_count_to_be_between"):
-    LEFT_OUT[f"expect_column_{_t}"] = "a column aggregate: FlowForge's reconcile compares an aggregate with another " \
-                                      "table's, not with bounds (no aggregate-bounds kind yet)"
+for _t in ("distinct_values_to_be_in_set", "distinct_values_to_contain_set", "distinct_values_to_equal_set"):
+    LEFT_OUT[f"expect_column_{_t}"] = "compares a column's set of distinct values with a set; the aggregate test " \
+                                      "compares one value with bounds"
+LEFT_OUT["expect_column_most_common_value_to_be_in_set"] = "the mode (with ties) in a set: no aggregate test form"
+LEFT_OUT["expect_column_quantile_values_to_be_between"] = "several quantiles each with its own range in one test"
 LEFT_OUT["expect_column_pair_cramers_phi_value_to_be_less_than"] = "a statistical test"
 for _t in ("chisquare_test_p_value_to_be_greater_than", "kl_divergence_to_be_less_than",
            "parameterized_distribution_ks_test_p_value_to_be_greater_than",
@@ -301,6 +317,8 @@ def _column(values: list[Any], kind: str | None) -> pa.Array:
         return pa.array([None if v is None else parser.parse(str(v)).date() for v in values], pa.date32())
     if kind == "BOOLEAN":
         return pa.array(values, pa.bool_())
+    if not values:
+        return pa.array([], pa.float64())  # an empty column: numeric, so aggregates over it are NULL
     if not present:
         return pa.array(values, pa.string())
     if all(isinstance(v, bool) for v in present):
@@ -341,7 +359,7 @@ def run(expectation: str, dataset: dict[str, Any], kwargs: dict[str, Any], store
             spec, value_cols = TABLE_MAPPED[expectation][1](kw), []
         spec = {k: v for k, v in spec.items() if v is not None}
         (test,) = TypeAdapter(Tests).validate_python([spec])
-    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+    except (KeyError, TypeError, ValueError, ValidationError, NotMapped) as exc:
         return Outcome(error=f"{type(exc).__name__}: {exc}")
     with Checker(store, "silver", "ge") as checker:
         if test.row_level:
@@ -354,7 +372,11 @@ def run(expectation: str, dataset: dict[str, Any], kwargs: dict[str, Any], store
         (result,) = checker.batch([test], data, mode="overwrite").results
     if result.status == "error":
         return Outcome(error=result.message)
+    if test.test == "aggregate" and result.observed is None and "no rows" in result.message:
+        return Outcome(False, observed=None, rows=data.num_rows)
     observed = result.observed
+    if test.test == "aggregate" and isinstance(observed, str) and re.fullmatch(r"-?\d+(\.\d+)?", observed):
+        observed = float(observed)
     if test.test == "row_count":
         observed = observed["rows"]
     elif test.test == "schema":
@@ -418,11 +440,11 @@ def compare(expectation: str, case: dict[str, Any], got: Outcome) -> list[str]:
             problems.append(f"unexpected_index_list {got.ids}, expected {want}")
     if "observed_value" in out and _norm(out["observed_value"]) != _norm(got.observed):
         problems.append(f"observed_value {got.observed}, expected {out['observed_value']}")
-    problems += _result(out.get("result") or {}, got, values)
+    problems += _result(out.get("result") or {}, got, values, table=expectation in TABLE_MAPPED)
     return problems
 
 
-def _result(result: dict[str, Any], got: Outcome, values: list[Any]) -> list[str]:
+def _result(result: dict[str, Any], got: Outcome, values: list[Any], table: bool) -> list[str]:
     failing = len(got.ids)
     computed = {
         "element_count": got.rows,
@@ -438,13 +460,25 @@ def _result(result: dict[str, Any], got: Outcome, values: list[Any]) -> list[str
     }
     problems = []
     for key, want in result.items():
-        if key == "details":
-            continue  # GE's wording of a mismatch; success and observed_value are compared
+        if key == "details" or (table and key in TABLE_UNCOMPARED):
+            continue  # see TABLE_UNCOMPARED
         if key not in computed:
             problems.append(f"result.{key} is not compared by this harness")
         elif _norm(want) != _norm(computed[key]):
             problems.append(f"result.{key} {computed[key]}, expected {want}")
     return problems
+
+
+# GE's result keys that FlowForge's table tests do not produce (a row count and an aggregate
+# report their observed value, not counts of missing values); success and observed_value are compared
+TABLE_UNCOMPARED = {"element_count", "missing_count", "missing_percent"}
+
+# cases of mapped types that no engine but the one GE recorded them on could pass, and why
+NOT_PORTABLE = {
+    ("expect_column_stdev_to_be_between", "positive_test__exact_min_and_max_sqlalchemy"):
+        "bounds equal to one engine's floating-point result (…515; DuckDB, NumPy and GE's own pandas "
+        "case give the correctly rounded …517)",
+}
 
 
 # -- the cases --------------------------------------------------------------------------------------
@@ -466,7 +500,8 @@ def cases(root: Path) -> Iterator[Case]:
             for t in ds.get("tests") or []:
                 only = t.get("only_for") or ds.get("only_for")
                 suppressed = set(t.get("suppress_test_for") or []) | set(ds.get("suppress_test_for") or [])
-                applies = (not only or bool(set(only) & BACKENDS)) and not suppressed & BACKENDS
+                applies = (not only or bool(set(only) & BACKENDS)) and not suppressed & BACKENDS \
+                    and (doc["expectation_type"], t["title"]) not in NOT_PORTABLE
                 yield Case(doc["expectation_type"], path.name, t["title"], ds, t, applies)
 
 
@@ -495,6 +530,7 @@ if __name__ == "__main__":
         print(f"| `{name}` | `{MAPPED[name]}` | {r['cases']} | {r['applicable']} | {r['passed']} |")
     total = {k: sum(r[k] for r in mapped.values()) for k in ("cases", "applicable", "passed")}
     print(f"| **{len(mapped)} types** | | **{total['cases']}** | **{total['applicable']}** | **{total['passed']}** |")
+    print("\nnot portable: " + "; ".join(f"{t} {c}: {why}" for (t, c), why in NOT_PORTABLE.items()))
     print(f"\nall cases: {sum(r['cases'] for r in rows.values())} in {len(rows)} types; left out:")
     for name, r in sorted(rows.items()):
         if name not in MAPPED:

@@ -146,6 +146,20 @@ def test_reconcile_compares_aggregates_within_a_tolerance(store: LakehouseStore)
     assert off.status == "fail" and off.observed == {"this": "15.49", "other": "15.50", "difference": "0.01"}
 
 
+def test_aggregate_bounds_a_value_or_records_it(store: LakehouseStore) -> None:
+    data = pa.table({"id": [1, 2, 3, 4], "amount": [10.0, 20.0, 30.0, None],
+                     "day": pa.array([dt.date(2024, 1, 1), dt.date(2024, 3, 1), None, None])})
+    r = check(store, [{"aggregate": {"sql": "avg(amount)", "min": 15, "max": 20}},
+                      {"aggregate": {"sql": "avg(amount)", "min": 20, "strict_min": True, "name": "strict"}},
+                      {"aggregate": {"sql": "max(day)", "min": "2024-02-01"}},
+                      {"aggregate": {"sql": "count(DISTINCT amount)", "name": "distinct amounts"}},
+                      {"aggregate": {"sql": "sum(amount)", "where": "id > 10", "min": 0, "name": "nothing"}}],
+              data).results
+    assert [(x.status, x.observed) for x in r] == [("pass", 20.0), ("fail", 20.0), ("pass", "2024-03-01"),
+                                                   ("pass", 3), ("fail", None)]
+    assert "no rows to aggregate" in r[4].message
+
+
 def test_mostly_lets_a_share_of_rows_fail(store: LakehouseStore) -> None:
     data = pa.table({"id": list(range(1, 11)), "v": [1] * 9 + [None]})
     assert one(check(store, [{"not_null": {"column": "v", "mostly": 0.9}}], data)).status == "pass"

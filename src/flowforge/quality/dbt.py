@@ -16,6 +16,7 @@
 | ``dbt_expectations.expect_column_values_to_match_regex`` | ``regex`` |
 | ``dbt_expectations.expect_column_values_to_be_between`` | ``range`` |
 | ``dbt_expectations.expect_table_row_count_to_be_between`` | ``row_count`` |
+| ``dbt_expectations.expect_column_{min,max,mean,median,sum,stdev}_to_be_between`` | ``aggregate`` |
 
 ``config: {severity: warn}`` becomes ``severity: warn`` (dbt's ``error`` is FlowForge's ``fail``),
 ``config: {where: ...}`` becomes ``where``. A test that cannot be translated (a custom generic
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 _REF = re.compile(r"""^\s*ref\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]+)['"]\s*)?\)\s*$""")
 _SOURCE = re.compile(r"""^\s*source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)\s*$""")
 _DATEPART = {"minute": "m", "hour": "h", "day": "d", "week": "w"}
+_AGGREGATES = {"expect_column_min_to_be_between": "min", "expect_column_max_to_be_between": "max",
+               "expect_column_mean_to_be_between": "avg", "expect_column_median_to_be_between": "median",
+               "expect_column_sum_to_be_between": "sum", "expect_column_stdev_to_be_between": "stddev_samp"}
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,10 @@ def _translate(name: str, args: dict[str, Any], column: str | None, tables: dict
     elif kind == "expect_column_values_to_match_regex":
         spec = {"test": "regex", "column": _need(col, kind), "pattern": args.pop("regex", "")}
         args.pop("is_raw", None)
+    elif kind in _AGGREGATES:
+        spec = {"test": "aggregate", "sql": f"{_AGGREGATES[kind]}({quote(_need(col, kind))})",
+                "min": args.pop("min_value", None), "max": args.pop("max_value", None),
+                "strict_min": bool(args.pop("strict_min", False)), "strict_max": bool(args.pop("strict_max", False))}
     elif kind == "expect_table_row_count_to_be_between":
         spec = {"test": "row_count", "min": args.pop("min_value", None), "max": args.pop("max_value", None)}
     else:
