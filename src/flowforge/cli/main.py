@@ -95,8 +95,11 @@ def runs(workflow: Annotated[str | None, typer.Argument(help="Only this workflow
             output.info(f"Run {r.id} of '{r.workflow_name}': {r.status} ({r.trigger}, by {r.actor}), "
                         f"started {r.started_at:%Y-%m-%d %H:%M:%S}")
             rows = [{"job": j.job_name, "status": j.status, "read": j.rows_read, "written": j.rows_written,
+                     "dropped": j.rows_dropped, "quarantined": j.rows_quarantined,
                      "seconds": _seconds(j.started_at, j.ended_at), "error": j.error} for j in r.job_runs]
-            output.records(rows, ["job", "status", "read", "written", "seconds", "error"])
+            checked = any(j.rows_dropped or j.rows_quarantined for j in r.job_runs)
+            output.records(rows, ["job", "status", "read", "written", *(["dropped", "quarantined"] * checked),
+                                  "seconds", "error"])
             for j in r.job_runs:
                 if j.log:
                     output.info(f"\n[bold]{j.job_name}[/]\n{j.log}")
