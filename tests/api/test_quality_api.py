@@ -55,6 +55,11 @@ def test_a_run_s_tests_and_accounting(api: Api, run_id: int) -> None:
     assert {a["name"]: a["success"] for a in facets["silver_q_orders"]["assertions"]} == {
         "unique(order_id)": True, "row_count(>= 1)": True}
     assert api.get("/quality/runs/9999", "viewer").status_code == 404
+    # what a search hit or a catalog page says about the version it shows
+    assert api.ctx.quality.status_at("silver_q_orders", bronze["delta_version"] + 99) == "passed"
+    assert api.ctx.quality.status_at("bronze_q_orders", bronze["delta_version"]) == \
+        "1 row(s) held back by big enough <script>x</script>"
+    assert api.ctx.quality.status_at("silver_q_orders", -1) == "no checks"
 
 
 def test_quarantine_is_read_by_viewers_and_replayed_by_editors(api: Api, run_id: int) -> None:

@@ -130,6 +130,15 @@ class QualityStore:
         with self._store._begin() as conn:
             return [AccountingRecord(**row._mapping) for row in conn.execute(query)]
 
+    def accounting_at(self, table: str, version: int) -> AccountingRecord | None:
+        """The checked batch that made ``table``'s newest version at or below ``version``."""
+        query = (select(quality_accounting).where(quality_accounting.c.table_name == table,
+                                                  quality_accounting.c.delta_version <= version)
+                 .order_by(quality_accounting.c.delta_version.desc(), quality_accounting.c.id.desc()).limit(1))
+        with self._store._begin() as conn:
+            row = conn.execute(query).first()
+        return AccountingRecord(**row._mapping) if row else None
+
     def _checks(self, query: Any) -> list[CheckRecord]:
         with self._store._begin() as conn:
             rows = conn.execute(query).all()

@@ -86,6 +86,10 @@ class TestSpec(SpecModel):
         """Columns of the tested table the test reads (checked to exist before it runs)."""
         return ()
 
+    def references(self) -> tuple[str, ...]:
+        """Other lakehouse tables the test reads."""
+        return ()
+
 
 class RowTest(TestSpec):
     """A test of each row: ``failing`` is true for a row that breaks it."""

@@ -77,7 +77,7 @@ class Checker:
         self.table = table
         self.label = f"{layer} table {table}"
         self.engine = DuckDBEngine()
-        self._views: dict[str, str] = {}
+        self._others = _Others(self.engine, store, table)
 
     def __enter__(self) -> Checker:
         return self
@@ -97,12 +97,10 @@ class Checker:
         previous = existing
         if mode == "overwrite" or not any(t.table_scope for t in tests):
             existing = None
-        kept_cols = self._existing(existing, mode, keys) if existing is not None else None
-        scope = self._scope(self._types(DATA), kept_cols)
-        if previous is not None:
-            from flowforge.storage.delta import row_count
-
-            scope.previous_rows = row_count(previous)
+        kept_cols = self._existing(self.engine, existing, mode, keys) if existing is not None else None
+        types = self._types(self.engine, DATA)
+        scope = self._scope(self.engine, self._others, types, kept_cols)
+        self._others.prepare(rows)  # every table registered before the first query (the engine seals then)
         removing = {i for i, t in enumerate(rows) if t.severity in ROW_SEVERITIES}
         outcomes = row_pass(scope, rows, batch=table)
         samples = _samples(table, [o.first for o in outcomes])
@@ -124,9 +122,7 @@ class Checker:
                 verdict.quarantined = verdict.quarantine.num_rows
             verdict.dropped = data.num_rows - verdict.data.num_rows - verdict.quarantined
         if tables:
-            self.engine.register_arrow(COMMITTED, verdict.data)
-            self._table_view(existing, mode, keys)
-            results += [table_test(scope, t) for t in tables]
+            results += self._table_tests(tables, verdict.data, types, previous, mode, keys)
         verdict.stops = [r for r in results if r.status in ("fail", "error")]
         return verdict
 
@@ -141,19 +137,42 @@ class Checker:
         names = [[title for title, hit in flags if hit[n]] for n in range(rows.num_rows)]
         return rows.drop_columns([ROW]).append_column(FAILED_TESTS, pa.array(names, pa.list_(pa.string())))
 
+    def _table_tests(self, tests: list[TableTest], committed: pa.Table, types: dict[str, str],
+                     existing: DeltaTable | None, mode: str, keys: Sequence[str]) -> list[TestResult]:
+        """Table tests see the table as the commit will leave it, in an engine of their own (the row
+        tests' engine is sealed once it has run)."""
+        from flowforge.storage.delta import row_count
+
+        engine = DuckDBEngine()
+        try:
+            others = _Others(engine, self.store, self.table)
+            engine.register_arrow(COMMITTED, committed)
+            kept = existing if mode != "overwrite" else None
+            if kept is not None:
+                engine.register_delta(EXISTING, kept)
+            self._table_view(engine, kept, mode, keys)
+            others.prepare(tests)
+            scope = self._scope(engine, others, types, None)
+            scope.previous_rows = row_count(existing) if existing is not None else None
+            return [table_test(scope, t) for t in tests]
+        finally:
+            engine.close()
+
     def row_outcomes(self, tests: Sequence[RowTest], data: pa.Table) -> list[RowOutcome]:
         """Row tests over ``data`` alone, with every failing row's position (conformance, samples)."""
         table = with_positions(data)
         self.engine.register_arrow(DATA, table)
-        scope = self._scope(self._types(DATA), None)
+        scope = self._scope(self.engine, self._others, self._types(self.engine, DATA), None)
+        self._others.prepare(tests)
         return row_pass(scope, list(tests), batch=table)
 
     # -- a committed table (``flowforge test``) --------------------------------------------------
     def committed(self, tests: Sequence[TestSpec], dt: DeltaTable, previous_rows: int | None) -> list[TestResult]:
         self.engine.register_delta(DATA, dt)
-        self.engine.con.execute(f"CREATE OR REPLACE TEMP VIEW {TABLE} AS SELECT * FROM {DATA}")
-        scope = self._scope(self._types(DATA), None)
+        self.engine.rows(f"CREATE OR REPLACE TEMP VIEW {TABLE} AS SELECT * FROM {DATA}")
+        scope = self._scope(self.engine, self._others, self._types(self.engine, DATA), None)
         scope.previous_rows = previous_rows
+        self._others.prepare(tests)
         rows = [t for t in tests if isinstance(t, RowTest)]
         results = []
         for o in row_pass(scope, rows):
@@ -163,27 +182,30 @@ class Checker:
         return results
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _scope(self, types: dict[str, str], kept_cols: list[str] | None) -> Scope:
-        return Scope(self.engine, table_name=self.table, types=types, kept_columns=kept_cols,
-                     lakehouse=self._lakehouse, label=self.label)
+    def _scope(self, engine: DuckDBEngine, others: _Others, types: dict[str, str],
+               kept_cols: list[str] | None) -> Scope:
+        return Scope(engine, table_name=self.table, types=types, kept_columns=kept_cols,
+                     lakehouse=others.view, label=self.label)
 
-    def _types(self, view: str) -> dict[str, str]:
-        return {r[0]: str(r[1]) for r in self.engine.rows(f"DESCRIBE {quote(view)}") if r[0] != ROW}
+    @staticmethod
+    def _types(engine: DuckDBEngine, view: str) -> dict[str, str]:
+        return {r[0]: str(r[1]) for r in engine.rows(f"DESCRIBE {quote(view)}") if r[0] != ROW}
 
-    def _existing(self, existing: DeltaTable, mode: str, keys: Sequence[str]) -> list[str]:
+    def _existing(self, engine: DuckDBEngine, existing: DeltaTable, mode: str, keys: Sequence[str]) -> list[str]:
         """Register the committed table and the view of its rows that stay after the commit."""
-        self.engine.register_delta(EXISTING, existing)
-        cols = list(self._types(EXISTING))
+        engine.register_delta(EXISTING, existing)
+        cols = list(self._types(engine, EXISTING))
         where = ""
         if mode == "merge" and keys:
             same = " AND ".join(f"r.{quote(k)} = e.{quote(k)}" for k in keys)
             where = f" WHERE NOT EXISTS (SELECT 1 FROM {DATA} r WHERE {same})"
-        self.engine.con.execute(f"CREATE OR REPLACE TEMP VIEW {KEPT} AS SELECT * FROM {EXISTING} e{where}")
+        engine.rows(f"CREATE OR REPLACE TEMP VIEW {KEPT} AS SELECT * FROM {EXISTING} e{where}")
         return cols
 
-    def _table_view(self, existing: DeltaTable | None, mode: str, keys: Sequence[str]) -> None:
+    @staticmethod
+    def _table_view(engine: DuckDBEngine, existing: DeltaTable | None, mode: str, keys: Sequence[str]) -> None:
         """The table as the commit will leave it: the rows that stay plus the committed rows."""
-        if existing is None or mode == "overwrite":
+        if existing is None:
             body = f"SELECT * FROM {COMMITTED}"
         else:
             where = ""
@@ -191,10 +213,33 @@ class Checker:
                 same = " AND ".join(f"c.{quote(k)} = e.{quote(k)}" for k in keys)
                 where = f" WHERE NOT EXISTS (SELECT 1 FROM {COMMITTED} c WHERE {same})"
             body = f"SELECT * FROM {EXISTING} e{where} UNION ALL BY NAME SELECT * FROM {COMMITTED}"
-        self.engine.con.execute(f"CREATE OR REPLACE TEMP VIEW {TABLE} AS {body}")
+        engine.rows(f"CREATE OR REPLACE TEMP VIEW {TABLE} AS {body}")
 
-    def _lakehouse(self, name: str) -> str:
-        """A view of another lakehouse table (relationships, reconcile)."""
+
+class _Others:
+    """The other lakehouse tables tests read (relationships, reconcile), as views of one engine.
+
+    ``prepare`` registers them all before the engine's first query: the engine seals itself then,
+    and a table that is missing becomes the error of the test that names it, not of the others.
+    """
+
+    def __init__(self, engine: DuckDBEngine, store: LakehouseStore, table: str) -> None:
+        self.engine = engine
+        self.store = store
+        self.table = table
+        self._views: dict[str, str] = {}
+        self._missing: dict[str, str] = {}
+
+    def prepare(self, tests: Sequence[TestSpec]) -> None:
+        for name in dict.fromkeys(n for t in tests for n in t.references()):
+            try:
+                self.view(name)
+            except ValueError as exc:
+                self._missing[name] = str(exc)
+
+    def view(self, name: str) -> str:
+        if name in self._missing:
+            raise ValueError(self._missing[name])
         if name not in self._views:
             found = self.store.find(name)
             if found is None:

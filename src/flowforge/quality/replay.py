@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flowforge.engine.sql import quote
 from flowforge.errors import CheckFailed, ConfigError
@@ -66,11 +66,11 @@ def replay(store: LakehouseStore, target: TestedTable) -> ReplayReport:
     existing = store.open(layer, target.table)
     with Checker(store, layer, target.table) as checker:
         verdict = checker.batch(tests, pending, mode=target.mode, keys=target.keys, existing=existing)
-        if verdict.stops:
-            bad = verdict.stops[0]
-            raise CheckFailed(f"Replay of {target.table}: test {bad.test} could not run: {bad.message}; "
-                              "nothing was replayed.", hint="Fix the test in the workflow file.")
-        apply, superseded = _split(checker, verdict.data, target, existing)
+    if verdict.stops:
+        bad = verdict.stops[0]
+        raise CheckFailed(f"Replay of {target.table}: test {bad.test} could not run: {bad.message}; "
+                          "nothing was replayed.", hint="Fix the test in the workflow file.")
+    apply, superseded = _split(verdict.data, target, existing)
     rid = uuid.uuid4().hex
     _mark(store, layer, target.table, {**dict.fromkeys(apply, "replaying"), **dict.fromkeys(superseded, "superseded")},
           rid)
@@ -108,14 +108,13 @@ def _pending(store: LakehouseStore, target: TestedTable, layer: str) -> pa.Table
         engine.close()
 
 
-def _split(checker: Any, passing: pa.Table, target: TestedTable,
-           existing: DeltaTable | None) -> tuple[list[str], list[str]]:
+def _split(passing: pa.Table, target: TestedTable, existing: DeltaTable | None) -> tuple[list[str], list[str]]:
     """Passing rows to write, and rows superseded by newer data of the same key (merge tables)."""
+    from flowforge.engine.duckdb_engine import DuckDBEngine
+
     ids: list[str] = passing.column("_quarantine_id").to_pylist()
     if target.mode != "merge" or not target.keys or existing is None or not passing.num_rows:
         return ids, []
-    engine = checker.engine
-    engine.register_arrow("__ff_passing", passing)
     keys = ", ".join(quote(k) for k in target.keys)
     order = f"{quote(target.order_by)} DESC NULLS LAST, " if target.order_by else ""
     latest = (f"SELECT * FROM __ff_passing QUALIFY row_number() OVER (PARTITION BY {keys} "
@@ -128,9 +127,14 @@ def _split(checker: Any, passing: pa.Table, target: TestedTable,
     else:
         newer = "false"
     same = " AND ".join(f"t.{quote(k)} = c.{quote(k)}" for k in target.keys)
-    engine.register_delta("__ff_target", existing)
-    rows = engine.rows(f"SELECT c._quarantine_id, coalesce(EXISTS (SELECT 1 FROM __ff_target t WHERE {same} AND "
-                       f"{newer}), false) FROM ({latest}) c")
+    engine = DuckDBEngine()
+    try:
+        engine.register_arrow("__ff_passing", passing)
+        engine.register_delta("__ff_target", existing)
+        rows = engine.rows(f"SELECT c._quarantine_id, coalesce(EXISTS (SELECT 1 FROM __ff_target t WHERE {same} "
+                           f"AND {newer}), false) FROM ({latest}) c")
+    finally:
+        engine.close()
     apply = [r[0] for r in rows if not r[1]]
     keep = set(apply)
     return apply, [i for i in ids if i not in keep]

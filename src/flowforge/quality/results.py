@@ -40,6 +40,24 @@ def record_accounting(metadata: MetadataStore, acct: Accounting, *, run_id: int,
         quarantine_version=acct.quarantine_version)
 
 
+def status_at(metadata: MetadataStore, table: str, version: int) -> str:
+    """The data-quality status of ``table`` at Delta ``version``, for whoever serves its rows (search
+    hits, catalog): the tests of the batch that made that version: "passed", "warned: <tests>",
+    "<n> row(s) held back by <tests>", or "no checks" when no test ran on it."""
+    qs = QualityStore(metadata)
+    batch = qs.accounting_at(table, version)
+    if batch is None:
+        return "no checks"
+    results = [r for r in qs.for_run(batch.run_id) if r.table_name == table]
+    if not results:
+        return "no checks"
+    warned = [r.test_name for r in results if r.status != "pass"]
+    if not warned:
+        return "passed"
+    held = batch.rows_dropped + batch.rows_quarantined
+    return (f"{held:,} row(s) held back by " if held else "warned: ") + ", ".join(warned)
+
+
 def assertions_facets(metadata: MetadataStore, run_id: int) -> dict[str, dict[str, Any]]:
     """Table name → the OpenLineage ``dataQualityAssertions`` facet of run ``run_id``'s tests of it.
 

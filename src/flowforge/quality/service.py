@@ -55,14 +55,27 @@ class RunQuality:
 
 
 class QualityService:
+    """Reads need the viewer role; running tests, replaying and importing need an editor."""
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+
+    def _require(self, role: str) -> None:
+        # A Context acting for a signed-in user (the security design on main) checks the role itself;
+        # here the API's dependencies and the UI's services check it before calling.
+        require = getattr(self.ctx, "require", None)
+        if callable(require):
+            require(role)
+
+    def _actor(self, actor: str | None) -> str:
+        return actor or str(getattr(self.ctx, "actor", None) or self.ctx.settings.actor)
 
     # -- running tests ------------------------------------------------------------------------
     def tested(self, workflow: str | None = None) -> list[TestedTable]:
         """Every table with tests, of one workflow or of every workflow file of the project."""
         from flowforge.quality.tables import tested_tables
 
+        self._require("viewer")
         names = [workflow] if workflow else [str(p) for p in self.ctx.workflow_files()]
         return [t for name in names for t in tested_tables(self.ctx.load_workflow(name))]
 
@@ -75,6 +88,7 @@ class QualityService:
         from flowforge.quality.results import record_results
         from flowforge.storage.delta import row_count
 
+        self._require("editor")  # results are recorded
         start = time.perf_counter()
         targets = self.tested(workflow)
         if select:
@@ -110,6 +124,7 @@ class QualityService:
     def run_results(self, run_id: int) -> RunQuality:
         from flowforge.metadata.quality import QualityStore
 
+        self._require("viewer")
         if self.ctx.metadata.get_run(run_id) is None:
             raise NotFoundError(f"Run {run_id} does not exist.", hint="List runs with 'flowforge runs'.")
         qs = QualityStore(self.ctx.metadata)
@@ -119,34 +134,47 @@ class QualityService:
         """The table's test results, newest first (runs and ``flowforge test``)."""
         from flowforge.metadata.quality import QualityStore
 
+        self._require("viewer")
         return QualityStore(self.ctx.metadata).history(table, limit)
 
     def accounting(self, table: str, limit: int = 100) -> list[AccountingRecord]:
         from flowforge.metadata.quality import QualityStore
 
+        self._require("viewer")
         return QualityStore(self.ctx.metadata).accounting_for_table(table, limit)
 
     def assertions_facets(self, run_id: int) -> dict[str, dict[str, Any]]:
         """OpenLineage ``dataQualityAssertions`` facets of a run's tests, by table name."""
         from flowforge.quality.results import assertions_facets
 
+        self._require("viewer")
         return assertions_facets(self.ctx.metadata, run_id)
+
+    def status_at(self, table: str, version: int) -> str:
+        """The data-quality status of ``table`` at Delta ``version`` ("passed", "warned: ...", ...)."""
+        from flowforge.quality.results import status_at
+
+        self._require("viewer")
+        return status_at(self.ctx.metadata, table, version)
 
     # -- quarantine ----------------------------------------------------------------------------
     def quarantines(self) -> list[QuarantineSummary]:
         from flowforge.quality.quarantine import summaries
 
+        self._require("viewer")
         return summaries(self.ctx.store)
 
     def quarantine(self, table: str) -> QuarantineSummary:
         from flowforge.quality.quarantine import summary
 
+        self._require("viewer")
         return summary(self.ctx.store, table)
 
     def quarantine_rows(self, table: str, *, limit: int = 50, status: str = "pending",
                         test: str | None = None) -> list[dict[str, Any]]:
         from flowforge.quality.quarantine import rows
 
+        self._require("viewer")
         if status not in ("pending", "all"):
             raise ConfigError(f"Unknown quarantine status '{status}'.", hint="Use 'pending' or 'all'.")
         return rows(self.ctx.store, table, limit=limit, status=status, test=test)
@@ -155,6 +183,7 @@ class QualityService:
         """Re-check the table's pending quarantined rows with its current tests; merge those that pass."""
         from flowforge.quality.replay import replay
 
+        self._require("editor")
         table = table.removesuffix("__quarantine")
         targets = [t for t in self.tested() if t.table == table]
         if not targets:
@@ -162,7 +191,7 @@ class QualityService:
                                 f"re-check its quarantined rows against.",
                                 hint="Replay runs the tests declared next to the table in its workflow file.")
         report = replay(self.ctx.store, targets[0])
-        self.ctx.metadata.audit(actor or self.ctx.settings.actor, "quarantine.replay", "table", table,
+        self.ctx.metadata.audit(self._actor(actor), "quarantine.replay", "table", table,
                                 after={"replayed": report.replayed, "superseded": report.superseded,
                                        "still_failing": report.still_failing, "recovered": report.recovered,
                                        "version": report.version})
@@ -175,7 +204,8 @@ class QualityService:
         ``workflow``, write the tests next to its tables."""
         from flowforge.quality.dbt import read_schema, write_into
 
+        self._require("editor" if workflow is not None else "viewer")
         imported = read_schema(source, tables or {})
         if workflow is not None:
-            imported = write_into(self.ctx, imported, workflow, actor or self.ctx.settings.actor)
+            imported = write_into(self.ctx, imported, workflow, self._actor(actor))
         return imported

@@ -59,6 +59,9 @@ class Reconcile(TableTest):
             raise ValueError("give 'tolerance' or 'tolerance_pct', not both")
         return self
 
+    def references(self) -> tuple[str, ...]:
+        return (self.against,)
+
     def describe(self) -> str:
         return f"{self.expression} = {self.against}.{self.against_expression or self.expression}"
 

@@ -29,6 +29,9 @@ class Relationships(RowTest):
 
     shorthand: ClassVar[str | None] = None
 
+    def references(self) -> tuple[str, ...]:
+        return (self.to,)
+
     def describe(self) -> str:
         return f"{self.column} → {self.to}.{self.field}"
 
