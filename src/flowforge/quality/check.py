@@ -265,10 +265,29 @@ def _member(position: Any, id_lists: list[Any]) -> Any:
 
 
 def _samples(table: pa.Table, firsts: list[list[int]]) -> list[list[dict[str, Any]]]:
-    """Each test's sample rows, fetched with one ``take`` for all tests (a take costs per call, not per row)."""
+    """Each test's sample rows, all fetched together by slicing the batches that hold them
+    (``Table.take`` would first concatenate every chunk of every column)."""
     wanted = sorted({i for first in firsts for i in first})
     if not wanted:
         return [[] for _ in firsts]
-    rows = json_rows(table.take(wanted))
+    rows = json_rows(rows_at(table, wanted))
     at = {position: n for n, position in enumerate(wanted)}
     return [[rows[at[i]] for i in first] for first in firsts]
+
+
+def rows_at(table: pa.Table, positions: list[int]) -> pa.Table:
+    """The rows at sorted ``positions`` of ``table``, as one-row slices of its batches (no copy of the rest)."""
+    import bisect
+
+    import pyarrow as pa
+
+    batches = table.to_batches()
+    starts, at = [], 0
+    for batch in batches:
+        starts.append(at)
+        at += batch.num_rows
+    picked = []
+    for position in positions:
+        n = bisect.bisect_right(starts, position) - 1
+        picked.append(batches[n].slice(position - starts[n], 1))
+    return pa.Table.from_batches(picked, schema=table.schema)

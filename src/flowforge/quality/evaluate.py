@@ -103,7 +103,8 @@ def row_pass(scope: Scope, tests: list[RowTest], *, batch: pa.Table | None = Non
             o.error = str(exc)
             continue
         filtered = o.test.where is not None
-        fail = f"coalesce({where}, false) AND coalesce({fails}, false)" if filtered else f"coalesce({fails}, false)"
+        # a NULL flag counts as not failing (a FILTER, a WHERE and Arrow's filter all drop it): no coalesce
+        fail = f"({where}) AND ({fails})" if filtered else f"({fails})"
         counted = " AND ".join([f"coalesce({where}, false)"] * filtered
                                + [f"coalesce({applies}, false)"] * bool(applies))
         parts.append((i, fail, counted or "TRUE"))

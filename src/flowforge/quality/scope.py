@@ -70,7 +70,7 @@ class Scope:
         """``columns`` of the rows under test that ``test`` looks at, plus the kept rows: the rows
         a table-wide property (uniqueness) must hold over after the commit."""
         cols = ", ".join(self.q(c) for c in columns)
-        new = f"SELECT {cols} FROM {self.data} WHERE {self.where(test)}"
+        new = f"SELECT {cols} FROM {self.data}" + (f" WHERE {self.where(test)}" if test.where else "")
         if self.kept is None:
             return new
         # a column new in this batch is null in the rows already there

@@ -39,6 +39,7 @@ class Unique(RowTest):
 
     def failing(self, scope: Scope) -> str:
         c = scope.q(self.column)
+        # nulls group together here, but a null never matches IN: null rows pass, as they should
         dups = scope.define(f"SELECT {c} AS v FROM ({scope.rows_of(self, self.column_names())}) "
-                            f"WHERE {c} IS NOT NULL GROUP BY 1 HAVING count(*) > 1")
+                            f"GROUP BY 1 HAVING count(*) > 1")
         return f"{c} IN (SELECT v FROM {dups})"
