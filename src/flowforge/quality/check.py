@@ -106,7 +106,8 @@ class Checker:
         samples = _samples(table, [o.first for o in outcomes])
         results = [row_result(scope, o, sample) for o, sample in zip(outcomes, samples, strict=True)]
 
-        drop_ids, quarantine_ids = [], []
+        drop_ids: list[pa.Array] = []
+        quarantine_ids: list[pa.Array] = []
         for i, (o, r) in enumerate(zip(outcomes, results, strict=True)):
             if i in removing and r.status == "warn" and o.all_ids is not None:
                 (drop_ids if o.test.severity == "drop" else quarantine_ids).append(o.all_ids)

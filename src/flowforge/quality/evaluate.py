@@ -158,9 +158,9 @@ def _present_rows(batch: pa.Table, columns: tuple[str, ...], any_of: bool) -> in
     import pyarrow.compute as pc
 
     if not columns:
-        return batch.num_rows
+        return int(batch.num_rows)
     if len(columns) == 1:
-        return batch.num_rows - batch.column(columns[0]).null_count
+        return int(batch.num_rows - batch.column(columns[0]).null_count)
     valid = pc.is_valid(batch.column(columns[0]))
     for c in columns[1:]:
         valid = (pc.or_ if any_of else pc.and_)(valid, pc.is_valid(batch.column(c)))
