@@ -9,6 +9,7 @@ same commit (rows in = committed + dropped + quarantined). A table without tests
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,7 +79,9 @@ def commit_checked(ctx: JobContext, tests: Sequence[TestSpec], *, layer: str, ta
         commit = write(verdict.data, {**progress, ACCOUNTING: {**meta, "run_id": ctx.run_id}})
     except BaseException:
         if q_version is not None:
-            quarantine.forget(ctx.store, layer, table, ctx.batch_id)
+            # best effort: if this fails too, the retry's quarantine commit replaces these rows anyway
+            with contextlib.suppress(Exception):
+                quarantine.forget(ctx.store, layer, table, ctx.batch_id)
         raise
     fault_point("quality.committed")
     acct = Accounting(**{**asdict(acct), "version": commit.version})
