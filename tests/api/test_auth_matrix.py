@@ -83,6 +83,15 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("GET", "/dashboards", "viewer", None),
     ("GET", "/dashboards/ecommerce_analytics/sales", "viewer", None),
     ("DELETE", "/workflows/matrix_clone", "editor", None),
+    ("GET", "/quality/runs/{run_id}", "viewer", None),
+    ("GET", "/quality/runs/{run_id}/openlineage", "viewer", None),
+    ("GET", "/quality/tables/bronze_orders", "viewer", None),
+    ("POST", "/quality/test", "editor", {"workflow": "example"}),
+    ("GET", "/quality/quarantine", "viewer", None),
+    ("GET", "/quality/quarantine/bronze_orders", "viewer", None),
+    ("POST", "/quality/quarantine/bronze_orders/replay", "editor", None),
+    ("POST", "/quality/import/dbt", "editor", {"schema_yaml": "models:\n  - name: orders\n    columns:\n"
+                                                             "      - name: id\n        tests: [unique]\n"}),
 ]
 
 

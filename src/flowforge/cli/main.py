@@ -12,6 +12,7 @@ from flowforge.cli.common import ProjectOpt, _context, _guard, _state
 from flowforge.cli.connections import connections_app
 from flowforge.cli.ecommerce import demo_ecommerce
 from flowforge.cli.ecommerce import export as export_snapshot
+from flowforge.cli.quality import import_app, quarantine_app, test_command
 from flowforge.cli.search import product_search_demo, search
 from flowforge.cli.serve import serve
 from flowforge.cli.users import users_app
@@ -26,6 +27,8 @@ app.add_typer(templates_app, name="templates")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(connections_app, name="connections")
 app.add_typer(users_app, name="users")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(import_app, name="import")
 
 
 @app.callback()
@@ -95,8 +98,11 @@ def runs(workflow: Annotated[str | None, typer.Argument(help="Only this workflow
             output.info(f"Run {r.id} of '{r.workflow_name}': {r.status} ({r.trigger}, by {r.actor}), "
                         f"started {r.started_at:%Y-%m-%d %H:%M:%S}")
             rows = [{"job": j.job_name, "status": j.status, "read": j.rows_read, "written": j.rows_written,
+                     "dropped": j.rows_dropped, "quarantined": j.rows_quarantined,
                      "seconds": _seconds(j.started_at, j.ended_at), "error": j.error} for j in r.job_runs]
-            output.records(rows, ["job", "status", "read", "written", "seconds", "error"])
+            checked = any(j.rows_dropped or j.rows_quarantined for j in r.job_runs)
+            output.records(rows, ["job", "status", "read", "written", *(["dropped", "quarantined"] * checked),
+                                  "seconds", "error"])
             for j in r.job_runs:
                 if j.log:
                     output.info(f"\n[bold]{j.job_name}[/]\n{j.log}")
@@ -275,6 +281,7 @@ demo_app.command("product-search")(product_search_demo)  # defined in cli/search
 app.command()(search)
 demo_app.command("ecommerce")(demo_ecommerce)  # defined in cli/ecommerce.py
 app.command("export")(export_snapshot)
+app.command("test")(test_command)  # defined in cli/quality.py, with quarantine and import
 app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands
 
 

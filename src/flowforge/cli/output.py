@@ -14,6 +14,8 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from flowforge.core.context import TableEntry
+    from flowforge.quality.evaluate import TestResult
+    from flowforge.quality.service import TestReport
     from flowforge.runner.executor import JobEvent, RunSummary
 
 console = Console(highlight=False, soft_wrap=True)
@@ -71,10 +73,12 @@ def job_event(event: JobEvent) -> None:
                 extra = f", {t.rows_updated:,} updated" if t.rows_updated else ""
                 version = f" (v{t.version})" if t.version is not None else ""
                 console.print(f"           {t.layer:<6} {t.table}: {t.rows_written:,} rows{extra}{version}")
+            test_lines([x for x in event.tests if x.table == t.table])
     elif event.status == "failed":
         console.print(_line(f"{prefix} [red]ERROR[/] {event.kind} {event.job}",
                             f"[[red]FAIL in {event.seconds:.2f}s[/]]"))
         console.print(Text(f"           {event.error}", style="red"), soft_wrap=True)
+        test_lines(list(event.tests))
     else:
         console.print(_line(f"{prefix} [yellow]SKIP[/] {event.kind} {event.job}", "[[yellow]SKIP[/]]"))
         console.print(Text(f"           {event.error}"))
@@ -88,6 +92,58 @@ def run_summary(summary: RunSummary) -> None:
     colour = "green" if summary.status == "success" else "red"
     console.print(f"[{colour}]{summary.status.upper()}[/]  PASS={counts['success']} ERROR={counts['failed']} "
                   f"SKIP={counts['skipped']}")
+    tests = [t for e in summary.events for t in e.tests]
+    if tests:
+        console.print(f"Tests: {test_counts(tests)}")
+
+
+_TEST_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "error": "red", "skip": "yellow"}
+
+
+def test_lines(results: list[Any], indent: str = "             ") -> None:
+    """One line per test result: status, test name, and what it found when it did not pass."""
+    for r in results:
+        line = Text(indent)
+        line.append(f"{r.status.upper():<5}", style=_TEST_STYLE.get(r.status, ""))
+        line.append(f" {r.test}")
+        if r.status != "pass":
+            line.append(f": {r.message}")
+        console.print(line, soft_wrap=True)
+
+
+def test_counts(results: list[Any]) -> str:
+    """dbt's summary: PASS=n WARN=n ERROR=n (a failed test counts as an error, as in dbt)."""
+    n = {s: sum(r.status == s for r in results) for s in ("pass", "warn", "fail", "error")}
+    return f"PASS={n['pass']} WARN={n['warn']} ERROR={n['fail'] + n['error']}"
+
+
+def test_result(n: int, table: str, r: TestResult, seconds: float) -> None:
+    """dbt-style: ``12:00:01  3 PASS unique(order_id) on silver_orders ..... [PASS in 0.02s]``."""
+    word, style = r.status.upper(), _TEST_STYLE.get(r.status, "")
+    count = f" {r.failing_rows:,}" if r.status in ("warn", "fail") and r.failing_rows else ""
+    left = Text(f"{_now()}  {n} ")
+    left.append(word, style=style)
+    left.append(f" {r.test} on {table}")
+    right = Text("[")
+    right.append(f"{word}{count}", style=style)
+    right.append(f" in {seconds:.2f}s]")
+    console.print(Text.assemble(left, " " + "." * max(3, _WIDTH - len(left.plain)) + " ", right), soft_wrap=True)
+    if r.status not in ("pass", "skip"):
+        console.print(Text(f"           {r.message}"), soft_wrap=True)
+        for row in r.sample[:3]:
+            console.print(Text(f"           e.g. {row}"), soft_wrap=True)
+
+
+def tests_done(report: TestReport) -> None:
+    c = report.counts
+    console.print(f"\nFinished running {len(report.results)} test(s) in {report.seconds:.2f}s.")
+    console.print(f"Done. PASS={c['pass']} WARN={c['warn']} ERROR={c['error']} SKIP={c['skip']} "
+                  f"TOTAL={len(report.results)}")
+
+
+def plain(text: str) -> None:
+    """Text exactly as given (YAML, SQL): never read as markup."""
+    console.print(Text(text), soft_wrap=True)
 
 
 def tables(entries: list[TableEntry], title: str = "Lakehouse tables") -> None:
@@ -128,6 +184,3 @@ def info(message: str) -> None:
     console.print(message, soft_wrap=True)
 
 
-def plain(message: str) -> None:
-    """A line of data (names, values) printed as is, never read as Rich markup."""
-    console.print(Text(message), soft_wrap=True)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from flowforge.export.service import ExportedFile, ExportRequest, ExportResult
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
     from flowforge.metadata.users import Role
+    from flowforge.quality.service import QualityService
     from flowforge.runner.executor import JobEvent, RunSummary
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import LakehouseStore
@@ -200,6 +201,13 @@ class Context:
         from flowforge.embed.search import SearchService
 
         return SearchService(self)
+
+    @cached_property
+    def quality(self) -> QualityService:
+        """Data tests, their results, quarantine and replay, dbt import."""
+        from flowforge.quality.service import QualityService
+
+        return QualityService(self)
 
     def connection_names(self) -> list[str]:
         return [c.name for c in self.connections.summaries()]

@@ -365,9 +365,5 @@ def lineage_path(ctx: Context, table: str) -> tuple[str, ...]:
 
 
 def dq_status(ctx: Context, table: str, version: int) -> str:
-    """The data-quality status of ``table`` at Delta ``version``: the one place search asks.
-
-    FlowForge records no check results yet, so this answers "no checks"; once checks are stored
-    it returns their outcome at that version ("passed", "warned: ...", "failed: ...")."""
-    del ctx, table, version
-    return "no checks"
+    """The data-quality status of ``table`` at Delta ``version`` (``ctx.quality.status_at``)."""
+    return str(ctx.quality.status_at(table, version))

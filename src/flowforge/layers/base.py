@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -22,6 +22,10 @@ class ProgressMirror(Protocol):
     def table_committed(self, *, table: str, layer: str, job: str, commit: CommitResult,
                         schema: pa.Schema, progress: dict[str, Any] | None) -> None: ...
 
+    def tests_checked(self, *, job: str, table: str, layer: str, results: Sequence[Any]) -> None: ...
+
+    def table_accounted(self, *, job: str, accounting: Any) -> None: ...
+
 
 @dataclass
 class JobContext:
@@ -36,6 +40,8 @@ class JobContext:
     lines: list[str] = field(default_factory=list)
     on_progress: Callable[[int, int], None] | None = None
     settings: Settings | None = None  # the project's (job kinds that resolve paths against it need it)
+    results: list[Any] = field(default_factory=list)  # test results (flowforge.quality), in order
+    accounting: list[Any] = field(default_factory=list)  # where checked rows went, per committed table
 
     def note(self, message: str) -> None:
         """A line for the job run's log (kept in the metadata store and shown by the CLI)."""

@@ -16,6 +16,7 @@ from flowforge.connectors.base import ReadRequest
 from flowforge.errors import ConfigError, FlowForgeError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.layers.sub_microseconds import SubMicroseconds
+from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import IngestJob, IngestTable
 from flowforge.storage.delta import cast_batch, delta_compatible
 from flowforge.streams import prefetch
@@ -85,9 +86,10 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
     fine = SubMicroseconds(spec.sub_microseconds, plan.schema, spec.target)
     reader = _audited_stream(ctx, connector, plan, counter, fine)
     try:
-        commit = ctx.store.append("bronze", spec.target, reader,
-                                  {WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
-                                   "run_id": ctx.run_id})
+        commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader,
+                                progress={WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
+                                          "run_id": ctx.run_id},
+                                write=lambda rows, progress: ctx.store.append("bronze", spec.target, rows, progress))
     except FlowForgeError:
         if counter.failure is not None:  # delta-rs reports it as an opaque write error: raise the original
             raise counter.failure from None
@@ -97,10 +99,10 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
                                schema=reader.schema, progress=plan.new_state)
     where = f" where {spec.incremental.column} in {plan.bounds}" if spec.incremental and plan.bounds else ""
     what = plan.description or f"{spec.table or 'query'}{where}"
-    ctx.note(f"{spec.target}: appended {counter.rows} rows from {what} (version {commit.version})")
+    ctx.note(f"{spec.target}: appended {commit.rows_written} rows from {what} (version {commit.version})")
     if (truncated := fine.note()) is not None:
         ctx.note(f"{spec.target}: {truncated}")
-    return TableResult(spec.target, "bronze", counter.rows, counter.rows,
+    return TableResult(spec.target, "bronze", counter.rows, commit.rows_written,
                        bytes_written=commit.bytes_written, version=commit.version)
 
 

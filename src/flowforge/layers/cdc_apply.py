@@ -29,6 +29,7 @@ from flowforge.layers.cdc_sql import (
     typed_sql,
 )
 from flowforge.layers.silver import SOURCE_VERSION, _new_files
+from flowforge.quality.gate import check_changes
 from flowforge.storage.delta import CommitResult, _encode, _storage_errors
 from flowforge.testing import fault_point
 
@@ -92,6 +93,8 @@ def apply_table(ctx: JobContext, job: CdcJob, spec: ApplyTable) -> TableResult:
                 if rebuilt:
                     ctx.note(f"{spec.target}: history of {rebuilt} key(s) with late events rebuilt from bronze")
                 source = engine.query(sql, f"silver table {spec.target}")
+            check_changes(ctx, spec.tests, table=spec.target, source=source, keys=plan.keys,
+                          history=spec.strategy == "scd2")
             fault_point("cdc.silver.apply")
             commit = _write(ctx, spec, plan, silver, source, progress)
     finally:

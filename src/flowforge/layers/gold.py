@@ -5,6 +5,7 @@ from __future__ import annotations
 from flowforge.engine.duckdb_engine import DuckDBEngine
 from flowforge.errors import ConfigError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
+from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import GoldJob, GoldTable
 from flowforge.storage.delta import conform_reader, row_count
 
@@ -37,7 +38,9 @@ def _gold_table(ctx: JobContext, spec: GoldTable) -> TableResult:
             versions[name] = dt.version()
             rows_in += row_count(dt)
         reader = conform_reader(engine.reader(spec.sql, f"gold table {spec.target}"))
-        commit = ctx.store.overwrite("gold", spec.target, reader, {"sources": versions})
+        commit = commit_checked(ctx, spec.tests, layer="gold", table=spec.target, data=reader,
+                                progress={"sources": versions}, mode="overwrite",
+                                write=lambda rows, p: ctx.store.overwrite("gold", spec.target, rows, p))
     finally:
         engine.close()
     ctx.mirror.table_committed(table=spec.target, layer="gold", job=ctx.job.name, commit=commit,

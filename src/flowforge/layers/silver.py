@@ -14,6 +14,7 @@ from flowforge.engine.sandbox import check_type
 from flowforge.engine.sql import quote
 from flowforge.errors import CheckFailed, ConfigError, SourceSchemaError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
+from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import AUDIT_COLUMNS, SilverJob, SilverTable
 from flowforge.testing import fault_point
 
@@ -59,10 +60,11 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
     finally:
         engine.close()
     progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
-    if spec.strategy == "merge":
-        commit = ctx.store.merge("silver", spec.target, data, spec.keys, progress)
-    else:
-        commit = ctx.store.append("silver", spec.target, data, progress)
+    merge = spec.strategy == "merge"
+    commit = commit_checked(ctx, spec.tests, layer="silver", table=spec.target, data=data, progress=progress,
+                            mode="merge" if merge else "append", keys=spec.keys,
+                            write=lambda rows, p: ctx.store.merge("silver", spec.target, rows, spec.keys, p) if merge
+                            else ctx.store.append("silver", spec.target, rows, p))
     fault_point("silver.committed")
     ctx.mirror.table_committed(table=spec.target, layer="silver", job=ctx.job.name, commit=commit,
                                schema=data.schema, progress=progress[SOURCE_VERSION])

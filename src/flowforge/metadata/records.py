@@ -114,6 +114,8 @@ class JobRunRecord:
     bytes_written: int
     error: str | None
     log: str | None
+    rows_dropped: int = 0
+    rows_quarantined: int = 0
 
 
 @dataclass(frozen=True, slots=True)

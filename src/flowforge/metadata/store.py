@@ -187,6 +187,8 @@ class MetadataStore:
         bytes_written: int = 0,
         error: str | None = None,
         log: str | None = None,
+        rows_dropped: int = 0,
+        rows_quarantined: int = 0,
     ) -> JobRunRecord:
         q.check(status, JobRunStatus, "job run status")
         with self._begin() as conn:
@@ -201,6 +203,8 @@ class MetadataStore:
                     bytes_written=bytes_written,
                     error=error,
                     log=log,
+                    rows_dropped=rows_dropped,
+                    rows_quarantined=rows_quarantined,
                 )
             )
             if result.rowcount == 0:

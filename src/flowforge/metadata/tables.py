@@ -129,6 +129,9 @@ job_runs = Table(
     Column("bytes_written", BigInteger, nullable=False),
     Column("error", Text, nullable=True),
     Column("log", Text, nullable=True),
+    # rows the job's tests dropped or quarantined (rows read = written + dropped + quarantined)
+    Column("rows_dropped", BigInteger, nullable=False, server_default="0"),
+    Column("rows_quarantined", BigInteger, nullable=False, server_default="0"),
 )
 
 watermarks = Table(
@@ -241,4 +244,47 @@ login_failures = Table(
     Column("failures", Integer, nullable=False),
     Column("last_at", UTCDateTime(), nullable=False),
     Column("locked_until", UTCDateTime(), nullable=True),
+)
+
+check_results = Table(
+    "check_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # null for 'flowforge test' (origin 'test'), which checks committed tables outside a run
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("origin", Text, nullable=False),
+    Column("workflow_name", Text, nullable=True),
+    Column("job_name", Text, nullable=True),
+    Column("table_name", Text, nullable=False),
+    Column("layer", Text, nullable=False),
+    Column("test_name", Text, nullable=False),
+    Column("test_kind", Text, nullable=False),
+    Column("columns", json_type(none_as_null=True), nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("failing_rows", BigInteger, nullable=False),
+    Column("rows_checked", BigInteger, nullable=True),
+    Column("observed", json_type(none_as_null=True), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("sample", json_type(none_as_null=True), nullable=False),  # up to 20 failing rows
+    Column("at", UTCDateTime(), nullable=False),
+    Index(None, "table_name", "at"),
+)
+
+quality_accounting = Table(
+    "quality_accounting",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("job_name", Text, nullable=False),
+    Column("table_name", Text, nullable=False),
+    Column("layer", Text, nullable=False),
+    Column("batch_id", Text, nullable=False),
+    Column("rows_in", BigInteger, nullable=False),
+    Column("rows_committed", BigInteger, nullable=False),
+    Column("rows_dropped", BigInteger, nullable=False),
+    Column("rows_quarantined", BigInteger, nullable=False),
+    Column("delta_version", BigInteger, nullable=True),
+    Column("quarantine_version", BigInteger, nullable=True),
+    Column("at", UTCDateTime(), nullable=False),
 )

@@ -45,6 +45,7 @@ class JobEvent:
     result: JobResult | None = None
     error: str | None = None
     progress: tuple[int, int] | None = None  # (done, total) of a 'progress' event
+    tests: tuple[Any, ...] = ()  # flowforge.quality.evaluate.TestResult of the job's tables, in order
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,12 @@ class RunSummary:
 class MetadataMirror:
     """Mirrors each Delta commit into the metadata store (watermarks, assets)."""
 
-    def __init__(self, metadata: MetadataStore, store: LakehouseStore, workflow: str) -> None:
+    def __init__(self, metadata: MetadataStore, store: LakehouseStore, workflow: str,
+                 run_id: int | None = None) -> None:
         self.metadata = metadata
         self.store = store
         self.workflow = workflow
+        self.run_id = run_id
 
     def table_committed(self, *, table: str, layer: str, job: str, commit: CommitResult,
                         schema: pa.Schema, progress: dict[str, Any] | None) -> None:
@@ -81,6 +84,18 @@ class MetadataMirror:
         self.metadata.upsert_asset(AssetIn(
             table_name=table, layer=cast("Layer", layer), location=self.store.location(layer, table), schema=columns,
             row_count=rows, delta_version=commit.version, workflow_name=self.workflow))
+
+    def tests_checked(self, *, job: str, table: str, layer: str, results: Sequence[Any]) -> None:
+        from flowforge.quality.results import record_results
+
+        record_results(self.metadata, results, layer=layer, run_id=self.run_id, origin="run",
+                       workflow=self.workflow, job=job)
+
+    def table_accounted(self, *, job: str, accounting: Any) -> None:
+        from flowforge.quality.results import record_accounting
+
+        if self.run_id is not None:
+            record_accounting(self.metadata, accounting, run_id=self.run_id, job=job)
 
 
 @dataclass
@@ -112,7 +127,7 @@ class Runner:
         run = self.metadata.start_run(workflow.name, trigger, actor)
         if on_start is not None:
             on_start(run.id)
-        mirror = MetadataMirror(self.metadata, self.store, workflow.name)
+        mirror = MetadataMirror(self.metadata, self.store, workflow.name, run.id)
         events: list[JobEvent] = []
         blocked: dict[str, str] = {}
         batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{run.id}-{uuid.uuid4().hex[:6]}"
@@ -165,17 +180,21 @@ class Runner:
             seconds = time.perf_counter() - start
             self.metadata.finish_job_run(job_run.id, status="success", rows_read=result.rows_read,
                                          rows_written=result.rows_written, bytes_written=result.bytes_written,
-                                         log="\n".join(ctx.lines))
-            return JobEvent(ctx.job.name, kind, "success", index, total, seconds, result)
+                                         log="\n".join(ctx.lines),
+                                         rows_dropped=sum(a.dropped for a in ctx.accounting),
+                                         rows_quarantined=sum(a.quarantined for a in ctx.accounting))
+            return JobEvent(ctx.job.name, kind, "success", index, total, seconds, result, tests=tuple(ctx.results))
 
     def _failed(self, ctx: JobContext, job_run_id: int, index: int, total: int, start: float,
                 message: str, detail: str | None) -> JobEvent:
         ctx.note(f"failed: {message}")
         if detail:
             ctx.lines.append(detail)
-        self.metadata.finish_job_run(job_run_id, status="failed", error=message, log="\n".join(ctx.lines))
+        self.metadata.finish_job_run(job_run_id, status="failed", error=message, log="\n".join(ctx.lines),
+                                     rows_dropped=sum(a.dropped for a in ctx.accounting),
+                                     rows_quarantined=sum(a.quarantined for a in ctx.accounting))
         return JobEvent(ctx.job.name, ctx.job.kind, "failed", index, total,
-                        time.perf_counter() - start, error=message)
+                        time.perf_counter() - start, error=message, tests=tuple(ctx.results))
 
 
 def _progress_emitter(emit: Callable[[JobEvent], None], job: str, kind: str, index: int,

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from flowforge.quality.spec import ChangeTests
 from flowforge.spec.base import Identifier, SpecModel, SqlType
 from flowforge.spec.jobs import JobSpec, register_job_kind
 
@@ -27,6 +28,7 @@ class ApplyTable(SpecModel):
     soft_delete: bool = False
     columns: tuple[str, ...] | None = None
     casts: dict[str, SqlType] = Field(default_factory=dict)
+    tests: ChangeTests = ()
 
 
 @register_job_kind("cdc")

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
+from flowforge.quality.spec import Tests
 from flowforge.spec.base import Identifier, SpecModel, SqlExpression, SqlType
 from flowforge.spec.scd2 import Scd2Fields
 
@@ -109,6 +110,7 @@ class IngestTable(SpecModel):
     type_fallback: Literal["string"] | None = None
     sub_microseconds: SubMicrosecondMode = "error"
     batch_size: int = Field(100_000, ge=1, le=10_000_000)
+    tests: Tests = ()
 
     @field_validator("incremental", mode="before")
     @classmethod
@@ -159,6 +161,7 @@ class SilverTable(Scd2Fields):
     casts: dict[str, SqlType] = Field(default_factory=dict)
     derived: dict[Identifier, SqlExpression] = Field(default_factory=dict)
     surrogate_key: Identifier | None = None
+    tests: Tests = ()
 
     @model_validator(mode="after")
     def _keys(self) -> SilverTable:
@@ -207,6 +210,7 @@ class GoldTable(Scd2Fields):
     strategy: Literal["replace", "scd2"] = "replace"
     keys: tuple[str, ...] = ()
     surrogate_key: Identifier | None = None
+    tests: Tests = ()
 
     @field_validator("sql")
     @classmethod

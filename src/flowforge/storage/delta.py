@@ -233,15 +233,20 @@ class LakehouseStore:
                   progress: dict[str, Any]) -> CommitResult:
         return self._write(layer, table, data, progress, mode="overwrite")
 
+    def replace(self, layer: str, table: str, data: pa.RecordBatchReader | pa.Table, predicate: str,
+                progress: dict[str, Any]) -> CommitResult:
+        """Replace the rows matching ``predicate`` (delta-rs SQL) with ``data``, in one commit."""
+        return self._write(layer, table, data, progress, mode="overwrite", predicate=predicate)
+
     def _write(self, layer: str, table: str, data: pa.RecordBatchReader | pa.Table,
-               progress: dict[str, Any], mode: str) -> CommitResult:
+               progress: dict[str, Any], mode: str, predicate: str | None = None) -> CommitResult:
         from deltalake import CommitProperties, write_deltalake
 
         loc = self.location(layer, table)
         opts = self.write_options(loc)
         commit_id = uuid.uuid4().hex
         props = CommitProperties(custom_metadata={**_encode(progress), COMMIT_ID: commit_id})
-        schema_mode = "merge" if mode == "append" else "overwrite"
+        schema_mode = "merge" if mode == "append" or predicate else "overwrite"
         dt = self._open_uri(loc, options=opts)
         with _storage_errors("write", loc, opts):
             if dt is None:
@@ -254,7 +259,7 @@ class LakehouseStore:
             else:
                 write_deltalake(dt, data, mode=mode, schema_mode=schema_mode,  # type: ignore[call-overload]
                                 commit_properties=props, post_commithook_properties=_hooks(dt),
-                                writer_properties=_writer())
+                                writer_properties=_writer(), predicate=predicate)
                 version = dt.version()
         return self._commit_result(loc, opts, version)
 

@@ -6,7 +6,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from flowforge.ui import services
+from flowforge.ui import quality, services
 from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, table
 
 LAYERS = ("bronze", "silver", "gold")
@@ -53,6 +53,7 @@ def register() -> None:
                 ui.tab("Schema")
                 ui.tab("Sample rows")
                 ui.tab("Versions")
+                ui.tab("Quality")
             with ui.tab_panels(tabs, value="Schema").classes("w-full"):
                 with ui.tab_panel("Schema"):
                     table([dict(c) for c in detail.columns], ["name", "type", "nullable"])
@@ -61,4 +62,6 @@ def register() -> None:
                 with ui.tab_panel("Versions"):
                     table([{"version": v.version, "when": f"{v.timestamp:%Y-%m-%d %H:%M:%S}" if v.timestamp else "",
                             "operation": v.operation, "rows added": v.rows_added} for v in detail.history])
+                with ui.tab_panel("Quality"):
+                    quality.table_tab(name, user)
         return None

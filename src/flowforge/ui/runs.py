@@ -11,7 +11,7 @@ from nicegui import ui
 
 from flowforge.core.runs import RunDetail
 from flowforge.errors import AccessDenied
-from flowforge.ui import services
+from flowforge.ui import quality, services
 from flowforge.ui.layout import current_user, frame, go, login_redirect, status_badge, table
 
 POLL_SECONDS = 1.0
@@ -112,6 +112,8 @@ def register() -> None:
             ui.label(run.error).classes("text-negative")
         if detail.jobs:
             ui.echart(timeline_options(detail)).classes("w-full").style(f"height: {60 + 40 * total}px")
+        if run.status != "running":
+            quality.run_tests(user, run_id)
         for job in detail.jobs:
             title = f"{job.job} — {job.status} · {_duration(job.started_at, job.ended_at)} · " \
                     f"read {job.rows_read:,} · written {job.rows_written:,}"

@@ -294,3 +294,32 @@ def dashboards(user: UiUser) -> list[Dashboard]:
 def dashboard_data(user: UiUser, template: str, name: str) -> DashboardData:
     with acting(user) as c:
         return c.dashboard_data(template, name)
+
+
+# -- data quality -------------------------------------------------------------------------------
+def run_quality(user: UiUser, run_id: int) -> Any:
+    """The run's test results and row accounting (``RunQuality``)."""
+    with acting(user) as c:
+        return c.quality.run_results(run_id)
+
+
+def table_quality(user: UiUser, name: str) -> tuple[list[Any], list[Any], Any]:
+    """(test results newest first, accounting newest first, the quarantine summary or None)."""
+    from flowforge.errors import NotFoundError
+
+    with acting(user) as c:
+        try:
+            held = c.quality.quarantine(name)
+        except NotFoundError:
+            held = None
+        return c.quality.history(name, 500), c.quality.accounting(name, 100), held
+
+
+def quarantine_rows(user: UiUser, name: str, limit: int = 50) -> list[dict[str, Any]]:
+    with acting(user) as c:
+        return c.quality.quarantine_rows(name, limit=limit)
+
+
+def replay_quarantine(user: UiUser, name: str) -> Any:
+    with acting(user) as c:
+        return c.quality.replay(name)

@@ -14,8 +14,6 @@ import pytest
 
 from tests.e2e.browser.conftest import (
     ADMIN_PASSWORD,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     _free_port,
     _missing_browser,
     _server_command,
@@ -68,14 +66,11 @@ def search_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(search_server: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = sign_in(chromium, search_server, "admin", ADMIN_PASSWORD)
-        yield page
-        chromium.close()
+def page(browser: Any, search_server: str) -> Iterator[Any]:
+    """Signed in with the session's one Chromium (Playwright's sync API allows one per process)."""
+    page = sign_in(browser, search_server, "admin", ADMIN_PASSWORD)
+    yield page
+    page.context.close()
 
 
 def test_search_page_ranks_filters_and_shows_provenance(page: Any, search_server: str) -> None:

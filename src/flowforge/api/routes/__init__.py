@@ -11,6 +11,7 @@ from flowforge.api.routes import (
     health,
     jobs,
     lineage,
+    quality,
     runs,
     search,
     templates,
@@ -21,5 +22,5 @@ from flowforge.api.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, workflows.router, jobs.router, lineage.router,
     connections.router, runs.router, catalog.router, templates.router, audit.router,
-    search.router, dashboards.router,
+    search.router, dashboards.router, quality.router,
 )
