@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -36,8 +36,9 @@ _STATUS: tuple[tuple[type[FlowForgeError], int], ...] = (
 )
 
 
-def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
-    """The API for one project. ``ctx`` lets a caller share its Context (tests, the UI)."""
+def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: bool = False) -> FastAPI:
+    """The API for one project. ``ctx`` lets a caller share its Context (tests, the UI); ``scheduler``
+    runs the scheduler (runner/scheduler.py) in a thread while the app runs (``flowforge serve``)."""
     from flowforge import __version__
     from flowforge.api.routes import ROUTERS
 
@@ -46,7 +47,10 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = _start_scheduler(settings) if scheduler else None
         yield
+        if stop is not None:
+            stop()
         if ctx is None:
             context.close()
 
@@ -59,6 +63,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
 
+    _add_metrics(app)
+
     @app.exception_handler(FlowForgeError)
     async def flowforge_error(_request: Request, exc: FlowForgeError) -> JSONResponse:
         code = next((c for cls, c in _STATUS if isinstance(exc, cls)), 500)
@@ -70,3 +76,40 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         return JSONResponse(body, status_code=code)
 
     return app
+
+
+def _add_metrics(app: FastAPI) -> None:
+    """``GET /metrics`` (Prometheus): any signed-in user or API token, or anyone with metrics_public."""
+    from fastapi import Depends
+    from fastapi.responses import PlainTextResponse
+
+    from flowforge.api.deps import current_user, get_ctx
+    from flowforge.core.metrics import CONTENT_TYPE, render
+
+    def reader(request: Request, ctx: Context = Depends(get_ctx)) -> None:
+        if not ctx.settings.metrics_public:
+            current_user(request, ctx)
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(reader)])
+    def metrics(ctx: Context = Depends(get_ctx)) -> PlainTextResponse:
+        return PlainTextResponse(render(ctx), media_type=CONTENT_TYPE)
+
+
+def _start_scheduler(settings: Settings) -> Callable[[], None]:
+    """The scheduler on its own Context in a thread; returns what stops it (after its runs end)."""
+    import threading
+
+    from flowforge.runner.scheduler import Scheduler
+
+    stop = threading.Event()
+    own = Context(settings.model_copy(update={"actor": "flowforge scheduler"}))
+    thread = threading.Thread(target=Scheduler(own).run, args=(stop,), name="flowforge-scheduler", daemon=True)
+    thread.start()
+    log.info("scheduler started inside the server")
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=60)
+        own.close()
+
+    return halt

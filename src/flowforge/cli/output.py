@@ -45,24 +45,29 @@ def job_event(event: JobEvent) -> None:
                 console.print(f"           {t.layer:<6} {t.table}: up to date")
             else:
                 extra = f", {t.rows_updated:,} updated" if t.rows_updated else ""
-                console.print(f"           {t.layer:<6} {t.table}: {t.rows_written:,} rows{extra} (v{t.version})")
+                where = f" (v{t.version})" if t.version is not None else f" ({t.note})" if t.note else ""
+                console.print(Text(f"           {t.layer:<6} {t.table}: {t.rows_written:,} rows{extra}{where}"))
     elif event.status == "failed":
         console.print(_line(f"{prefix} [red]ERROR[/] {event.kind} {event.job}",
                             f"[[red]FAIL in {event.seconds:.2f}s[/]]"))
         console.print(Text(f"           {event.error}", style="red"), soft_wrap=True)
+    elif event.status == "cancelled":
+        console.print(_line(f"{prefix} [yellow]CANCELLED[/] {event.kind} {event.job}",
+                            f"[[yellow]STOPPED in {event.seconds:.2f}s[/]]"))
+        console.print(Text(f"           {event.error}"))
     else:
         console.print(_line(f"{prefix} [yellow]SKIP[/] {event.kind} {event.job}", "[[yellow]SKIP[/]]"))
         console.print(Text(f"           {event.error}"))
 
 
 def run_summary(summary: RunSummary) -> None:
-    counts = {s: sum(e.status == s for e in summary.events) for s in ("success", "failed", "skipped")}
+    counts = {s: sum(e.status == s for e in summary.events) for s in ("success", "failed", "skipped", "cancelled")}
     console.print()
     console.print(f"Finished run {summary.run_id} of '{summary.workflow}': {len(summary.events)} jobs "
                   f"in {summary.seconds:.2f}s.")
     colour = "green" if summary.status == "success" else "red"
     console.print(f"[{colour}]{summary.status.upper()}[/]  PASS={counts['success']} ERROR={counts['failed']} "
-                  f"SKIP={counts['skipped']}")
+                  f"SKIP={counts['skipped']}" + (f" CANCELLED={counts['cancelled']}" if counts["cancelled"] else ""))
 
 
 def tables(entries: list[TableEntry], title: str = "Lakehouse tables") -> None:
@@ -101,3 +106,8 @@ def error(message: str) -> None:
 
 def info(message: str) -> None:
     console.print(message, soft_wrap=True)
+
+
+def plain(text: str) -> None:
+    """Data printed as is (a log may hold brackets that Rich would take for markup)."""
+    console.print(Text(text), soft_wrap=True)

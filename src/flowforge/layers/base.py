@@ -33,11 +33,16 @@ class JobContext:
     connector: Callable[[str], Connector]
     log: logging.Logger
     lines: list[str] = field(default_factory=list)
+    # raises RunCancelled or LeaseLost; executors call it between batches and before each commit
+    checkpoint: Callable[[], None] = field(default=lambda: None)
+    on_note: Callable[[list[str]], None] | None = None  # the log so far, for live logs while it runs
 
     def note(self, message: str) -> None:
         """A line for the job run's log (kept in the metadata store and shown by the CLI)."""
         self.lines.append(message)
         self.log.info("%s: %s", self.job.name, message)
+        if self.on_note is not None:
+            self.on_note(self.lines)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ def run_silver(ctx: JobContext) -> JobResult:
 
 
 def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
+    ctx.checkpoint()
     found = ctx.store.find(spec.source)
     if found is None:
         raise ConfigError(f"Silver table {spec.target} reads {spec.source}, which does not exist yet.",
@@ -54,6 +55,8 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
     finally:
         engine.close()
     progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
+    fault_point("silver.before_commit")
+    ctx.checkpoint()  # the last safe point before the commit
     if spec.strategy == "merge":
         commit = ctx.store.merge("silver", spec.target, data, spec.keys, progress)
     else:

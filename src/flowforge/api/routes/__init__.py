@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from flowforge.api.routes import (
+    alerts,
     audit,
     auth,
     catalog,
@@ -11,6 +12,7 @@ from flowforge.api.routes import (
     jobs,
     lineage,
     runs,
+    schedules,
     templates,
     users,
     workflows,
@@ -19,4 +21,5 @@ from flowforge.api.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, workflows.router, jobs.router, lineage.router,
     connections.router, runs.router, catalog.router, templates.router, audit.router,
+    schedules.router, alerts.router,
 )
