@@ -24,14 +24,17 @@ def schedules(workflow: Annotated[str | None, typer.Argument(help="Only this wor
     rows = []
     for t in items:
         zone = _zone(t.timezone)
-        upcoming = [f"{n:%Y-%m-%d %H:%M} UTC" + (f" ({n.astimezone(zone):%H:%M %Z})" if zone else "")
-                    for n in t.next_fires]
+        upcoming = [f"{_stamp(n)} UTC" + (f" ({n.astimezone(zone):%H:%M %Z})" if zone else "") for n in t.next_fires]
         rows.append({"workflow": t.workflow, "#": t.index, "trigger": t.description, "catchup": t.catchup or "",
                      "status": t.status, "next fires": "\n".join(upcoming) or ("(paused)" if t.status == "paused"
                                                                              else "(on events)"),
                      "last fire": f"{t.last_fire:%Y-%m-%d %H:%M} {t.last_status}" if t.last_fire else ""})
     output.records(rows, ["workflow", "#", "trigger", "catchup", "status", "next fires", "last fire"],
                    title="Schedules")
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment.second else f"{moment:%Y-%m-%d %H:%M}"
 
 
 def _zone(name: str | None) -> dt.tzinfo | None:
@@ -42,8 +45,9 @@ def _zone(name: str | None) -> dt.tzinfo | None:
 
 def scheduler(threads: Annotated[int | None, typer.Option(help="Runs started at once (default: "
                                                            "scheduler.threads, 4).")] = None) -> None:
-    """Run the scheduler alone (without the web server) until Ctrl-C or SIGTERM. Several may run at
-    once against one metadata store: each slot still fires once."""
+    """Run the scheduler alone (without the web server) until Ctrl-C or SIGTERM.
+
+    Several may run at once against one metadata store: each slot still fires once."""
     import logging
     import signal
     import threading

@@ -52,6 +52,14 @@ class ChannelSummary:
     options: dict[str, Any]  # the non-secret settings (format, recipients, SMTP host...)
 
 
+@dataclass(frozen=True)
+class RuleInfo:
+    workflow: str
+    when: tuple[str, ...]
+    notify: tuple[str, ...]
+    slow_factor: float
+
+
 class AlertService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -126,21 +134,21 @@ class AlertService:
 
     def test_channel(self, name: str) -> str:
         """Send a test alert now; returns what the server said, raises ConnectionFailed saying why not."""
-        import datetime as dt
+        return send_test(name, self.channel(name))
 
-        from flowforge.runner.notify import AlertMessage, send
-
-        config = self._channel(name)
-        now = dt.datetime.now(dt.UTC)
-        return send(config, AlertMessage("test", name, 0, "test", "manual", f"{now:%Y-%m-%d %H:%M:%S} UTC", None,
-                                         None, None, "This is a test of the channel's settings."))
-
-    def _channel(self, name: str) -> ChannelConfig:
+    def channel(self, name: str) -> ChannelConfig:
         found = self.channels().get(name)
         if found is None:
             raise NotFoundError(f"No alert channel named '{name}'.",
                                 hint=f"Channels: {', '.join(self.channel_names()) or 'none'}.")
         return found[0]
+
+    def rules(self) -> list[RuleInfo]:
+        """The alert rules the registered workflows declare (``alerts:`` in their files)."""
+        out = []
+        for record in self.ctx.metadata.list_workflows():
+            out += [RuleInfo(record.name, tuple(r.when), tuple(r.notify), r.slow_factor) for r in _rules(record.spec)]
+        return out
 
     # -- alerts of a run --------------------------------------------------------------------------------
     def for_run(self, run_id: int) -> list[RunAlertRecord]:
@@ -193,6 +201,16 @@ class AlertService:
             if detail is not None and (channel, event) not in out:
                 out[(channel, event)] = _message(event, run, detail)
         return out
+
+
+def send_test(name: str, config: ChannelConfig) -> str:
+    import datetime as dt
+
+    from flowforge.runner.notify import AlertMessage, send
+
+    now = dt.datetime.now(dt.UTC)
+    return send(config, AlertMessage("test", name, 0, "test", "manual", f"{now:%Y-%m-%d %H:%M:%S} UTC", None,
+                                     None, None, "This is a test of the channel's settings."))
 
 
 def _rules(spec: dict[str, Any]) -> list[Any]:

@@ -102,6 +102,8 @@ class WorkflowDetail:
     yaml: str
     jobs: tuple[JobInfo, ...]
     runs: tuple[RunBrief, ...]  # the last 10, newest first
+    triggers: tuple[str, ...] = ()  # each trigger described
+    concurrency: str = "queue"
 
 
 class WorkflowService:
@@ -151,7 +153,8 @@ class WorkflowService:
             environment=record.environment, tags=record.tags, status=record.status,
             schedule=record.spec.get("schedule"), source_path=record.source_path, updated_at=record.updated_at,
             spec=record.spec, yaml=text, jobs=tuple(_job_info(j) for j in spec.jobs),
-            runs=tuple(_brief(r) for r in runs))
+            runs=tuple(_brief(r) for r in runs), triggers=tuple(t.describe() for t in spec.all_triggers()),
+            concurrency=spec.concurrency)
 
     # -- changing workflows -------------------------------------------------------------------
     def create(self, source: Source, actor: str | None = None) -> WorkflowDetail:

@@ -28,6 +28,7 @@ def mount(app: FastAPI, settings: Settings) -> None:
     from nicegui import core, ui
 
     from flowforge.ui import (
+        alerts,
         audit,
         catalog,
         job_editor,
@@ -52,7 +53,7 @@ def mount(app: FastAPI, settings: Settings) -> None:
         app.mount(PREFIX, core.app)
         return
     _mounted.append(True)
-    for module in (login, workflows, workflow_detail, job_editor, templates, lineage, runs, catalog, audit):
+    for module in (login, workflows, workflow_detail, job_editor, templates, lineage, runs, catalog, audit, alerts):
         module.register()
     ui.run_with(app, mount_path=PREFIX, title="FlowForge", favicon="🌊", storage_secret=secrets.token_urlsafe(32),
                 show_welcome_message=False)

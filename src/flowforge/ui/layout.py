@@ -14,9 +14,11 @@ from flowforge.ui import services
 
 PREFIX = "/ui"
 NAV = (("Workflows", "/workflows", "account_tree"), ("Templates", "/templates", "dashboard_customize"),
-       ("Runs", "/runs", "play_circle"), ("Catalog", "/catalog", "table_view"), ("Audit log", "/audit", "history"))
+       ("Runs", "/runs", "play_circle"), ("Catalog", "/catalog", "table_view"), ("Audit log", "/audit", "history"),
+       ("Alerts", "/alerts", "notifications"))
 STATUS_COLORS = {"success": "positive", "running": "info", "failed": "negative", "partial": "warning",
-                 "skipped": "grey", "paused": "warning", "active": "positive", "never run": "grey"}
+                 "skipped": "grey", "paused": "warning", "active": "positive", "never run": "grey",
+                 "queued": "blue-grey", "cancelled": "orange"}
 
 
 def url(path: str) -> str:

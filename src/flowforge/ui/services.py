@@ -265,3 +265,94 @@ def save_connection(user: UiUser, name: str, data: dict[str, Any]) -> None:
             c.connections.save(name, data)
         finally:
             c.settings.actor = before
+
+
+# -- schedules, run control, alerts ------------------------------------------------------------
+def workflow_names() -> list[str]:
+    with locked() as c:
+        return sorted(w.name for w in c.workflows.list() if w.id is not None)
+
+
+def schedule_overview(workflow_name: str) -> list[Any]:
+    with locked() as c:
+        return c.schedules.overview(workflow_name)
+
+
+def trigger_preview(trigger: dict[str, Any]) -> tuple[str, list[Any]]:
+    """(description, next five fire times in UTC) of a trigger being edited; raises saying what is wrong."""
+    with locked() as c:
+        parsed = c.schedules.parse(trigger)
+        return parsed.describe(), c.schedules.preview(trigger)
+
+
+def save_triggers(user: UiUser, workflow_name: str, triggers: list[dict[str, Any]], concurrency: str) -> None:
+    actor = _editor(user)
+    with locked() as c:
+        c.schedules.set_triggers(workflow_name, triggers, concurrency=concurrency, actor=actor)
+
+
+def backfill(user: UiUser, workflow_name: str, start: Any, end: Any, trigger: int | None) -> Any:
+    actor = _editor(user)
+    with locked() as c:
+        return c.schedules.backfill(workflow_name, start, end, trigger=trigger, actor=actor)
+
+
+def files_connections() -> list[str]:
+    with locked() as c:
+        return [s.name for s in c.connections.summaries() if s.kind == "files"]
+
+
+def runs_filtered(workflow_name: str | None, status: str | None, trigger: str | None, since: Any,
+                  limit: int = 200) -> list[RunInfo]:
+    with locked() as c:
+        return c.run_service.history(workflow_name or None, status or None, since, limit, trigger=trigger or None)
+
+
+def run_job(user: UiUser, workflow_name: str, job: str) -> int:
+    actor = _editor(user)
+    with locked() as c:
+        return c.run_service.trigger(workflow_name, job=job, trigger="ui", actor=actor)
+
+
+def cancel_run(user: UiUser, run_id: int) -> None:
+    actor = _editor(user)
+    with locked() as c:
+        c.run_service.cancel(run_id, actor=actor)
+
+
+def rerun(user: UiUser, run_id: int, from_failure: bool) -> int:
+    actor = _editor(user)
+    with locked() as c:
+        return c.run_service.rerun(run_id, from_failure=from_failure, actor=actor)
+
+
+def alert_channels() -> list[Any]:
+    with locked() as c:
+        return c.alerts.summaries()
+
+
+def alert_rules() -> list[Any]:
+    with locked() as c:
+        return c.alerts.rules()
+
+
+def save_alert_channel(user: UiUser, name: str, data: dict[str, Any]) -> None:
+    actor = _editor(user)
+    with locked() as c:
+        c.alerts.save_channel(name, data, actor=actor)
+
+
+def delete_alert_channel(user: UiUser, name: str) -> None:
+    actor = _editor(user)
+    with locked() as c:
+        c.alerts.remove_channel(name, actor=actor)
+
+
+def test_alert_channel(user: UiUser, name: str) -> str:
+    """Sends outside the shared lock: a slow webhook must not hold up other pages."""
+    from flowforge.core.alerts import send_test
+
+    _editor(user)
+    with locked() as c:
+        config = c.alerts.channel(name)
+    return send_test(name, config)
