@@ -76,7 +76,7 @@ def run(workflow: Annotated[str, typer.Argument(help="Workflow name (workflows/<
 
     if follow:
         with _context() as ctx:
-            ctx.follow(workflow, interval=interval, on_event=output.job_event)
+            ctx.follow(workflow, interval=interval, on_event=output.job_event, on_wait=output.info)
         return
     with _context() as ctx:
         try:

@@ -315,12 +315,16 @@ class Context:
 
     def follow(self, name_or_path: str, *, interval: float | None = None, max_cycles: int | None = None,
                idle_timeout: float | None = None, on_event: Callable[[JobEvent], None] | None = None,
-               on_cycle: Callable[[RunSummary], None] | None = None, stop: Any = None) -> int:
-        """Run the workflow's cdc jobs in micro-batches until ``stop`` is set or Ctrl-C."""
+               on_cycle: Callable[[RunSummary], None] | None = None, stop: Any = None,
+               on_wait: Callable[[str], None] | None = None) -> int:
+        """Run the workflow's cdc jobs in micro-batches until ``stop`` is set or Ctrl-C; the loop holds
+        the workflow's lease (``on_wait`` hears when it first waits for another run)."""
+        from dataclasses import replace
+
         from flowforge.runner.follow import FollowOptions, follow
 
         wf = self.prepare_run(name_or_path)
-        return follow(wf, self.runner(), actor=self.settings.actor,
+        return follow(wf, replace(self.runner(), notice=on_wait), actor=self.settings.actor,
                       options=FollowOptions(interval, max_cycles, idle_timeout), on_event=on_event,
                       on_cycle=on_cycle, stop=stop)
 

@@ -153,6 +153,7 @@ class Runner:
     keeper: LeaseKeeper | None = None  # shared by a --follow loop; else one per run
     dispatch: Dispatch | None = None  # None: jobs run in this process
     after_run: Callable[[int], None] | None = None  # alerts, once the run is recorded as ended
+    notice: Callable[[str], None] | None = None  # told when a --follow loop waits for another run
 
     def run(self, workflow: Workflow, *, trigger: str, actor: str,
             on_event: Callable[[JobEvent], None] | None = None,
@@ -254,6 +255,7 @@ class Runner:
             if not grant.acquired:
                 if workflow.concurrency != "queue":
                     raise self._busy(workflow, grant)
+                on_wait = on_wait or self.notice
                 if on_wait is not None:
                     on_wait(self._busy(workflow, grant).message + " Waiting for it.")
                 keeper.acquire([lease], abandon=True, should_stop=stopping)
