@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.cli_helpers import init_project
 
 from flowforge.core.context import Context
-from tests.cli_helpers import init_project
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

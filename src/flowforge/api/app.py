@@ -63,7 +63,7 @@ def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: boo
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
 
-    _add_metrics(app)
+    _add_metrics(app, settings)
 
     @app.exception_handler(FlowForgeError)
     async def flowforge_error(_request: Request, exc: FlowForgeError) -> JSONResponse:
@@ -78,7 +78,7 @@ def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: boo
     return app
 
 
-def _add_metrics(app: FastAPI) -> None:
+def _add_metrics(app: FastAPI, settings: Settings) -> None:
     """``GET /metrics`` (Prometheus): any signed-in user or API token, or anyone with metrics_public."""
     from fastapi import Depends
     from fastapi.responses import PlainTextResponse
@@ -87,7 +87,7 @@ def _add_metrics(app: FastAPI) -> None:
     from flowforge.core.metrics import CONTENT_TYPE, render
 
     def reader(request: Request, ctx: Context = Depends(get_ctx)) -> None:
-        if not ctx.settings.metrics_public:
+        if not settings.metrics_public:
             current_user(request, ctx)
 
     @app.get("/metrics", include_in_schema=False, dependencies=[Depends(reader)])
