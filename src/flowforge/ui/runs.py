@@ -181,8 +181,9 @@ def register() -> None:
                 ui.label(f"({run_.reason})").props("data-testid=run-reason")
             extra = f" · slot {run_.slot:%Y-%m-%d %H:%M} UTC" if run_.slot else ""
             extra += f" · rerun of {run_.parent_run_id}" if run_.parent_run_id else ""
+            took = "waiting" if run_.status == "queued" else _duration(run_.started_at, run_.ended_at)
             ui.label(f"trigger {run_.trigger} by {run_.actor} · started {run_.started_at:%Y-%m-%d %H:%M:%S} · "
-                     f"{_duration(run_.started_at, run_.ended_at)} · rows read {run_.rows_read:,} · "
+                     f"{took} · rows read {run_.rows_read:,} · "
                      f"written {run_.rows_written:,}{extra}").classes("text-gray-600")
         if run_.status in LIVE:
             ui.linear_progress(value=done / total if total else 0, show_value=False).props("data-testid=progress")

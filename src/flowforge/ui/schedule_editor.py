@@ -99,7 +99,8 @@ def schedule_tab(name: str, user: services.UiUser, concurrency: str) -> None:
             ui.input("Cron expression", placeholder="0 6 * * 1-5", on_change=changed).bind_value(item, "cron").props(
                 f"data-testid=cron-{index}").classes("w-48")
             ui.select(ZONES if item["timezone"] in ZONES else [*ZONES, item["timezone"]], label="Time zone",
-                      new_value_mode="add-unique", on_change=changed).bind_value(item, "timezone").classes("w-56")
+                      new_value_mode="add-unique", on_change=changed).bind_value(item, "timezone").classes(
+                "w-56").props(f"data-testid=timezone-{index}")
         elif kind == "every":
             ui.input("Every", placeholder="15m", on_change=changed).bind_value(item, "every").props(
                 f"data-testid=every-{index}").classes("w-32")
