@@ -1,5 +1,5 @@
 """FlowForge benchmarks. ``make bench`` runs ``demo`` (scales 1 and 10), ``pg_bronze`` and
-``mysql_bronze`` (1M rows each).
+``mysql_bronze`` (1M rows each); ``scheduler`` runs when named.
 
     python bench/run.py                               # demo + pg_bronze + mysql_bronze, ~5 minutes
     python bench/run.py demo --scales 1,10,100
@@ -7,6 +7,8 @@
     python bench/run.py pg_bronze --sweep 250000,1000000,4000000
     python bench/run.py pg_bronze --profile           # where FlowForge's time goes
     python bench/run.py --full     # demo up to scale 100, both loads at 10M rows with pandas (~30 min, ~15 GB)
+    python bench/run.py scheduler                     # lag over 500 fires, 1,000 workflows due at once (~8 min)
+    python bench/run.py scheduler --fires 50 --burst 50   # the same, small
 
 Results print as tables and go to bench/results/<benchmark>.json. See bench/README.md.
 This process imports only the standard library: every measured thing runs in a child.
@@ -26,9 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, Options, load_average, machine, python_default, remove
 from db_bench import SOURCES, Unreachable, run_bronze, run_profile, run_sweep
 from demo_bench import run_demo
+from scheduler_bench import run_scheduler
 from measure import harness_rss_mb, write_json
 
-BENCHMARKS = ("demo", *SOURCES)
+BENCHMARKS = ("demo", *SOURCES, "scheduler")
+DEFAULT_BENCHMARKS = ("demo", *SOURCES)
 DEFAULT_SERVERS = {"pg_bronze": "postgresql://postgres@127.0.0.1:5432", "mysql_bronze": "mysql://root@127.0.0.1:3306"}
 DEFAULT_ROWS = 1_000_000
 FULL_ROWS = 10_000_000
@@ -38,7 +42,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
-                   help=f"which to run: {', '.join(BENCHMARKS)} (default: all)")
+                   help=f"which to run: {', '.join(BENCHMARKS)} (default: all but scheduler)")
     p.add_argument("--full", action="store_true", help="demo scale 100 too; pg_bronze at 10M rows with pandas")
     p.add_argument("--repeat", type=int, default=3, help="measured runs per case, after one warm-up (best of N)")
     p.add_argument("--rows", type=int, help="table size of the loads (default 1,000,000; 10,000,000 with --full)")
@@ -55,6 +59,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, help="where outputs are written (default: a new folder in $TMPDIR)")
     p.add_argument("--keep", action="store_true", help="keep outputs and the work folder")
     p.add_argument("--python", default=python_default(), help="interpreter with FlowForge installed")
+    p.add_argument("--fires", type=int, default=500, help="scheduler: scheduled runs the lag is measured over")
+    p.add_argument("--lag-workflows", type=int, default=10, help="scheduler: workflows firing together")
+    p.add_argument("--every", type=int, default=5, help="scheduler: seconds between their slots")
+    p.add_argument("--burst", type=int, default=1000, help="scheduler: workflows due at the same instant")
     args = p.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
@@ -71,7 +79,7 @@ def numbers(text: str | None, default: list[float]) -> list[float]:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    chosen = args.benchmarks or list(BENCHMARKS)
+    chosen = args.benchmarks or list(DEFAULT_BENCHMARKS)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="flowforge-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     opts = Options(python=args.python, workdir=workdir.resolve(), repeat=max(1, args.repeat), full=args.full,
@@ -92,6 +100,10 @@ def main(argv: list[str]) -> int:
         for benchmark in SOURCES:
             if benchmark in chosen:
                 failures += bronze(benchmark, args, opts, info)
+        if "scheduler" in chosen:
+            result = run_scheduler(opts, args.fires, args.lag_workflows, args.every, args.burst)
+            save("scheduler", result, info)
+            failures += sum(not r["ok"] for r in result["results"])
     finally:
         if not args.keep:
             remove(opts.workdir)

@@ -219,7 +219,8 @@ class Context:
         from flowforge.spec.jobs import IngestJob
 
         produced = set(wf.producers())
-        existing = {t for _, t in self.store.tables()}
+        outside = {t for job in wf.jobs for t in job.inputs() if t not in produced}
+        existing = {t for _, t in self.store.tables()} if outside else set()  # listing costs; scheduled runs
         for job in wf.jobs:
             if isinstance(job, IngestJob):
                 connector = self.connector(job.connection)
@@ -238,9 +239,9 @@ class Context:
         """What the spec alone cannot check: named workflows, files connections, cdc jobs, alert channels."""
         from flowforge.spec.triggers import AfterTrigger, ContinuousTrigger, FilesTrigger
 
-        known = {p.stem for p in self.workflow_files()} | self.metadata.workflow_names()
         for trigger in wf.all_triggers():
             if isinstance(trigger, AfterTrigger):
+                known = {p.stem for p in self.workflow_files()} | self.metadata.workflow_names()
                 missing = [n for n in trigger.after if n not in known]
                 if missing:
                     raise SpecError(f"trigger '{trigger.describe()}' names unknown workflow(s) {', '.join(missing)}",
@@ -254,7 +255,7 @@ class Context:
                 from flowforge.runner.follow import cdc_jobs
 
                 cdc_jobs(wf)
-        channels = set(self.alerts.channel_names())
+        channels = set(self.alerts.channel_names()) if wf.alerts else set()
         for rule in wf.alerts:
             missing = [n for n in rule.notify if n not in channels]
             if missing:

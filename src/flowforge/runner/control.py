@@ -38,7 +38,7 @@ class RunControl:
         self.run_id = run_id
         self.keeper = keeper
         self.poll = poll
-        self._next_read = 0.0
+        self._next_read = time.monotonic() + poll  # a run just recorded has no flag yet
         with _local_lock:
             self._event = _local.setdefault(run_id, threading.Event())
 

@@ -95,6 +95,7 @@ class Scheduler:
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="flowforge-fire")
         self._inflight = 0
         self._lock = threading.Lock()
+        self._wakeup = threading.Event()
         self._known: dict[int, _Known] = {}
         self._due: dict[tuple[int, str, int], dt.datetime | None] = {}  # (workflow, trigger, version) → next slot
         self._polled: dict[tuple[int, str], float] = {}
@@ -121,7 +122,8 @@ class Scheduler:
                 pause = self.tick_seconds - (time.monotonic() - started)
                 if wake is not None:
                     pause = min(pause, (wake - self.clock()).total_seconds())
-                stop.wait(max(0.01, pause))
+                self._wakeup.wait(max(0.01, pause))  # or sooner, when a thread frees for a pending fire
+                self._wakeup.clear()
         finally:
             self.close()
 
@@ -155,11 +157,14 @@ class Scheduler:
                     running_follows.add(wf.name)
                     self._keep_following(wf.name)
                     continue
-                if wf_row.id in busy:
-                    continue
                 key = trigger.key()
                 state = states.get((wf_row.id, key)) or fires.arm(wf_row.id, key, trigger.kind,
                                                                   self._initial_cursor(trigger), now)
+                if wf_row.id in busy:  # a fire waits to start: the next one is claimed after it
+                    due_at = self._next_due(wf_row, trigger, state)
+                    if due_at is not None:
+                        wake = due_at if wake is None else min(wake, due_at)
+                    continue
                 due = self._decide(wf_row, trigger, state, now)
                 if isinstance(due, dt.datetime):
                     wake = due if wake is None else min(wake, due)
@@ -181,10 +186,7 @@ class Scheduler:
         """A Decision, None (nothing), or the datetime a time trigger is next due."""
         grace = self.settings.misfire_grace
         if isinstance(trigger, CronTrigger | EveryTrigger):
-            cache = (wf_row.id, state.trigger_key, state.version)
-            if cache not in self._due:
-                self._due[cache] = next_slot(trigger, time_base(state))
-            due_at = self._due[cache]
+            due_at = self._next_due(wf_row, trigger, state)
             if due_at is None:
                 return None
             if due_at > now:
@@ -195,6 +197,17 @@ class Scheduler:
         if isinstance(trigger, FilesTrigger):
             return self._decide_files(wf_row, trigger, state, now, grace)
         return None
+
+    def _next_due(self, wf_row: WorkflowTriggers, trigger: Trigger, state: TriggerState) -> dt.datetime | None:
+        """When a time trigger's next slot is due (cached per cursor version); None for other kinds."""
+        if not isinstance(trigger, CronTrigger | EveryTrigger):
+            return None
+        cache = (wf_row.id, state.trigger_key, state.version)
+        if cache not in self._due:
+            if len(self._due) > 100_000:
+                self._due.clear()
+            self._due[cache] = next_slot(trigger, time_base(state))
+        return self._due[cache]
 
     def _decide_after(self, trigger: AfterTrigger, state: TriggerState, now: dt.datetime, grace: float) -> Any:
         fires = self.ctx.metadata.fires
@@ -283,6 +296,7 @@ class Scheduler:
         finally:
             with self._lock:
                 self._inflight -= 1
+            self._wakeup.set()
 
     def _context(self) -> Context:
         ctx = getattr(self._local, "ctx", None)
