@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, Options, load_average, machine, python_default, remove
 from db_bench import SOURCES, Unreachable, run_bronze, run_profile, run_sweep
 from demo_bench import run_demo
-from scheduler_bench import run_scheduler
 from measure import harness_rss_mb, write_json
+from scheduler_bench import run_scheduler
 
 BENCHMARKS = ("demo", *SOURCES, "scheduler")
 DEFAULT_BENCHMARKS = ("demo", *SOURCES)

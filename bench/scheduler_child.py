@@ -134,8 +134,8 @@ def burst(args: argparse.Namespace) -> dict[str, Any]:
         lags = first_job_starts(ctx, due_since)
     return {"scenario": "burst", "workflows": args.workflows, "threads": args.threads, "runs_ended": done,
             "seconds": round(seconds, 2), "runs_per_hour": round(done / seconds * 3600) if seconds else None,
-            "setup_seconds": round(setup, 1), "idle_tick_ms": round(statistics.median(idle) * 1000, 1) if idle else None,
-            **summary(lags)}
+            "setup_seconds": round(setup, 1),
+            "idle_tick_ms": round(statistics.median(idle) * 1000, 1) if idle else None, **summary(lags)}
 
 
 def main() -> None:
