@@ -25,10 +25,10 @@ class SchedulerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tick: float = Field(1.0, gt=0, le=60)  # seconds between looks at the triggers
-    threads: int = Field(4, ge=1, le=256)  # runs started by one scheduler at once
-    lease_timeout: float = Field(60.0, ge=1)  # a run or lease without a heartbeat this long is dead
-    misfire_grace: float = Field(60.0, ge=1)  # a slot later than this counts as missed (catchup)
+    tick: float = Field(default=1.0, gt=0, le=60)  # seconds between looks at the triggers
+    threads: int = Field(default=4, ge=1, le=256)  # runs started by one scheduler at once
+    lease_timeout: float = Field(default=60.0, ge=1)  # a run or lease without a heartbeat this long is dead
+    misfire_grace: float = Field(default=60.0, ge=1)  # a slot later than this counts as missed (catchup)
     in_serve: bool = True  # `flowforge serve` runs a scheduler too
 
 
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     # with `flowforge worker`); its options, e.g. {broker_url: "amqp://...", queue: flowforge}
     executor: str = "local"
     executor_options: dict[str, str | int | float | bool | SecretStr] = Field(default_factory=dict)
-    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    scheduler: SchedulerSettings = SchedulerSettings()
     # alert destinations defined in this file (spec/alerts.py); secrets as ${VAR}
     alert_channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # /metrics without a token (only on a network where everyone may see workflow names and counts)

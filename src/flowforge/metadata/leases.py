@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -81,8 +81,8 @@ class LeaseStore:
                 return LeaseGrant(False, blocker=lease)
             expires = now + timedelta(seconds=timeout)
             for lease in current:
-                values = {"holder": holder, "run_id": run_id, "job_name": job, "heartbeat_at": now,
-                          "expires_at": expires}
+                values: dict[str, Any] = {"holder": holder, "run_id": run_id, "job_name": job, "heartbeat_at": now,
+                                          "expires_at": expires}
                 if lease.holder != holder:
                     values["acquired_at"] = now
                 if lease in took:

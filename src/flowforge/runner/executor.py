@@ -152,7 +152,7 @@ class Runner:
     lease_timeout: float = DEFAULT_TIMEOUT
     keeper: LeaseKeeper | None = None  # shared by a --follow loop; else one per run
     dispatch: Dispatch | None = None  # None: jobs run in this process
-    after_run: Callable[[int], None] | None = None  # alerts, once the run is recorded as ended
+    after_run: Callable[[int], object] | None = None  # alerts, once the run is recorded as ended
     notice: Callable[[str], None] | None = None  # told when a --follow loop waits for another run
 
     def run(self, workflow: Workflow, *, trigger: str, actor: str,

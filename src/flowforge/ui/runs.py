@@ -48,13 +48,14 @@ async def act(user: services.UiUser, run_id: int, what: str) -> None:
         if what == "cancel":
             await run.io_bound(services.cancel_run, user, run_id)
             ui.notify(f"Run {run_id} will stop at its next safe point.", type="positive")
-            target = run_id
+            target: int | None = run_id
         else:
             target = await run.io_bound(services.rerun, user, run_id, what == "rerun_failed")
     except Exception as exc:
         notify_error(exc)
         return
-    go(f"/runs/{target}")
+    if target is not None:
+        go(f"/runs/{target}")
 
 
 def action_buttons(user: services.UiUser, selected: dict[str, Any]) -> None:

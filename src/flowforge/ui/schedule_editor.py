@@ -126,9 +126,12 @@ def schedule_tab(name: str, user: services.UiUser, concurrency: str) -> None:
     if not user.can_edit:
         return
     with ui.row().classes("gap-2 items-center"):
+        def add(kind: str) -> None:
+            triggers.append({"kind": kind, **({"continuous": True} if kind == "continuous" else {})})
+            editor.refresh()
+
         for kind, label in KINDS.items():
-            ui.button(f"+ {label.split(' (')[0]}", on_click=lambda k=kind: (triggers.append(
-                {"kind": k, **({"continuous": True} if k == "continuous" else {})}), editor.refresh())).props(
+            ui.button(f"+ {label.split(' (')[0]}", on_click=lambda k=kind: add(k)).props(
                 f"outline dense data-testid=add-{kind}")
     with ui.row().classes("gap-4 items-center"):
         ui.select({"queue": "queue: wait for the running one", "skip": "skip: do not start",
@@ -151,8 +154,8 @@ def schedule_tab(name: str, user: services.UiUser, concurrency: str) -> None:
 
 def backfill_dialog(name: str, user: services.UiUser) -> None:
     today = dt.datetime.now(dt.UTC)
-    values = {"start": f"{today - dt.timedelta(days=1):%Y-%m-%d} 00:00", "end": f"{today:%Y-%m-%d} 00:00",
-              "trigger": None}
+    values: dict[str, Any] = {"start": f"{today - dt.timedelta(days=1):%Y-%m-%d} 00:00",
+                              "end": f"{today:%Y-%m-%d} 00:00", "trigger": None}
     with ui.dialog() as dialog, ui.card():
         ui.label("Run the workflow once for each schedule slot in a past range (UTC); slots that already fired "
                  "are not run again. The scheduler runs them one after another.").classes("max-w-md")
@@ -165,7 +168,7 @@ def backfill_dialog(name: str, user: services.UiUser) -> None:
                 start = dt.datetime.fromisoformat(values["start"]).replace(tzinfo=dt.UTC)
                 end = dt.datetime.fromisoformat(values["end"]).replace(tzinfo=dt.UTC)
                 trigger = int(values["trigger"]) if values["trigger"] is not None else None
-                result = await run.io_bound(services.backfill, user, name, start, end, trigger)
+                result: Any = await run.io_bound(services.backfill, user, name, start, end, trigger)
             except ValueError:
                 ui.notify("Write the times as YYYY-MM-DD HH:MM.", type="negative")
                 return

@@ -46,8 +46,10 @@ def run_one_job(name: str, jobs: list[str], user: services.UiUser) -> None:
         ui.select(jobs, label="Job").bind_value(choice, "job").classes("w-72").props("data-testid=one-job")
 
         async def start() -> None:
+            if not choice["job"]:
+                return
             try:
-                run_id = await run.io_bound(services.run_job, user, name, choice["job"])
+                run_id = await run.io_bound(services.run_job, user, name, str(choice["job"]))
             except Exception as exc:
                 notify_error(exc)
                 return
