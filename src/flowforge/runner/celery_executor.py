@@ -25,7 +25,11 @@ over and runs the job again: a bronze commit carries its watermark, so nothing i
 twice. Messages carry only names and ids (no SQL, no secrets): a worker reads the workflow's spec
 from the metadata store and refuses to run if it changed since the run began. Use RabbitMQ's
 ``consumer_timeout`` above your longest job (it closes a channel holding an unacknowledged message
-longer, 30 minutes by default), and JSON only (pickle is never accepted).
+longer, 30 minutes by default), and JSON only (pickle is never accepted). Redis works as a broker
+too, but it redelivers a dead worker's job only after its ``visibility_timeout`` (an hour by default),
+and every job still running by then is delivered a second time (the second delivery waits for the
+first one's table leases and then finds the job done); RabbitMQ redelivers when the worker's
+connection drops.
 """
 
 from __future__ import annotations

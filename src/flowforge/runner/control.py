@@ -28,7 +28,9 @@ _local_lock = threading.Lock()
 def cancel_here(run_id: int) -> None:
     """Tell a run executing in this process at once (the flag in the store tells the others)."""
     with _local_lock:
-        _local.setdefault(run_id, threading.Event()).set()
+        event = _local.get(run_id)
+    if event is not None:
+        event.set()
 
 
 class RunControl:

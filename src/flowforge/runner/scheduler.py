@@ -62,11 +62,12 @@ def utcnow() -> dt.datetime:
 
 @dataclass
 class _Known:
-    """A workflow's parsed triggers, kept until its registration changes."""
+    """A workflow's parsed triggers (with their keys), kept until its registration changes."""
 
     updated_at: dt.datetime
     workflow: Workflow | None
     error: str | None = None
+    triggers: list[tuple[Trigger, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -149,15 +150,14 @@ class Scheduler:
         wake: dt.datetime | None = None
         running_follows: set[str] = set()
         for wf_row in fires.workflows():
-            wf = self._workflow(wf_row)
-            if wf is None or wf_row.status != "active":
+            known = self._workflow(wf_row)
+            if known.workflow is None or wf_row.status != "active":
                 continue
-            for trigger in wf.all_triggers():
+            for trigger, key in known.triggers:
                 if isinstance(trigger, ContinuousTrigger):
-                    running_follows.add(wf.name)
-                    self._keep_following(wf.name)
+                    running_follows.add(wf_row.name)
+                    self._keep_following(wf_row.name)
                     continue
-                key = trigger.key()
                 state = states.get((wf_row.id, key)) or fires.arm(wf_row.id, key, trigger.kind,
                                                                   self._initial_cursor(trigger), now)
                 if wf_row.id in busy:  # a fire waits to start: the next one is claimed after it
@@ -175,7 +175,7 @@ class Scheduler:
                 if fire is not None:
                     self.claimed += 1
                     busy.add(wf_row.id)
-                    log.info("claimed %s of workflow %s (%s)", fire.slot_key, wf.name, trigger.describe())
+                    log.info("claimed %s of workflow %s (%s)", fire.slot_key, wf_row.name, trigger.describe())
         self._stop_follows(keep=running_follows)
         self._start_pending(now)
         return wake
@@ -245,7 +245,7 @@ class Scheduler:
             return {"runs": runs}
         return None
 
-    def _workflow(self, row: WorkflowTriggers) -> Workflow | None:
+    def _workflow(self, row: WorkflowTriggers) -> _Known:
         from pydantic import ValidationError
 
         from flowforge.spec.workflow import Workflow
@@ -254,12 +254,13 @@ class Scheduler:
         if known is None or known.updated_at != row.updated_at:
             spec = self.ctx.metadata.fires.specs([row.id]).get(row.id, {})
             try:
-                known = _Known(row.updated_at, Workflow.model_validate(spec))
+                wf = Workflow.model_validate(spec)
+                known = _Known(row.updated_at, wf, triggers=[(t, t.key()) for t in wf.all_triggers()])
             except ValidationError as exc:
                 known = _Known(row.updated_at, None, str(exc).splitlines()[0])
                 log.warning("workflow %s is not valid; its triggers are ignored: %s", row.name, known.error)
             self._known[row.id] = known
-        return known.workflow
+        return known
 
     def _register_files(self) -> None:
         """Register workflow files that are new or changed, so edits to their triggers take effect."""

@@ -55,10 +55,12 @@ def _check_duration(value: str | float) -> str | float:
 
 class Trigger(SpecModel):
     kind: ClassVar[str] = ""
+    identity: ClassVar[tuple[str, ...]] = ()  # the fields that make it another trigger when changed
 
     def key(self) -> str:
-        """A stable identity: editing a trigger makes a new one (its own cursor, armed anew)."""
-        text = json.dumps(self.model_dump(mode="json", exclude={"catchup"}), sort_keys=True)
+        """A stable identity: changing what it watches (the expression, zone, workflows, folder) makes a
+        new trigger with its own cursor, armed anew; tuning it (catchup, quiet, poll) keeps the cursor."""
+        text = json.dumps(self.model_dump(mode="json", include=set(self.identity)), sort_keys=True)
         return f"{self.kind}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
     def describe(self) -> str:
@@ -67,6 +69,7 @@ class Trigger(SpecModel):
 
 class CronTrigger(Trigger):
     kind: ClassVar[str] = "cron"
+    identity: ClassVar[tuple[str, ...]] = ("cron", "timezone")
     cron: str
     timezone: str = "UTC"
     catchup: Catchup = "latest"
@@ -101,6 +104,7 @@ class EveryTrigger(Trigger):
     """Slots are multiples of the interval since 1970-01-01 UTC, so every scheduler agrees on them."""
 
     kind: ClassVar[str] = "every"
+    identity: ClassVar[tuple[str, ...]] = ("every",)
     every: str | float
     catchup: Catchup = "latest"
 
@@ -121,6 +125,7 @@ class EveryTrigger(Trigger):
 
 class AfterTrigger(Trigger):
     kind: ClassVar[str] = "after"
+    identity: ClassVar[tuple[str, ...]] = ("after", "on_failure")
     after: tuple[Identifier, ...] = Field(min_length=1)
     on_failure: bool = False
     catchup: Catchup = "latest"
@@ -137,6 +142,7 @@ class AfterTrigger(Trigger):
 
 class FilesTrigger(Trigger):
     kind: ClassVar[str] = "files"
+    identity: ClassVar[tuple[str, ...]] = ("files", "pattern")
     files: Identifier  # a files connection
     pattern: str = "*"
     quiet: str | float = "10s"
@@ -167,6 +173,7 @@ class FilesTrigger(Trigger):
 
 class ContinuousTrigger(Trigger):
     kind: ClassVar[str] = "continuous"
+    identity: ClassVar[tuple[str, ...]] = ("continuous",)
     continuous: Literal[True]
     interval: str | float | None = None  # seconds between micro-batches; default: the jobs' setting
 
