@@ -160,9 +160,9 @@ class Scheduler:
                     continue
                 state = states.get((wf_row.id, key)) or fires.arm(wf_row.id, key, trigger.kind,
                                                                   self._initial_cursor(trigger), now)
-                if wf_row.id in busy:  # a fire waits to start: the next one is claimed after it
+                if wf_row.id in busy:  # a fire waits to start (or a run is queued): the next one waits too
                     due_at = self._next_due(wf_row, trigger, state)
-                    if due_at is not None:
+                    if due_at is not None and due_at > now:  # a freed thread wakes the loop sooner
                         wake = due_at if wake is None else min(wake, due_at)
                     continue
                 due = self._decide(wf_row, trigger, state, now)
