@@ -7,7 +7,7 @@
     python bench/run.py pg_bronze --sweep 250000,1000000,4000000
     python bench/run.py pg_bronze --profile           # where FlowForge's time goes
     python bench/run.py --full     # demo up to scale 100, both loads at 10M rows with pandas (~30 min, ~15 GB)
-    python bench/run.py scheduler                     # lag over 500 fires, 1,000 workflows due at once (~8 min)
+    python bench/run.py scheduler                     # lag over 500 fires (steady, bursts), 1,000 due at once (~12 min)
     python bench/run.py scheduler --fires 50 --burst 50   # the same, small
 
 Results print as tables and go to bench/results/<benchmark>.json. See bench/README.md.
@@ -60,8 +60,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep outputs and the work folder")
     p.add_argument("--python", default=python_default(), help="interpreter with FlowForge installed")
     p.add_argument("--fires", type=int, default=500, help="scheduler: scheduled runs the lag is measured over")
-    p.add_argument("--lag-workflows", type=int, default=10, help="scheduler: workflows firing together")
-    p.add_argument("--every", type=int, default=5, help="scheduler: seconds between their slots")
+    p.add_argument("--lag", default="2x1,10x5", help="scheduler: WxS,... = W workflows firing every S seconds")
     p.add_argument("--burst", type=int, default=1000, help="scheduler: workflows due at the same instant")
     args = p.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
@@ -101,7 +100,8 @@ def main(argv: list[str]) -> int:
             if benchmark in chosen:
                 failures += bronze(benchmark, args, opts, info)
         if "scheduler" in chosen:
-            result = run_scheduler(opts, args.fires, args.lag_workflows, args.every, args.burst)
+            lag = [(int(w), int(s)) for w, s in (item.split("x") for item in args.lag.split(",") if item.strip())]
+            result = run_scheduler(opts, args.fires, lag, args.burst)
             save("scheduler", result, info)
             failures += sum(not r["ok"] for r in result["results"])
     finally:

@@ -1,9 +1,10 @@
 """``scheduler``: how fast the scheduler starts what is due, with SQLite metadata on one server.
 
-* **lag** — ``--lag-workflows`` tiny workflows (one gold job, ``SELECT 1``) each with ``every: --every``
-  seconds, until ``--fires`` scheduled runs have ended (after 20 warm-up fires): seconds from each slot
-  to its run's first job start, p50/p90/p99/max. Slots of every workflow fall on the same instants, so
-  each slot is a burst of ``--lag-workflows`` fires on ``scheduler.threads`` (4) threads.
+* **lag** — for each ``WxS`` of ``--lag`` (default ``2x1,10x5``): W tiny workflows (one gold job,
+  ``SELECT 1``) each with ``every: S`` seconds, until ``--fires`` scheduled runs have ended (after 20
+  warm-up fires): seconds from each slot to its run's first job start, p50/p90/p99/max. Slots of every
+  workflow fall on the same instants, so ``2x1`` is a steady two fires a second and ``10x5`` the same
+  rate in bursts of ten, on ``scheduler.threads`` (4) threads.
 * **burst** — ``--burst`` tiny workflows with ``every: 1h``, all due at once (as at the top of an
   hour): seconds until every run has ended, hence runs per hour one server starts; seconds from the
   scheduler's start to each run's first job; and the median cost of one tick with nothing due (it looks
@@ -24,13 +25,13 @@ from measure import format_table, run_child
 CHILD = Path(__file__).resolve().parent / "scheduler_child.py"
 
 
-def run_scheduler(opts: Options, fires: int, lag_workflows: int, every: int, burst: int) -> dict[str, Any]:
+def run_scheduler(opts: Options, fires: int, lag: list[tuple[int, int]], burst: int) -> dict[str, Any]:
     results = []
-    for scenario, extra in (("lag", ["--workflows", str(lag_workflows), "--every", str(every), "--fires", str(fires)]),
-                            ("burst", ["--workflows", str(burst)])):
+    cases = [("lag", ["--workflows", str(w), "--every", str(s), "--fires", str(fires)]) for w, s in lag]
+    for scenario, extra in [*cases, ("burst", ["--workflows", str(burst)])]:
         folder = opts.workdir / f"scheduler-{scenario}"
         remove(folder)
-        print(f"scheduler {scenario} ...", flush=True)
+        print(f"scheduler {scenario} {' '.join(extra)} ...", flush=True)
         sample = run_child([opts.python, str(CHILD), scenario, "--dir", str(folder), *extra], env=child_env(),
                            timeout=3 * 3600)
         result: dict[str, Any] = sample.last_json() if sample.ok else {"scenario": scenario, "error": sample.failure()}
@@ -39,11 +40,11 @@ def run_scheduler(opts: Options, fires: int, lag_workflows: int, every: int, bur
         results.append(result)
         if not opts.keep:
             remove(folder)
-    lag = next(r for r in results if r["scenario"] == "lag")
+    lags = [r for r in results if r["scenario"] == "lag"]
     burst_ = next(r for r in results if r["scenario"] == "burst")
     print(format_table(["fires", "workflows", "every s", "threads", "p50 s", "p90 s", "p99 s", "max s"],
-                       [[lag.get("fires"), lag.get("workflows"), lag.get("every_s"), lag.get("threads"),
-                         lag.get("p50_s"), lag.get("p90_s"), lag.get("p99_s"), lag.get("max_s")]],
+                       [[r.get("fires"), r.get("workflows"), r.get("every_s"), r.get("threads"), r.get("p50_s"),
+                         r.get("p90_s"), r.get("p99_s"), r.get("max_s")] for r in lags],
                        title="\nscheduler lag: slot → first job start (target p99 < 1 s)"))
     print(format_table(["workflows", "ended", "seconds", "runs/hour", "start p50 s", "start p99 s", "idle tick ms",
                         "peak RSS MB"],
