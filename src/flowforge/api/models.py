@@ -145,6 +145,8 @@ class WorkflowDetailPublic(Public):
     yaml: str
     jobs: list[JobPublic]
     runs: list[RunBriefPublic]
+    triggers: list[str] = Field(default_factory=list, description="Its triggers, described.")
+    concurrency: str = Field("queue", description="queue | skip | fail: a run while another is in progress.")
 
 
 class WorkflowCreate(SpecSource):
