@@ -1,5 +1,5 @@
 """FlowForge benchmarks. ``make bench`` runs ``demo`` (scales 1 and 10), ``pg_bronze`` and
-``mysql_bronze`` (1M rows each).
+``mysql_bronze`` (1M rows each); ``scheduler`` runs when named.
 
     python bench/run.py                               # demo + pg_bronze + mysql_bronze, ~5 minutes
     python bench/run.py demo --scales 1,10,100
@@ -7,6 +7,8 @@
     python bench/run.py pg_bronze --sweep 250000,1000000,4000000
     python bench/run.py pg_bronze --profile           # where FlowForge's time goes
     python bench/run.py --full     # demo up to scale 100, both loads at 10M rows with pandas (~30 min, ~15 GB)
+    python bench/run.py scheduler                     # lag over 500 fires (steady, bursts), 1,000 due at once (~12 min)
+    python bench/run.py scheduler --fires 50 --burst 50   # the same, small
 
 Results print as tables and go to bench/results/<benchmark>.json. See bench/README.md.
 This process imports only the standard library: every measured thing runs in a child.
@@ -28,8 +30,10 @@ from db_bench import SOURCES, Unreachable, run_bronze, run_profile, run_sweep
 from demo_bench import run_demo
 from ecommerce_bench import run_ecommerce
 from measure import harness_rss_mb, write_json
+from scheduler_bench import run_scheduler
 
-BENCHMARKS = ("demo", *SOURCES, "ecommerce")
+BENCHMARKS = ("demo", *SOURCES, "ecommerce", "scheduler")
+DEFAULT_BENCHMARKS = ("demo", *SOURCES)
 DEFAULT_SERVERS = {"pg_bronze": "postgresql://postgres@127.0.0.1:5432", "mysql_bronze": "mysql://root@127.0.0.1:3306"}
 DEFAULT_ROWS = 1_000_000
 FULL_ROWS = 10_000_000
@@ -39,7 +43,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
-                   help=f"which to run: {', '.join(BENCHMARKS)} (default: all)")
+                   help=f"which to run: {', '.join(BENCHMARKS)} (default: all but scheduler)")
     p.add_argument("--full", action="store_true", help="demo scale 100 too; pg_bronze at 10M rows with pandas")
     p.add_argument("--repeat", type=int, default=3, help="measured runs per case, after one warm-up (best of N)")
     p.add_argument("--rows", type=int, help="table size of the loads (default 1,000,000; 10,000,000 with --full)")
@@ -60,6 +64,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="ecommerce: which of generate, export, template (default: all)")
     p.add_argument("--ecom-scales", default="1,10", help="ecommerce: template scales (default 1,10)")
     p.add_argument("--ecom-export-scale", type=float, default=1.0, help="ecommerce: source scale of the export")
+    p.add_argument("--fires", type=int, default=500, help="scheduler: scheduled runs the lag is measured over")
+    p.add_argument("--lag", default="2x1,10x5", help="scheduler: WxS,... = W workflows firing every S seconds")
+    p.add_argument("--burst", type=int, default=1000, help="scheduler: workflows due at the same instant")
     args = p.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
@@ -76,7 +83,7 @@ def numbers(text: str | None, default: list[float]) -> list[float]:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    chosen = args.benchmarks or list(BENCHMARKS)
+    chosen = args.benchmarks or list(DEFAULT_BENCHMARKS)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="flowforge-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     opts = Options(python=args.python, workdir=workdir.resolve(), repeat=max(1, args.repeat), full=args.full,
@@ -103,6 +110,11 @@ def main(argv: list[str]) -> int:
                                                parts, args.ecom_export_scale).items():
                 save(name, payload, info)
                 failures += sum(not r["ok"] for r in payload["results"])
+        if "scheduler" in chosen:
+            lag = [(int(w), int(s)) for w, s in (item.split("x") for item in args.lag.split(",") if item.strip())]
+            result = run_scheduler(opts, args.fires, lag, args.burst)
+            save("scheduler", result, info)
+            failures += sum(not r["ok"] for r in result["results"])
     finally:
         if not args.keep:
             remove(opts.workdir)

@@ -20,6 +20,8 @@ FlowForgeError
  ├── UserCodeError            user SQL (derived column, gold query) failed
  ├── CheckFailed              data that breaks a rule with severity 'fail' (null keys, ...)
  ├── RunFailed                a workflow run ended with failed jobs
+ │    ├── RunCancelled            someone cancelled it; it stopped at a safe point (nothing half-committed)
+ │    └── LeaseLost               its lease was taken over (it stalled past the timeout): it stops
  └── MissingDependencyError   an optional extra is not installed
 """
 
@@ -124,6 +126,14 @@ class CheckFailed(FlowForgeError):
 
 
 class RunFailed(FlowForgeError):
+    pass
+
+
+class RunCancelled(RunFailed):
+    pass
+
+
+class LeaseLost(RunFailed):
     pass
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from flowforge.errors import ConfigError, FlowForgeError, SpecError
@@ -18,6 +18,18 @@ from flowforge.errors import ConfigError, FlowForgeError, SpecError
 PROJECT_FILE = "flowforge.yml"
 STATE_DIR = ".flowforge"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class SchedulerSettings(BaseModel):
+    """``scheduler:`` in flowforge.yml (see runner/scheduler.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tick: float = Field(default=1.0, gt=0, le=60)  # seconds between looks at the triggers
+    threads: int = Field(default=4, ge=1, le=256)  # runs started by one scheduler at once
+    lease_timeout: float = Field(default=60.0, ge=1)  # a run or lease without a heartbeat this long is dead
+    misfire_grace: float = Field(default=60.0, ge=1)  # a slot later than this counts as missed (catchup)
+    in_serve: bool = True  # `flowforge serve` runs a scheduler too
 
 
 class Settings(BaseSettings):
@@ -53,6 +65,23 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     # the largest request body the server parses; larger ones get 413 before anything reads them
     max_request_bytes: int = Field(1_048_576, ge=1024)
+    # where jobs run: "local" (this process) or a distributed executor ("celery": workers started
+    # with `flowforge worker`); its options, e.g. {broker_url: "amqp://...", queue: flowforge}
+    executor: str = "local"
+    executor_options: dict[str, str | int | float | bool | SecretStr] = Field(default_factory=dict)
+    scheduler: SchedulerSettings = SchedulerSettings()
+    # alert destinations defined in this file (spec/alerts.py); secrets as ${VAR}
+    alert_channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # /metrics without a token (only on a network where everyone may see workflow names and counts)
+    metrics_public: bool = False
+
+    @field_validator("executor_options", mode="before")
+    @classmethod
+    def _executor_secrets(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {k: SecretStr(str(v)) if _secret_option(k) and not isinstance(v, SecretStr) else v
+                for k, v in value.items()}
 
     @field_validator("storage", mode="before")
     @classmethod
@@ -162,6 +191,10 @@ class _SettingsDotEnv(DotEnvSettingsSource):
     def _load_env_vars(self) -> Mapping[str, str | None]:
         prefix = (self.env_prefix or "").lower()
         return {k: v for k, v in super()._load_env_vars().items() if k.lower().startswith(prefix)}
+
+
+def _secret_option(key: str) -> bool:
+    return any(part in key.lower() for part in ("url", "password", "secret", "token"))
 
 
 def find_project_dir(start: Path) -> Path:

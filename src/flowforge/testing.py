@@ -3,15 +3,22 @@
 Set ``FLOWFORGE_FAULT=<point>:<n>`` and the process kills itself with SIGKILL the n-th time
 it reaches ``<point>``. Points: ``bronze.batch`` (a batch handed to the Delta writer),
 ``bronze.committed`` (after the Delta commit, before the metadata mirror is written),
-``silver.committed``. Unset, a fault point costs one dict lookup.
+``silver.committed``, ``silver.before_commit`` (merged rows computed, nothing committed),
+``gold.batch`` (a gold batch handed to the Delta writer). Unset, a fault point costs one dict lookup.
+
+In-process tests can instead run a callback at a point (``with at_point("bronze.batch", fn):``),
+e.g. to cancel a run exactly there.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 _counts: dict[str, int] = {}
+_hooks: dict[str, list[Callable[[], None]]] = {}
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:
@@ -24,7 +31,19 @@ def _parse(value: str | None) -> tuple[str, int] | None:
 _FAULT = _parse(os.environ.get("FLOWFORGE_FAULT"))
 
 
+@contextmanager
+def at_point(name: str, callback: Callable[[], None]) -> Iterator[None]:
+    """Call ``callback`` each time this process reaches fault point ``name`` (tests only)."""
+    _hooks.setdefault(name, []).append(callback)
+    try:
+        yield
+    finally:
+        _hooks[name].remove(callback)
+
+
 def fault_point(name: str) -> None:
+    for callback in _hooks.get(name, ()):
+        callback()
     if _FAULT is None or _FAULT[0] != name:
         return
     _counts[name] = _counts.get(name, 0) + 1

@@ -120,7 +120,7 @@ def wait_for_run(api: Api, run_id: int, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run: dict[str, Any] = api.get(f"/runs/{run_id}", "viewer").json()
-        if run["status"] != "running":
+        if run["status"] not in ("queued", "running"):
             return run
         time.sleep(0.1)
     raise AssertionError(f"run {run_id} did not finish in {timeout}s")

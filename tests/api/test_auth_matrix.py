@@ -92,6 +92,17 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("POST", "/quality/quarantine/bronze_orders/replay", "editor", None),
     ("POST", "/quality/import/dbt", "editor", {"schema_yaml": "models:\n  - name: orders\n    columns:\n"
                                                              "      - name: id\n        tests: [unique]\n"}),
+    ("POST", "/runs/{run_id}/cancel", "editor", None),
+    ("POST", "/runs/{run_id}/rerun", "editor", {"from_failure": False}),
+    ("GET", "/schedules", "viewer", None),
+    ("POST", "/schedules/preview", "viewer", {"trigger": {"cron": "0 6 * * *", "timezone": "Europe/Berlin"}}),
+    ("GET", "/fires", "viewer", None),
+    ("PUT", "/workflows/{wf}/triggers", "editor", {"triggers": [{"every": "1h"}]}),
+    ("POST", "/workflows/{wf}/backfill", "editor", {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T03:00:00Z"}),
+    ("GET", "/alert-channels", "viewer", None),
+    ("PUT", "/alert-channels/matrix_hook", "editor", {"type": "webhook", "url": "http://127.0.0.1:9/hook"}),
+    ("POST", "/alert-channels/matrix_hook/test", "editor", None),
+    ("DELETE", "/alert-channels/matrix_hook", "editor", None),
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -46,9 +46,10 @@ _STATUS: tuple[tuple[type[FlowForgeError], int], ...] = (
 )
 
 
-def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
-    """The API for one project. ``ctx`` lets a caller share its Context's stores (tests, the UI);
-    the app itself acts as nobody until a request signs in."""
+def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: bool = False) -> FastAPI:
+    """The API for one project. ``ctx`` lets a caller share its Context's stores (tests, the UI); the
+    app itself acts as nobody until a request signs in. ``scheduler`` runs the scheduler
+    (runner/scheduler.py) in a thread while the app runs (``flowforge serve``)."""
     from flowforge import __version__
     from flowforge.api.middleware import BodyLimit, SameOrigin, SecurityHeaders
     from flowforge.api.routes import ROUTERS
@@ -59,7 +60,10 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = _start_scheduler(settings) if scheduler else None
         yield
+        if stop is not None:
+            stop()
         if ctx is None:
             context.close()
 
@@ -76,6 +80,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SameOrigin, cookie=SESSION_COOKIE, allowed=settings.allowed_origins)
     app.add_middleware(SecurityHeaders, api_prefix=API_PREFIX, docs_prefix=DOCS_PATH)
+
+    _add_metrics(app, settings)
 
     @app.exception_handler(FlowForgeError)
     async def flowforge_error(_request: Request, exc: FlowForgeError) -> JSONResponse:
@@ -118,3 +124,40 @@ def _offline_docs(app: FastAPI) -> None:
                                    swagger_js_url=f"{DOCS_PATH}/static/swagger-ui-bundle.js",
                                    swagger_css_url=f"{DOCS_PATH}/static/swagger-ui.css",
                                    swagger_favicon_url=f"{DOCS_PATH}/static/favicon-32x32.png")
+
+
+def _add_metrics(app: FastAPI, settings: Settings) -> None:
+    """``GET /metrics`` (Prometheus): any signed-in user or API token, or anyone with metrics_public."""
+    from fastapi import Depends
+    from fastapi.responses import PlainTextResponse
+
+    from flowforge.api.deps import base_ctx, current_user
+    from flowforge.core.metrics import CONTENT_TYPE, render
+
+    def reader(request: Request, ctx: Context = Depends(base_ctx)) -> None:
+        if not settings.metrics_public:
+            current_user(request, ctx)
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(reader)])
+    def metrics(ctx: Context = Depends(base_ctx)) -> PlainTextResponse:
+        return PlainTextResponse(render(ctx), media_type=CONTENT_TYPE)
+
+
+def _start_scheduler(settings: Settings) -> Callable[[], None]:
+    """The scheduler on its own Context in a thread; returns what stops it (after its runs end)."""
+    import threading
+
+    from flowforge.runner.scheduler import Scheduler
+
+    stop = threading.Event()
+    own = Context(settings.model_copy(update={"actor": "flowforge scheduler"}))
+    thread = threading.Thread(target=Scheduler(own).run, args=(stop,), name="flowforge-scheduler", daemon=True)
+    thread.start()
+    log.info("scheduler started inside the server")
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=60)
+        own.close()
+
+    return halt

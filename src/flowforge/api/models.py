@@ -112,6 +112,7 @@ class WorkflowPublic(Public):
     tags: list[str]
     status: str
     schedule: str | None
+    triggers: list[str] = Field(default_factory=list, description="Its triggers, described (cron, every, ...).")
     jobs: int
     updated_at: datetime | None
     last_run: RunBriefPublic | None
@@ -149,6 +150,8 @@ class WorkflowDetailPublic(Public):
     yaml: str
     jobs: list[JobPublic]
     runs: list[RunBriefPublic]
+    triggers: list[str] = Field(default_factory=list, description="Its triggers, described.")
+    concurrency: str = Field("queue", description="queue | skip | fail: a run while another is in progress.")
 
 
 class WorkflowCreate(SpecSource):
@@ -280,6 +283,13 @@ class RunPublic(Public):
     rows_read: int
     rows_written: int
     error: str | None
+    status_label: str = Field("", description="'failed (abandoned)' when the process running it died.")
+    reason: str | None = None
+    slot: datetime | None = Field(None, description="The schedule slot it ran for.")
+    parent_run_id: int | None = Field(None, description="The run it re-runs.")
+    cancel_requested: bool = False
+    last_seen: datetime | None = Field(None, description="Last heartbeat of the process running it.")
+    jobs_selected: list[str] | None = Field(None, description="The jobs it ran, when not all.")
 
 
 class JobRunPublic(Public):
@@ -292,11 +302,21 @@ class JobRunPublic(Public):
     rows_written: int
     bytes_written: int
     error: str | None
+    worker: str | None = None
+
+
+class RunAlertPublic(Public):
+    channel: str
+    event: str
+    status: str
+    detail: str | None
+    at: datetime
 
 
 class RunDetailPublic(Public):
     run: RunPublic
     jobs: list[JobRunPublic]
+    alerts: list[RunAlertPublic] = Field(default_factory=list, description="Alerts sent for this run.")
 
 
 class JobLogPublic(Public):
@@ -429,3 +449,110 @@ class SearchTablePublic(Public):
     model: str
     text: str
     pgvector: str | None
+
+
+# -- schedules, run control, alerts ------------------------------------------------------------
+
+class RerunRequest(BaseModel):
+    from_failure: bool = Field(False, description="Only the failed, cancelled and skipped jobs and what depends "
+                                                  "on them.")
+
+
+class TriggerPublic(Public):
+    workflow: str
+    status: str
+    index: int
+    kind: str
+    description: str
+    catchup: str | None
+    timezone: str | None
+    next_fires: list[datetime]
+    last_fire: datetime | None
+    last_status: str | None
+    spec: dict[str, Any]
+
+
+class TriggerPreview(BaseModel):
+    trigger: dict[str, Any] = Field(description='A trigger as in the workflow file, e.g. {"cron": "0 6 * * *", '
+                                                '"timezone": "Europe/Berlin"}.')
+    count: int = Field(5, ge=1, le=50)
+
+
+class TriggerPreviewPublic(BaseModel):
+    description: str
+    next_fires: list[datetime]
+
+
+class TriggersUpdate(BaseModel):
+    triggers: list[dict[str, Any]]
+    concurrency: Literal["queue", "skip", "fail"] | None = None
+
+
+class BackfillRequest(BaseModel):
+    start: datetime
+    end: datetime
+    trigger: int | None = Field(None, description="Which trigger (its index) when the workflow has several "
+                                                  "cron/every triggers.")
+
+
+class FirePublic(Public):
+    id: int
+    workflow: str
+    kind: str
+    slot_key: str
+    slot: datetime | None
+    status: str
+    claimed_at: datetime
+    run_id: int | None
+    detail: str | None
+
+
+class BackfillPublic(Public):
+    workflow: str
+    queued: list[FirePublic]
+    already: list[datetime]
+
+
+class AlertChannelPublic(Public):
+    """A channel without its secrets (webhook URL, header values, SMTP password are write-only)."""
+
+    name: str
+    kind: str
+    where: str
+    events: list[str]
+    slow_factor: float
+    source: str
+    options: dict[str, Any]
+
+
+class AlertChannelUpdate(BaseModel):
+    type: Literal["webhook", "email"]
+    url: SecretStr | None = Field(None, description="Webhook URL (write-only; left out keeps the stored one).")
+    format: Literal["json", "slack", "teams"] | None = None
+    headers: dict[str, SecretStr] | None = None
+    host: str | None = None
+    port: int | None = None
+    security: Literal["starttls", "ssl", "none"] | None = None
+    username: str | None = None
+    password: SecretStr | None = Field(None, description="SMTP password (write-only; left out keeps the stored one).")
+    sender: str | None = None
+    to: list[str] | None = None
+    events: list[Literal["failure", "recovery", "slow"]] = Field(default_factory=list)
+    slow_factor: float | None = None
+
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in self.model_dump(exclude_none=True).items():
+            raw = getattr(self, key)
+            if isinstance(raw, SecretStr):
+                out[key] = raw.get_secret_value()
+            elif isinstance(raw, dict):
+                out[key] = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in raw.items()}
+            else:
+                out[key] = value
+        return out
+
+
+class AlertTestPublic(BaseModel):
+    channel: str
+    result: str

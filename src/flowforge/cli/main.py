@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from flowforge.cli import schedule
+from flowforge.cli.alerts import alerts_app
 from flowforge.cli.common import ProjectOpt, _context, _guard, _state
 from flowforge.cli.connections import connections_app
 from flowforge.cli.ecommerce import demo_ecommerce
@@ -70,16 +72,26 @@ def run(workflow: Annotated[str, typer.Argument(help="Workflow name (workflows/<
         = False,
         interval: Annotated[float | None, typer.Option(help="Seconds between micro-batches (--follow).")] = None,
         force: Annotated[bool, typer.Option("--force", help="Run even if the workflow is paused.")] = False,
+        job: Annotated[list[str] | None, typer.Option("--job", help="Run only this job (repeat it for more).")]
+        = None,
         ) -> None:
-    """Run a workflow: jobs in dependency order, incremental where configured."""
+    """Run a workflow: jobs in dependency order, incremental where configured. While another run of it is
+    in progress this one waits (concurrency: queue), or is skipped or refused (skip, fail)."""
     from flowforge.cli import output
+    from flowforge.runner.executor import WorkflowBusy
 
     if follow:
         with _context() as ctx:
-            ctx.follow(workflow, interval=interval, on_event=output.job_event)
+            ctx.follow(workflow, interval=interval, on_event=output.job_event, on_wait=output.info)
         return
     with _context() as ctx:
-        summary = ctx.run(workflow, on_event=output.job_event, force=force)
+        try:
+            summary = ctx.run(workflow, on_event=output.job_event, force=force, select=job, on_wait=output.info)
+        except WorkflowBusy as exc:
+            if not exc.skipped:
+                raise
+            output.info(str(exc))
+            return
         output.run_summary(summary)
     if summary.status != "success":
         raise typer.Exit(1)
@@ -88,28 +100,45 @@ def run(workflow: Annotated[str, typer.Argument(help="Workflow name (workflows/<
 @app.command()
 def runs(workflow: Annotated[str | None, typer.Argument(help="Only this workflow.")] = None,
          limit: Annotated[int, typer.Option(help="How many runs.")] = 20,
-         run_id: Annotated[int | None, typer.Option("--id", help="Show one run in detail.")] = None) -> None:
-    """Run history, or one run's jobs with rows, timings, errors and logs."""
+         run_id: Annotated[int | None, typer.Option("--id", help="Show one run in detail.")] = None,
+         status: Annotated[str | None, typer.Option(help="Only runs with this status (queued, running, "
+                                                    "success, failed, partial, cancelled).")] = None,
+         trigger: Annotated[str | None, typer.Option(help="Only runs started this way (manual, schedule, "
+                                                     "after, files, backfill, rerun, follow, api, ui).")] = None,
+         ) -> None:
+    """Run history, or one run's jobs with rows, timings, errors and logs. A run whose process is gone
+    shows as failed (abandoned), never as running."""
     from flowforge.cli import output
 
     with _context() as ctx:
         if run_id is not None:
             r = ctx.run_detail(run_id)
-            output.info(f"Run {r.id} of '{r.workflow_name}': {r.status} ({r.trigger}, by {r.actor}), "
+            extra = "".join([f", slot {r.slot:%Y-%m-%d %H:%M} UTC" if r.slot else "",
+                             f", rerun of {r.parent_run_id}" if r.parent_run_id else ""])
+            output.info(f"Run {r.id} of '{r.workflow_name}': {r.status_label} ({r.trigger}, by {r.actor}{extra}), "
                         f"started {r.started_at:%Y-%m-%d %H:%M:%S}")
+            if r.error:
+                output.info(r.error)
             rows = [{"job": j.job_name, "status": j.status, "read": j.rows_read, "written": j.rows_written,
                      "dropped": j.rows_dropped, "quarantined": j.rows_quarantined,
                      "seconds": _seconds(j.started_at, j.ended_at), "error": j.error} for j in r.job_runs]
             checked = any(j.rows_dropped or j.rows_quarantined for j in r.job_runs)
             output.records(rows, ["job", "status", "read", "written", *(["dropped", "quarantined"] * checked),
                                   "seconds", "error"])
+            alerts = ctx.alerts.for_run(r.id)
+            if alerts:
+                output.records([{"alert": a.event, "channel": a.channel, "status": a.status, "detail": a.detail,
+                                 "at": f"{a.at:%Y-%m-%d %H:%M:%S}"} for a in alerts],
+                               ["alert", "channel", "status", "detail", "at"], title="Alerts")
             for j in r.job_runs:
                 if j.log:
-                    output.info(f"\n[bold]{j.job_name}[/]\n{j.log}")
+                    output.info(f"\n[bold]{j.job_name}[/]")
+                    output.plain(j.log)
             return
-        rows = [{"id": r.id, "workflow": r.workflow_name, "status": r.status, "trigger": r.trigger,
+        rows = [{"id": r.id, "workflow": r.workflow_name, "status": r.status_label, "trigger": r.trigger,
                  "started": f"{r.started_at:%Y-%m-%d %H:%M:%S}", "seconds": _seconds(r.started_at, r.ended_at),
-                 "read": r.rows_read, "written": r.rows_written} for r in ctx.runs(workflow, limit)]
+                 "read": r.rows_read, "written": r.rows_written}
+                for r in ctx.runs(workflow, limit, status=status, trigger=trigger)]
         output.records(rows, ["id", "workflow", "status", "trigger", "started", "seconds", "read", "written"],
                        title="Runs")
 
@@ -282,6 +311,13 @@ app.command()(search)
 demo_app.command("ecommerce")(demo_ecommerce)  # defined in cli/ecommerce.py
 app.command("export")(export_snapshot)
 app.command("test")(test_command)  # defined in cli/quality.py, with quarantine and import
+app.command()(schedule.schedules)  # cli/schedule.py: triggers, the scheduler, workers and run control
+app.command()(schedule.scheduler)
+app.command()(schedule.worker)
+app.command()(schedule.cancel)
+app.command()(schedule.rerun)
+app.command()(schedule.backfill)
+app.add_typer(alerts_app, name="alerts")
 app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands
 
 

@@ -71,27 +71,31 @@ def job_event(event: JobEvent) -> None:
                 console.print(f"           {t.layer:<6} {t.table}: up to date")
             else:
                 extra = f", {t.rows_updated:,} updated" if t.rows_updated else ""
-                version = f" (v{t.version})" if t.version is not None else ""
-                console.print(f"           {t.layer:<6} {t.table}: {t.rows_written:,} rows{extra}{version}")
+                where = f" (v{t.version})" if t.version is not None else f" ({t.note})" if t.note else ""
+                console.print(Text(f"           {t.layer:<6} {t.table}: {t.rows_written:,} rows{extra}{where}"))
             test_lines([x for x in event.tests if x.table == t.table])
     elif event.status == "failed":
         console.print(_line(f"{prefix} [red]ERROR[/] {event.kind} {event.job}",
                             f"[[red]FAIL in {event.seconds:.2f}s[/]]"))
         console.print(Text(f"           {event.error}", style="red"), soft_wrap=True)
         test_lines(list(event.tests))
+    elif event.status == "cancelled":
+        console.print(_line(f"{prefix} [yellow]CANCELLED[/] {event.kind} {event.job}",
+                            f"[[yellow]STOPPED in {event.seconds:.2f}s[/]]"))
+        console.print(Text(f"           {event.error}"))
     else:
         console.print(_line(f"{prefix} [yellow]SKIP[/] {event.kind} {event.job}", "[[yellow]SKIP[/]]"))
         console.print(Text(f"           {event.error}"))
 
 
 def run_summary(summary: RunSummary) -> None:
-    counts = {s: sum(e.status == s for e in summary.events) for s in ("success", "failed", "skipped")}
+    counts = {s: sum(e.status == s for e in summary.events) for s in ("success", "failed", "skipped", "cancelled")}
     console.print()
     console.print(f"Finished run {summary.run_id} of '{summary.workflow}': {len(summary.events)} jobs "
                   f"in {summary.seconds:.2f}s.")
     colour = "green" if summary.status == "success" else "red"
     console.print(f"[{colour}]{summary.status.upper()}[/]  PASS={counts['success']} ERROR={counts['failed']} "
-                  f"SKIP={counts['skipped']}")
+                  f"SKIP={counts['skipped']}" + (f" CANCELLED={counts['cancelled']}" if counts["cancelled"] else ""))
     tests = [t for e in summary.events for t in e.tests]
     if tests:
         console.print(f"Tests: {test_counts(tests)}")

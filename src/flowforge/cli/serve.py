@@ -20,6 +20,9 @@ ADMIN_USER_ENV = "FLOWFORGE_ADMIN_USER"
 def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
           ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Also serve the web UI.")] = True,
+          scheduler: Annotated[bool, typer.Option("--scheduler/--no-scheduler", help="Also run the scheduler "
+                                                  "(triggers fire; off when 'flowforge scheduler' runs apart).")]
+          = True,
           log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info") -> None:
     """Serve the REST API (/api/v1, docs at /api/v1/docs) and the web UI on one port.
 
@@ -40,7 +43,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         if not ctx.users.has_users():
             _create_first_admin(ctx)
         settings = ctx.settings
-    app = create_app(settings)
+    app = create_app(settings, scheduler=scheduler and settings.scheduler.in_serve)
     if ui:
         _mount_ui(app, settings)
     output.info(f"FlowForge on http://{host}:{port}  (API docs: http://{host}:{port}/api/v1/docs)")

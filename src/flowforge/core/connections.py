@@ -271,6 +271,7 @@ class ConnectionService:
         ring = Keyring([new_key(), *old.keys], str(path))
         write_key_file(path, ring.keys)  # both keys until every secret is re-encrypted
         count = self.ctx.metadata.reencrypt_connections(ring.rotate, self.ctx.actor)
+        count += self.ctx.metadata.alerts.reencrypt(ring.rotate)  # alert channels share the key
         write_key_file(path, ring.keys[:1])
         return count
 

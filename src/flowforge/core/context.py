@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,11 @@ if TYPE_CHECKING:
 
     from flowforge.connectors.base import Connector
     from flowforge.connectors.config import ConnectionConfig
+    from flowforge.core.alerts import AlertService
     from flowforge.core.catalog import TableDetail
     from flowforge.core.connections import ConnectionService
     from flowforge.core.runs import RunService
+    from flowforge.core.schedules import ScheduleService
     from flowforge.core.users import User, UserService
     from flowforge.core.workflows import WorkflowService
     from flowforge.embed.search import SearchService
@@ -27,7 +30,8 @@ if TYPE_CHECKING:
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
     from flowforge.metadata.users import Role
     from flowforge.quality.service import QualityService
-    from flowforge.runner.executor import JobEvent, RunSummary
+    from flowforge.runner.executor import Dispatch, JobEvent, Runner, RunSummary
+    from flowforge.runner.leases import LeaseKeeper
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import LakehouseStore
     from flowforge.templates.dashboards import Dashboard, DashboardData
@@ -209,6 +213,18 @@ class Context:
 
         return QualityService(self)
 
+    @cached_property
+    def schedules(self) -> ScheduleService:
+        from flowforge.core.schedules import ScheduleService
+
+        return ScheduleService(self)
+
+    @cached_property
+    def alerts(self) -> AlertService:
+        from flowforge.core.alerts import AlertService
+
+        return AlertService(self)
+
     def connection_names(self) -> list[str]:
         return [c.name for c in self.connections.summaries()]
 
@@ -301,7 +317,8 @@ class Context:
         from flowforge.spec.jobs import IngestJob
 
         produced = set(wf.producers())
-        existing = {t for _, t in self.store.tables()}
+        outside = {t for job in wf.jobs for t in job.inputs() if t not in produced}
+        existing = {t for _, t in self.store.tables()} if outside else set()  # listing costs; scheduled runs
         for job in wf.jobs:
             if isinstance(job, IngestJob):
                 connector = self.connector(job.connection)
@@ -313,7 +330,36 @@ class Context:
                         f"job '{job.name}' reads table '{table}', which no job writes and the lakehouse "
                         f"does not have", file=str(self.workflow_path(name_or_path)),
                         hint=f"Tables written here: {', '.join(sorted(produced))}.")
+        self._check_triggers(wf, str(self.workflow_path(name_or_path)))
         return wf
+
+    def _check_triggers(self, wf: Workflow, file: str) -> None:
+        """What the spec alone cannot check: named workflows, files connections, cdc jobs, alert channels."""
+        from flowforge.spec.triggers import AfterTrigger, ContinuousTrigger, FilesTrigger
+
+        for trigger in wf.all_triggers():
+            if isinstance(trigger, AfterTrigger):
+                known = {p.stem for p in self.workflow_files()} | self.metadata.workflow_names()
+                missing = [n for n in trigger.after if n not in known]
+                if missing:
+                    raise SpecError(f"trigger '{trigger.describe()}' names unknown workflow(s) {', '.join(missing)}",
+                                    file=file, hint=f"Workflows: {', '.join(sorted(known)) or 'none'}.")
+            elif isinstance(trigger, FilesTrigger):
+                kind = self.connection_config(trigger.files).type
+                if kind != "files":
+                    raise SpecError(f"trigger '{trigger.describe()}': connection '{trigger.files}' is a {kind} "
+                                    "connection; a files trigger watches a files connection", file=file)
+            elif isinstance(trigger, ContinuousTrigger):
+                from flowforge.runner.follow import cdc_jobs
+
+                cdc_jobs(wf)
+        channels = set(self.alerts.channel_names()) if wf.alerts else set()
+        for rule in wf.alerts:
+            missing = [n for n in rule.notify if n not in channels]
+            if missing:
+                raise SpecError(f"alerts: unknown channel(s) {', '.join(missing)}", file=file,
+                                hint=f"Channels: {', '.join(sorted(channels)) or 'none'} "
+                                     "(alert_channels in flowforge.yml, or 'flowforge alerts add').")
 
     def register_workflow(self, wf: Workflow, source_path: Path | None = None) -> None:
         from flowforge.lineage.graph import table_edges
@@ -336,25 +382,49 @@ class Context:
     # -- runs -------------------------------------------------------------------------------
     def run(self, name_or_path: str, *, trigger: str = "manual",
             on_event: Callable[[JobEvent], None] | None = None, select: Sequence[str] | None = None,
-            force: bool = False, on_start: Callable[[int], None] | None = None) -> RunSummary:
-        """Run a workflow (only the jobs in ``select`` when given); a paused one only with ``force``."""
+            force: bool = False, on_start: Callable[[int], None] | None = None, slot: datetime | None = None,
+            parent_run_id: int | None = None, on_wait: Callable[[str], None] | None = None) -> RunSummary:
+        """Run a workflow (only the jobs in ``select`` when given); a paused one only with ``force``.
+        One run of a workflow at a time: see runner/executor.py for what ``concurrency`` does."""
+        wf = self.prepare_run(name_or_path, force=force)
+        return self.runner().run(wf, trigger=trigger, actor=self.actor, on_event=on_event, select=select,
+                                 on_start=on_start, slot=slot, parent_run_id=parent_run_id, on_wait=on_wait)
+
+    def runner(self, keeper: LeaseKeeper | None = None) -> Runner:
+        """A Runner for this project: its lease timeout, executor and alerts."""
         from flowforge.runner.executor import Runner
 
-        wf = self.prepare_run(name_or_path, force=force)
-        runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
-        return runner.run(wf, trigger=trigger, actor=self.actor, on_event=on_event, select=select,
-                          on_start=on_start)
+        return Runner(self.metadata, self.store, self.connector, lease_timeout=self.settings.scheduler.lease_timeout,
+                      keeper=keeper, dispatch=self._dispatch, after_run=self.alerts.after_run,
+                      settings=self.settings)
+
+    @cached_property
+    def _dispatch(self) -> Dispatch | None:
+        from flowforge.runner.dispatchers import dispatch_for
+
+        return dispatch_for(self)
+
+    def reap(self) -> list[int]:
+        """Mark runs whose process is gone ``failed (abandoned)`` (and alert on them); their ids."""
+        from flowforge.runner.owner import is_dead
+
+        ids = self.metadata.leases.reap(is_dead)
+        for run_id in ids:
+            self.alerts.after_run(run_id)
+        return ids
 
     def follow(self, name_or_path: str, *, interval: float | None = None, max_cycles: int | None = None,
                idle_timeout: float | None = None, on_event: Callable[[JobEvent], None] | None = None,
-               on_cycle: Callable[[RunSummary], None] | None = None, stop: Any = None) -> int:
-        """Run the workflow's cdc jobs in micro-batches until ``stop`` is set or Ctrl-C."""
-        from flowforge.runner.executor import Runner
+               on_cycle: Callable[[RunSummary], None] | None = None, stop: Any = None,
+               on_wait: Callable[[str], None] | None = None) -> int:
+        """Run the workflow's cdc jobs in micro-batches until ``stop`` is set or Ctrl-C; the loop holds
+        the workflow's lease (``on_wait`` hears when it first waits for another run)."""
+        from dataclasses import replace
+
         from flowforge.runner.follow import FollowOptions, follow
 
         wf = self.prepare_run(name_or_path)
-        runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
-        return follow(wf, runner, actor=self.actor,
+        return follow(wf, replace(self.runner(), notice=on_wait), actor=self.actor,
                       options=FollowOptions(interval, max_cycles, idle_timeout), on_event=on_event,
                       on_cycle=on_cycle, stop=stop)
 
@@ -374,7 +444,6 @@ class Context:
         """Land one table or query in bronze, outside any workflow file (scripting, benchmarks)."""
         import re
 
-        from flowforge.runner.executor import Runner
         from flowforge.spec.workflow import Workflow
 
         self.require("editor")
@@ -385,15 +454,18 @@ class Context:
         wf = Workflow.model_validate({"name": f"ingest_{target}", "jobs": [{
             "name": "ingest", "kind": "ingest", "connection": connection, "tables": [{**spec, "target": target}]}]})
         self.register_workflow(wf)
-        runner = Runner(self.metadata, self.store, self.connector, settings=self.settings)
-        return runner.run(wf, trigger="cli", actor=self.actor, on_event=on_event)
+        return self.runner().run(wf, trigger="cli", actor=self.actor, on_event=on_event)
 
-    def runs(self, workflow: str | None = None, limit: int = 20) -> list[RunRecord]:
+    def runs(self, workflow: str | None = None, limit: int = 20, *, status: str | None = None,
+             trigger: str | None = None) -> list[RunRecord]:
+        """Newest first; a run whose process is gone is never shown as running (see :meth:`reap`)."""
         self.require("viewer")
-        return self.metadata.list_runs(workflow, limit)
+        self.reap()
+        return self.metadata.list_runs(workflow, limit, status=status, trigger=trigger)
 
     def run_detail(self, run_id: int) -> RunRecord:
         self.require("viewer")
+        self.reap()
         run = self.metadata.get_run(run_id) if 0 < run_id < 2**63 else None
         if run is None:
             raise ConfigError(f"Run {run_id} does not exist.", hint="List runs with 'flowforge runs'.")

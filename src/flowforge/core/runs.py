@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from flowforge.errors import FlowForgeError, NotFoundError, RunFailed, SpecError
+from flowforge.errors import ConflictError, FlowForgeError, NotFoundError, RunFailed, SpecError
 
 if TYPE_CHECKING:
     from flowforge.core.context import Context
@@ -39,7 +39,7 @@ START_TIMEOUT_SECONDS: Final = 120.0
 class RunInfo:
     id: int
     workflow: str
-    status: str  # running | success | failed | partial
+    status: str  # queued | running | success | failed | partial | cancelled
     trigger: str
     actor: str
     started_at: datetime
@@ -48,6 +48,13 @@ class RunInfo:
     rows_read: int
     rows_written: int
     error: str | None
+    status_label: str = ""  # 'failed (abandoned)' when its process died
+    reason: str | None = None
+    slot: datetime | None = None
+    parent_run_id: int | None = None
+    cancel_requested: bool = False
+    last_seen: datetime | None = None
+    jobs_selected: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,12 +68,23 @@ class JobRunInfo:
     rows_written: int
     bytes_written: int
     error: str | None
+    worker: str | None = None  # host pid that ran it
+
+
+@dataclass(frozen=True)
+class AlertInfo:
+    channel: str
+    event: str
+    status: str  # sending | sent | failed
+    detail: str | None
+    at: datetime
 
 
 @dataclass(frozen=True)
 class RunDetail:
     run: RunInfo
     jobs: tuple[JobRunInfo, ...]
+    alerts: tuple[AlertInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,17 +148,21 @@ class RunService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def trigger(self, workflow: str, job: str | None = None, trigger: str = "api", force: bool = False) -> int:
+    def trigger(self, workflow: str, job: str | None = None, trigger: str = "api", force: bool = False, *,
+                jobs: list[str] | None = None, parent_run_id: int | None = None) -> int:
         """Start a run in a background thread (its own Context and metadata connection, acting as the
-        same user) and return its id once recorded. Validation errors and a paused workflow are raised
+        same user) and return its id once recorded (``queued`` if another run of the workflow holds it).
+        Validation errors, a paused workflow and a busy one with ``concurrency: skip|fail`` are raised
         here, before anything runs."""
         from flowforge.core.context import Context
 
         principal = self.ctx.require("editor")
         name = self.ctx.workflows.resolve(workflow)
         wf = self.ctx.prepare_run(name, force=force)
-        if job is not None and job not in {j.name for j in wf.jobs}:
-            raise SpecError(f"Workflow '{name}' has no job '{job}'.",
+        select = [job] if job else jobs
+        unknown = sorted(set(select or ()) - {j.name for j in wf.jobs})
+        if unknown:
+            raise SpecError(f"Workflow '{name}' has no job '{unknown[0]}'.",
                             hint=f"Jobs: {', '.join(j.name for j in wf.jobs)}.")
         settings = self.ctx.settings
         started = threading.Event()
@@ -158,8 +180,8 @@ class RunService:
         def work() -> None:
             try:
                 with Context(settings, principal=principal) as bg:
-                    summary = bg.run(name, trigger=trigger, select=[job] if job else None, force=force,
-                                     on_event=on_event, on_start=on_start)
+                    summary = bg.run(name, trigger=trigger, select=select, force=force, on_event=on_event,
+                                     on_start=on_start, parent_run_id=parent_run_id)
                 final: dict[str, Any] = {"status": summary.status, "seconds": round(summary.seconds, 3)}
             except BaseException as exc:  # reported to the caller or the stream, never lost
                 log.exception("run of workflow '%s' failed before finishing", name)
@@ -181,19 +203,67 @@ class RunService:
 
     def status(self, run_id: int) -> RunInfo:
         self.ctx.require("viewer")
+        self.ctx.reap()
         return _info(self._run(run_id))
 
     def history(self, workflow: str | None = None, status: str | None = None, since: datetime | None = None,
-                limit: int = 50) -> list[RunInfo]:
-        """Newest first."""
+                limit: int = 50, *, trigger: str | None = None, until: datetime | None = None) -> list[RunInfo]:
+        """Newest first; a run whose process is gone shows as failed (abandoned), never as running."""
         self.ctx.require("viewer")
+        self.ctx.reap()
         name = None if workflow is None else self.ctx.workflows.resolve(workflow)
-        return [_info(r) for r in self.ctx.metadata.list_runs(name, limit, status=status, since=since)]
+        return [_info(r) for r in self.ctx.metadata.list_runs(name, limit, status=status, since=since,
+                                                               trigger=trigger, until=until)]
 
     def detail(self, run_id: int) -> RunDetail:
         self.ctx.require("viewer")
+        self.ctx.reap()
         run = self._run(run_id)
-        return RunDetail(_info(run), tuple(_job_info(j) for j in run.job_runs))
+        alerts = tuple(AlertInfo(a.channel, a.event, a.status, a.detail, a.at) for a in self.ctx.alerts.for_run(run_id))
+        return RunDetail(_info(run), tuple(_job_info(j) for j in run.job_runs), alerts)
+
+    # -- run control ---------------------------------------------------------------------------------
+    def cancel(self, run_id: int) -> RunInfo:
+        """Ask a queued or running run to stop at its next safe point (between jobs, between a stream's
+        batches, before a commit); it ends ``cancelled`` and leaves its tables as they were (editors)."""
+        from flowforge.runner.control import cancel_here
+
+        self.ctx.require("editor")
+        run = self._run(run_id)
+        if not self.ctx.metadata.leases.request_cancel(run_id, self.ctx.actor):
+            raise ConflictError(f"Run {run_id} is not running (it is {run.status_label}).",
+                                hint="Only queued and running runs can be cancelled.")
+        cancel_here(run_id)
+        return _info(self._run(run_id))
+
+    def rerun(self, run_id: int, *, from_failure: bool = False) -> int:
+        """A new run of the same jobs as ``run_id`` (or, ``from_failure``, of its failed, cancelled and
+        skipped jobs and what depends on them); returns its id (editors)."""
+        self.ctx.require("editor")
+        name, select = self.rerun_plan(run_id, from_failure)
+        return self.trigger(name, trigger="rerun", jobs=select, parent_run_id=run_id)
+
+    def rerun_plan(self, run_id: int, from_failure: bool) -> tuple[str, list[str] | None]:
+        """(workflow, jobs to run; None for all) of a rerun."""
+        from flowforge.core.dag import downstream_closure, job_order
+
+        self.ctx.require("viewer")
+        run = self._run(run_id)
+        if run.status in ("queued", "running"):
+            raise ConflictError(f"Run {run_id} is still {run.status}.", hint="Rerun it once it has ended.")
+        if not from_failure:
+            return run.workflow_name, run.selection
+        wf = self.ctx.load_workflow(run.workflow_name)
+        ran = set(run.selection or job_order(wf))
+        bad = {j.job_name for j in run.job_runs if j.status in ("failed", "cancelled", "skipped")}
+        bad |= ran - {j.job_name for j in run.job_runs}  # never started (the run was abandoned)
+        if not bad:
+            raise ConflictError(f"Run {run_id} has no failed job to rerun from (it is {run.status_label}).",
+                                hint=f"Rerun it whole: flowforge rerun {run_id}.")
+        todo = set(bad)
+        for name in bad:
+            todo |= downstream_closure(wf, name)
+        return run.workflow_name, [n for n in job_order(wf) if n in todo & ran]
 
     def logs(self, run_id: int) -> list[JobLog]:
         self.ctx.require("viewer")
@@ -217,18 +287,19 @@ class RunService:
         while True:
             for index, jr in enumerate(run.job_runs, start=1):
                 for status in ("start", jr.status):
-                    if status != "running" and (jr.job_name, status) not in sent:
+                    if status not in ("running", "queued") and (jr.job_name, status) not in sent:
                         sent.add((jr.job_name, status))
                         yield {"type": "job", "run_id": run_id, "job": jr.job_name, "status": status,
                                "index": index, "total": None, "seconds": _seconds(jr.started_at, jr.ended_at),
                                "rows_read": jr.rows_read, "rows_written": jr.rows_written, "error": jr.error}
-            if run.status != "running":
+            if run.status not in ("queued", "running"):
                 yield {"type": "run", "run_id": run_id, "workflow": run.workflow_name, "status": run.status,
                        "seconds": _seconds(run.started_at, run.ended_at), "error": run.error}
                 return
             if deadline is not None and time.monotonic() > deadline:
                 return
             time.sleep(poll_seconds)
+            self.ctx.reap()  # a run whose process died ends the stream as failed (abandoned)
             run = self._run(run_id)
 
     def _run(self, run_id: int) -> RunRecord:
@@ -256,9 +327,15 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 def _info(run: RunRecord) -> RunInfo:
     return RunInfo(run.id, run.workflow_name, run.status, run.trigger, run.actor, run.started_at, run.ended_at,
-                   _seconds(run.started_at, run.ended_at), run.rows_read, run.rows_written, run.error)
+                   _seconds(run.started_at, run.ended_at), run.rows_read, run.rows_written, run.error,
+                   status_label=run.status_label, reason=run.reason, slot=run.slot, parent_run_id=run.parent_run_id,
+                   cancel_requested=run.cancel_requested, last_seen=run.heartbeat_at,
+                   jobs_selected=tuple(run.selection) if run.selection is not None else None)
 
 
 def _job_info(jr: JobRunRecord) -> JobRunInfo:
+    from flowforge.runner.owner import worker_label
+
     return JobRunInfo(jr.job_name, jr.status, jr.started_at, jr.ended_at, _seconds(jr.started_at, jr.ended_at),
-                      jr.rows_read, jr.rows_written, jr.bytes_written, jr.error)
+                      jr.rows_read, jr.rows_written, jr.bytes_written, jr.error,
+                      worker_label(jr.worker) if jr.worker else None)

@@ -38,12 +38,11 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
 
 
 def validation_issues(exc: ValidationError, loaded: Any, prefix: tuple[str | int, ...]) -> list[ValidationIssue]:
-    from flowforge.spec.jobs import JOB_KINDS
-    from flowforge.spec.loader import line_for
+    from flowforge.spec.loader import line_for, strip_tags
 
     out = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in JOB_KINDS))
+        loc = strip_tags(err["loc"])
         inside = loc[len(prefix):] if loc[:len(prefix)] == prefix else None
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from flowforge.core.spec_text import ValidationIssue, dump_yaml, validation_issues
 from flowforge.errors import ConflictError, FlowForgeError, NotFoundError, SpecError
@@ -79,6 +79,7 @@ class WorkflowSummary:
     updated_at: datetime | None
     last_run: RunBrief | None
     error: str | None = None
+    triggers: tuple[str, ...] = ()  # each trigger described: "cron 0 6 * * * (Europe/Berlin)", "every 15m"
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class WorkflowDetail:
     yaml: str
     jobs: tuple[JobInfo, ...]
     runs: tuple[RunBrief, ...]  # the last 10, newest first
+    triggers: tuple[str, ...] = ()  # each trigger described
+    concurrency: str = "queue"
 
 
 class WorkflowService:
@@ -158,7 +161,8 @@ class WorkflowService:
             environment=record.environment, tags=record.tags, status=record.status,
             schedule=record.spec.get("schedule"), source_path=record.source_path, updated_at=record.updated_at,
             spec=record.spec, yaml=text, jobs=tuple(_job_info(j) for j in spec.jobs),
-            runs=tuple(_brief(r) for r in runs))
+            runs=tuple(_brief(r) for r in runs), triggers=tuple(t.describe() for t in spec.all_triggers()),
+            concurrency=spec.concurrency)
 
     # -- changing workflows -------------------------------------------------------------------
     def create(self, source: Source) -> WorkflowDetail:
@@ -422,7 +426,27 @@ def _brief(run: RunRecord) -> RunBrief:
 def _brief_summary(b: WorkflowBrief, last: RunRecord | None) -> WorkflowSummary:
     return WorkflowSummary(id=b.id, name=b.name, description=b.description, team=b.team, environment=b.environment,
                            tags=b.tags, status=b.status, schedule=b.schedule, jobs=b.jobs, source_path=b.source_path,
-                           updated_at=b.updated_at, last_run=_brief(last) if last else None)
+                           updated_at=b.updated_at, last_run=_brief(last) if last else None,
+                           triggers=describe_triggers(b.schedule, b.triggers))
+
+
+def describe_triggers(schedule: str | None, triggers: Any) -> tuple[str, ...]:
+    """One line per trigger of a registered spec (the older ``schedule:`` first)."""
+    from flowforge.spec.triggers import AnyTrigger, legacy_schedule
+
+    out = []
+    if schedule:
+        try:
+            out.append(legacy_schedule(schedule).describe())
+        except ValidationError:
+            out.append(f"schedule {schedule} (invalid)")
+    adapter = TypeAdapter(AnyTrigger)
+    for raw in triggers if isinstance(triggers, list) else ():
+        try:
+            out.append(adapter.validate_python(raw).describe())
+        except ValidationError:
+            out.append("(invalid trigger)")
+    return tuple(out)
 
 
 def _summary(record: WorkflowRecord, last: RunRecord | None) -> WorkflowSummary:
@@ -430,4 +454,5 @@ def _summary(record: WorkflowRecord, last: RunRecord | None) -> WorkflowSummary:
         id=record.id, name=record.name, description=record.description, team=record.team,
         environment=record.environment, tags=record.tags, status=record.status,
         schedule=record.spec.get("schedule"), jobs=len(record.jobs), source_path=record.source_path,
-        updated_at=record.updated_at, last_run=_brief(last) if last else None)
+        updated_at=record.updated_at, last_run=_brief(last) if last else None,
+        triggers=describe_triggers(record.spec.get("schedule"), record.spec.get("triggers")))

@@ -42,11 +42,16 @@ class JobContext:
     settings: Settings | None = None  # the project's (job kinds that resolve paths against it need it)
     results: list[Any] = field(default_factory=list)  # test results (flowforge.quality), in order
     accounting: list[Any] = field(default_factory=list)  # where checked rows went, per committed table
+    # raises RunCancelled or LeaseLost; executors call it between batches and before each commit
+    checkpoint: Callable[[], None] = field(default=lambda: None)
+    on_note: Callable[[list[str]], None] | None = None  # the log so far, for live logs while it runs
 
     def note(self, message: str) -> None:
         """A line for the job run's log (kept in the metadata store and shown by the CLI)."""
         self.lines.append(message)
         self.log.info("%s: %s", self.job.name, message)
+        if self.on_note is not None:
+            self.on_note(self.lines)
 
     def progress(self, done: int, total: int) -> None:
         """How far a long job is (the CLI draws a progress bar from it)."""

@@ -147,6 +147,7 @@ def _audited_stream(ctx: JobContext, connector: Connector, plan: ReadPlan, count
 
     def audited() -> Iterator[pa.RecordBatch]:
         for batch, name, modified in prefetch(source()):
+            ctx.checkpoint()  # a cancel stops the stream: the Delta write fails, nothing is committed
             n = batch.num_rows
             if n == 0:
                 continue

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from flowforge.engine.duckdb_engine import DuckDBEngine
-from flowforge.errors import ConfigError
+from flowforge.errors import ConfigError, FlowForgeError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
+from flowforge.layers.checkpoints import Checked
 from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import GoldJob, GoldTable
 from flowforge.storage.delta import conform_reader, row_count
@@ -37,10 +38,16 @@ def _gold_table(ctx: JobContext, spec: GoldTable) -> TableResult:
             engine.register_delta(name, dt)
             versions[name] = dt.version()
             rows_in += row_count(dt)
+        ctx.checkpoint()
         reader = conform_reader(engine.reader(spec.sql, f"gold table {spec.target}"))
-        commit = commit_checked(ctx, spec.tests, layer="gold", table=spec.target, data=reader,
-                                progress={"sources": versions}, mode="overwrite",
-                                write=lambda rows, p: ctx.store.overwrite("gold", spec.target, rows, p))
+        checked = Checked(reader, ctx.checkpoint, "gold.batch")
+        try:
+            commit = commit_checked(ctx, spec.tests, layer="gold", table=spec.target, data=checked.reader(),
+                                    progress={"sources": versions}, mode="overwrite",
+                                    write=lambda rows, p: ctx.store.overwrite("gold", spec.target, rows, p))
+        except FlowForgeError:
+            checked.reraise()  # a cancel inside the stream reaches delta-rs as an opaque write error
+            raise
     finally:
         engine.close()
     ctx.mirror.table_committed(table=spec.target, layer="gold", job=ctx.job.name, commit=commit,

@@ -33,6 +33,7 @@ def run_silver(ctx: JobContext) -> JobResult:
 
 
 def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
+    ctx.checkpoint()
     if spec.strategy == "scd2":
         from flowforge.layers.scd2_batch import silver_scd2
 
@@ -60,6 +61,8 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
     finally:
         engine.close()
     progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
+    fault_point("silver.before_commit")
+    ctx.checkpoint()  # the last safe point before the commit
     merge = spec.strategy == "merge"
     commit = commit_checked(ctx, spec.tests, layer="silver", table=spec.target, data=data, progress=progress,
                             mode="merge" if merge else "append", keys=spec.keys,

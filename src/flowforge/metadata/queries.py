@@ -133,10 +133,13 @@ def load_runs(conn: Connection, where: ColumnElement[bool] | None, *, limit: int
     return [RunRecord(**row._mapping, job_runs=tuple(by_run[row.id])) for row in rows]
 
 
-def run_filter(workflow_id: int | None, status: str | None, since: datetime | None) -> ColumnElement[bool] | None:
+def run_filter(workflow_id: int | None, status: str | None, since: datetime | None,
+               trigger: str | None = None, until: datetime | None = None) -> ColumnElement[bool] | None:
     parts = [c for c in (None if workflow_id is None else runs.c.workflow_id == workflow_id,
                          None if status is None else runs.c.status == status,
-                         None if since is None else runs.c.started_at >= since) if c is not None]
+                         None if since is None else runs.c.started_at >= since,
+                         None if until is None else runs.c.started_at < until,
+                         None if trigger is None else runs.c.trigger == trigger) if c is not None]
     return and_(*parts) if parts else None
 
 
@@ -174,7 +177,8 @@ def workflow_briefs(conn: Connection, *, team: str | None = None, environment: s
     total = conn.execute(select(func.count()).select_from(workflows).where(*where)).scalar_one()
     counts = select(jobs.c.workflow_id, func.count().label("n")).group_by(jobs.c.workflow_id).subquery()
     query = (select(w.id, w.name, w.description, w.team, w.environment, w.tags, w.status,
-                    w.spec["schedule"].as_string().label("schedule"), w.source_path, w.updated_at,
+                    w.spec["schedule"].as_string().label("schedule"), w.spec["triggers"].label("triggers"),
+                    w.source_path, w.updated_at,
                     func.coalesce(counts.c.n, 0).label("jobs"))
              .outerjoin(counts, counts.c.workflow_id == w.id).where(*where).order_by(w.name)
              .offset(offset).limit(limit))

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 WorkflowStatus = Literal["active", "paused"]
-RunStatus = Literal["running", "success", "failed", "partial"]
-JobRunStatus = Literal["running", "success", "failed", "skipped"]
+RunStatus = Literal["queued", "running", "success", "failed", "partial", "cancelled"]
+JobRunStatus = Literal["queued", "running", "success", "failed", "skipped", "cancelled"]
 Layer = Literal["bronze", "silver", "gold"]
 EdgeKind = Literal["table", "column"]
 
@@ -99,6 +99,7 @@ class WorkflowBrief:
     source_path: str | None
     updated_at: datetime
     jobs: int
+    triggers: list[dict[str, Any]] | None = None  # the spec's triggers as written
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class JobRunRecord:
     log: str | None
     rows_dropped: int = 0
     rows_quarantined: int = 0
+    worker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,19 @@ class RunRecord:
     rows_written: int
     error: str | None
     job_runs: tuple[JobRunRecord, ...]
+    owner: str | None = None  # host:pid:start:token of the process running it
+    heartbeat_at: datetime | None = None  # last seen alive
+    expires_at: datetime | None = None  # presumed dead after this without a heartbeat
+    cancel_requested: bool = False
+    reason: str | None = None  # 'abandoned' when its process died (status failed)
+    slot: datetime | None = None  # the schedule slot it ran for
+    parent_run_id: int | None = None  # the run it re-runs
+    selection: list[str] | None = None  # the jobs it ran when not all
+
+    @property
+    def status_label(self) -> str:
+        """The status as people read it: ``failed (abandoned)`` for a run whose process died."""
+        return f"{self.status} ({self.reason})" if self.reason else self.status
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,9 @@ from flowforge.metadata.tables import (
 )
 
 if TYPE_CHECKING:
+    from flowforge.metadata.alerts import AlertStore
+    from flowforge.metadata.fires import FireStore
+    from flowforge.metadata.leases import LeaseStore
     from flowforge.metadata.sessions import SessionStore
     from flowforge.metadata.users import UserStore
 
@@ -151,27 +154,40 @@ class MetadataStore:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def start_run(self, workflow_name: str, trigger: str, actor: str) -> RunRecord:
+    def start_run(self, workflow_name: str, trigger: str, actor: str, *, status: RunStatus = "running",
+                  owner: str | None = None, expires_at: datetime | None = None, slot: datetime | None = None,
+                  parent_run_id: int | None = None, selection: list[str] | None = None) -> RunRecord:
+        """Record a run (``queued`` while it waits for its workflow's lease); ``owner`` and ``expires_at``
+        say which process runs it and until when it counts as alive without a heartbeat."""
+        q.check(status, RunStatus, "run status")
         with self._begin() as conn:
             wf = q.require_workflow(conn, workflow_name)
+            now = q.now()
             run_id = conn.execute(
                 insert(runs)
                 .values(
                     workflow_id=wf.id,
                     trigger=trigger,
-                    status="running",
+                    status=status,
                     actor=actor,
-                    started_at=q.now(),
+                    started_at=now,
                     rows_read=0,
                     rows_written=0,
+                    owner=owner,
+                    heartbeat_at=now if owner else None,
+                    expires_at=expires_at,
+                    slot=slot,
+                    parent_run_id=parent_run_id,
+                    selection=selection,
                 )
                 .returning(runs.c.id)
             ).scalar_one()
             q.write_audit(conn, actor, "run.start", "run", str(run_id), None, {"workflow": wf.name, "trigger": trigger})
             return q.load_runs(conn, runs.c.id == run_id)[0]
 
-    def start_job_run(self, run_id: int, job_name: str) -> JobRunRecord:
-        return self._insert_job_run(run_id, job_name, status="running", ended=False, error=None)
+    def start_job_run(self, run_id: int, job_name: str, *, worker: str | None = None,
+                      status: JobRunStatus = "running") -> JobRunRecord:
+        return self._insert_job_run(run_id, job_name, status=status, ended=False, error=None, worker=worker)
 
     def skip_job_run(self, run_id: int, job_name: str, reason: str) -> JobRunRecord:
         """Record a job that did not run (e.g. an upstream failed); ``reason`` goes to ``error``."""
@@ -243,11 +259,13 @@ class MetadataStore:
         return found[0] if found else None
 
     def list_runs(self, workflow_name: str | None = None, limit: int = 50, *, status: str | None = None,
-                  since: datetime | None = None) -> list[RunRecord]:
-        """Newest first, optionally only one workflow, one status, or runs started at or after ``since``."""
+                  since: datetime | None = None, trigger: str | None = None,
+                  until: datetime | None = None) -> list[RunRecord]:
+        """Newest first, optionally only one workflow, one status, one trigger, or runs started in
+        ``[since, until)``."""
         with self._begin() as conn:
             wf_id = None if workflow_name is None else q.require_workflow(conn, workflow_name).id
-            return q.load_runs(conn, q.run_filter(wf_id, status, since), limit=limit)
+            return q.load_runs(conn, q.run_filter(wf_id, status, since, trigger, until), limit=limit)
 
     def workflow_briefs(self, *, offset: int = 0, limit: int | None = None,
                         **filters: str | None) -> tuple[list[WorkflowBrief], int]:
@@ -266,7 +284,8 @@ class MetadataStore:
             return q.latest_runs(conn, workflow_ids)
 
     def _insert_job_run(
-        self, run_id: int, job_name: str, *, status: JobRunStatus, ended: bool, error: str | None
+        self, run_id: int, job_name: str, *, status: JobRunStatus, ended: bool, error: str | None,
+        worker: str | None = None,
     ) -> JobRunRecord:
         now = q.now()
         with self._begin() as conn:
@@ -284,6 +303,7 @@ class MetadataStore:
                     rows_written=0,
                     bytes_written=0,
                     error=error,
+                    worker=worker,
                 )
                 .returning(job_runs.c.id)
             ).scalar_one()
@@ -445,6 +465,27 @@ class MetadataStore:
         from flowforge.metadata.sessions import SessionStore
 
         return SessionStore(self)
+
+    @property
+    def leases(self) -> LeaseStore:
+        """Leases, run liveness and cancel requests (metadata/leases.py)."""
+        from flowforge.metadata.leases import LeaseStore
+
+        return LeaseStore(self)
+
+    @property
+    def fires(self) -> FireStore:
+        """Trigger cursors and claimed fires (metadata/fires.py)."""
+        from flowforge.metadata.fires import FireStore
+
+        return FireStore(self)
+
+    @property
+    def alerts(self) -> AlertStore:
+        """Alert channels and the alerts sent for runs (metadata/alerts.py)."""
+        from flowforge.metadata.alerts import AlertStore
+
+        return AlertStore(self)
 
     # -- plumbing --------------------------------------------------------------------------------
 

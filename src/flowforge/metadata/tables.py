@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -113,6 +114,17 @@ runs = Table(
     Column("rows_written", BigInteger, nullable=False),
     Column("error", Text, nullable=True),
     Index(None, "workflow_id", "started_at"),
+    # run control (migration 0006): the owning process and how long it is trusted to be alive,
+    # a cancel request, why it ended when the status alone does not say, and what it ran
+    Column("owner", Text, nullable=True),
+    Column("heartbeat_at", UTCDateTime(), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, server_default=false()),
+    Column("reason", Text, nullable=True),
+    Column("slot", UTCDateTime(), nullable=True),
+    Column("parent_run_id", Integer, nullable=True),
+    Column("selection", json_type(none_as_null=True), nullable=True),
+    Index(None, "status"),
 )
 
 job_runs = Table(
@@ -132,6 +144,7 @@ job_runs = Table(
     # rows the job's tests dropped or quarantined (rows read = written + dropped + quarantined)
     Column("rows_dropped", BigInteger, nullable=False, server_default="0"),
     Column("rows_quarantined", BigInteger, nullable=False, server_default="0"),
+    Column("worker", Text, nullable=True),  # the process that ran it (host:pid), migration 0006
 )
 
 watermarks = Table(
@@ -287,4 +300,78 @@ quality_accounting = Table(
     Column("delta_version", BigInteger, nullable=True),
     Column("quarantine_version", BigInteger, nullable=True),
     Column("at", UTCDateTime(), nullable=False),
+)
+
+# -- scheduling, run control and alerts (migration 0006) -------------------------------------
+
+leases = Table(
+    "leases",
+    metadata,
+    # "workflow:<name>" (one run at a time) or "table:<name>" (one writer per table)
+    Column("name", Text, primary_key=True),
+    Column("holder", Text, nullable=True),  # host:pid:start:token of the holder; NULL when free
+    Column("run_id", Integer, nullable=True),
+    Column("job_name", Text, nullable=True),
+    Column("acquired_at", UTCDateTime(), nullable=True),
+    Column("heartbeat_at", UTCDateTime(), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("takeovers", BigInteger, nullable=False, server_default="0"),
+)
+
+trigger_state = Table(
+    "trigger_state",
+    metadata,
+    Column("workflow_id", Integer, ForeignKey("workflows.id", ondelete="CASCADE"), primary_key=True),
+    Column("trigger_key", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("armed_at", UTCDateTime(), nullable=False),
+    Column("cursor", json_type(none_as_null=True), nullable=True),
+    Column("version", Integer, nullable=False),  # compare-and-set: one scheduler advances a cursor
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+fires = Table(
+    "fires",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_id", Integer, ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("trigger_key", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # schedule | backfill | after | files
+    Column("slot_key", Text, nullable=False),
+    Column("slot", UTCDateTime(), nullable=True),
+    Column("status", Text, nullable=False),  # pending | started | skipped | refused
+    Column("claimed_by", Text, nullable=True),
+    Column("claimed_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("run_id", Integer, nullable=True),
+    Column("detail", Text, nullable=True),
+    UniqueConstraint("workflow_id", "trigger_key", "slot_key"),  # a slot fires once, whoever claims it
+    Index(None, "status"),
+)
+
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("kind", Text, nullable=False),
+    Column("options", json_type(), nullable=False),
+    # Fernet token of the JSON of the channel's secret fields (webhook URL, headers, SMTP password)
+    Column("secret", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", Text, nullable=False),
+)
+
+run_alerts = Table(
+    "run_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("status", Text, nullable=False),  # sending | sent | failed
+    Column("detail", Text, nullable=True),
+    Column("at", UTCDateTime(), nullable=False),
+    UniqueConstraint("run_id", "channel", "event"),  # one alert per run, channel and event
 )

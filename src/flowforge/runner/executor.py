@@ -2,50 +2,48 @@
 
 A failed job marks everything downstream of it as skipped; independent jobs still run.
 Only transient errors (a refused connection, a timeout) are retried, with backoff.
+
+One run at a time per workflow: a run first takes the lease ``workflow:<name>`` in the metadata
+store. When another run holds it, the workflow's ``concurrency`` decides: ``queue`` (the default)
+records this run as ``queued`` and waits, ``skip`` and ``fail`` refuse it with a message naming the
+running one. Each job takes the leases of the tables it writes (one writer per table, across
+workflows too). A heartbeat keeps the run and its leases alive; a run whose process dies is marked
+``failed (abandoned)`` by whoever next looks (the lease's next holder, ``flowforge runs``). Jobs run
+in this process, or on workers when an executor (``executor:`` in flowforge.yml) dispatches them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from flowforge.core.dag import downstream_closure, job_order
-from flowforge.errors import FlowForgeError, SpecError, redact
-from flowforge.layers.base import JobContext, JobResult, executor_for
+from flowforge.errors import ConflictError, LeaseLost, RunCancelled, SpecError
+from flowforge.runner.control import RunControl
+from flowforge.runner.jobs import JobEnv, JobEvent, execute_job
+from flowforge.runner.leases import DEFAULT_TIMEOUT, LeaseKeeper, workflow_lease
+from flowforge.runner.owner import worker_label
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from flowforge.connectors.base import Connector
     from flowforge.metadata import MetadataStore
+    from flowforge.metadata.leases import LeaseGrant
     from flowforge.metadata.records import Layer, RunStatus
     from flowforge.settings import Settings
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import CommitResult, LakehouseStore
 
+__all__ = ["JobEvent", "MetadataMirror", "RunPlan", "RunSummary", "Runner", "WorkflowBusy"]
 log = logging.getLogger("flowforge.runner")
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """Emitted as a job starts and ends, for progress output (CLI lines, API streams)."""
-
-    job: str
-    kind: str
-    status: str  # start | progress | success | failed | skipped
-    index: int
-    total: int
-    seconds: float = 0.0
-    result: JobResult | None = None
-    error: str | None = None
-    progress: tuple[int, int] | None = None  # (done, total) of a 'progress' event
-    tests: tuple[Any, ...] = ()  # flowforge.quality.evaluate.TestResult of the job's tables, in order
 
 
 @dataclass(frozen=True)
@@ -59,6 +57,16 @@ class RunSummary:
     @property
     def failed(self) -> list[JobEvent]:
         return [e for e in self.events if e.status == "failed"]
+
+
+class WorkflowBusy(ConflictError):
+    """Another run of the workflow holds its lease and ``concurrency`` is ``skip`` or ``fail``."""
+
+    def __init__(self, message: str, *, hint: str | None = None, skipped: bool = False,
+                 running: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.skipped = skipped
+        self.running = running
 
 
 class MetadataMirror:
@@ -99,23 +107,81 @@ class MetadataMirror:
 
 
 @dataclass
+class RunPlan:
+    """One run's jobs, as a dispatcher (in-process, or a distributed executor) receives them."""
+
+    env: JobEnv
+    workflow: Workflow
+    run_id: int
+    order: list[str]
+    batch_id: str
+    keeper: LeaseKeeper
+    control: RunControl
+    emit: Callable[[JobEvent], None]
+
+    def skip(self, name: str, index: int, reason: str) -> JobEvent:
+        self.env.metadata.skip_job_run(self.run_id, name, reason)
+        event = JobEvent(name, self.workflow.job(name).kind, "skipped", index, len(self.order), error=reason)
+        self.emit(event)
+        return event
+
+    def stop_reason(self) -> str | None:
+        """Why no further job may start (a cancel, a lost lease), or None."""
+        try:
+            self.control.checkpoint()
+        except (RunCancelled, LeaseLost) as exc:
+            return "run cancelled" if isinstance(exc, RunCancelled) else exc.message
+        return None
+
+
+def run_in_process(plan: RunPlan) -> list[JobEvent]:
+    """Jobs one after another in this process."""
+    events: list[JobEvent] = []
+    blocked: dict[str, str] = {}
+    for index, name in enumerate(plan.order, start=1):
+        reason = blocked.get(name) or plan.stop_reason()
+        if reason is not None:
+            events.append(plan.skip(name, index, reason))
+            continue
+        plan.emit(JobEvent(name, plan.workflow.job(name).kind, "start", index, len(plan.order)))
+        event = execute_job(plan.env, plan.workflow, name, run_id=plan.run_id, batch_id=plan.batch_id, index=index,
+                            total=len(plan.order), keeper=plan.keeper, control=plan.control, emit=plan.emit)
+        events.append(event)
+        plan.emit(event)
+        if event.status == "failed":
+            for later in downstream_closure(plan.workflow, name):
+                blocked.setdefault(later, f"upstream job '{name}' failed")
+    return events
+
+
+Dispatch = Callable[[RunPlan], list[JobEvent]]
+
+
+@dataclass
 class Runner:
     metadata: MetadataStore
     store: LakehouseStore
     connector: Callable[[str], Connector]
     retries: int = 2
     backoff_seconds: float = 1.0
-    settings: Settings | None = None
+    settings: Settings | None = None  # the project's (job kinds that resolve paths against it need it)
+    lease_timeout: float = DEFAULT_TIMEOUT
+    keeper: LeaseKeeper | None = None  # shared by a --follow loop; else one per run
+    dispatch: Dispatch | None = None  # None: jobs run in this process
+    after_run: Callable[[int], object] | None = None  # alerts, once the run is recorded as ended
+    notice: Callable[[str], None] | None = None  # told when a --follow loop waits for another run
 
     def run(self, workflow: Workflow, *, trigger: str, actor: str,
             on_event: Callable[[JobEvent], None] | None = None,
             select: Sequence[str] | None = None,
-            on_start: Callable[[int], None] | None = None) -> RunSummary:
+            on_start: Callable[[int], None] | None = None,
+            slot: dt.datetime | None = None, parent_run_id: int | None = None,
+            on_wait: Callable[[str], None] | None = None) -> RunSummary:
         """Run every job, or only the jobs named in ``select`` (in dependency order).
 
-        ``on_start`` receives the run id as soon as the run is recorded.
+        ``on_start`` receives the run id as soon as the run is recorded (queued or running);
+        ``on_wait`` a message when it has to wait for another run of the workflow.
         """
-        emit = on_event or (lambda e: None)
         start = time.perf_counter()
         order = job_order(workflow)
         if select is not None:
@@ -124,82 +190,120 @@ class Runner:
                 raise SpecError(f"Workflow '{workflow.name}' has no job(s) {', '.join(unknown)}.",
                                 hint=f"Jobs: {', '.join(order)}.")
             order = [name for name in order if name in set(select)]
-        run = self.metadata.start_run(workflow.name, trigger, actor)
-        if on_start is not None:
-            on_start(run.id)
-        mirror = MetadataMirror(self.metadata, self.store, workflow.name, run.id)
-        events: list[JobEvent] = []
-        blocked: dict[str, str] = {}
-        batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{run.id}-{uuid.uuid4().hex[:6]}"
-        for index, name in enumerate(order, start=1):
-            job = workflow.job(name)
-            if name in blocked:
-                self.metadata.skip_job_run(run.id, name, blocked[name])
-                event = JobEvent(name, job.kind, "skipped", index, len(order), error=blocked[name])
-                events.append(event)
-                emit(event)
-                continue
-            emit(JobEvent(name, job.kind, "start", index, len(order)))
-            ctx = JobContext(job=job, workflow=workflow.name, run_id=run.id, batch_id=batch_id,
-                             store=self.store, mirror=mirror, connector=self.connector, log=log,
-                             on_progress=_progress_emitter(emit, name, job.kind, index, len(order)),
-                             settings=self.settings)
-            event = self._run_job(ctx, run.id, index, len(order))
-            events.append(event)
-            emit(event)
-            if event.status == "failed":
-                for later in downstream_closure(workflow, name):
-                    blocked.setdefault(later, f"upstream job '{name}' failed")
-        failed = sum(e.status == "failed" for e in events)
-        status: RunStatus = "success" if not failed else ("failed" if failed == len(order) or not any(
-            e.status == "success" for e in events) else "partial")
-        error = "; ".join(f"{e.job}: {e.error}" for e in events if e.status == "failed") or None
-        self.metadata.finish_run(run.id, status=status, error=error)
+        keeper = self.keeper or LeaseKeeper(self.metadata, timeout=self.lease_timeout)
+        try:
+            return self._run(workflow, keeper, order, start, trigger=trigger, actor=actor,
+                             emit=on_event or (lambda e: None), selection=order if select is not None else None,
+                             on_start=on_start, slot=slot, parent_run_id=parent_run_id, on_wait=on_wait)
+        finally:
+            if self.keeper is None:
+                keeper.close()
+
+    def _run(self, workflow: Workflow, keeper: LeaseKeeper, order: list[str], start: float, *, trigger: str,
+             actor: str, emit: Callable[[JobEvent], None], selection: list[str] | None,
+             on_start: Callable[[int], None] | None, slot: dt.datetime | None, parent_run_id: int | None,
+             on_wait: Callable[[str], None] | None) -> RunSummary:
+        lease = workflow_lease(workflow.name)
+        grant = keeper.try_acquire([lease], abandon=True)
+        if not grant.acquired and workflow.concurrency != "queue":
+            raise self._busy(workflow, grant)
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=keeper.timeout)
+        run = self.metadata.start_run(workflow.name, trigger, actor, status="running" if grant.acquired else "queued",
+                                      owner=keeper.holder, expires_at=expires, slot=slot,
+                                      parent_run_id=parent_run_id, selection=selection)
+        keeper.keep_alive(run.id)
+        control = RunControl(self.metadata, run.id, keeper)
+        held = grant.acquired
+        try:
+            if on_start is not None:
+                on_start(run.id)
+            if held:
+                keeper.bind(lease, run.id)
+            else:
+                if on_wait is not None:
+                    on_wait(self._busy(workflow, grant).message + f" Run {run.id} is queued behind it.")
+                keeper.acquire([lease], run_id=run.id, abandon=True, should_stop=control.checkpoint)
+                held = True
+                self.metadata.leases.set_running(run.id)
+            env = JobEnv(self.metadata, self.store, self.connector, MetadataMirror(self.metadata, self.store,
+                         workflow.name, run.id), self.retries, self.backoff_seconds, self.settings)
+            batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{run.id}-{uuid.uuid4().hex[:6]}"
+            plan = RunPlan(env, workflow, run.id, order, batch_id, keeper, control, emit)
+            events = (self.dispatch or run_in_process)(plan)
+            status, error = _outcome(events, control)
+            self.metadata.finish_run(run.id, status=status, error=error)
+        except RunCancelled as exc:  # while queued
+            events, status = [], "cancelled"
+            self.metadata.finish_run(run.id, status="cancelled", error=exc.message)
+        except BaseException as exc:  # the metadata store went away, Ctrl-C...: do not leave it 'running'
+            try:
+                self.metadata.finish_run(run.id, status="failed",
+                                         error=f"interrupted: {type(exc).__name__}: {exc}".strip()[:500])
+            except Exception:  # the store is what failed: the run is reaped as abandoned later
+                log.exception("could not record the end of run %s", run.id)
+            raise
+        finally:
+            keeper.forget(run.id)
+            control.close()
+            if held:
+                keeper.release([lease])
+        if self.after_run is not None:
+            try:
+                self.after_run(run.id)
+            except Exception:  # alerts never change a run's outcome
+                log.exception("alerts after run %s failed", run.id)
         return RunSummary(run.id, workflow.name, status, tuple(events), time.perf_counter() - start)
 
-    def _run_job(self, ctx: JobContext, run_id: int, index: int, total: int) -> JobEvent:
-        kind = ctx.job.kind
-        job_run = self.metadata.start_job_run(run_id, ctx.job.name)
-        start = time.perf_counter()
-        attempt = 0
-        while True:
-            try:
-                result = executor_for(kind)(ctx)
-            except FlowForgeError as exc:
-                if exc.transient and attempt < self.retries:
-                    attempt += 1
-                    wait = self.backoff_seconds * 2 ** (attempt - 1)
-                    ctx.note(f"attempt {attempt} failed ({exc.message}); retrying in {wait:.0f}s")
-                    time.sleep(wait)
-                    continue
-                return self._failed(ctx, job_run.id, index, total, start, str(exc), None)
-            except Exception as exc:  # a bug or an unmapped driver error: keep the traceback in the log
-                detail = redact(traceback.format_exc())
-                return self._failed(ctx, job_run.id, index, total, start,
-                                    redact(f"{type(exc).__name__}: {exc}".splitlines()[0]), detail)
-            seconds = time.perf_counter() - start
-            self.metadata.finish_job_run(job_run.id, status="success", rows_read=result.rows_read,
-                                         rows_written=result.rows_written, bytes_written=result.bytes_written,
-                                         log="\n".join(ctx.lines),
-                                         rows_dropped=sum(a.dropped for a in ctx.accounting),
-                                         rows_quarantined=sum(a.quarantined for a in ctx.accounting))
-            return JobEvent(ctx.job.name, kind, "success", index, total, seconds, result, tests=tuple(ctx.results))
+    @contextmanager
+    def holding(self, workflow: Workflow, stop: threading.Event | None = None,
+                on_wait: Callable[[str], None] | None = None) -> Iterator[Runner]:
+        """Hold the workflow's lease for a whole loop (``--follow``); runs made with the Runner this
+        yields take it re-entrantly. Waits, or refuses, as the workflow's ``concurrency`` says."""
+        keeper = LeaseKeeper(self.metadata, timeout=self.lease_timeout)
+        lease = workflow_lease(workflow.name)
 
-    def _failed(self, ctx: JobContext, job_run_id: int, index: int, total: int, start: float,
-                message: str, detail: str | None) -> JobEvent:
-        ctx.note(f"failed: {message}")
-        if detail:
-            ctx.lines.append(detail)
-        self.metadata.finish_job_run(job_run_id, status="failed", error=message, log="\n".join(ctx.lines),
-                                     rows_dropped=sum(a.dropped for a in ctx.accounting),
-                                     rows_quarantined=sum(a.quarantined for a in ctx.accounting))
-        return JobEvent(ctx.job.name, ctx.job.kind, "failed", index, total,
-                        time.perf_counter() - start, error=message, tests=tuple(ctx.results))
+        def stopping() -> None:
+            if stop is not None and stop.is_set():
+                raise RunCancelled(f"Stopped while waiting for the lease of workflow '{workflow.name}'.")
+
+        try:
+            grant = keeper.try_acquire([lease], abandon=True)
+            if not grant.acquired:
+                if workflow.concurrency != "queue":
+                    raise self._busy(workflow, grant)
+                on_wait = on_wait or self.notice
+                if on_wait is not None:
+                    on_wait(self._busy(workflow, grant).message + " Waiting for it.")
+                keeper.acquire([lease], abandon=True, should_stop=stopping)
+            yield replace(self, keeper=keeper)
+        finally:
+            keeper.close()
+
+    def _busy(self, workflow: Workflow, grant: LeaseGrant) -> WorkflowBusy:
+        blocker = grant.blocker
+        running = blocker.run_id if blocker else None
+        other = self.metadata.get_run(running) if running is not None else None
+        what = (f"run {other.id} ({other.trigger}, by {other.actor}, started {other.started_at:%Y-%m-%d %H:%M:%S} "
+                f"UTC, on {worker_label(other.owner)})" if other else
+                f"another process ({worker_label(blocker.holder if blocker else None)})")
+        skipped = workflow.concurrency == "skip"
+        verb = "skipped" if skipped else "refused"
+        hint = f"Wait for it, cancel it with 'flowforge cancel {running}', " if running else "Wait for it, "
+        return WorkflowBusy(f"Workflow '{workflow.name}' is already running: {what}; this run is {verb} "
+                            f"(concurrency: {workflow.concurrency}).",
+                            hint=hint + "or set 'concurrency: queue' to wait.", skipped=skipped, running=running)
 
 
-def _progress_emitter(emit: Callable[[JobEvent], None], job: str, kind: str, index: int,
-                      total: int) -> Callable[[int, int], None]:
-    def progress(done: int, todo: int) -> None:
-        emit(JobEvent(job, kind, "progress", index, total, progress=(done, todo)))
-
-    return progress
+def _outcome(events: list[JobEvent], control: RunControl) -> tuple[RunStatus, str | None]:
+    error = "; ".join(f"{e.job}: {e.error}" for e in events if e.status == "failed") or None
+    if control.cancelled() or any(e.status == "cancelled" for e in events):
+        return "cancelled", error or "cancelled"
+    failed = sum(e.status == "failed" for e in events)
+    skipped_all = events and all(e.status == "skipped" for e in events)
+    if not failed and skipped_all:
+        reasons = {e.error for e in events}
+        return "failed", "; ".join(sorted(r for r in reasons if r))
+    if not failed:
+        return "success", None
+    ran = [e for e in events if e.status != "skipped"]
+    return ("failed" if failed == len(ran) or not any(e.status == "success" for e in events) else "partial"), error

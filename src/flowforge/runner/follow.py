@@ -14,10 +14,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flowforge.errors import ConfigError
+from flowforge.errors import ConfigError, RunCancelled
 
 if TYPE_CHECKING:
     from flowforge.connectors.base import Connector
@@ -76,7 +77,9 @@ def follow(workflow: Workflow, runner: Runner, *, actor: str, options: FollowOpt
     cycles = 0
     idle_since = time.monotonic()
     restore = _stop_on_signals(stop)
+    lease = ExitStack()
     try:
+        runner = lease.enter_context(runner.holding(workflow, stop))  # the workflow's lease, for the whole loop
         while not stop.is_set():
             started = time.monotonic()
             if any(pending(j, runner.store, runner.connector) for j in jobs):
@@ -93,9 +96,10 @@ def follow(workflow: Workflow, runner: Runner, *, actor: str, options: FollowOpt
             elif options.idle_timeout is not None and time.monotonic() - idle_since >= options.idle_timeout:
                 break
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunCancelled):  # RunCancelled: stopped while waiting for the lease
         pass
     finally:
+        lease.close()
         restore()
     return cycles
 

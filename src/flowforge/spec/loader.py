@@ -70,13 +70,20 @@ def line_for(loaded: LoadedYaml, loc: Loc) -> int | None:
     return loaded.lines.get(())
 
 
+def strip_tags(loc: tuple[str | int, ...]) -> Loc:
+    """The location without the tags discriminated unions add after a list index
+    (``("jobs", 0, "ingest", "tables")``, ``("triggers", 0, "every", "every")``)."""
+    from flowforge.spec.jobs import JOB_KINDS
+    from flowforge.spec.triggers import TRIGGER_KEYS
+
+    tags = {*JOB_KINDS, *TRIGGER_KEYS}
+    return tuple(p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in tags))
+
+
 def spec_error_from(exc: ValidationError, loaded: LoadedYaml) -> SpecError:
     """Turn the first pydantic error into a SpecError pointing at the offending line."""
     err = exc.errors()[0]
-    # discriminated unions add the tag name to the location ("jobs", 0, "ingest", "tables")
-    from flowforge.spec.jobs import JOB_KINDS
-
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in JOB_KINDS))
+    loc = strip_tags(err["loc"])
     field = ".".join(str(p) for p in loc) or "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from flowforge.spec.alerts import AlertRule
 from flowforge.spec.base import Identifier, SpecModel
 from flowforge.spec.jobs import JOB_KINDS, GoldJob, IngestJob, JobSpec, SilverJob
+from flowforge.spec.triggers import AnyTrigger, Concurrency, Trigger, legacy_schedule
 
 if TYPE_CHECKING:
     JobUnion = IngestJob | SilverJob | GoldJob
@@ -41,8 +43,23 @@ class Workflow(SpecModel):
     team: str | None = None
     environment: str = "dev"
     tags: tuple[str, ...] = ()
-    schedule: str | None = None
+    schedule: str | None = None  # older form of one cron trigger in UTC; see spec/triggers.py
     jobs: tuple[JobUnion, ...] = Field(min_length=1)
+    triggers: tuple[AnyTrigger, ...] = ()
+    concurrency: Concurrency = "queue"
+    alerts: tuple[AlertRule, ...] = ()
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            from flowforge.runner.cron import CronError, CronSchedule
+
+            try:
+                CronSchedule(value)
+            except CronError as exc:
+                raise ValueError(f"{exc}; write a cron expression such as '0 2 * * *' (02:00 UTC daily)") from None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Workflow:
@@ -62,7 +79,15 @@ class Workflow(SpecModel):
             for dep in job.depends_on:
                 if dep not in names:
                     raise ValueError(f"job '{job.name}' depends on unknown job '{dep}'")
+        for trigger in self.triggers:
+            if self.name in getattr(trigger, "after", ()):
+                raise ValueError(f"workflow '{self.name}' cannot run after itself")
         return self
+
+    def all_triggers(self) -> tuple[Trigger, ...]:
+        """The ``triggers`` list, with the older ``schedule:`` string first as a UTC cron trigger."""
+        legacy = (legacy_schedule(self.schedule),) if self.schedule else ()
+        return (*legacy, *self.triggers)
 
     def job(self, name: str) -> JobSpec:
         for job in self.jobs:

@@ -28,6 +28,7 @@ def mount(app: FastAPI, settings: Settings) -> None:
     from nicegui import core, ui
 
     from flowforge.ui import (
+        alerts,
         audit,
         catalog,
         dashboards,
@@ -55,7 +56,7 @@ def mount(app: FastAPI, settings: Settings) -> None:
         return
     _mounted.append(True)
     for module in (login, workflows, workflow_detail, job_editor, templates, lineage, runs, catalog, audit, search,
-                   dashboards):
+                   dashboards, alerts):
         module.register()
     ui.run_with(app, mount_path=PREFIX, title="FlowForge", favicon="🌊", storage_secret=secrets.token_urlsafe(32),
                 show_welcome_message=False)

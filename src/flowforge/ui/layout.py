@@ -18,13 +18,14 @@ NAV = (("Workflows", "/workflows", "account_tree", "viewer"),
        ("Templates", "/templates", "dashboard_customize", "viewer"),
        ("Runs", "/runs", "play_circle", "viewer"), ("Catalog", "/catalog", "table_view", "viewer"),
        ("Search", "/search", "search", "viewer"), ("Audit log", "/audit", "history", "editor"),
-       ("Dashboards", "/dashboards", "insights", "viewer"))
+       ("Dashboards", "/dashboards", "insights", "viewer"), ("Alerts", "/alerts", "notifications", "editor"))
 SESSION_CHECK_SECONDS = 15
 LOGOUT_FORM = ('<form method="post" action="{action}" style="margin:0">'
                '<button type="submit" data-testid="sign-out" class="text-white px-3 py-1 rounded '
                'hover:bg-white/10">Sign out</button></form>')
 STATUS_COLORS = {"success": "positive", "running": "info", "failed": "negative", "partial": "warning",
-                 "skipped": "grey", "paused": "warning", "active": "positive", "never run": "grey"}
+                 "skipped": "grey", "paused": "warning", "active": "positive", "never run": "grey",
+                 "queued": "blue-grey", "cancelled": "orange"}
 
 
 def url(path: str) -> str:

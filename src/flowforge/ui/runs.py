@@ -7,14 +7,15 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
-from nicegui import ui
+from nicegui import run, ui
 
 from flowforge.core.runs import RunDetail
 from flowforge.errors import AccessDenied
 from flowforge.ui import quality, services
-from flowforge.ui.layout import current_user, frame, go, login_redirect, status_badge, table
+from flowforge.ui.layout import current_user, frame, go, login_redirect, notify_error, status_badge, table
 
 POLL_SECONDS = 1.0
+LIVE = ("queued", "running")
 
 
 def _duration(start: dt.datetime, end: dt.datetime | None) -> str:
@@ -24,10 +25,59 @@ def _duration(start: dt.datetime, end: dt.datetime | None) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def history_rows(user: services.UiUser, limit: int = 100) -> list[dict[str, Any]]:
-    return [{"run": r.id, "workflow": r.workflow, "status": r.status, "trigger": r.trigger, "by": r.actor,
-             "started": f"{r.started_at:%Y-%m-%d %H:%M:%S}", "duration": _duration(r.started_at, r.ended_at),
-             "rows read": r.rows_read, "rows written": r.rows_written} for r in services.runs(user, None, limit)]
+STATUSES = ["queued", "running", "success", "failed", "partial", "cancelled"]
+TRIGGERS = ["manual", "ui", "api", "schedule", "after", "files", "backfill", "rerun", "follow", "cli"]
+SINCE = {"": "any time", "1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days", "30d": "last 30 days"}
+
+
+def history_rows(user: services.UiUser, limit: int = 100,
+                 filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    f = filters or {}
+    since = None
+    if f.get("since"):
+        hours = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}[f["since"]]
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
+    found = services.runs_filtered(user, f.get("workflow"), f.get("status"), f.get("trigger"), since, limit)
+    return [{"run": r.id, "workflow": r.workflow, "status": r.status_label or r.status, "trigger": r.trigger,
+             "by": r.actor, "started": f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+             "slot": f"{r.slot:%Y-%m-%d %H:%M}" if r.slot else "", "duration": _duration(r.started_at, r.ended_at),
+             "rows read": r.rows_read, "rows written": r.rows_written} for r in found]
+
+
+async def act(user: services.UiUser, run_id: int, what: str) -> None:
+    """cancel | rerun | rerun_failed on a run, then open the run it concerns."""
+    try:
+        if what == "cancel":
+            await run.io_bound(services.cancel_run, user, run_id)
+            ui.notify(f"Run {run_id} will stop at its next safe point.", type="positive")
+            target: int | None = run_id
+        else:
+            target = await run.io_bound(services.rerun, user, run_id, what == "rerun_failed")
+    except Exception as exc:
+        notify_error(exc)
+        return
+    if target is not None:
+        go(f"/runs/{target}")
+
+
+def action_buttons(user: services.UiUser, selected: dict[str, Any]) -> None:
+    """Cancel, rerun and rerun-from-failure for the chosen run (``selected['run']``)."""
+    def chosen() -> int | None:
+        if selected.get("run") is None:
+            ui.notify("Choose a run first (click its row's checkbox).", type="warning")
+        return selected.get("run")
+
+    async def do(what: str) -> None:
+        run_id = chosen()
+        if run_id is not None:
+            await act(user, run_id, what)
+
+    with ui.row().classes("gap-2"):
+        ui.button("Cancel", icon="stop", color="negative", on_click=lambda: do("cancel")).props(
+            "outline data-testid=cancel-run")
+        ui.button("Rerun", icon="replay", on_click=lambda: do("rerun")).props("outline data-testid=rerun")
+        ui.button("Rerun from failure", icon="restart_alt", on_click=lambda: do("rerun_failed")).props(
+            "outline data-testid=rerun-failed")
 
 
 def timeline_options(detail: RunDetail) -> dict[str, Any]:
@@ -60,9 +110,34 @@ def register() -> None:
         if user is None:
             return login_redirect(request)
         with frame("Runs", user):
-            grid = table(history_rows(user), row_key="run", pagination=25)
+            filters: dict[str, Any] = {"workflow": None, "status": None, "trigger": None, "since": ""}
+            selected: dict[str, Any] = {"run": None}
+
+            def refresh() -> None:
+                grid.rows = history_rows(user, 200, filters)
+                grid.selected = []
+                selected["run"] = None
+                grid.update()
+
+            with ui.row().classes("gap-4 items-center"):
+                ui.select(services.workflow_names(user), label="Workflow", clearable=True,
+                          on_change=refresh).bind_value(filters, "workflow").classes("w-56").props(
+                    "data-testid=filter-workflow")
+                ui.select(STATUSES, label="Status", clearable=True, on_change=refresh).bind_value(
+                    filters, "status").classes("w-40").props("data-testid=filter-status")
+                ui.select(TRIGGERS, label="Trigger", clearable=True, on_change=refresh).bind_value(
+                    filters, "trigger").classes("w-40").props("data-testid=filter-trigger")
+                ui.select(SINCE, label="Started", on_change=refresh).bind_value(filters, "since").classes(
+                    "w-40").props("data-testid=filter-since")
+            if user.can_edit:
+                action_buttons(user, selected)
+            grid = table(history_rows(user, 200, filters), row_key="run", pagination=25, selection="single",
+                         on_select=lambda e: selected.update(run=e.selection[0]["run"] if e.selection else None))
+            grid.props("data-testid=runs-table")
             grid.on("rowClick", lambda e: go(f"/runs/{e.args[1]['run']}"))
-            ui.label("Click a run to see its jobs and logs.").classes("text-gray-500 text-sm")
+            ui.label("Click a run to see its jobs and logs; tick it to cancel or rerun it.").classes(
+                "text-gray-500 text-sm")
+            ui.timer(5.0, refresh)
         return None
 
     @ui.page("/runs/{run_id}")
@@ -77,48 +152,70 @@ def register() -> None:
                 ui.label(str(exc)).classes("text-negative")
                 return None
             ui.link(f"← {first.run.workflow}", f"/workflows/{first.run.workflow}")
+            if user.can_edit:
+                with ui.row().classes("gap-2"):
+                    ui.button("Cancel", icon="stop", color="negative", on_click=lambda: act(user, run_id, "cancel")
+                              ).props("outline data-testid=cancel-run")
+                    ui.button("Rerun", icon="replay", on_click=lambda: act(user, run_id, "rerun")).props(
+                        "outline data-testid=rerun")
+                    ui.button("Rerun from failure", icon="restart_alt", on_click=lambda: act(
+                        user, run_id, "rerun_failed")).props("outline data-testid=rerun-failed")
             body(user, run_id)
-            if first.run.status == "running":
+            if first.run.status in LIVE:
                 timer = ui.timer(POLL_SECONDS, lambda: _poll(user, run_id, timer))
         return None
 
     def _poll(user: services.UiUser, run_id: int, timer: ui.timer) -> None:
         try:
             body.refresh()
-            running = services.run_detail(user, run_id).run.status == "running"
+            live = services.run_detail(user, run_id).run.status in LIVE
         except AccessDenied:  # signed out meanwhile: stop polling
-            running = False
-        if not running:
+            live = False
+        if not live:
             timer.deactivate()
 
     @ui.refreshable
     def body(user: services.UiUser, run_id: int) -> None:
         detail = services.run_detail(user, run_id)
-        run = detail.run
-        logs = services.run_logs(user, run_id) if run.status != "running" else {}
+        run_ = detail.run
+        logs = services.run_logs(user, run_id)  # the log so far of a job still running, too
         total = len(detail.jobs)
-        done = sum(j.status != "running" for j in detail.jobs)
+        done = sum(j.status not in LIVE for j in detail.jobs)
         with ui.row().classes("items-center gap-4"):
             ui.label("Status:")
             with ui.element("span").props("data-testid=run-status"):
-                status_badge(run.status)
-            ui.label(f"trigger {run.trigger} by {run.actor} · started {run.started_at:%Y-%m-%d %H:%M:%S} · "
-                     f"{_duration(run.started_at, run.ended_at)} · rows read {run.rows_read:,} · "
-                     f"written {run.rows_written:,}").classes("text-gray-600")
-        if run.status == "running":
+                status_badge(run_.status)
+            if run_.reason:
+                ui.label(f"({run_.reason})").props("data-testid=run-reason")
+            extra = f" · slot {run_.slot:%Y-%m-%d %H:%M} UTC" if run_.slot else ""
+            extra += f" · rerun of {run_.parent_run_id}" if run_.parent_run_id else ""
+            took = "waiting" if run_.status == "queued" else _duration(run_.started_at, run_.ended_at)
+            ui.label(f"trigger {run_.trigger} by {run_.actor} · started {run_.started_at:%Y-%m-%d %H:%M:%S} · "
+                     f"{took} · rows read {run_.rows_read:,} · "
+                     f"written {run_.rows_written:,}{extra}").classes("text-gray-600")
+        if run_.status in LIVE:
             ui.linear_progress(value=done / total if total else 0, show_value=False).props("data-testid=progress")
-            ui.label(f"{done} job(s) finished; refreshing every {POLL_SECONDS:.0f} s").classes("text-sm")
-        if run.error:
-            ui.label(run.error).classes("text-negative")
+            waiting = " · waiting for the running one to finish" if run_.status == "queued" else ""
+            stopping = " · cancel requested" if run_.cancel_requested else ""
+            ui.label(f"{done} job(s) finished; refreshing every {POLL_SECONDS:.0f} s{waiting}{stopping}").classes(
+                "text-sm")
+        if run_.error:
+            ui.label(run_.error).classes("text-negative")
         if detail.jobs:
             ui.echart(timeline_options(detail)).classes("w-full").style(f"height: {60 + 40 * total}px")
-        if run.status != "running":
+        if run_.status not in LIVE:
             quality.run_tests(user, run_id)
         for job in detail.jobs:
+            where = f" · on {job.worker}" if job.worker else ""
             title = f"{job.job} — {job.status} · {_duration(job.started_at, job.ended_at)} · " \
-                    f"read {job.rows_read:,} · written {job.rows_written:,}"
-            with ui.expansion(title, icon="article").classes("w-full border rounded"):
+                    f"read {job.rows_read:,} · written {job.rows_written:,}{where}"
+            with ui.expansion(title, icon="article", value=job.status == "running").classes(
+                    "w-full border rounded").props(f"data-testid=job-{job.job}"):
                 if job.error:
                     ui.label(job.error).classes("text-negative")
-                ui.code(logs.get(job.job) or ("(the log appears when the run ends)" if not logs else "(no lines)"),
-                        language="text").classes("w-full text-xs")
+                ui.code(logs.get(job.job) or ("(no lines yet)" if job.status in LIVE else "(no lines)"),
+                        language="text").classes("w-full text-xs").props(f"data-testid=log-{job.job}")
+        if detail.alerts:
+            ui.label("Alerts").classes("text-lg font-medium")
+            table([{"alert": a.event, "channel": a.channel, "status": a.status, "detail": a.detail or "",
+                    "at": f"{a.at:%Y-%m-%d %H:%M:%S}"} for a in detail.alerts]).props("data-testid=run-alerts")

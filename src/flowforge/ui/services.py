@@ -323,3 +323,86 @@ def quarantine_rows(user: UiUser, name: str, limit: int = 50) -> list[dict[str, 
 def replay_quarantine(user: UiUser, name: str) -> Any:
     with acting(user) as c:
         return c.quality.replay(name)
+
+
+# -- schedules, run control, alerts ------------------------------------------------------------
+def workflow_names(user: UiUser) -> list[str]:
+    with acting(user) as c:
+        return sorted(w.name for w in c.workflows.list() if w.id is not None)
+
+
+def schedule_overview(user: UiUser, workflow_name: str) -> list[Any]:
+    with acting(user) as c:
+        return c.schedules.overview(workflow_name)
+
+
+def trigger_preview(user: UiUser, trigger: dict[str, Any]) -> tuple[str, list[Any]]:
+    """(description, next five fire times in UTC) of a trigger being edited; raises saying what is wrong."""
+    with acting(user) as c:
+        parsed = c.schedules.parse(trigger)
+        return parsed.describe(), c.schedules.preview(trigger)
+
+
+def save_triggers(user: UiUser, workflow_name: str, triggers: list[dict[str, Any]], concurrency: str) -> None:
+    with acting(user) as c:
+        c.schedules.set_triggers(workflow_name, triggers, concurrency=concurrency)
+
+
+def backfill(user: UiUser, workflow_name: str, start: Any, end: Any, trigger: int | None) -> Any:
+    with acting(user) as c:
+        return c.schedules.backfill(workflow_name, start, end, trigger=trigger)
+
+
+def files_connections(user: UiUser) -> list[str]:
+    with acting(user) as c:
+        return [s.name for s in c.connections.summaries() if s.kind == "files"]
+
+
+def runs_filtered(user: UiUser, workflow_name: str | None, status: str | None, trigger: str | None, since: Any,
+                  limit: int = 200) -> list[RunInfo]:
+    with acting(user) as c:
+        return c.run_service.history(workflow_name or None, status or None, since, limit, trigger=trigger or None)
+
+
+def run_job(user: UiUser, workflow_name: str, job: str) -> int:
+    with acting(user) as c:
+        return c.run_service.trigger(workflow_name, job=job, trigger="ui")
+
+
+def cancel_run(user: UiUser, run_id: int) -> None:
+    with acting(user) as c:
+        c.run_service.cancel(run_id)
+
+
+def rerun(user: UiUser, run_id: int, from_failure: bool) -> int:
+    with acting(user) as c:
+        return c.run_service.rerun(run_id, from_failure=from_failure)
+
+
+def alert_channels(user: UiUser) -> list[Any]:
+    with acting(user) as c:
+        return c.alerts.summaries()
+
+
+def alert_rules(user: UiUser) -> list[Any]:
+    with acting(user) as c:
+        return c.alerts.rules()
+
+
+def save_alert_channel(user: UiUser, name: str, data: dict[str, Any]) -> None:
+    with acting(user) as c:
+        c.alerts.save_channel(name, data)
+
+
+def delete_alert_channel(user: UiUser, name: str) -> None:
+    with acting(user) as c:
+        c.alerts.remove_channel(name)
+
+
+def test_alert_channel(user: UiUser, name: str) -> str:
+    """Sends outside the shared lock: a slow webhook must not hold up other pages."""
+    from flowforge.core.alerts import send_test
+
+    with acting(user) as c:
+        config = c.alerts.channel(name)
+    return send_test(name, config)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
-from nicegui import ui
+from nicegui import run, ui
 
 from flowforge.core.workflows import WorkflowDetail
 from flowforge.ui import services
@@ -21,6 +21,7 @@ from flowforge.ui.layout import (
     table,
 )
 from flowforge.ui.lineage import jobs_of, lineage_view
+from flowforge.ui.schedule_editor import schedule_tab
 from flowforge.ui.workflows import ask_clone, confirm_delete, start_run, toggle_pause
 
 
@@ -35,6 +36,29 @@ def _run_rows(detail: WorkflowDetail) -> list[dict[str, Any]]:
              "started": f"{r.started_at:%Y-%m-%d %H:%M:%S}",
              "seconds": round((r.ended_at - r.started_at).total_seconds(), 1) if r.ended_at else "running",
              "rows read": r.rows_read, "rows written": r.rows_written} for r in detail.runs]
+
+
+def run_one_job(name: str, jobs: list[str], user: services.UiUser) -> None:
+    choice = {"job": jobs[0] if jobs else None}
+    with ui.dialog() as dialog, ui.card():
+        ui.label(f"Run one job of '{name}' (its inputs are read as they are now).")
+        ui.select(jobs, label="Job").bind_value(choice, "job").classes("w-72").props("data-testid=one-job")
+
+        async def start() -> None:
+            if not choice["job"]:
+                return
+            try:
+                run_id = await run.io_bound(services.run_job, user, name, str(choice["job"]))
+            except Exception as exc:
+                notify_error(exc)
+                return
+            dialog.close()
+            go(f"/runs/{run_id}")
+
+        with ui.row():
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Run", icon="play_arrow", on_click=start).props("data-testid=one-job-go")
+    dialog.open()
 
 
 def register() -> None:
@@ -54,8 +78,10 @@ def register() -> None:
                 ui.label(detail.description).classes("text-gray-700")
                 ui.label(f"team: {detail.team or '-'} · environment: {detail.environment} · "
                          f"tags: {', '.join(detail.tags) or '-'}").classes("text-gray-500 text-sm")
-            ui.label(f"Triggers: schedule {detail.schedule}, manual" if detail.schedule else
-                     "Triggers: manual (no schedule)").classes("text-sm").props("data-testid=triggers")
+            with ui.row().classes("items-center gap-2 text-sm").props("data-testid=triggers"):
+                ui.label("Triggers:")
+                for text in detail.triggers or ("manual only",):
+                    ui.badge(text, color="blue-grey").props("outline")
             if user.can_edit:
                 with ui.row().classes("gap-2"):
                     ui.button("Run now", icon="play_arrow", on_click=lambda: start_run(name, user)).props(
@@ -68,11 +94,14 @@ def register() -> None:
                         user, name, lambda new: go(f"/workflows/{new}"))).props("outline")
                     ui.button("Add job", icon="add", on_click=lambda: ui.navigate.to(
                         f"/workflows/{name}/jobs/new")).props("outline data-testid=add-job")
+                    ui.button("Run one job", icon="play_circle_outline", on_click=lambda: run_one_job(
+                        name, [j.name for j in detail.jobs], user)).props("outline data-testid=run-one-job")
                     ui.button("Delete", icon="delete", color="negative", on_click=lambda: confirm_delete(
                         user, name, lambda: go("/workflows"))).props("outline")
             with ui.tabs().classes("w-full") as tabs:
                 jobs_tab = ui.tab("Jobs")
                 runs_tab = ui.tab("Runs")
+                schedule_tab_ = ui.tab("Schedule").props("data-testid=schedule-tab")
                 lineage_tab = ui.tab("Lineage").props("data-testid=lineage-tab")
             with ui.tab_panels(tabs, value=jobs_tab).classes("w-full").props("keep-alive"):
                 with ui.tab_panel(jobs_tab):
@@ -83,6 +112,8 @@ def register() -> None:
                 with ui.tab_panel(runs_tab):
                     runs = table(_run_rows(detail), row_key="run")
                     runs.on("rowClick", lambda e: go(f"/runs/{e.args[1]['run']}"))
+                with ui.tab_panel(schedule_tab_):
+                    schedule_tab(name, user, detail.concurrency)
                 with ui.tab_panel(lineage_tab):
                     try:
                         lineage_view(name, services.lineage(user, name), jobs_of(detail))

@@ -104,7 +104,9 @@ def register() -> None:
                             ui.label(row.error or row.description).classes("text-gray-600 text-sm")
                         with ui.row().classes("items-center gap-4 text-sm"):
                             ui.label(f"{row.jobs} jobs")
-                            ui.label(f"trigger: {row.schedule or 'manual'}")
+                            with ui.row().classes("gap-1").props(f"data-testid=triggers-{row.name}"):
+                                for text in row.triggers or ("manual",):
+                                    ui.badge(text, color="blue-grey").props("outline")
                             status_badge(row.status)
                             ui.label("last run:")
                             status_badge(last.status if last else "never run")

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from flowforge.api.routes import (
+    alerts,
     audit,
     auth,
     catalog,
@@ -13,6 +14,7 @@ from flowforge.api.routes import (
     lineage,
     quality,
     runs,
+    schedules,
     search,
     templates,
     users,
@@ -22,5 +24,5 @@ from flowforge.api.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, workflows.router, jobs.router, lineage.router,
     connections.router, runs.router, catalog.router, templates.router, audit.router,
-    search.router, dashboards.router, quality.router,
+    search.router, dashboards.router, quality.router, schedules.router, alerts.router,
 )

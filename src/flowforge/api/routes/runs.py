@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from flowforge.api.deps import BaseCtx, Ctx, CurrentUser, EditorUser, Id, authenticate
-from flowforge.api.models import JobLogPublic, RunCreate, RunDetailPublic, RunPublic
+from flowforge.api.models import JobLogPublic, RerunRequest, RunCreate, RunDetailPublic, RunPublic
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -25,8 +25,24 @@ def trigger_run(body: RunCreate, user: EditorUser, ctx: Ctx) -> RunPublic:
 
 @router.get("", response_model=list[RunPublic])
 def run_history(_: CurrentUser, ctx: Ctx, workflow: str | None = None, status: str | None = None,
-                since: datetime | None = None, limit: int = Query(50, ge=1, le=1000)) -> list[RunPublic]:
-    return [RunPublic.model_validate(r) for r in ctx.run_service.history(workflow, status, since, limit)]
+                since: datetime | None = None, until: datetime | None = None, trigger: str | None = None,
+                limit: int = Query(50, ge=1, le=1000)) -> list[RunPublic]:
+    """Newest first; a run whose process is gone is failed (abandoned), never running."""
+    return [RunPublic.model_validate(r) for r in ctx.run_service.history(workflow, status, since, limit,
+                                                                         trigger=trigger, until=until)]
+
+
+@router.post("/{run_id}/cancel", response_model=RunPublic, status_code=202)
+def cancel_run(run_id: int, user: EditorUser, ctx: Ctx) -> RunPublic:
+    """Ask a queued or running run to stop at its next safe point (nothing half-committed)."""
+    return RunPublic.model_validate(ctx.run_service.cancel(run_id))
+
+
+@router.post("/{run_id}/rerun", response_model=RunPublic, status_code=202)
+def rerun(run_id: int, body: RerunRequest, user: EditorUser, ctx: Ctx) -> RunPublic:
+    """A new run of the same jobs, or (from_failure) of the failed ones and what depends on them."""
+    new_id = ctx.run_service.rerun(run_id, from_failure=body.from_failure)
+    return RunPublic.model_validate(ctx.run_service.status(new_id))
 
 
 @router.get("/{run_id}", response_model=RunPublic)
