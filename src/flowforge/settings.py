@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from flowforge.errors import ConfigError, FlowForgeError, SpecError
+from flowforge.spec.maintenance import MaintenancePolicy
 
 PROJECT_FILE = "flowforge.yml"
 STATE_DIR = ".flowforge"
@@ -41,6 +42,8 @@ class Settings(BaseSettings):
     single_writer: bool = False
     # single tables placed outside the root: {layer: {table: "s3://bucket/prefix" or a path}}
     table_locations: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # automatic compaction / checkpoints / vacuum after CDC and file-stream jobs (spec/maintenance.py)
+    maintenance: MaintenancePolicy = Field(default_factory=MaintenancePolicy)
 
     @field_validator("storage", mode="before")
     @classmethod

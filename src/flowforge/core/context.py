@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from flowforge.core.users import UserService
     from flowforge.core.workflows import WorkflowService
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
-    from flowforge.runner.executor import JobEvent, RunSummary
+    from flowforge.runner.executor import JobEvent, Runner, RunSummary
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import LakehouseStore
 
@@ -240,22 +240,24 @@ class Context:
             on_event: Callable[[JobEvent], None] | None = None, select: Sequence[str] | None = None,
             force: bool = False, on_start: Callable[[int], None] | None = None) -> RunSummary:
         """Run a workflow (only the jobs in ``select`` when given); a paused one only with ``force``."""
-        from flowforge.runner.executor import Runner
-
         wf = self.prepare_run(name_or_path, force=force)
-        runner = Runner(self.metadata, self.store, self.connector)
+        runner = self._runner()
         return runner.run(wf, trigger=trigger, actor=self.settings.actor, on_event=on_event, select=select,
                           on_start=on_start)
+
+    def _runner(self) -> Runner:
+        from flowforge.runner.executor import Runner
+
+        return Runner(self.metadata, self.store, self.connector, maintenance=self.settings.maintenance)
 
     def follow(self, name_or_path: str, *, interval: float | None = None, max_cycles: int | None = None,
                idle_timeout: float | None = None, on_event: Callable[[JobEvent], None] | None = None,
                on_cycle: Callable[[RunSummary], None] | None = None, stop: Any = None) -> int:
         """Run the workflow's cdc jobs in micro-batches until ``stop`` is set or Ctrl-C."""
-        from flowforge.runner.executor import Runner
         from flowforge.runner.follow import FollowOptions, follow
 
         wf = self.prepare_run(name_or_path)
-        return follow(wf, Runner(self.metadata, self.store, self.connector), actor=self.settings.actor,
+        return follow(wf, self._runner(), actor=self.settings.actor,
                       options=FollowOptions(interval, max_cycles, idle_timeout), on_event=on_event,
                       on_cycle=on_cycle, stop=stop)
 
@@ -275,7 +277,6 @@ class Context:
         """Land one table or query in bronze, outside any workflow file (scripting, benchmarks)."""
         import re
 
-        from flowforge.runner.executor import Runner
         from flowforge.spec.workflow import Workflow
 
         connection = self.use_url(source) if "://" in source else source
@@ -285,7 +286,7 @@ class Context:
         wf = Workflow.model_validate({"name": f"ingest_{target}", "jobs": [{
             "name": "ingest", "kind": "ingest", "connection": connection, "tables": [{**spec, "target": target}]}]})
         self.register_workflow(wf)
-        runner = Runner(self.metadata, self.store, self.connector)
+        runner = self._runner()
         return runner.run(wf, trigger="cli", actor=self.settings.actor, on_event=on_event)
 
     def runs(self, workflow: str | None = None, limit: int = 20) -> list[RunRecord]:

@@ -13,12 +13,17 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from flowforge.engine.sql import quote
+from flowforge.layers.cdc_keys import ORDER, expanded_sql
 from flowforge.layers.cdc_sql import Plan, toasted_in, typed_sql
 
 if TYPE_CHECKING:
     from flowforge.engine.duckdb_engine import DuckDBEngine
 
 SILVER = "__silver"
+# the transaction of a position: pg:<commit lsn>:<change lsn> and mysql:<file>:<transaction>:<event>:<row>
+TXN = ("CASE WHEN starts_with(_position, 'pg:') AND length(_position) = 44 THEN left(_position, 23) "
+       "WHEN starts_with(_position, 'mysql:') AND len(string_split(_position, ':')) = 5 "
+       "THEN regexp_replace(_position, ':[0-9]+:[0-9]+$', '') ELSE _position END")
 
 
 def scd2_source_sql(engine: DuckDBEngine, plan: Plan, have: tuple[str, ...] | None, high: str | None,
@@ -33,18 +38,20 @@ def scd2_source_sql(engine: DuckDBEngine, plan: Plan, have: tuple[str, ...] | No
     late = int(engine.rows("SELECT count(*) FROM __late_keys")[0][0])
     if not late:
         return _finish(scd2_sql(plan, have)), 0
-    engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __old_all AS SELECT *, 0 AS _ord FROM {quote(old_view)} "
-                       f"WHERE _op IN ('c', 'r', 'u', 'd', 't'){where}")
+    engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __old_all AS SELECT *, row_number() OVER (ORDER BY {ORDER}) "
+                       f"AS _ord FROM ({expanded_sql(old_events(old_view, where), plan.keys)})")
     full = replace(plan, toasted=tuple(dict.fromkeys([*plan.toasted, *toasted_in(engine, "__old_all", plan.columns)])))
     engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __old_typed AS {typed_sql(full, '__old_all')}")
-    cols = ["_op", "_position", "_source_ts", "_event_id", *(quote(c) for c in plan.columns)]
-    flags = [f"coalesce({quote('__t_' + c)}, false) AS {quote('__t_' + c)}" for c in full.toasted]
-    pick = ", ".join([*cols, *flags])
+    cols = ["_op", "_position", "_source_ts", "__ts", "_event_id", *(quote(c) for c in plan.columns)]
+    # a column can hold the unchanged-TOAST placeholder in older bronze only: the new events lack its flag
+    old_flags = [f"coalesce(e.{quote('__t_' + c)}, false) AS {quote('__t_' + c)}" for c in full.toasted]
+    new_flags = [f"coalesce(e.{quote('__t_' + c)}, false) AS {quote('__t_' + c)}" if c in plan.toasted
+                 else f"false AS {quote('__t_' + c)}" for c in full.toasted]
     mine = f"(_op = 't' OR EXISTS (SELECT 1 FROM __late_keys k WHERE {same}))"
     engine.con.execute(
         f"CREATE OR REPLACE TEMP TABLE __rebuild AS SELECT *, row_number() OVER (ORDER BY _position, __src, __o) "
-        f"AS _ord FROM (SELECT {pick}, 0 AS __src, _ord AS __o FROM __old_typed e WHERE {mine} "
-        f"UNION ALL BY NAME SELECT {pick.replace('coalesce(', 'coalesce(e.')}, 1 AS __src, _ord AS __o "
+        f"AS _ord FROM (SELECT {', '.join([*cols, *old_flags])}, 0 AS __src, _ord AS __o FROM __old_typed e "
+        f"WHERE {mine} UNION ALL BY NAME SELECT {', '.join([*cols, *new_flags])}, 1 AS __src, _ord AS __o "
         f"FROM typed e WHERE {mine})")
     engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __normal AS SELECT * FROM typed e WHERE _op = 't' "
                        f"OR NOT EXISTS (SELECT 1 FROM __late_keys k WHERE {same})")
@@ -55,6 +62,11 @@ def scd2_source_sql(engine: DuckDBEngine, plan: Plan, have: tuple[str, ...] | No
            f"coalesce(__marker, false) AS __marker FROM (({normal}) UNION ALL BY NAME ({rebuilt}) "
            f"UNION ALL BY NAME ({markers}))")
     return sql, late
+
+
+def old_events(view: str, where: str) -> str:
+    """The already-applied bronze events of this table, as a subquery."""
+    return f"(SELECT * FROM {quote(view)} WHERE _op IN ('c', 'r', 'u', 'd', 't'){where})"
 
 
 def _finish(sql: str) -> str:
@@ -79,10 +91,13 @@ def scd2_sql(plan: Plan, have: tuple[str, ...] | None, source: str = "typed") ->
     else:
         cols = ", ".join(f"CAST(NULL AS {plan.types[c]}) AS {quote(c)}" for c in plan.columns)
         current = f"SELECT {cols}, CAST(NULL AS VARCHAR) AS __cur_pos, CAST(NULL AS VARCHAR) AS __cur_id WHERE false"
-    live = (f"SELECT e.* FROM (SELECT * FROM {source} WHERE _op <> 't') e LEFT JOIN cur c ON {on} "
+    packed = (lambda alias: f"struct_pack({', '.join(f'{v} := {alias}.{v}' for v in vals)})") if vals else (
+        lambda alias: "true")
+    live = (f"SELECT e.*, {packed('e')} AS __vals, CASE WHEN c.__cur_pos IS NOT NULL THEN {packed('c')} END "
+            f"AS __cur_vals FROM (SELECT * FROM {source} WHERE _op <> 't') e LEFT JOIN cur c ON {on} "
             f"WHERE c.__cur_pos IS NULL OR e._position > c.__cur_pos "
             f"OR (e._position = c.__cur_pos AND e._event_id <> c.__cur_id)")
-    trunc = f"SELECT _ord AS __t_ord, _position AS __t_pos, _source_ts AS __t_ts FROM {source} WHERE _op = 't'"
+    trunc = f"SELECT _ord AS __t_ord, _position AS __t_pos, __ts AS __t_ts FROM {source} WHERE _op = 't'"
     fill = []
     for c in plan.values:
         v = quote(c)
@@ -95,14 +110,22 @@ def scd2_sql(plan: Plan, have: tuple[str, ...] | None, source: str = "typed") ->
         f", last_value(CASE WHEN NOT {quote('__t_' + c)} AND _op <> 'd' THEN struct_pack(v := {quote(c)}) END "
         f"IGNORE NULLS) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS {quote('__r_' + c)}"
         for c in plan.toasted)
+    res = (f"SELECT *{windows}, lag(__vals) OVER w AS __prev_vals, lag(_op) OVER w AS __prev_op, "
+           f"row_number() OVER w AS __i FROM live WINDOW w AS (PARTITION BY {part} ORDER BY _ord)")
+    # the last change of a key in a transaction stands for all of its changes there, and a snapshot
+    # row equal to the version before it (a new snapshot confirming a row) is no new version
+    same = ("(_op = 'r' AND ((__i = 1 AND __cur_vals IS NOT NULL AND __cur_vals IS NOT DISTINCT FROM __vals) "
+            "OR (__i > 1 AND __prev_op <> 'd' AND __prev_vals IS NOT DISTINCT FROM __vals)))")
+    kept = (f"SELECT * FROM res QUALIFY coalesce(lead({TXN}) OVER (PARTITION BY {part} ORDER BY _ord) <> {TXN}, "
+            f"true) AND NOT {same}")
     chain = (f"SELECT *, lead(_ord) OVER w AS __n_ord, lead(_position) OVER w AS __n_pos, "
-             f"lead(_source_ts) OVER w AS __n_ts, lead(_op) OVER w AS __n_op, row_number() OVER w AS __rank"
-             f"{windows} FROM live WINDOW w AS (PARTITION BY {part} ORDER BY _ord)")
+             f"lead(__ts) OVER w AS __n_ts, lead(_op) OVER w AS __n_op, row_number() OVER w AS __rank "
+             f"FROM kept WINDOW w AS (PARTITION BY {part} ORDER BY _ord)")
     bounded = "SELECT ch.*, t.__t_ord, t.__t_pos, t.__t_ts FROM chain ch ASOF LEFT JOIN trunc t ON t.__t_ord > ch._ord"
     end = ("CASE WHEN e.__t_ord IS NOT NULL AND (e.__n_ord IS NULL OR e.__t_ord < e.__n_ord) THEN 't' "
            "ELSE e.__n_op END")
     versions = (f"SELECT {', '.join('e.' + k for k in keys)}{''.join(', ' + f for f in fill)}, e._op, e._position, "
-                f"e._event_id, e._source_ts AS valid_from, {end} AS __end, e.__n_pos, e.__n_ts, e.__t_pos, e.__t_ts "
+                f"e._event_id, e.__ts AS valid_from, {end} AS __end, e.__n_pos, e.__n_ts, e.__t_pos, e.__t_ts "
                 f"FROM bounded e LEFT JOIN cur c ON {on} WHERE e._op <> 'd'")
     ins = (f"SELECT {', '.join([*keys, *vals])}, _op, _position, _event_id, valid_from, "
            f"CASE __end WHEN 't' THEN __t_ts ELSE __n_ts END AS valid_to, "
@@ -111,7 +134,7 @@ def scd2_sql(plan: Plan, have: tuple[str, ...] | None, source: str = "typed") ->
            f"FROM versions")
     first_t = "(SELECT min(__t_ord) FROM trunc)"
     by_trunc = f"(f.__f_ord IS NULL OR f.__f_ord > coalesce({first_t}, f.__f_ord))"
-    first = (f"SELECT {', '.join(keys)}, _position AS __f_pos, _source_ts AS __f_ts, _op AS __f_op, "
+    first = (f"SELECT {', '.join(keys)}, _position AS __f_pos, __ts AS __f_ts, _op AS __f_op, "
              f"_ord AS __f_ord FROM chain WHERE __rank = 1")
     nulls = "".join(f", CAST(NULL AS {plan.types[c]}) AS {quote(c)}" for c in plan.values)
     # a current row is closed by its key's first new event, or by a truncate that comes first
@@ -124,7 +147,8 @@ def scd2_sql(plan: Plan, have: tuple[str, ...] | None, source: str = "typed") ->
              f"CASE WHEN {by_trunc} THEN true ELSE f.__f_op = 'd' END AS is_deleted, true AS __close "
              f"FROM cur c LEFT JOIN first f ON {on.replace('e.', 'f.')} "
              f"WHERE f.__f_ord IS NOT NULL OR {first_t} IS NOT NULL")
-    return (f"WITH cur AS ({current}), live AS ({live}), trunc AS ({trunc}), chain AS ({chain}), "
+    return (f"WITH cur AS ({current}), live AS ({live}), trunc AS ({trunc}), res AS ({res}), kept AS ({kept}), "
+            f"chain AS ({chain}), "
             f"bounded AS ({bounded}), versions AS ({versions}), first AS ({first}) "
             f"SELECT *, CAST(now() AS TIMESTAMPTZ) AS _silver_updated_at FROM ({ins} UNION ALL BY NAME {close})")
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from flowforge.connectors.base import Connector
     from flowforge.metadata import MetadataStore
     from flowforge.metadata.records import Layer, RunStatus
+    from flowforge.spec.maintenance import MaintenancePolicy
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import CommitResult, LakehouseStore
 
@@ -88,6 +89,7 @@ class Runner:
     connector: Callable[[str], Connector]
     retries: int = 2
     backoff_seconds: float = 1.0
+    maintenance: MaintenancePolicy | None = None  # automatic maintenance of micro-batch tables
 
     def run(self, workflow: Workflow, *, trigger: str, actor: str,
             on_event: Callable[[JobEvent], None] | None = None,
@@ -130,12 +132,32 @@ class Runner:
             if event.status == "failed":
                 for later in downstream_closure(workflow, name):
                     blocked.setdefault(later, f"upstream job '{name}' failed")
+        self._maintain(workflow, [e.job for e in events if e.status == "success"], actor)
         failed = sum(e.status == "failed" for e in events)
         status: RunStatus = "success" if not failed else ("failed" if failed == len(order) or not any(
             e.status == "success" for e in events) else "partial")
         error = "; ".join(f"{e.job}: {e.error}" for e in events if e.status == "failed") or None
         self.metadata.finish_run(run.id, status=status, error=error)
         return RunSummary(run.id, workflow.name, status, tuple(events), time.perf_counter() - start)
+
+    def _maintain(self, workflow: Workflow, succeeded: list[str], actor: str) -> None:
+        """Compact, checkpoint and vacuum micro-batch tables the policy says are due (never fails the run)."""
+        from flowforge.layers.maintenance import maintain, micro_batch_tables
+        from flowforge.spec.maintenance import MaintenancePolicy
+
+        if not succeeded:
+            return
+        policy = self.maintenance or MaintenancePolicy()
+        try:
+            def kind(name: str) -> str:
+                return self.connector(name).kind
+
+            ran = workflow.model_copy(update={"jobs": tuple(j for j in workflow.jobs if j.name in succeeded)})
+            for item in maintain(self.store, micro_batch_tables(ran, kind), policy):
+                self.metadata.audit(actor, f"table.{item.action}", "table", item.table,
+                                    after={"layer": item.layer, "detail": item.detail, "workflow": workflow.name})
+        except FlowForgeError as exc:
+            log.warning("table maintenance after a run of %s failed: %s", workflow.name, exc)
 
     def _run_job(self, ctx: JobContext, run_id: int, index: int, total: int) -> JobEvent:
         kind = ctx.job.kind

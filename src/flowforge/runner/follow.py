@@ -1,15 +1,20 @@
 """Continuous CDC: run a workflow's cdc jobs in micro-batches until stopped.
 
-Each cycle first asks, cheaply, whether anything is pending (new files or offsets at the
-source, or bronze versions a silver table has not applied); only then does it start a
-recorded run, so an idle stream does not fill the run history. Every micro-batch is an
-ordinary run: bronze and silver commit with their positions, so stopping (Ctrl-C finishes
-the micro-batch in progress; kill -9 at any moment) and following again resumes exactly where the
-commits say.
+Each cycle first asks, cheaply, whether anything is pending (changes of the captured tables at
+the source, or bronze rows a silver table has not applied); only then does it start a recorded
+run, so an idle stream does not fill the run history: WAL or binlog written by other databases
+is no change. When the source asks to release what it retains (a replication slot holding WAL),
+the loop commits the position alone, without a run. Connectors stay open between polls.
+
+Every micro-batch is an ordinary run (trigger ``follow``), recorded like any other so whatever
+watches runs (a dead owner, a lease) covers it: bronze and silver commit with their positions,
+so stopping (Ctrl-C or SIGTERM finishes the micro-batch in progress; kill -9 at any moment) and
+following again resumes exactly where the commits say.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import LakehouseStore
 
+log = logging.getLogger("flowforge.follow")
 
 @dataclass(frozen=True)
 class FollowOptions:
@@ -44,23 +50,30 @@ def cdc_jobs(workflow: Workflow) -> list[CdcJob]:
     return jobs
 
 
-def pending(job: CdcJob, store: LakehouseStore, connector: Callable[[str], Connector]) -> bool:
-    """Whether a micro-batch of ``job`` would do anything."""
+def pending(job: CdcJob, store: LakehouseStore, conn: Connector) -> bool:
+    """Whether a micro-batch of ``job`` would do anything; commits a position the source asks to
+    release when nothing else is pending."""
     from flowforge.connectors.base import ReadRequest
-    from flowforge.layers.cdc import CDC_STATE
+    from flowforge.layers.bronze_versions import last_data_version
+    from flowforge.layers.cdc import commit_advance, stored_state
     from flowforge.layers.silver import SOURCE_VERSION
 
-    found = store.progress("bronze", job.target, CDC_STATE)
-    with connector(job.connection) as conn:
-        if conn.plan(ReadRequest(files=job.files, batch_size=job.batch_size), found[0] if found else None).has_data:
-            return True
+    state = stored_state(store, job.target)
+    poll = conn.cdc_poll(ReadRequest(files=job.files, batch_size=job.batch_size), state)
+    if poll.changes:
+        return True
     bronze = store.open("bronze", job.target)
     if bronze is None:
-        return False
+        return state is None
+    newest = last_data_version(bronze)
     for table in job.tables:
         done = store.progress("silver", table.target, SOURCE_VERSION)
-        if done is None or done[0].get("version") != bronze.version():
+        if newest is not None and (done is None or int(done[0].get("version", -1)) < newest):
             return True
+    if poll.advance is not None:
+        version = commit_advance(store, job.target, poll.advance, job.name)
+        log.info("%s: no change of the captured tables; position %s committed so the source can release it "
+                 "(bronze version %s)", job.name, poll.advance, version)
     return False
 
 
@@ -76,10 +89,14 @@ def follow(workflow: Workflow, runner: Runner, *, actor: str, options: FollowOpt
     cycles = 0
     idle_since = time.monotonic()
     restore = _stop_on_signals(stop)
+    conns: dict[str, Connector] = {}
     try:
         while not stop.is_set():
             started = time.monotonic()
-            if any(pending(j, runner.store, runner.connector) for j in jobs):
+            for j in jobs:
+                if j.name not in conns:
+                    conns[j.name] = runner.connector(j.connection)
+            if any(pending(j, runner.store, conns[j.name]) for j in jobs):
                 summary = runner.run(workflow, trigger="follow", actor=actor, on_event=on_event, select=names)
                 cycles += 1
                 idle_since = time.monotonic()
@@ -97,6 +114,9 @@ def follow(workflow: Workflow, runner: Runner, *, actor: str, options: FollowOpt
         pass
     finally:
         restore()
+        for conn in conns.values():
+            if not conn.shared:
+                conn.close()
     return cycles
 
 
