@@ -8,11 +8,6 @@ authentication and removes it afterwards.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,43 +20,6 @@ from flowforge.connectors import open_connector
 from flowforge.connectors.base import ReadRequest
 from flowforge.connectors.cdc.events import UNAVAILABLE
 from flowforge.connectors.config import parse_connection
-
-PG_BIN = Path(os.environ.get("FLOWFORGE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _as_owner(args: list[str], owner: str | None) -> list[str]:
-    return ["runuser", "-u", owner, "--", *args] if owner else args
-
-
-@pytest.fixture(scope="session")
-def logical_pg() -> Iterator[str]:
-    """URL of a throw-away PostgreSQL with wal_level=logical."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN} (set FLOWFORGE_TEST_PG_BIN)")
-    owner = "postgres" if os.geteuid() == 0 else None
-    root = Path(tempfile.mkdtemp(prefix="ff_pglogical_"))
-    if owner:
-        shutil.chown(root, owner)
-    data, port = root / "data", _free_port()
-    run = subprocess.run
-    run(_as_owner([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"], owner),
-        check=True, capture_output=True)
-    opts = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c wal_level=logical "
-            "-c max_replication_slots=10 -c max_wal_senders=10 -c fsync=off")
-    run(_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"],
-                  owner), check=True, capture_output=True)
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        run(_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], owner),
-            capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

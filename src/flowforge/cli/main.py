@@ -11,6 +11,7 @@ import typer
 from flowforge.cli.common import ProjectOpt, _context, _guard, _state
 from flowforge.cli.connections import connections_app
 from flowforge.cli.serve import serve
+from flowforge.cli.tables_cmd import cdc_app, optimize, vacuum
 from flowforge.cli.users import users_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
@@ -268,6 +269,9 @@ def ingest(source: Annotated[str, typer.Option("--from", help="Connection name o
         raise typer.Exit(1)
 
 
+app.add_typer(cdc_app, name="cdc")
+app.command()(optimize)
+app.command()(vacuum)
 app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands
 
 

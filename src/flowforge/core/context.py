@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from flowforge.connectors.base import Connector
     from flowforge.connectors.config import ConnectionConfig
     from flowforge.core.catalog import TableDetail
+    from flowforge.core.cdc import CdcService
     from flowforge.core.connections import ConnectionService
+    from flowforge.core.maintenance import MaintenanceService
     from flowforge.core.runs import RunService
     from flowforge.core.users import UserService
     from flowforge.core.workflows import WorkflowService
@@ -114,6 +116,18 @@ class Context:
         from flowforge.core.runs import RunService
 
         return RunService(self)
+
+    @cached_property
+    def cdc(self) -> CdcService:
+        from flowforge.core.cdc import CdcService
+
+        return CdcService(self)
+
+    @cached_property
+    def maintenance(self) -> MaintenanceService:
+        from flowforge.core.maintenance import MaintenanceService
+
+        return MaintenanceService(self)
 
     @cached_property
     def users(self) -> UserService:

@@ -85,7 +85,7 @@ def backfill_silver(ctx: JobContext, spec: ApplyTable, plan: Plan, engine: DuckD
             where.append("is_current")
         sql = (f"SELECT {', '.join(keys)}, {_typed_value(plan, column)} AS {quote(column)} FROM __silver_fill"
                + (f" WHERE {' AND '.join(where)}" if where else ""))
-        source = engine.con.execute(sql, [json.dumps(value)]).to_arrow_table()
+        source = engine.con.sql(sql, params=[json.dumps(value)]).to_arrow_table()
         if not source.num_rows:
             continue
         match = " AND ".join(f"t.{k} = s.{k}" for k in keys) + (" AND t.is_current" if spec.strategy == "scd2" else "")

@@ -111,22 +111,32 @@ class Runner:
         run = self.metadata.start_run(workflow.name, trigger, actor)
         if on_start is not None:
             on_start(run.id)
+        batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{run.id}-{uuid.uuid4().hex[:6]}"
+        try:
+            return self._run_jobs(workflow, order, run.id, batch_id, actor, emit, start)
+        except BaseException as exc:  # Ctrl-C twice, SystemExit, a bug: the run must not stay "running"
+            why = f"interrupted ({type(exc).__name__})" if not isinstance(exc, Exception) else redact(
+                f"{type(exc).__name__}: {exc}".splitlines()[0])
+            self.metadata.finish_run(run.id, status="failed", error=why)
+            raise
+
+    def _run_jobs(self, workflow: Workflow, order: list[str], run_id: int, batch_id: str, actor: str,
+                  emit: Callable[[JobEvent], None], start: float) -> RunSummary:
         mirror = MetadataMirror(self.metadata, self.store, workflow.name)
         events: list[JobEvent] = []
         blocked: dict[str, str] = {}
-        batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{run.id}-{uuid.uuid4().hex[:6]}"
         for index, name in enumerate(order, start=1):
             job = workflow.job(name)
             if name in blocked:
-                self.metadata.skip_job_run(run.id, name, blocked[name])
+                self.metadata.skip_job_run(run_id, name, blocked[name])
                 event = JobEvent(name, job.kind, "skipped", index, len(order), error=blocked[name])
                 events.append(event)
                 emit(event)
                 continue
             emit(JobEvent(name, job.kind, "start", index, len(order)))
-            ctx = JobContext(job=job, workflow=workflow.name, run_id=run.id, batch_id=batch_id,
+            ctx = JobContext(job=job, workflow=workflow.name, run_id=run_id, batch_id=batch_id,
                              store=self.store, mirror=mirror, connector=self.connector, log=log)
-            event = self._run_job(ctx, run.id, index, len(order))
+            event = self._run_job(ctx, run_id, index, len(order))
             events.append(event)
             emit(event)
             if event.status == "failed":
@@ -137,8 +147,8 @@ class Runner:
         status: RunStatus = "success" if not failed else ("failed" if failed == len(order) or not any(
             e.status == "success" for e in events) else "partial")
         error = "; ".join(f"{e.job}: {e.error}" for e in events if e.status == "failed") or None
-        self.metadata.finish_run(run.id, status=status, error=error)
-        return RunSummary(run.id, workflow.name, status, tuple(events), time.perf_counter() - start)
+        self.metadata.finish_run(run_id, status=status, error=error)
+        return RunSummary(run_id, workflow.name, status, tuple(events), time.perf_counter() - start)
 
     def _maintain(self, workflow: Workflow, succeeded: list[str], actor: str) -> None:
         """Compact, checkpoint and vacuum micro-batch tables the policy says are due (never fails the run)."""
@@ -179,6 +189,9 @@ class Runner:
                 detail = redact(traceback.format_exc())
                 return self._failed(ctx, job_run.id, index, total, start,
                                     redact(f"{type(exc).__name__}: {exc}".splitlines()[0]), detail)
+            except BaseException as exc:  # interrupted: record it, then let it end the process
+                self._failed(ctx, job_run.id, index, total, start, f"interrupted ({type(exc).__name__})", None)
+                raise
             seconds = time.perf_counter() - start
             self.metadata.finish_job_run(job_run.id, status="success", rows_read=result.rows_read,
                                          rows_written=result.rows_written, bytes_written=result.bytes_written,

@@ -86,7 +86,7 @@ def follow(workflow: Workflow, runner: Runner, *, actor: str, options: FollowOpt
     interval = options.interval if options.interval is not None else min(j.follow_interval for j in jobs)
     stop = stop or threading.Event()
     names = [j.name for j in jobs]
-    cycles = 0
+    cycles = failures = 0
     idle_since = time.monotonic()
     restore = _stop_on_signals(stop)
     conns: dict[str, Connector] = {}
@@ -105,8 +105,11 @@ def follow(workflow: Workflow, runner: Runner, *, actor: str, options: FollowOpt
                 if options.max_cycles is not None and cycles >= options.max_cycles:
                     break
                 if summary.status != "success":
-                    stop.wait(max(interval, 1.0))  # do not spin on a failing job
+                    # do not spin on a failing job: 1, 2, 4... up to 60 seconds between attempts
+                    failures += 1
+                    stop.wait(min(60.0, max(interval, 1.0) * 2 ** (failures - 1)))
                     continue
+                failures = 0
             elif options.idle_timeout is not None and time.monotonic() - idle_since >= options.idle_timeout:
                 break
             stop.wait(max(0.0, interval - (time.monotonic() - started)))

@@ -112,6 +112,13 @@ def delete_workflow(user: UiUser, name: str) -> None:
         c.workflows.delete(name, actor=actor)
 
 
+def reset_cdc(user: UiUser, workflow_name: str, job: str) -> str:
+    """Forget a cdc job's source position (its next run takes a new snapshot); the message to show."""
+    actor = _editor(user)
+    with locked() as c:
+        return c.cdc.reset(workflow_name, job, actor=actor).message
+
+
 def save_job(user: UiUser, workflow_name: str, job: dict[str, Any] | str, replace: str | None) -> None:
     actor = _editor(user)
     with locked() as c:

@@ -10,6 +10,7 @@ from flowforge.api.routes import (
     health,
     jobs,
     lineage,
+    maintenance,
     runs,
     templates,
     users,
@@ -18,5 +19,5 @@ from flowforge.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, workflows.router, jobs.router, lineage.router,
-    connections.router, runs.router, catalog.router, templates.router, audit.router,
+    connections.router, runs.router, catalog.router, templates.router, audit.router, maintenance.router,
 )

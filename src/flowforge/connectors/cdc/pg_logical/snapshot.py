@@ -20,16 +20,16 @@ DIALECT = "postgres"
 # Key = the replica identity index (the primary key by default): what pgoutput flags as key.
 # A column added with a default that needs no table rewrite keeps the value older rows read in
 # attmissingval; one added with a volatile default (random(), clock_timestamp()) rewrote the
-# table with values nobody logged.
-_COLUMNS_SQL = """
+# table with values nobody logged. Built-in functions are not in pg_depend: the function ids are
+# read from the default's expression tree.
+_COLUMNS_SQL = r"""
 SELECT c.oid, n.nspname, c.relname, a.attname, a.atttypid, a.atttypmod,
        COALESCE((SELECT bool_or(i.indisreplident OR (c.relreplident = 'd' AND i.indisprimary)) FROM pg_index i
                  WHERE i.indrelid = c.oid AND a.attnum = ANY (i.indkey)), false),
        a.atthasmissing, CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END,
        EXISTS (SELECT 1 FROM pg_attrdef d
-               JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid
-                                 AND dep.refclassid = 'pg_proc'::regclass
-               JOIN pg_proc p ON p.oid = dep.refobjid AND p.provolatile = 'v'
+               CROSS JOIN LATERAL regexp_matches(d.adbin::text, ':(?:op)?funcid (\d+)', 'g') AS f(m)
+               JOIN pg_proc p ON p.oid = f.m[1]::oid AND p.provolatile = 'v'
                WHERE d.adrelid = c.oid AND d.adnum = a.attnum)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
