@@ -3,6 +3,7 @@ read its tables, and check SCD2 history the way a user would audit it."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def scd2_problems(rows: list[dict[str, Any]], keys: tuple[str, ...] = ("id",)) -
             problems.append(f"{key}: {len(current)} current rows")
         if current and current[0] is not versions[-1]:
             problems.append(f"{key}: the current row is not the newest version")
-        for v, nxt in zip(versions, versions[1:], strict=False):
+        for v, nxt in itertools.pairwise(versions):
             end = v["_valid_to_position"]
             if v["is_current"] or end is None:
                 problems.append(f"{key}: version at {v['_position']} is open but a newer one exists")
