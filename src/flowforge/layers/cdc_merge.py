@@ -120,7 +120,9 @@ def write(ctx: JobContext, spec: ApplyTable, plan: Plan, silver: DeltaTable | No
             # key whose history is rebuilt (they are deleted and the rebuilt versions inserted)
             m = silver.merge(source, predicate=f"((s.__close AND t.is_current) OR s.__marker) AND {match}",
                              source_alias="s", target_alias="t", merge_schema=True, commit_properties=props)
-            m = m.when_matched_delete(predicate="s.__marker")
+            # a marker deletes a rebuilt key's versions; an absorbed version (same source transaction as
+            # the new one) goes too
+            m = m.when_matched_delete(predicate="s.__marker OR (s.__close AND s.__absorb)")
             m = m.when_matched_update({"valid_to": "s.valid_to", "_valid_to_position": "s._valid_to_position",
                                        "is_current": "false", "is_deleted": "s.is_deleted",
                                        "_silver_updated_at": "s._silver_updated_at"}, predicate="s.__close")

@@ -20,10 +20,17 @@ if TYPE_CHECKING:
     from flowforge.engine.duckdb_engine import DuckDBEngine
 
 SILVER = "__silver"
-# the transaction of a position: pg:<commit lsn>:<change lsn> and mysql:<file>:<transaction>:<event>:<row>
-TXN = ("CASE WHEN starts_with(_position, 'pg:') AND length(_position) = 44 THEN left(_position, 23) "
-       "WHEN starts_with(_position, 'mysql:') AND len(string_split(_position, ':')) = 5 "
-       "THEN regexp_replace(_position, ':[0-9]+:[0-9]+$', '') ELSE _position END")
+
+
+def txn(column: str) -> str:
+    """The transaction of a position: pg:<commit lsn>:<change lsn>, mysql:<file>:<transaction>:<event>:<row>;
+    NULL for positions that carry none (Debezium's, Kafka offsets), which therefore never collapse."""
+    return (f"CASE WHEN starts_with({column}, 'pg:') AND length({column}) = 44 THEN left({column}, 23) "
+            f"WHEN starts_with({column}, 'mysql:') AND len(string_split({column}, ':')) = 5 "
+            f"THEN regexp_replace({column}, ':[0-9]+:[0-9]+$', '') END")
+
+
+TXN = txn("_position")
 
 
 def scd2_source_sql(engine: DuckDBEngine, plan: Plan, have: tuple[str, ...] | None, high: str | None,
@@ -58,8 +65,9 @@ def scd2_source_sql(engine: DuckDBEngine, plan: Plan, have: tuple[str, ...] | No
     normal = scd2_sql(plan, have, "__normal")
     rebuilt = scd2_sql(full, None, "__rebuild")
     markers = f"SELECT {', '.join(keys)}, true AS __marker FROM __late_keys"
-    sql = (f"SELECT * EXCLUDE (__close, __marker), coalesce(__close, false) AS __close, "
-           f"coalesce(__marker, false) AS __marker FROM (({normal}) UNION ALL BY NAME ({rebuilt}) "
+    sql = (f"SELECT * EXCLUDE (__close, __marker, __absorb), coalesce(__close, false) AS __close, "
+           f"coalesce(__marker, false) AS __marker, coalesce(__absorb, false) AS __absorb FROM (({normal}) "
+           f"UNION ALL BY NAME ({rebuilt}) "
            f"UNION ALL BY NAME ({markers}))")
     return sql, late
 
@@ -86,11 +94,12 @@ def scd2_sql(plan: Plan, have: tuple[str, ...] | None, source: str = "typed") ->
     if have is not None:
         cols = ", ".join(f"CAST({quote(c)} AS {plan.types[c]}) AS {quote(c)}" if c in have
                          else f"CAST(NULL AS {plan.types[c]}) AS {quote(c)}" for c in plan.columns)
-        current = (f"SELECT {cols}, _position AS __cur_pos, _event_id AS __cur_id FROM {SILVER} "
-                   "WHERE is_current")
+        current = (f"SELECT {cols}, _position AS __cur_pos, _event_id AS __cur_id, valid_from AS __cur_from "
+                   f"FROM {SILVER} WHERE is_current")
     else:
         cols = ", ".join(f"CAST(NULL AS {plan.types[c]}) AS {quote(c)}" for c in plan.columns)
-        current = f"SELECT {cols}, CAST(NULL AS VARCHAR) AS __cur_pos, CAST(NULL AS VARCHAR) AS __cur_id WHERE false"
+        current = (f"SELECT {cols}, CAST(NULL AS VARCHAR) AS __cur_pos, CAST(NULL AS VARCHAR) AS __cur_id, "
+                   "CAST(NULL AS TIMESTAMPTZ) AS __cur_from WHERE false")
     packed = (lambda alias: f"struct_pack({', '.join(f'{v} := {alias}.{v}' for v in vals)})") if vals else (
         lambda alias: "true")
     live = (f"SELECT e.*, {packed('e')} AS __vals, CASE WHEN c.__cur_pos IS NOT NULL THEN {packed('c')} END "
@@ -124,14 +133,18 @@ def scd2_sql(plan: Plan, have: tuple[str, ...] | None, source: str = "typed") ->
     bounded = "SELECT ch.*, t.__t_ord, t.__t_pos, t.__t_ts FROM chain ch ASOF LEFT JOIN trunc t ON t.__t_ord > ch._ord"
     end = ("CASE WHEN e.__t_ord IS NOT NULL AND (e.__n_ord IS NULL OR e.__t_ord < e.__n_ord) THEN 't' "
            "ELSE e.__n_op END")
-    versions = (f"SELECT {', '.join('e.' + k for k in keys)}{''.join(', ' + f for f in fill)}, e._op, e._position, "
-                f"e._event_id, e.__ts AS valid_from, {end} AS __end, e.__n_pos, e.__n_ts, e.__t_pos, e.__t_ts "
-                f"FROM bounded e LEFT JOIN cur c ON {on} WHERE e._op <> 'd'")
+    # a current version from earlier in the same transaction (an earlier chunk of it) is absorbed:
+    # the new version replaces it and keeps its start
+    absorb = f"(e.__rank = 1 AND c.__cur_pos IS NOT NULL AND {txn('e._position')} = {txn('c.__cur_pos')})"
+    versions = (f"SELECT {', '.join('e.' + k for k in keys)}{''.join(', ' + f for f in fill)}, e._op, "
+                f"CASE WHEN {absorb} THEN c.__cur_pos ELSE e._position END AS _position, e._event_id, "
+                f"CASE WHEN {absorb} THEN c.__cur_from ELSE e.__ts END AS valid_from, {end} AS __end, e.__n_pos, "
+                f"e.__n_ts, e.__t_pos, e.__t_ts FROM bounded e LEFT JOIN cur c ON {on} WHERE e._op <> 'd'")
     ins = (f"SELECT {', '.join([*keys, *vals])}, _op, _position, _event_id, valid_from, "
            f"CASE __end WHEN 't' THEN __t_ts ELSE __n_ts END AS valid_to, "
            f"CASE __end WHEN 't' THEN __t_pos ELSE __n_pos END AS _valid_to_position, "
-           f"__end IS NULL AS is_current, coalesce(__end IN ('t', 'd'), false) AS is_deleted, false AS __close "
-           f"FROM versions")
+           f"__end IS NULL AS is_current, coalesce(__end IN ('t', 'd'), false) AS is_deleted, false AS __close, "
+           f"false AS __absorb FROM versions")
     first_t = "(SELECT min(__t_ord) FROM trunc)"
     by_trunc = f"(f.__f_ord IS NULL OR f.__f_ord > coalesce({first_t}, f.__f_ord))"
     first = (f"SELECT {', '.join(keys)}, _position AS __f_pos, __ts AS __f_ts, _op AS __f_op, "
@@ -144,7 +157,8 @@ def scd2_sql(plan: Plan, have: tuple[str, ...] | None, source: str = "typed") ->
              f"CASE WHEN {by_trunc} THEN (SELECT __t_ts FROM trunc ORDER BY __t_ord LIMIT 1) ELSE f.__f_ts END "
              f"AS valid_to, CASE WHEN {by_trunc} THEN (SELECT __t_pos FROM trunc ORDER BY __t_ord LIMIT 1) "
              f"ELSE f.__f_pos END AS _valid_to_position, false AS is_current, "
-             f"CASE WHEN {by_trunc} THEN true ELSE f.__f_op = 'd' END AS is_deleted, true AS __close "
+             f"CASE WHEN {by_trunc} THEN true ELSE f.__f_op = 'd' END AS is_deleted, true AS __close, "
+             f"coalesce(NOT {by_trunc} AND {txn('f.__f_pos')} = {txn('c.__cur_pos')}, false) AS __absorb "
              f"FROM cur c LEFT JOIN first f ON {on.replace('e.', 'f.')} "
              f"WHERE f.__f_ord IS NOT NULL OR {first_t} IS NOT NULL")
     return (f"WITH cur AS ({current}), live AS ({live}), trunc AS ({trunc}), res AS ({res}), kept AS ({kept}), "

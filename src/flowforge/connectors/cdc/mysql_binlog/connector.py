@@ -329,15 +329,18 @@ class MysqlBinlogConnector(Connector):
         conn = self._snapshot_conn
         if conn is None:
             raise ConnectorError(f"{self.describe()}: the snapshot of this plan was released; plan again.")
-        position = mysql_txn_position(at[0], at[1], at[1], 0)
+        # one byte before the binlog position: the snapshot is no part of the transaction that starts there
+        position = mysql_txn_position(at[0], at[1] - 1, at[1] - 1, 0)
         ts = dt.datetime.now(dt.UTC).replace(microsecond=0)
         # bronze may commit a long snapshot in chunks; until its last one, a restart takes a new snapshot
         partial = {"snapshot_started": f"{at[0]}:{at[1]}"}
         try:
             with self._errors("could not read the snapshot"):
-                row = self._rows(conn, "SELECT UNIX_TIMESTAMP(NOW(6))")
+                # whole seconds, as the binlog stamps events: a change in the snapshot's second
+                # must not seem to happen before it
+                row = self._rows(conn, "SELECT UNIX_TIMESTAMP(NOW())")
                 if row and row[0][0] is not None:
-                    ts = dt.datetime.fromtimestamp(float(row[0][0]), dt.UTC)
+                    ts = dt.datetime.fromtimestamp(int(row[0][0]), dt.UTC)
                 for (db, name), table in self._tables(conn).items():
                     batches = self._snapshot_batches(conn, table, db, name, position, size, ts)
                     yield SourcePart(table.qualified, None, (with_resume(b, partial) for b in batches))
@@ -401,7 +404,7 @@ class MysqlBinlogConnector(Connector):
         try:
             with self._errors("could not read the binlog"):
                 for event in stream:
-                    start = int(event.packet.log_pos) - int(event.event_size)
+                    start = int(event.packet.log_pos) - int(event.packet.event_size)  # the header too
                     if not before_bound(stream.log_file, start, upper):
                         break
                     kind = type(event).__name__
