@@ -24,11 +24,10 @@ from flowforge.layers.cdc_defaults import FLAGS, backfill_silver, fill_typed, fl
 from flowforge.layers.cdc_keys import carry_moved_toast
 from flowforge.layers.cdc_merge import Applied, arrow_schema, empty_commit, scd1_sql, write
 from flowforge.layers.cdc_resync import RESYNC, add_deletes, newer
-from flowforge.layers.cdc_scd2 import SILVER, scd2_source_sql
+from flowforge.layers.cdc_scd2 import SILVER, late_rebuild, scd2_source_sql
 from flowforge.layers.cdc_sql import (
     EVENTS,
     check_events,
-    drop_superseded,
     events_view,
     plan_columns,
     table_filter,
@@ -131,11 +130,18 @@ def _apply_chunk(ctx: JobContext, job: CdcJob, spec: ApplyTable, bronze: DeltaTa
         newest = engine.rows("SELECT max(_position) FROM typed")[0][0]
         progress[HIGH] = max(x for x in (high, newest) if x is not None) if (high or newest) else None
         if spec.strategy == "scd1":
-            if old_view is not None and high is not None:
-                stale = drop_superseded(engine, plan, old_view, high, table_filter(spec))
-                if stale:
-                    ctx.note(f"{spec.target}: {stale} late event(s) skipped: a newer delete already applied")
-            source = engine.query(scd1_sql(plan, spec.soft_delete), f"silver table {spec.target}")
+            # keys with late events get their row recomputed from all of their events in bronze: a
+            # newer delete, or a TOAST value a newer event took from the wrong predecessor, is settled
+            found_late = late_rebuild(engine, plan, high, old_view, table_filter(spec)) if silver else None
+            if found_late is None:
+                sql = scd1_sql(plan, spec.soft_delete)
+            else:
+                full, rebuilt = found_late
+                ctx.note(f"{spec.target}: {rebuilt} key(s) with late events recomputed from bronze")
+                sql = (f"{scd1_sql(plan, spec.soft_delete, '__normal')} UNION ALL BY NAME "
+                       f"{scd1_sql(full, spec.soft_delete, '__rebuild')}")
+                plan = replace(plan, toasted=full.toasted)
+            source = engine.query(sql, f"silver table {spec.target}")
         else:
             have = tuple(existing.names) if existing is not None else None
             sql, rebuilt = scd2_source_sql(engine, plan, have, high, old_view, table_filter(spec))

@@ -39,15 +39,15 @@ def arrow_schema(table: DeltaTable) -> pa.Schema:
 
 # -- SCD1 ------------------------------------------------------------------------------
 
-def _live(plan: Plan) -> str:
+def _live(plan: Plan, source: str) -> str:
     cut = f" AND _ord > {plan.truncate[0]}" if plan.truncate else ""
-    return f"SELECT * FROM typed WHERE _op <> 't'{cut}"
+    return f"SELECT * FROM {source} WHERE _op <> 't'{cut}"
 
 
-def _resolved(plan: Plan) -> str:
+def _resolved(plan: Plan, source: str) -> str:
     """Events with TOAST placeholders filled from earlier events of the same key in the batch."""
     if not plan.toasted:
-        return _live(plan)
+        return _live(plan, source)
     part = ", ".join(quote(k) for k in plan.keys)
     extra = []
     for c in plan.toasted:
@@ -55,7 +55,7 @@ def _resolved(plan: Plan) -> str:
         window = (f"last_value(CASE WHEN NOT {t} AND _op <> 'd' THEN struct_pack(v := {v}) END IGNORE NULLS) "
                   f"OVER (PARTITION BY {part} ORDER BY _ord ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
         extra.append(f"{window} AS {quote('__r_' + c)}")
-    inner = f"SELECT *, {', '.join(extra)} FROM ({_live(plan)})"
+    inner = f"SELECT *, {', '.join(extra)} FROM ({_live(plan, source)})"
     fixes = ", ".join(f"CASE WHEN {quote('__t_' + c)} THEN {quote('__r_' + c)}.v ELSE {quote(c)} END AS {quote(c)}, "
                       f"{quote('__t_' + c)} AND {quote('__r_' + c)} IS NULL AS {quote('__t_' + c)}"
                       for c in plan.toasted)
@@ -63,13 +63,14 @@ def _resolved(plan: Plan) -> str:
     return f"SELECT * EXCLUDE ({drop}), {fixes} FROM ({inner})"
 
 
-def scd1_sql(plan: Plan, soft: bool) -> str:
+def scd1_sql(plan: Plan, soft: bool, source: str = "typed") -> str:
+    """The newest event per key, TOAST values resolved, as merge source rows."""
     part = ", ".join(quote(k) for k in plan.keys)
     cols = ", ".join(quote(c) for c in plan.columns)
     flags = "".join(f", {quote('__t_' + c)}" for c in plan.toasted)
     deleted = ", _op = 'd' AS _is_deleted" if soft else ""
     return (f"SELECT {cols}, _op, _position, _source_ts{deleted}, _op = 'd' AS __del{flags}, "
-            f"CAST(now() AS TIMESTAMPTZ) AS _silver_updated_at FROM ({_resolved(plan)}) "
+            f"CAST(now() AS TIMESTAMPTZ) AS _silver_updated_at FROM ({_resolved(plan, source)}) "
             f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _ord DESC) = 1")
 
 

@@ -33,18 +33,21 @@ def txn(column: str) -> str:
 TXN = txn("_position")
 
 
-def scd2_source_sql(engine: DuckDBEngine, plan: Plan, have: tuple[str, ...] | None, high: str | None,
-                    old_view: str | None, where: str) -> tuple[str, int]:
-    """The merge source for the batch in ``typed``, and how many keys had their history rebuilt."""
-    if have is None or high is None or old_view is None:
-        return _finish(scd2_sql(plan, have)), 0
+def late_rebuild(engine: DuckDBEngine, plan: Plan, high: str | None, old_view: str | None,
+                 where: str) -> tuple[Plan, int] | None:
+    """Split the batch in ``typed`` into ``__normal`` (keys without late events, and truncates) and
+    ``__rebuild`` (every event in bronze of the keys with a late event, older bronze first at equal
+    positions). Returns the plan of ``__rebuild`` (with the TOAST columns of older bronze) and the
+    number of such keys, or None when no event of the batch is older than ``high``."""
+    if high is None or old_view is None:
+        return None
     keys = [quote(k) for k in plan.keys]
     same = " AND ".join(f"k.{k} = e.{k}" for k in keys)
     engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __late_keys AS SELECT DISTINCT {', '.join(keys)} FROM typed "
                        f"WHERE _op <> 't' AND _position < '{high.replace(chr(39), chr(39) * 2)}'")
     late = int(engine.rows("SELECT count(*) FROM __late_keys")[0][0])
     if not late:
-        return _finish(scd2_sql(plan, have)), 0
+        return None
     engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __old_all AS SELECT *, row_number() OVER (ORDER BY {ORDER}) "
                        f"AS _ord FROM ({expanded_sql(old_events(old_view, where), plan.keys)})")
     full = replace(plan, toasted=tuple(dict.fromkeys([*plan.toasted, *toasted_in(engine, "__old_all", plan.columns)])))
@@ -62,6 +65,19 @@ def scd2_source_sql(engine: DuckDBEngine, plan: Plan, have: tuple[str, ...] | No
         f"FROM typed e WHERE {mine})")
     engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __normal AS SELECT * FROM typed e WHERE _op = 't' "
                        f"OR NOT EXISTS (SELECT 1 FROM __late_keys k WHERE {same})")
+    trunc = engine.rows("SELECT _ord, _position, __ts FROM __rebuild WHERE _op = 't' ORDER BY _ord DESC LIMIT 1")
+    return replace(full, truncate=(int(trunc[0][0]), str(trunc[0][1]), trunc[0][2]) if trunc else None), late
+
+
+def scd2_source_sql(engine: DuckDBEngine, plan: Plan, have: tuple[str, ...] | None, high: str | None,
+                    old_view: str | None, where: str) -> tuple[str, int]:
+    """The merge source for the batch in ``typed``, and how many keys had their history rebuilt
+    (their old versions are deleted by ``__marker`` rows and replaced in the same merge)."""
+    found = late_rebuild(engine, plan, high, old_view, where) if have is not None else None
+    if found is None:
+        return _finish(scd2_sql(plan, have)), 0
+    full, late = found
+    keys = [quote(k) for k in plan.keys]
     normal = scd2_sql(plan, have, "__normal")
     rebuilt = scd2_sql(full, None, "__rebuild")
     markers = f"SELECT {', '.join(keys)}, true AS __marker FROM __late_keys"
@@ -74,7 +90,8 @@ def scd2_source_sql(engine: DuckDBEngine, plan: Plan, have: tuple[str, ...] | No
 
 def old_events(view: str, where: str) -> str:
     """The already-applied bronze events of this table, as a subquery."""
-    return f"(SELECT * FROM {quote(view)} WHERE _op IN ('c', 'r', 'u', 'd', 't'){where})"
+    return (f"(SELECT * FROM {quote(view)} WHERE _op IN ('c', 'r', 'u', 'd', 't') "
+            f"AND NOT (_op = 't' AND coalesce(_snapshot, '') = 'reset'){where})")
 
 
 def _finish(sql: str) -> str:

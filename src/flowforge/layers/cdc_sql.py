@@ -292,26 +292,6 @@ def typed_sql(plan: Plan, source: str = EVENTS) -> str:
             f"json_extract_string(coalesce(_key, '{{}}'), [{kpaths}]) AS __k FROM {source})")
 
 
-def drop_superseded(engine: DuckDBEngine, plan: Plan, old_view: str, high: str, where: str) -> int:
-    """Drop late events (older than the newest position silver applied) whose key a newer,
-    already-applied delete or truncate removed: the row is gone from silver, so nothing else
-    tells that the late event is stale. Returns the number dropped."""
-    low = engine.rows(f"SELECT min(_position) FROM typed WHERE _position < {_lit(high)}")[0][0]
-    if low is None:
-        return 0
-    from flowforge.layers.cdc_keys import expanded_sql
-
-    recent = f"(SELECT * FROM {quote(old_view)} WHERE _op IN ('u', 'd', 't') AND _source_position > {_lit(low)}{where})"
-    engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __old_events AS SELECT *, 0 AS _ord FROM "
-                       f"({expanded_sql(recent, plan.keys)}) WHERE _op IN ('d', 't')")
-    engine.con.execute(f"CREATE OR REPLACE TEMP TABLE __old_typed AS {typed_sql(plan, '__old_events')}")
-    same = " AND ".join(f"o.{quote(k)} = e.{quote(k)}" for k in plan.keys)
-    before = int(engine.rows("SELECT count(*) FROM typed")[0][0])
-    engine.con.execute(f"DELETE FROM typed e WHERE e._position < {_lit(high)} AND EXISTS (SELECT 1 FROM __old_typed o "
-                       f"WHERE o._position > e._position AND (o._op = 't' OR ({same})))")
-    return before - int(engine.rows("SELECT count(*) FROM typed")[0][0])
-
-
 def table_filter(spec: ApplyTable) -> str:
     if not spec.source_table:
         return ""
