@@ -38,6 +38,21 @@ class MaintenanceDone:
     detail: str
 
 
+def readers(workflow: Workflow) -> dict[str, set[str]]:
+    """Bronze table → the silver tables of the workflow that read it."""
+    from flowforge.spec.cdc import CdcJob
+    from flowforge.spec.jobs import SilverJob
+
+    out: dict[str, set[str]] = {}
+    for job in workflow.jobs:
+        if isinstance(job, CdcJob):
+            out.setdefault(job.target, set()).update(t.target for t in job.tables)
+        elif isinstance(job, SilverJob):
+            for t in job.tables:
+                out.setdefault(t.source, set()).add(t.target)
+    return out
+
+
 def micro_batch_tables(workflow: Workflow, connection_kind: object) -> list[tuple[str, str, MaintenancePolicy | None]]:
     """(layer, table, the job's own policy) for CDC targets and file-stream ingest targets of a
     workflow, plus the silver tables fed from those. ``connection_kind(name)`` gives a
@@ -65,8 +80,9 @@ def micro_batch_tables(workflow: Workflow, connection_kind: object) -> list[tupl
     return out
 
 
-def consumers_behind(store: LakehouseStore, bronze: str) -> list[str]:
-    """Silver tables that read ``bronze`` and have not processed its newest rows yet."""
+def consumers_behind(store: LakehouseStore, bronze: str, declared: set[str] | None = None) -> list[str]:
+    """Silver tables that read ``bronze`` and have not processed its newest rows yet (a ``declared``
+    reader that does not exist yet counts too)."""
     from flowforge.layers.bronze_versions import last_data_version
     from flowforge.layers.silver import SOURCE_VERSION
 
@@ -74,7 +90,7 @@ def consumers_behind(store: LakehouseStore, bronze: str) -> list[str]:
     if dt_ is None:
         return []
     newest = last_data_version(dt_)
-    behind = []
+    behind = sorted(n for n in declared or () if store.open("silver", n) is None)
     for layer, name in store.tables():
         if layer != "silver":
             continue
@@ -113,7 +129,7 @@ def due(store: LakehouseStore, layer: str, table: str, policy: MaintenancePolicy
 
 
 def maintain(store: LakehouseStore, tables: Iterable[tuple[str, str, MaintenancePolicy | None]],
-             default: MaintenancePolicy) -> list[MaintenanceDone]:
+             default: MaintenancePolicy, declared: dict[str, set[str]] | None = None) -> list[MaintenanceDone]:
     """Apply the policy to each table; what was done, for the log and the audit trail."""
     from flowforge.storage.maintenance import optimize, vacuum
 
@@ -126,7 +142,7 @@ def maintain(store: LakehouseStore, tables: Iterable[tuple[str, str, Maintenance
         if reason is None:
             continue
         if layer == "bronze":
-            behind = consumers_behind(store, table)
+            behind = consumers_behind(store, table, (declared or {}).get(table))
             if behind:
                 done.append(MaintenanceDone(table, layer, "skipped", f"compaction due ({reason}) but "
                                             f"{', '.join(behind)} has not read its newest rows yet"))
@@ -147,7 +163,7 @@ def maintain(store: LakehouseStore, tables: Iterable[tuple[str, str, Maintenance
 def describe_optimize(result: OptimizeResult, reason: str = "") -> str:
     why = f" ({reason})" if reason else ""
     if not result.files_removed:
-        return f"nothing to compact{why}"
+        return f"already compact{why}"
     return (f"{result.files_removed} files compacted into {result.files_added}{why}, "
             f"checkpoint at version {result.version}")
 

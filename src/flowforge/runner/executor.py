@@ -152,7 +152,7 @@ class Runner:
 
     def _maintain(self, workflow: Workflow, succeeded: list[str], actor: str) -> None:
         """Compact, checkpoint and vacuum micro-batch tables the policy says are due (never fails the run)."""
-        from flowforge.layers.maintenance import maintain, micro_batch_tables
+        from flowforge.layers.maintenance import maintain, micro_batch_tables, readers
         from flowforge.spec.maintenance import MaintenancePolicy
 
         if not succeeded:
@@ -163,7 +163,7 @@ class Runner:
                 return self.connector(name).kind
 
             ran = workflow.model_copy(update={"jobs": tuple(j for j in workflow.jobs if j.name in succeeded)})
-            for item in maintain(self.store, micro_batch_tables(ran, kind), policy):
+            for item in maintain(self.store, micro_batch_tables(ran, kind), policy, readers(workflow)):
                 self.metadata.audit(actor, f"table.{item.action}", "table", item.table,
                                     after={"layer": item.layer, "detail": item.detail, "workflow": workflow.name})
         except FlowForgeError as exc:

@@ -28,7 +28,7 @@ from pydantic import Field, field_validator
 
 from flowforge.spec.base import SpecModel
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|d|w|hours?|days?|weeks?)\s*$", re.I)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|w|min|minutes?|hours?|days?|weeks?)\s*$", re.I)
 MIN_RETENTION = dt.timedelta(hours=1)
 
 
@@ -39,7 +39,7 @@ def parse_retention(text: str) -> dt.timedelta:
     if not match:
         raise ValueError(f"retention {text!r} is not a duration such as 36h, 7d or 2w")
     amount, unit = float(match.group(1)), match.group(2)[0].lower()
-    value = dt.timedelta(hours=amount * {"h": 1, "d": 24, "w": 168}[unit])
+    value = dt.timedelta(hours=amount * {"m": 1 / 60, "h": 1, "d": 24, "w": 168}[unit])
     if value < MIN_RETENTION:
         raise ValueError(f"retention {text!r} is below the minimum of 1h: a run in progress may still be "
                          "writing younger files")
