@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from tests.cdc_project import BRONZE, JOB, SCD1, SCD2, WORKFLOW, CdcProject, current, scd2_problems
 
 pymysql = pytest.importorskip("pymysql", reason="PyMySQL is not installed")

@@ -13,7 +13,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-
 from tests.cdc_project import BRONZE, SCD1, SCD2, WORKFLOW, CdcProject, current, scd2_problems
 from tests.cli_helpers import invoke
 from tests.integration.test_cdc_debezium_edges import event
@@ -72,11 +71,14 @@ def test_a_bronze_table_waits_for_its_readers(tmp_path: Path) -> None:
     settings["connections"]["drop"] = {"type": "files", "path": str(tmp_path / "csv"), "format": "csv"}
     (root / "flowforge.yml").write_text(yaml.safe_dump(settings))
     wf = {"name": "files", "jobs": [
-        {"name": "land", "kind": "ingest", "connection": "drop", "tables": [{"files": "*.csv", "target": "bronze_csv"}]},
+        {"name": "land", "kind": "ingest", "connection": "drop",
+         "tables": [{"files": "*.csv", "target": "bronze_csv"}]},
         {"name": "clean", "kind": "silver", "tables": [{"target": "silver_csv", "source": "bronze_csv",
                                                         "strategy": "append"}]}]}
     (root / "workflows" / "files.yml").write_text(yaml.safe_dump(wf))
-    with CdcProject.context(type("P", (), {"root": root})()) as ctx:  # type: ignore[arg-type]
+    from flowforge.core.context import Context
+
+    with Context.open(root) as ctx:
         for n in range(6):
             (tmp_path / "csv" / f"f{n}.csv").write_text(f"id,v\n{n},{n * 10}\n")
             assert ctx.run("files", select=["land"]).status == "success"  # silver lags behind
