@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 CDC_STATE = "cdc_state"
 ADVANCE = "cdc_advance"
+MAX_POSITION = "cdc_max_position"  # the highest source position bronze holds (spares the replay check)
 CHUNK_BYTES = 256 << 20  # commit a chunk before this much event data piles up, whatever its count
 
 
@@ -54,10 +55,10 @@ def run_cdc(ctx: JobContext) -> JobResult:
     return JobResult(tuple(results))
 
 
-def stored_state(store: LakehouseStore, target: str) -> dict[str, Any] | None:
+def stored_state(store: LakehouseStore, target: str, found: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The committed source position; None when there is none or the job was reset."""
-    found = store.progress("bronze", target, CDC_STATE)
-    state = found[0] if found else None
+    found = found if found is not None else store.progress_many("bronze", target, (CDC_STATE,))
+    state = found[CDC_STATE][0] if CDC_STATE in found else None
     if not isinstance(state, dict) or "reset" in state:
         return None
     return state
@@ -72,12 +73,16 @@ def plan_read(ctx: JobContext, connector: Connector, job: CdcJob, state: dict[st
 
 
 def land_events(ctx: JobContext, connector: Connector, job: CdcJob) -> TableResult:
-    state = stored_state(ctx.store, job.target)
+    found = ctx.store.progress_many("bronze", job.target, (CDC_STATE, MAX_POSITION))
+    state = stored_state(ctx.store, job.target, found)
     plan = plan_read(ctx, connector, job, state)
     if not plan.has_data:
         ctx.note(f"{job.target}: no new change events ({plan.description or 'position unchanged'})")
         return TableResult(job.target, "bronze", 0, 0, note="up to date")
-    writer = _Chunks(ctx, job, plan)
+    # a new bronze table records its highest position from the start; an older one without it is
+    # always checked against its files
+    writer = _Chunks(ctx, job, plan, found[MAX_POSITION][0] if MAX_POSITION in found else None,
+                     track=MAX_POSITION in found or not found)
     batches = _event_batches(ctx, connector, plan)
     pending = next(batches, None)
     for following in batches:  # one batch of lookahead: the last batch commits with the plan's state
@@ -104,8 +109,10 @@ def land_events(ctx: JobContext, connector: Connector, job: CdcJob) -> TableResu
 class _Chunks:
     """Events collected and committed in bounded chunks, each with the position it reaches."""
 
-    def __init__(self, ctx: JobContext, job: CdcJob, plan: ReadPlan) -> None:
+    def __init__(self, ctx: JobContext, job: CdcJob, plan: ReadPlan, high: str | None, track: bool) -> None:
         self.ctx, self.job, self.plan = ctx, job, plan
+        self.high = high  # the highest position in bronze, when its commits record it
+        self.track = track
         self.batches: list[pa.RecordBatch] = []
         self.rows = self.nbytes = 0
         self.read = self.written = self.bytes = 0
@@ -125,10 +132,15 @@ class _Chunks:
         from flowforge.connectors.cdc.events import event_schema
 
         schema = pa.schema(list(event_schema()) + audit_fields())
-        events = _new_only(self.ctx, self.job.target, pa.Table.from_batches(self.batches, schema=schema))
+        events = _new_only(self.ctx, self.job.target, pa.Table.from_batches(self.batches, schema=schema), self.high)
         self.batches, self.rows, self.nbytes = [], 0, 0
         progress: dict[str, Any] = {CDC_STATE: state, "batch_id": self.ctx.batch_id, "job": self.ctx.job.name,
                                     "run_id": self.ctx.run_id}
+        highest = _highest(events)
+        if self.track and highest is not None:
+            self.high = max(self.high, highest) if self.high is not None else highest
+        if self.track and self.high is not None:
+            progress[MAX_POSITION] = self.high
         if advance:
             progress[ADVANCE] = True
         commit = self.ctx.store.append("bronze", self.job.target, events, progress)
@@ -173,11 +185,28 @@ def _event_batches(ctx: JobContext, connector: Connector,
             yield pa.RecordBatch.from_arrays(cols, schema=schema), resume
 
 
-def _new_only(ctx: JobContext, target: str, events: pa.Table) -> pa.Table:
-    """Drop events whose ``_event_id`` repeats within the chunk or is already in bronze."""
+def _highest(events: pa.Table) -> str | None:
+    import pyarrow.compute as pc
+
+    if not events.num_rows:
+        return None
+    value = pc.max(events.column("_source_position")).as_py()
+    return None if value is None else str(value)
+
+
+def _new_only(ctx: JobContext, target: str, events: pa.Table, high: str | None = None) -> pa.Table:
+    """Drop events whose ``_event_id`` repeats within the chunk or is already in bronze. Nothing is
+    scanned when the ids are distinct and every position lies above ``high``, the highest position
+    bronze holds (a source read in order)."""
+    import pyarrow.compute as pc
+
     from flowforge.engine.duckdb_engine import DuckDBEngine
 
     if events.num_rows == 0:
+        return events
+    positions = events.column("_source_position")
+    if (high is not None and pc.count_distinct(events.column("_event_id")).as_py() == events.num_rows
+            and not pc.any(pc.starts_with(positions, "seq:")).as_py() and str(pc.min(positions).as_py()) > high):
         return events
     bronze = ctx.store.open("bronze", target)
     engine = DuckDBEngine()

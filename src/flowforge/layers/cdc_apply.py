@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 BRONZE_NEW = "__bronze_new"
 HIGH = "cdc_high"  # the newest source position applied to the silver table
+PROGRESS = (SOURCE_VERSION, HIGH, FLAGS, RESYNC)  # what a silver CDC table's commits carry
 
 
 def apply_table(ctx: JobContext, job: CdcJob, spec: ApplyTable) -> TableResult:
@@ -50,7 +51,9 @@ def apply_table(ctx: JobContext, job: CdcJob, spec: ApplyTable) -> TableResult:
     if bronze is None:
         ctx.note(f"{spec.target}: no change events yet")
         return TableResult(spec.target, "silver", 0, 0, note="up to date")
-    done = ctx.store.progress("silver", spec.target, SOURCE_VERSION)
+    silver = ctx.store.open("silver", spec.target)
+    known = ctx.store.progress_many("silver", spec.target, PROGRESS, silver) if silver is not None else {}
+    done = known.get(SOURCE_VERSION)
     seen = int(done[0]["version"]) if done and done[0].get("table") == job.target else None
     chunks = new_data(ctx.store, bronze, seen, job.commit_every)
     if chunks is None:  # the log cannot tell: compare snapshots, one chunk
@@ -61,8 +64,11 @@ def apply_table(ctx: JobContext, job: CdcJob, spec: ApplyTable) -> TableResult:
         return TableResult(spec.target, "silver", 0, 0, note="up to date")
     events = inserted = updated = deleted = written = 0
     version = None
-    for chunk in chunks:
-        n, applied = _apply_chunk(ctx, job, spec, bronze, chunk, seen)
+    for index, chunk in enumerate(chunks):
+        if index:  # what the previous chunk committed
+            silver = ctx.store.open("silver", spec.target)
+            known = ctx.store.progress_many("silver", spec.target, PROGRESS, silver) if silver is not None else {}
+        n, applied = _apply_chunk(ctx, job, spec, bronze, chunk, silver, {k: v[0] for k, v in known.items()})
         ctx.note(f"{spec.target}: {spec.strategy} applied {n} change events from {job.target} versions "
                  f"{'start' if seen is None else seen + 1}..{chunk.upto}: {applied.inserted} inserted, "
                  f"{applied.updated} updated, {applied.deleted} deleted (version {applied.commit.version})")
@@ -76,8 +82,7 @@ def apply_table(ctx: JobContext, job: CdcJob, spec: ApplyTable) -> TableResult:
 
 
 def _apply_chunk(ctx: JobContext, job: CdcJob, spec: ApplyTable, bronze: DeltaTable, chunk: Chunk,
-                 seen: int | None) -> tuple[int, Applied]:
-    silver = ctx.store.open("silver", spec.target)
+                 silver: DeltaTable | None, known: dict[str, Any]) -> tuple[int, Applied]:
     engine = DuckDBEngine()
     try:
         engine.register_files(BRONZE_NEW, list(chunk.files), bronze.schema().to_arrow())
@@ -85,22 +90,20 @@ def _apply_chunk(ctx: JobContext, job: CdcJob, spec: ApplyTable, bronze: DeltaTa
         n_events = int(engine.rows(f"SELECT count(*) FROM {EVENTS}")[0][0])
         existing = arrow_schema(silver) if silver is not None else None
         progress: dict[str, Any] = {SOURCE_VERSION: {"table": job.target, "version": chunk.upto}}
-        high_found = ctx.store.progress("silver", spec.target, HIGH)
-        high = str(high_found[0]) if high_found and high_found[0] is not None else None
-        pending_found = ctx.store.progress("silver", spec.target, RESYNC)
-        pending = newer(pending_found[0] if pending_found else None, found)
+        high = str(known[HIGH]) if known.get(HIGH) is not None else None
+        pending = newer(known.get(RESYNC), found)
         settle = pending is not None and chunk.settled
         # a new snapshot of an emptied table has no events, yet its rows must go
         plan = plan_columns(engine, spec, existing) if n_events or (settle and existing is not None) else None
         if plan is None:
             return 0, Applied(empty_commit(ctx, spec, silver, {**progress, RESYNC: pending}), 0, 0, 0)
-        flagged = flags(ctx, spec, plan, existing, reset=settle)
+        flagged = flags(known.get(FLAGS), plan, existing, reset=settle)
         progress[FLAGS] = flagged
         progress[RESYNC] = None if settle else pending
         for line in flag_notes(spec, flagged, ctx.workflow, job.name):
             ctx.note(line)
         if plan.widen and silver is not None:
-            ctx.note(f"{spec.target}: " + widen(ctx, spec, plan, silver, _current_progress(ctx, spec)))
+            ctx.note(f"{spec.target}: " + widen(ctx, spec, plan, silver, dict(known)))
             silver = ctx.store.open("silver", spec.target)
             existing = arrow_schema(silver) if silver is not None else None
         engine.con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {typed_sql(plan)}")
@@ -155,18 +158,10 @@ def _apply_chunk(ctx: JobContext, job: CdcJob, spec: ApplyTable, bronze: DeltaTa
     finally:
         engine.close()
     fault_point("cdc.silver.committed")
-    final = ctx.store.open("silver", spec.target)
+    final = silver if silver is not None else ctx.store.open("silver", spec.target)  # a merge updated ``silver``
     if final is not None:
         ctx.mirror.table_committed(table=spec.target, layer="silver", job=ctx.job.name, commit=applied.commit,
                                    schema=arrow_schema(final), progress=progress[SOURCE_VERSION])
     return n_events, applied
 
 
-def _current_progress(ctx: JobContext, spec: ApplyTable) -> dict[str, Any]:
-    """What the silver table's commits say now (carried by a rewrite, so a crash loses nothing)."""
-    out: dict[str, Any] = {}
-    for key in (SOURCE_VERSION, HIGH, FLAGS, RESYNC):
-        found = ctx.store.progress("silver", spec.target, key)
-        if found is not None:
-            out[key] = found[0]
-    return out

@@ -98,10 +98,9 @@ def backfill_silver(ctx: JobContext, spec: ApplyTable, plan: Plan, engine: DuckD
     return notes
 
 
-def flags(ctx: JobContext, spec: ApplyTable, plan: Plan, existing: pa.Schema | None, reset: bool) -> dict[str, str]:
+def flags(previous: Any, plan: Plan, existing: pa.Schema | None, reset: bool) -> dict[str, str]:
     """The table's flagged columns after this batch (a reset's new snapshot clears them)."""
-    found = ctx.store.progress("silver", spec.target, FLAGS)
-    current: dict[str, str] = {} if reset or not found or not isinstance(found[0], dict) else dict(found[0])
+    current: dict[str, str] = {} if reset or not isinstance(previous, dict) else dict(previous)
     if existing is not None:
         for column in plan.unknown_defaults:
             if column not in existing.names:

@@ -27,6 +27,8 @@ _MB = 1 << 20
 # table location -> version of its last compaction seen by this process (spares a history read
 # on every micro-batch of --follow)
 _last_optimize: dict[str, int] = {}
+_last_check: dict[str, int] = {}  # table location -> version whose files were last counted
+_SMALL_FILES_EVERY = 4
 _lock = threading.Lock()
 
 
@@ -101,17 +103,24 @@ def consumers_behind(store: LakehouseStore, bronze: str, declared: set[str] | No
     return behind
 
 
-def due(store: LakehouseStore, layer: str, table: str, policy: MaintenancePolicy) -> str | None:
-    """Why the table needs compacting now, or None."""
+def due(store: LakehouseStore, layer: str, table: str, policy: MaintenancePolicy,
+        version: int | None = None) -> str | None:
+    """Why the table needs compacting now, or None. ``version``, the table's version as the caller
+    just committed it, lets a check between compactions skip opening the table."""
     from flowforge.storage.maintenance import health
 
+    loc = store.location(layer, table)
+    with _lock:
+        last, checked = _last_optimize.get(loc), _last_check.get(loc)
+    if (version is not None and last is not None and checked is not None and version - last < policy.optimize_every
+            and version - checked < _SMALL_FILES_EVERY):
+        return None  # small files are counted every few commits, not on every micro-batch
     dt_ = store.open(layer, table)
     if dt_ is None:
         return None
-    loc = store.location(layer, table)
-    with _lock:
-        last = _last_optimize.get(loc)
     version = dt_.version()
+    with _lock:
+        _last_check[loc] = version
     if last is not None and version - last < policy.optimize_every:
         import pyarrow as pa
 
@@ -129,16 +138,18 @@ def due(store: LakehouseStore, layer: str, table: str, policy: MaintenancePolicy
 
 
 def maintain(store: LakehouseStore, tables: Iterable[tuple[str, str, MaintenancePolicy | None]],
-             default: MaintenancePolicy, declared: dict[str, set[str]] | None = None) -> list[MaintenanceDone]:
-    """Apply the policy to each table; what was done, for the log and the audit trail."""
+             default: MaintenancePolicy, declared: dict[str, set[str]] | None = None,
+             written: dict[tuple[str, str], int] | None = None) -> list[MaintenanceDone]:
+    """Apply the policy to each table (of those in ``written``, when given: layer and table → the
+    version the run committed); what was done, for the log and the audit trail."""
     from flowforge.storage.maintenance import optimize, vacuum
 
     done: list[MaintenanceDone] = []
     for layer, table, own in tables:
         policy = own or default
-        if not policy.auto:
+        if not policy.auto or (written is not None and (layer, table) not in written):
             continue
-        reason = due(store, layer, table, policy)
+        reason = due(store, layer, table, policy, (written or {}).get((layer, table)))
         if reason is None:
             continue
         if layer == "bronze":

@@ -142,7 +142,9 @@ class Runner:
             if event.status == "failed":
                 for later in downstream_closure(workflow, name):
                     blocked.setdefault(later, f"upstream job '{name}' failed")
-        self._maintain(workflow, [e.job for e in events if e.status == "success"], actor)
+        written = {(t.layer, t.table): t.version for e in events if e.result is not None for t in e.result.tables
+                   if t.version is not None}
+        self._maintain(workflow, [e.job for e in events if e.status == "success"], actor, written)
         failed = sum(e.status == "failed" for e in events)
         status: RunStatus = "success" if not failed else ("failed" if failed == len(order) or not any(
             e.status == "success" for e in events) else "partial")
@@ -150,12 +152,13 @@ class Runner:
         self.metadata.finish_run(run_id, status=status, error=error)
         return RunSummary(run_id, workflow.name, status, tuple(events), time.perf_counter() - start)
 
-    def _maintain(self, workflow: Workflow, succeeded: list[str], actor: str) -> None:
+    def _maintain(self, workflow: Workflow, succeeded: list[str], actor: str,
+                  written: dict[tuple[str, str], int]) -> None:
         """Compact, checkpoint and vacuum micro-batch tables the policy says are due (never fails the run)."""
         from flowforge.layers.maintenance import maintain, micro_batch_tables, readers
         from flowforge.spec.maintenance import MaintenancePolicy
 
-        if not succeeded:
+        if not succeeded or not written:
             return
         policy = self.maintenance or MaintenancePolicy()
         try:
@@ -163,7 +166,7 @@ class Runner:
                 return self.connector(name).kind
 
             ran = workflow.model_copy(update={"jobs": tuple(j for j in workflow.jobs if j.name in succeeded)})
-            for item in maintain(self.store, micro_batch_tables(ran, kind), policy, readers(workflow)):
+            for item in maintain(self.store, micro_batch_tables(ran, kind), policy, readers(workflow), written):
                 self.metadata.audit(actor, f"table.{item.action}", "table", item.table,
                                     after={"layer": item.layer, "detail": item.detail, "workflow": workflow.name})
         except FlowForgeError as exc:

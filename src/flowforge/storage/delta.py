@@ -360,20 +360,27 @@ class LakehouseStore:
     # -- progress ------------------------------------------------------------------
     def progress(self, layer: str, table: str, key: str) -> tuple[Any, int] | None:
         """The newest ``flowforge.<key>`` recorded in the table's commits, with its version."""
-        dt = self.open(layer, table)
+        return self.progress_many(layer, table, (key,)).get(key)
+
+    def progress_many(self, layer: str, table: str, keys: tuple[str, ...],
+                      dt: DeltaTable | None = None) -> dict[str, tuple[Any, int]]:
+        """``progress`` of several keys from one read of the history (of ``dt`` when given)."""
+        dt = dt if dt is not None else self.open(layer, table)
+        found: dict[str, tuple[Any, int]] = {}
         if dt is None:
-            return None
+            return found
         loc = self.location(layer, table)
         with _storage_errors("read the history of", loc, self._options(loc)):
-            # the newest commits almost always carry it; read the whole log only when they don't
+            # the newest commits almost always carry them; read the whole log only when they don't
             for limit in (10, None):
                 for commit in dt.history(limit):
-                    raw = commit.get(META_PREFIX + key)
-                    if raw is not None:
-                        return json.loads(raw), int(commit["version"])
-                if limit is not None and dt.version() < limit:
+                    for key in keys:
+                        raw = commit.get(META_PREFIX + key)
+                        if raw is not None and key not in found:
+                            found[key] = (json.loads(raw), int(commit["version"]))
+                if len(found) == len(keys) or (limit is not None and dt.version() < limit):
                     break
-        return None
+        return found
 
 
 def _local_tables(base: str) -> list[str]:
