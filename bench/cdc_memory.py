@@ -9,7 +9,7 @@ starts its own PostgreSQL with ``wal_level=logical`` (``initdb``, see ``cdc_pg_s
 UPDATEs, committed in ``--txn-rows`` transactions (``--txn-rows 0``: all of them in one
 transaction, the case of issue 18 item 9). Then one ``flowforge run`` in a child process lands
 them: in bronze only (``bronze``, the CDC bronze path), and in bronze plus an SCD1 silver table
-(``bronze+scd1``, on its own slot over the same WAL). Reported: wall seconds of the command,
+(``bronze+scd1``, on its own slot over the same WAL, up to ``--silver-max``). Reported: wall seconds of the command,
 events/s, and peak RSS from ``wait4`` (the harness imports only the standard library, so the
 figure is the child's). ``--anchor-src`` runs the same bronze load with another checkout's code
 (e.g. the main branch, which buffered a whole run's events) for sizes up to 1M.
@@ -52,7 +52,8 @@ def psql(url: str, sql: str) -> str:
     return done.stdout.strip()
 
 
-def project(root: Path, url: str, slot: str, table: str, silver: bool, anchor: bool = False) -> Path:
+def project(root: Path, url: str, slot: str, table: str, silver: bool, anchor: bool = False,
+            job: str = "") -> Path:
     import textwrap
 
     (root / "workflows").mkdir(parents=True)
@@ -66,7 +67,8 @@ def project(root: Path, url: str, slot: str, table: str, silver: bool, anchor: b
         """), encoding="utf-8")
     tables = "\n    tables: [{target: silver_events, strategy: scd1, keys: [id]}]" if silver else ""
     (root / "workflows" / "cdc.yml").write_text(
-        f"name: cdc\njobs:\n  - name: events\n    kind: cdc\n    connection: src\n    target: bronze_events{tables}\n",
+        f"name: cdc\njobs:\n  - name: events\n    kind: cdc\n    connection: src\n    target: bronze_events{tables}\n"
+        + (f"    {job}\n" if job and not anchor else ""),
         encoding="utf-8")
     return root
 
@@ -107,18 +109,21 @@ def _read(stdout: str) -> int | None:
     return int(found.group(1).replace(",", "")) if found else None
 
 
-def memory(url: str, sizes: list[int], txn_rows: int, anchor: Path | None, work: Path) -> list[dict[str, Any]]:
+def memory(url: str, sizes: list[int], txn_rows: int, anchor: Path | None, work: Path,
+           job: str = "", silver_max: int = 1_000_000) -> list[dict[str, Any]]:
     out = []
     for n in sizes:
         table = f"mem_{n}"
         psql(url, f"DROP TABLE IF EXISTS public.{table}; CREATE TABLE public.{table} (id bigint PRIMARY KEY, qty int, "
                   "price numeric(12,2), name text, updated timestamptz)")
-        cases = {"bronze": (SRC, False), "bronze+scd1": (SRC, True)}
+        cases = {"bronze": (SRC, False)}
+        if n <= silver_max:  # the silver merge at 10M rows is issue 17's section 2, measured elsewhere
+            cases["bronze+scd1"] = (SRC, True)
         if anchor is not None and n <= 1_000_000:
             cases["bronze, anchor code"] = (anchor, False)
         projects = {}
         for i, (name, (src, silver)) in enumerate(cases.items()):
-            root = project(work / f"{table}_{i}", url, f"ff_mem_{n}_{i}", table, silver, anchor=src != SRC)
+            root = project(work / f"{table}_{i}", url, f"ff_mem_{n}_{i}", table, silver, anchor=src != SRC, job=job)
             first = flowforge(src, "-p", str(root), "run", "cdc")  # the empty snapshot creates the slot
             if first.returncode:
                 raise RuntimeError(first.failure())
@@ -210,6 +215,9 @@ def main() -> None:
     parser.add_argument("--txn-rows", type=int, default=100_000, help="rows per source transaction (0: one)")
     parser.add_argument("--url", help="a PostgreSQL with wal_level=logical (default: start one)")
     parser.add_argument("--anchor-src", type=Path, help="another checkout's src/ to measure the same way")
+    parser.add_argument("--silver-max", type=int, default=1_000_000, help="largest size with the SCD1 case")
+    parser.add_argument("--job", default="", help="extra cdc job settings as YAML flow, e.g. "
+                                                 "'commit_every: 50000'")
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--interval", type=float, default=0.2)
@@ -220,7 +228,8 @@ def main() -> None:
     try:
         with own_server() if not args.url else _given(args.url) as url:
             if sizes:
-                result["memory"] = memory(url, sizes, args.txn_rows, args.anchor_src, work)
+                result["memory"] = memory(url, sizes, args.txn_rows, args.anchor_src, work, args.job,
+                                          args.silver_max)
                 print(format_table(["events", "case", "seconds", "events/s", "peak RSS MB"],
                                    [[r["events"], r["case"], r["seconds"], r["events_per_s"], r["peak_rss_mb"]]
                                     for r in result["memory"]], title="\nCDC run, PostgreSQL logical decoding"))

@@ -20,11 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowforge.errors import ConfigError
 
 if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
     from flowforge.connectors.base import Connector
     from flowforge.runner.executor import JobEvent, Runner, RunSummary
     from flowforge.spec.cdc import CdcJob
@@ -50,24 +52,55 @@ def cdc_jobs(workflow: Workflow) -> list[CdcJob]:
     return jobs
 
 
-def pending(job: CdcJob, store: LakehouseStore, conn: Connector) -> bool:
+class TableWatch:
+    """What the polls read from Delta tables, kept while a table's log has no newer commit (for a
+    local table, one ``stat``; an idle ``--follow`` then opens no table at all)."""
+
+    def __init__(self, store: LakehouseStore) -> None:
+        self.store = store
+        self.cache: dict[tuple[str, str], tuple[int, Any]] = {}
+
+    def read(self, layer: str, table: str, what: Callable[[DeltaTable], Any]) -> Any:
+        import os
+
+        from flowforge.storage.options import is_remote
+
+        key = (layer, table)
+        loc = self.store.location(layer, table)
+        hit = self.cache.get(key)
+        if hit is not None and not is_remote(loc) and not os.path.exists(
+                os.path.join(loc, "_delta_log", f"{hit[0] + 1:020d}.json")):
+            return hit[1]
+        dt = self.store.open(layer, table)
+        if dt is None:
+            self.cache.pop(key, None)
+            return None
+        value = what(dt)
+        self.cache[key] = (dt.version(), value)
+        return value
+
+
+def pending(job: CdcJob, store: LakehouseStore, conn: Connector, watch: TableWatch | None = None) -> bool:
     """Whether a micro-batch of ``job`` would do anything; commits a position the source asks to
     release when nothing else is pending."""
     from flowforge.connectors.base import ReadRequest
     from flowforge.layers.bronze_versions import last_data_version
-    from flowforge.layers.cdc import commit_advance, stored_state
+    from flowforge.layers.cdc import CDC_STATE, commit_advance, stored_state
     from flowforge.layers.silver import SOURCE_VERSION
 
-    state = stored_state(store, job.target)
+    watch = watch or TableWatch(store)
+    bronze = watch.read("bronze", job.target, lambda dt: (
+        stored_state(store, job.target, store.progress_many("bronze", job.target, (CDC_STATE,), dt)),
+        last_data_version(dt)))
+    state, newest = bronze if bronze is not None else (None, None)
     poll = conn.cdc_poll(ReadRequest(files=job.files, batch_size=job.batch_size), state)
     if poll.changes:
         return True
-    bronze = store.open("bronze", job.target)
     if bronze is None:
         return state is None
-    newest = last_data_version(bronze)
     for table in job.tables:
-        done = store.progress("silver", table.target, SOURCE_VERSION)
+        done = watch.read("silver", table.target, lambda dt, t=table.target: store.progress_many(
+            "silver", t, (SOURCE_VERSION,), dt).get(SOURCE_VERSION))
         if newest is not None and (done is None or int(done[0].get("version", -1)) < newest):
             return True
     if poll.advance is not None:
@@ -90,13 +123,14 @@ def follow(workflow: Workflow, runner: Runner, *, actor: str, options: FollowOpt
     idle_since = time.monotonic()
     restore = _stop_on_signals(stop)
     conns: dict[str, Connector] = {}
+    watch = TableWatch(runner.store)
     try:
         while not stop.is_set():
             started = time.monotonic()
             for j in jobs:
                 if j.name not in conns:
                     conns[j.name] = runner.connector(j.connection)
-            if any(pending(j, runner.store, conns[j.name]) for j in jobs):
+            if any(pending(j, runner.store, conns[j.name], watch) for j in jobs):
                 summary = runner.run(workflow, trigger="follow", actor=actor, on_event=on_event, select=names)
                 cycles += 1
                 idle_since = time.monotonic()
