@@ -17,7 +17,7 @@ figure is the child's). ``--anchor-src`` runs the same bronze load with another 
 **Latency.** A writer process commits single-row INSERTs at ``--rate`` per second for
 ``--latency-seconds``; ``flowforge run --follow --interval`` runs in a child with an SCD1 silver
 table; a poller process opens the silver table every 20 ms and records when each row first
-appears. Latency = first seen in silver − the writer's COMMIT returned (one wall clock, one
+appears. Latency = first seen in silver - the writer's COMMIT returned (one wall clock, one
 machine). Results go to bench/results/cdc_memory.json. Nothing is asserted: tests decide.
 """
 
@@ -178,7 +178,8 @@ open(out, "w").write(json.dumps(seen))
 """
 
 
-def latency(url: str, seconds: float, rate: float, interval: float, src: Path, work: Path, label: str) -> dict[str, Any]:
+def latency(url: str, seconds: float, rate: float, interval: float, src: Path, work: Path,
+            label: str) -> dict[str, Any]:
     table = f"lat_{abs(hash(label)) % 10_000}"
     psql(url, f"DROP TABLE IF EXISTS public.{table}; CREATE TABLE public.{table} (id int PRIMARY KEY, note text)")
     root = project(work / f"{table}_follow", url, f"ff_{table}", table, silver=True, anchor=src != SRC)
