@@ -55,8 +55,18 @@ def first_position(engine: DuckDBEngine, events: str, column: str) -> str | None
 
 def fill_typed(engine: DuckDBEngine, plan: Plan, events: str) -> int:
     """Give events from before a column existed the value its default gave their rows."""
+    if not plan.defaults:
+        return 0
+    # most declared defaults belong to columns every event carries: one query finds the others
+    columns = list(plan.defaults)
+    counts = engine.rows("SELECT " + ", ".join(
+        f"count(*) FILTER (WHERE _op IN ('c', 'r', 'u') AND NOT json_exists(coalesce(_after, '{{}}'), {_path(c)}))"
+        for c in columns) + f" FROM {events}")[0]
     filled = 0
-    for column, value in plan.defaults.items():
+    for column, missing in zip(columns, counts, strict=True):
+        if not missing:
+            continue
+        value = plan.defaults[column]
         first = first_position(engine, events, column)
         before = "" if first is None else f" AND _source_position < '{first.replace(chr(39), chr(39) * 2)}'"
         ords = (f"SELECT _ord FROM {events} WHERE _op IN ('c', 'r', 'u') "
