@@ -75,6 +75,9 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("POST", "/templates/bfsi_customer_360/instantiate", "editor", {"params": {"workflow_name": "matrix_tpl"},
                                                                     "overwrite": True}),
     ("GET", "/audit", "editor", None),
+    ("POST", "/workflows/{wf}/jobs/ingest/cdc/reset", "editor", None),  # refused (not a cdc job), after the role
+    ("POST", "/maintenance/optimize", "editor", {"tables": ["bronze_orders"]}),
+    ("POST", "/maintenance/vacuum", "admin", {"dry_run": True}),
     ("DELETE", "/workflows/matrix_clone", "editor", None),
 ]
 
