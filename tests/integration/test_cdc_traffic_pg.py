@@ -7,6 +7,7 @@ traffic, reproduced through a cdc workflow (scd1 + scd2) and checked row by row 
 4. idle streams: WAL of other databases creates no runs; the slot still advances
 5. ``flowforge cdc reset`` after the slot was dropped
 6. an interrupted run does not stay "running"
+7. micro-batch tables are compacted under the maintenance policy
 8. exact integer types, snapshot valid_from, versions within one transaction, TRUNCATE logged
 9. a huge transaction in bounded chunks, killed between chunks
 """
@@ -299,6 +300,30 @@ def test_6_an_interrupted_cdc_run_is_recorded_as_failed(pg: Pg, tmp_path: Path,
         run = ctx.runs(WORKFLOW, 1)[0]
         assert (run.trigger, run.status, run.error) == ("follow", "failed", "interrupted (KeyboardInterrupt)")
         assert [(j.job_name, j.status) for j in ctx.run_detail(run.id).job_runs] == [(JOB, "failed")]
+
+
+# -- 7 ---------------------------------------------------------------------------------------
+
+def test_7_micro_batches_are_compacted_and_stay_equal_to_the_source(pg: Pg, tmp_path: Path) -> None:
+    pg.execute("CREATE TABLE {s}.t (id bigint PRIMARY KEY, name text, qty int)")
+    pg.execute("INSERT INTO {s}.t SELECT g, 'n' || g, g FROM generate_series(1, 50) g")
+    project = CdcProject(tmp_path / "p", pg.connection(),
+                         settings={"maintenance": {"optimize_every": 4, "max_small_files": 3,
+                                                   "vacuum_retention": "1h"}})
+    project.run()
+    for batch in range(12):  # what --follow does: a small micro-batch after another
+        pg.execute(f"UPDATE {{s}}.t SET qty = qty + 1 WHERE id % 12 = {batch}")
+        pg.execute("INSERT INTO {s}.t VALUES (%s, 'new', 0)", (100 + batch,))
+        project.run()
+    assert "OPTIMIZE" in [h["operation"] for h in project.dt("bronze", BRONZE).history()]
+    for layer, table in (("bronze", BRONZE), ("silver", SCD1), ("silver", SCD2)):
+        assert len(project.dt(layer, table).file_uris()) <= 4, f"{table} stays a few files"
+    _same_as_source(project, pg, ["name", "qty"])
+    events = [r["_event_id"] for r in project.rows(BRONZE, "bronze")]
+    assert len(events) == len(set(events)), "compaction neither duplicated nor lost an event"
+    with project.context() as ctx:
+        assert all(d.action == "vacuum" for d in ctx.maintenance.vacuum(retention="1h"))
+        assert any(a.action == "table.optimize" for a in ctx.audit_log(500, object_type="table"))
 
 
 # -- 8 ---------------------------------------------------------------------------------------

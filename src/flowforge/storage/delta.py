@@ -204,13 +204,13 @@ class LakehouseStore:
     def _remote_tables(self, base: str) -> list[str]:
         bucket, key = Bucket.for_uri(base, self.storage_options)
         names = bucket.list_dirs(key + "/")
-        return [n for n in names if bucket.exists_prefix(f"{key}/{n}/_delta_log/0")]
+        return [n for n in names if _remote_commit(bucket, f"{key}/{n}")]
 
     def _is_table(self, loc: str) -> bool:
         if not is_remote(loc):
             return has_commit(loc)
         bucket, key = Bucket.for_uri(loc, self.storage_options)
-        return bucket.exists_prefix(f"{key}/_delta_log/0")  # a commit, not just leftovers
+        return _remote_commit(bucket, key)
 
     def preview(self, layer: str, table: str, limit: int = 100) -> pa.Table:
         """The first ``limit`` rows of a table, read from wherever it lives."""
@@ -387,6 +387,15 @@ def _local_tables(base: str) -> list[str]:
     if not os.path.isdir(base):
         return []
     return [name for name in sorted(os.listdir(base)) if has_commit(os.path.join(base, name))]
+
+
+def _remote_commit(bucket: Bucket, key: str) -> bool:
+    """Whether a table folder in object storage holds a commit or checkpoint (not just leftovers)."""
+    for info in bucket.list_objects(f"{key}/_delta_log/"):
+        name = info.key.rsplit("/", 1)[-1]
+        if name[:20].isdigit() and name.endswith((".json", ".parquet")):
+            return True
+    return False
 
 
 def has_commit(loc: str) -> bool:
