@@ -106,3 +106,26 @@ def test_idle_stream_makes_no_runs(tmp_path: Path) -> None:
         runs = len(ctx.runs(WORKFLOW, 100))
         assert ctx.follow(WORKFLOW, interval=0.05, idle_timeout=1.0) == 0
         assert len(ctx.runs(WORKFLOW, 100)) == runs
+
+
+def test_many_files_commit_in_chunks_and_survive_a_kill(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    events = tmp_path / "events"
+    events.mkdir()
+    project = CdcProject(tmp_path / "p", {"type": "debezium", "path": str(events)}, files="*.jsonl", commit_every=3)
+    for f in range(5):
+        _write(project, f"f{f}.jsonl", [event("c", 100 * f + i, None, {"id": 10 * f + i, "name": "n", "notes": None})
+                                        for i in range(3)])
+    env = {**os.environ, "FLOWFORGE_FAULT": "cdc.bronze.committed:2", "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run([sys.executable, "-m", "flowforge", "-p", str(project.root), "run", WORKFLOW], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    state = json.loads(project.dt("bronze", "bronze_items").history(1)[0]["flowforge.cdc_state"])
+    assert sorted(state["files"]) == ["f0.jsonl", "f1.jsonl"], "each commit holds whole files and says which"
+    project.run()
+    ids = [r["_event_id"] for r in project.rows("bronze_items", "bronze")]
+    assert len(ids) == len(set(ids)) == 15
+    assert sorted(current(project.rows(SCD1), ["name"])) == sorted(10 * f + i for f in range(5) for i in range(3))

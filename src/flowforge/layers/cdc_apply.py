@@ -68,7 +68,9 @@ def apply_table(ctx: JobContext, job: CdcJob, spec: ApplyTable) -> TableResult:
         if index:  # what the previous chunk committed
             silver = ctx.store.open("silver", spec.target)
             known = ctx.store.progress_many("silver", spec.target, PROGRESS, silver) if silver is not None else {}
-        n, applied = _apply_chunk(ctx, job, spec, bronze, chunk, silver, {k: v[0] for k, v in known.items()})
+        unapplied = {f for later in chunks[index:] for f in later.files}  # this chunk's files and later ones
+        n, applied = _apply_chunk(ctx, job, spec, bronze, chunk, silver, {k: v[0] for k, v in known.items()},
+                                  unapplied)
         ctx.note(f"{spec.target}: {spec.strategy} applied {n} change events from {job.target} versions "
                  f"{'start' if seen is None else seen + 1}..{chunk.upto}: {applied.inserted} inserted, "
                  f"{applied.updated} updated, {applied.deleted} deleted (version {applied.commit.version})")
@@ -82,7 +84,7 @@ def apply_table(ctx: JobContext, job: CdcJob, spec: ApplyTable) -> TableResult:
 
 
 def _apply_chunk(ctx: JobContext, job: CdcJob, spec: ApplyTable, bronze: DeltaTable, chunk: Chunk,
-                 silver: DeltaTable | None, known: dict[str, Any]) -> tuple[int, Applied]:
+                 silver: DeltaTable | None, known: dict[str, Any], unapplied: set[str]) -> tuple[int, Applied]:
     engine = DuckDBEngine()
     try:
         engine.register_files(BRONZE_NEW, list(chunk.files), bronze.schema().to_arrow())
@@ -111,7 +113,7 @@ def _apply_chunk(ctx: JobContext, job: CdcJob, spec: ApplyTable, bronze: DeltaTa
         fill_typed(engine, plan, EVENTS)
         old_view = None
         if high is not None and silver is not None:
-            old = sorted(set(bronze.file_uris()) - set(chunk.files))
+            old = sorted(set(bronze.file_uris()) - unapplied)  # the events silver already applied
             if old:
                 engine.register_files("__bronze_old", old, bronze.schema().to_arrow())
                 old_view = "__bronze_old"
@@ -135,7 +137,8 @@ def _apply_chunk(ctx: JobContext, job: CdcJob, spec: ApplyTable, bronze: DeltaTa
         if spec.strategy == "scd1":
             # keys with late events get their row recomputed from all of their events in bronze: a
             # newer delete, or a TOAST value a newer event took from the wrong predecessor, is settled
-            found_late = late_rebuild(engine, plan, high, old_view, table_filter(spec)) if silver else None
+            found_late = (late_rebuild(engine, plan, high, old_view, table_filter(spec)) if silver is not None
+                          else None)
             if found_late is None:
                 sql = scd1_sql(plan, spec.soft_delete)
             else:

@@ -8,14 +8,22 @@ Positions and the snapshot handoff
   of a snapshot taken at exactly that point. ``read`` imports that snapshot (``SET TRANSACTION
   SNAPSHOT``) and emits every row as an ``r`` event at the position just before the consistent point. The slot decodes
   exactly the transactions committed after that point, so nothing is lost or read twice across
-  the handoff. ``new_state`` is ``{"lsn": <consistent point>}``. A first run that did not commit
-  left nothing in bronze: the next first run drops the slot and starts over.
+  the handoff. ``new_state`` is ``{"lsn": <consistent point>}``. Each table's rows follow a ``t``
+  event with ``_snapshot`` ``reset``: the snapshot replaces what silver holds. A first run (or a
+  snapshot) that did not finish committing drops the slot and starts over.
 * **Later runs**: ``plan`` first advances the slot to the stored LSN (``pg_replication_slot_advance``)
   — that LSN was committed with bronze rows, so the slot is never ahead of bronze — then fixes the
   upper bound at ``pg_current_wal_flush_lsn()``. ``read`` peeks (never consumes) changes up to it.
   A transaction is emitted iff its commit record starts before the bound, and advancing the slot
   to the bound later skips exactly those transactions, so a crash between read and commit replays
   the same events and a commit moves on to newer ones only.
+* **Chunks**: batches carry the state to resume from (``events.with_resume``): after a whole
+  transaction, the end of its commit record; inside one, the last whole transaction's end plus
+  ``skip`` (that transaction and the last position bronze holds of it), so bronze commits a long
+  read, or one huge transaction, in bounded chunks.
+* **Idle**: ``cdc_poll`` decodes the pending WAL to tell changes of the captured tables from WAL
+  of other databases; with none, the position is committed without events once
+  ``idle_advance_bytes`` of WAL sit behind the slot, so the server can recycle it.
 """
 
 from __future__ import annotations
