@@ -68,7 +68,7 @@ def project(root: Path, url: str, slot: str, table: str, silver: bool, anchor: b
     tables = "\n    tables: [{target: silver_events, strategy: scd1, keys: [id]}]" if silver else ""
     (root / "workflows" / "cdc.yml").write_text(
         f"name: cdc\njobs:\n  - name: events\n    kind: cdc\n    connection: src\n    target: bronze_events{tables}\n"
-        + (f"    {job}\n" if job and not anchor else ""),
+        + "".join(f"    {item.strip()}\n" for item in job.split(";") if item.strip() and not anchor),
         encoding="utf-8")
     return root
 
@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--anchor-src", type=Path, help="another checkout's src/ to measure the same way")
     parser.add_argument("--silver-max", type=int, default=1_000_000, help="largest size with the SCD1 case")
     parser.add_argument("--job", default="", help="extra cdc job settings as YAML flow, e.g. "
-                                                 "'commit_every: 50000'")
+                                                 "'commit_every: 50000; batch_size: 20000'")
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--interval", type=float, default=0.2)
