@@ -18,9 +18,9 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from flowforge.storage.delta import META_PREFIX, _encode, _storage_errors, _writer, has_commit
+from flowforge.storage.delta import _encode, _storage_errors, _writer, has_commit
 from flowforge.storage.options import is_remote
 
 if TYPE_CHECKING:
@@ -101,19 +101,6 @@ def optimize(store: LakehouseStore, layer: str, table: str, target_bytes: int,
                           int(metrics.get("numFilesAdded") or 0), dt_.version())
 
 
-def checkpoint(store: LakehouseStore, layer: str, table: str) -> int:
-    """Write a checkpoint of the newest version and drop log entries past the log retention."""
-    loc = store.location(layer, table)
-    opts = store.write_options(loc)
-    dt_ = store._open_uri(loc, options=opts)
-    if dt_ is None:
-        return -1
-    with _storage_errors("checkpoint", loc, opts):
-        dt_.create_checkpoint()
-        dt_.cleanup_metadata()
-    return dt_.version()
-
-
 def vacuum(store: LakehouseStore, layer: str, table: str, retention: dt.timedelta, *,
            versions: bool = False, dry_run: bool = False) -> VacuumResult:
     from deltalake import CommitProperties
@@ -173,13 +160,3 @@ def remove_uncommitted(layer: str, table: str, loc: str, retention: dt.timedelta
             return VacuumResult(table, layer, 0, 0, uncommitted=True)
         shutil.rmtree(loc, ignore_errors=True)
     return VacuumResult(table, layer, len(files), size, uncommitted=True)
-
-
-def last_maintenance(dt_: DeltaTable) -> dict[str, Any] | None:
-    import json
-
-    for commit in dt_.history(20):
-        raw = commit.get(META_PREFIX + MAINTENANCE)
-        if raw is not None:
-            return {**json.loads(raw), "version": commit["version"], "timestamp": commit.get("timestamp")}
-    return None
