@@ -97,7 +97,7 @@ def pending(job: CdcJob, store: LakehouseStore, conn: Connector, watch: TableWat
     if poll.changes:
         return True
     if bronze is None:
-        return state is None
+        return False  # no events yet, and the source has none either
     for table in job.tables:
         done = watch.read("silver", table.target, lambda dt, t=table.target: store.progress_many(
             "silver", t, (SOURCE_VERSION,), dt).get(SOURCE_VERSION))
