@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from flowforge.connectors.base import Connector
-    from flowforge.metadata import MetadataStore
+    from flowforge.metadata import MetadataStore, RunRecord
     from flowforge.metadata.records import Layer, RunStatus
     from flowforge.spec.maintenance import MaintenancePolicy
     from flowforge.spec.workflow import Workflow
@@ -113,14 +113,14 @@ class Runner:
             on_start(run.id)
         batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{run.id}-{uuid.uuid4().hex[:6]}"
         try:
-            return self._run_jobs(workflow, order, run.id, batch_id, actor, emit, start)
+            return self._run_jobs(workflow, order, run, batch_id, actor, emit, start)
         except BaseException as exc:  # Ctrl-C twice, SystemExit, a bug: the run must not stay "running"
             why = f"interrupted ({type(exc).__name__})" if not isinstance(exc, Exception) else redact(
                 f"{type(exc).__name__}: {exc}".splitlines()[0])
             self.metadata.finish_run(run.id, status="failed", error=why)
             raise
 
-    def _run_jobs(self, workflow: Workflow, order: list[str], run_id: int, batch_id: str, actor: str,
+    def _run_jobs(self, workflow: Workflow, order: list[str], run: RunRecord, batch_id: str, actor: str,
                   emit: Callable[[JobEvent], None], start: float) -> RunSummary:
         mirror = MetadataMirror(self.metadata, self.store, workflow.name)
         events: list[JobEvent] = []
@@ -128,15 +128,15 @@ class Runner:
         for index, name in enumerate(order, start=1):
             job = workflow.job(name)
             if name in blocked:
-                self.metadata.skip_job_run(run_id, name, blocked[name])
+                self.metadata.skip_job_run(run.id, name, blocked[name])
                 event = JobEvent(name, job.kind, "skipped", index, len(order), error=blocked[name])
                 events.append(event)
                 emit(event)
                 continue
             emit(JobEvent(name, job.kind, "start", index, len(order)))
-            ctx = JobContext(job=job, workflow=workflow.name, run_id=run_id, batch_id=batch_id,
+            ctx = JobContext(job=job, workflow=workflow.name, run_id=run.id, batch_id=batch_id,
                              store=self.store, mirror=mirror, connector=self.connector, log=log)
-            event = self._run_job(ctx, run_id, index, len(order))
+            event = self._run_job(ctx, run.id, index, len(order))
             events.append(event)
             emit(event)
             if event.status == "failed":
@@ -149,8 +149,8 @@ class Runner:
         status: RunStatus = "success" if not failed else ("failed" if failed == len(order) or not any(
             e.status == "success" for e in events) else "partial")
         error = "; ".join(f"{e.job}: {e.error}" for e in events if e.status == "failed") or None
-        self.metadata.finish_run(run_id, status=status, error=error)
-        return RunSummary(run_id, workflow.name, status, tuple(events), time.perf_counter() - start)
+        self.metadata.finish_run(run.id, status=status, error=error)
+        return RunSummary(run.id, workflow.name, status, tuple(events), time.perf_counter() - start)
 
     def _maintain(self, workflow: Workflow, succeeded: list[str], actor: str,
                   written: dict[tuple[str, str], int]) -> None:
