@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # single tables placed outside the root: {layer: {table: "s3://bucket/prefix" or a path}}
     table_locations: dict[str, dict[str, str]] = Field(default_factory=dict)
     # automatic compaction / checkpoints / vacuum after CDC and file-stream jobs (spec/maintenance.py)
-    maintenance: MaintenancePolicy = Field(default_factory=MaintenancePolicy)
+    maintenance: MaintenancePolicy = Field(default_factory=lambda: MaintenancePolicy.model_validate({}))
 
     @field_validator("storage", mode="before")
     @classmethod

@@ -85,10 +85,10 @@ def new_data(store: LakehouseStore, dt: DeltaTable, seen: int | None, limit: int
     rows = 0
     for version, adds in added:
         for path, n in adds:
-            uri = uris.get(path)
-            if uri is None:
+            found = uris.get(path)
+            if found is None:
                 return None
-            files.append(uri)
+            files.append(found)
             rows += n
         if limit is not None and rows >= limit:
             chunks.append(Chunk(version, tuple(files), rows, settled.get(version, True)))

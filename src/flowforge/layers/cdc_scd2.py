@@ -117,8 +117,9 @@ def scd2_sql(plan: Plan, have: tuple[str, ...] | None, source: str = "typed") ->
         cols = ", ".join(f"CAST(NULL AS {plan.types[c]}) AS {quote(c)}" for c in plan.columns)
         current = (f"SELECT {cols}, CAST(NULL AS VARCHAR) AS __cur_pos, CAST(NULL AS VARCHAR) AS __cur_id, "
                    "CAST(NULL AS TIMESTAMPTZ) AS __cur_from WHERE false")
-    packed = (lambda alias: f"struct_pack({', '.join(f'{v} := {alias}.{v}' for v in vals)})") if vals else (
-        lambda alias: "true")
+    def packed(alias: str) -> str:
+        return f"struct_pack({', '.join(f'{v} := {alias}.{v}' for v in vals)})" if vals else "true"
+
     live = (f"SELECT e.*, {packed('e')} AS __vals, CASE WHEN c.__cur_pos IS NOT NULL THEN {packed('c')} END "
             f"AS __cur_vals FROM (SELECT * FROM {source} WHERE _op <> 't') e LEFT JOIN cur c ON {on} "
             f"WHERE c.__cur_pos IS NULL OR e._position > c.__cur_pos "

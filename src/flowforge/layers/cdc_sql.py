@@ -179,9 +179,9 @@ def plan_columns(engine: DuckDBEngine, spec: ApplyTable, existing: pa.Schema | N
                                 f"change events (columns: {', '.join(order)}).", hint="Fix 'keys' of the table.")
     if spec.columns is not None:
         wanted = [c for c in spec.columns if c not in keys]
-        unknown = [c for c in wanted if c not in types]
-        if unknown:
-            raise SourceSchemaError(f"Silver table {spec.target}: column(s) {', '.join(unknown)} are not in the "
+        absent = [c for c in wanted if c not in types]
+        if absent:
+            raise SourceSchemaError(f"Silver table {spec.target}: column(s) {', '.join(absent)} are not in the "
                                     f"change events.", hint=f"Columns: {', '.join(order)}.")
         order = wanted
     columns = (*keys, *(c for c in order if c not in keys))

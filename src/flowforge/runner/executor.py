@@ -160,7 +160,7 @@ class Runner:
 
         if not succeeded or not written:
             return
-        policy = self.maintenance or MaintenancePolicy()
+        policy = self.maintenance or MaintenancePolicy.model_validate({})
         try:
             def kind(name: str) -> str:
                 return self.connector(name).kind

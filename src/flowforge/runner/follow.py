@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flowforge.errors import ConfigError
@@ -89,9 +90,15 @@ def pending(job: CdcJob, store: LakehouseStore, conn: Connector, watch: TableWat
     from flowforge.layers.silver import SOURCE_VERSION
 
     watch = watch or TableWatch(store)
-    bronze = watch.read("bronze", job.target, lambda dt: (
-        stored_state(store, job.target, store.progress_many("bronze", job.target, (CDC_STATE,), dt)),
-        last_data_version(dt)))
+
+    def position(dt: DeltaTable) -> tuple[dict[str, Any] | None, int | None]:
+        found = store.progress_many("bronze", job.target, (CDC_STATE,), dt)
+        return stored_state(store, job.target, found), last_data_version(dt)
+
+    def applied(dt: DeltaTable, table: str) -> Any:
+        return store.progress_many("silver", table, (SOURCE_VERSION,), dt).get(SOURCE_VERSION)
+
+    bronze = watch.read("bronze", job.target, position)
     state, newest = bronze if bronze is not None else (None, None)
     poll = conn.cdc_poll(ReadRequest(files=job.files, batch_size=job.batch_size), state)
     if poll.changes:
@@ -99,8 +106,7 @@ def pending(job: CdcJob, store: LakehouseStore, conn: Connector, watch: TableWat
     if bronze is None:
         return False  # no events yet, and the source has none either
     for table in job.tables:
-        done = watch.read("silver", table.target, lambda dt, t=table.target: store.progress_many(
-            "silver", t, (SOURCE_VERSION,), dt).get(SOURCE_VERSION))
+        done = watch.read("silver", table.target, partial(applied, table=table.target))
         if newest is not None and (done is None or int(done[0].get("version", -1)) < newest):
             return True
     if poll.advance is not None:
