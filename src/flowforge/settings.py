@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from flowforge.errors import ConfigError, FlowForgeError, SpecError
+from flowforge.spec.maintenance import MaintenancePolicy
 
 PROJECT_FILE = "flowforge.yml"
 STATE_DIR = ".flowforge"
@@ -82,6 +83,8 @@ class Settings(BaseSettings):
             return value
         return {k: SecretStr(str(v)) if _secret_option(k) and not isinstance(v, SecretStr) else v
                 for k, v in value.items()}
+    # automatic compaction / checkpoints / vacuum after CDC and file-stream jobs (spec/maintenance.py)
+    maintenance: MaintenancePolicy = Field(default_factory=lambda: MaintenancePolicy.model_validate({}))
 
     @field_validator("storage", mode="before")
     @classmethod

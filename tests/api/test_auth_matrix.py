@@ -82,6 +82,9 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("GET", "/search?table=products&q=tea", "viewer", None),
     ("GET", "/dashboards", "viewer", None),
     ("GET", "/dashboards/ecommerce_analytics/sales", "viewer", None),
+    ("POST", "/workflows/{wf}/jobs/ingest/cdc/reset", "editor", None),  # refused (not a cdc job), after the role
+    ("POST", "/maintenance/optimize", "editor", {"tables": ["bronze_orders"]}),
+    ("POST", "/maintenance/vacuum", "admin", {"dry_run": True}),
     ("DELETE", "/workflows/matrix_clone", "editor", None),
     ("GET", "/quality/runs/{run_id}", "viewer", None),
     ("GET", "/quality/runs/{run_id}/openlineage", "viewer", None),

@@ -159,7 +159,9 @@ def test_paimon_schema_included_evolution_and_incompatible_change(paimon: tuple[
     folder, expected = paimon
     steps = next(v for k, v in expected.items() if k.startswith("schema_included"))
     project = Project(tmp_path / "p", folder, [{"target": "product", "keys": ["id"]}])
-    families = {"INT NOT NULL": "int64", "INT": "int64", "BIGINT": "int64", "STRING": "string", "DOUBLE": "double"}
+    # Paimon's own expected types: INT stays int32 until the source widens it to BIGINT, then the
+    # silver column is int64 and a narrowing back keeps it there
+    families = {"INT NOT NULL": "int32", "INT": "int32", "BIGINT": "int64", "STRING": "string", "DOUBLE": "double"}
     for n in "1234":
         label = next(k for k in steps if k.startswith(f"after_file_{n}"))
         project.run(f"schema__schemaevolution__debezium-data-[1-{n}].jsonl")

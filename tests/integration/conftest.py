@@ -39,3 +39,21 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
     server: S3Server = request.getfixturevalue("s3_server")
     bucket = request.getfixturevalue("s3_bucket")
     return Lake("s3", f"s3://{bucket}/lake", f"s3://{bucket}/landing", server.options(), server, bucket)
+
+
+@pytest.fixture(scope="session")
+def logical_pg() -> Iterator[str]:
+    """URL of a throw-away PostgreSQL with wal_level=logical (``tests/cdc_servers.py``)."""
+    from tests.cdc_servers import logical_postgres
+
+    with logical_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def binlog_server() -> Iterator[int]:
+    """Port of a throw-away MariaDB with a row-based binlog (``tests/cdc_servers.py``)."""
+    from tests.cdc_servers import binlog_mariadb
+
+    with binlog_mariadb() as port:
+        yield port

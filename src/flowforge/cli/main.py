@@ -17,6 +17,7 @@ from flowforge.cli.ecommerce import export as export_snapshot
 from flowforge.cli.quality import import_app, quarantine_app, test_command
 from flowforge.cli.search import product_search_demo, search
 from flowforge.cli.serve import serve
+from flowforge.cli.tables_cmd import cdc_app, optimize, vacuum
 from flowforge.cli.users import users_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
@@ -318,6 +319,9 @@ app.command()(schedule.cancel)
 app.command()(schedule.rerun)
 app.command()(schedule.backfill)
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(cdc_app, name="cdc")
+app.command()(optimize)
+app.command()(vacuum)
 app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands
 
 

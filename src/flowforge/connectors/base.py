@@ -99,6 +99,19 @@ class ReadPlan:
     description: str = ""
     bounds: tuple[Any, Any] | None = None  # (exclusive lower, inclusive upper) of the delta column
     files: tuple[FileEntry, ...] = ()
+    # CDC: whether ``new_state`` is worth a commit when the read yields no events (a slot that
+    # holds WAL on the server says so only once enough has piled up: see ``CdcPoll``)
+    commit_without_events: bool = True
+
+
+@dataclass(frozen=True)
+class CdcPoll:
+    """What a CDC source has pending, asked between micro-batches: ``changes`` of the captured
+    tables, or else ``advance``, a position to commit without events so the source can release
+    what it retains (PostgreSQL WAL), or nothing."""
+
+    changes: bool
+    advance: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +185,16 @@ class Connector(ABC):
 
     @abstractmethod
     def read(self, plan: ReadPlan) -> Iterator[SourcePart]: ...
+
+    def cdc_poll(self, request: ReadRequest, state: dict[str, Any] | None) -> CdcPoll:
+        """Whether a CDC micro-batch would find changes (``--follow`` asks before starting a run).
+        Sources whose positions move with unrelated activity override it."""
+        return CdcPoll(changes=self.plan(request, state).has_data)
+
+    def reset_cdc(self) -> str:
+        """Release what the source keeps for a CDC job whose state is being reset (a replication
+        slot); the next run starts over with a snapshot. Returns what was done."""
+        return "nothing to release at the source"
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release pooled connections (a pooled connector stays usable: it connects again)."""

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from flowforge.connectors.config import ConnectionConfig
     from flowforge.core.alerts import AlertService
     from flowforge.core.catalog import TableDetail
+    from flowforge.core.cdc import CdcService
     from flowforge.core.connections import ConnectionService
+    from flowforge.core.maintenance import MaintenanceService
     from flowforge.core.runs import RunService
     from flowforge.core.schedules import ScheduleService
     from flowforge.core.users import User, UserService
@@ -192,6 +194,18 @@ class Context:
         from flowforge.core.runs import RunService
 
         return RunService(self)
+
+    @cached_property
+    def cdc(self) -> CdcService:
+        from flowforge.core.cdc import CdcService
+
+        return CdcService(self)
+
+    @cached_property
+    def maintenance(self) -> MaintenanceService:
+        from flowforge.core.maintenance import MaintenanceService
+
+        return MaintenanceService(self)
 
     @cached_property
     def users(self) -> UserService:
@@ -391,12 +405,12 @@ class Context:
                                  on_start=on_start, slot=slot, parent_run_id=parent_run_id, on_wait=on_wait)
 
     def runner(self, keeper: LeaseKeeper | None = None) -> Runner:
-        """A Runner for this project: its lease timeout, executor and alerts."""
+        """A Runner for this project: its lease timeout, executor, alerts and table maintenance."""
         from flowforge.runner.executor import Runner
 
         return Runner(self.metadata, self.store, self.connector, lease_timeout=self.settings.scheduler.lease_timeout,
                       keeper=keeper, dispatch=self._dispatch, after_run=self.alerts.after_run,
-                      settings=self.settings)
+                      settings=self.settings, maintenance=self.settings.maintenance)
 
     @cached_property
     def _dispatch(self) -> Dispatch | None:

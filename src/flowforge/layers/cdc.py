@@ -1,17 +1,26 @@
 """CDC: change events into bronze exactly once, then applied to silver (``cdc_apply``).
 
-Bronze is append-only. The files (or offsets) a batch covers travel in the *same* Delta
-commit as its events (``flowforge.cdc_state``), so the stored position is never ahead of
-the data. A replayed or duplicated event is dropped by its ``_event_id``: within the batch,
-and against bronze rows at positions at or after the batch's smallest position.
+Bronze is append-only. The position a batch covers travels in the *same* Delta commit as its
+events (``flowforge.cdc_state``), so the stored position is never ahead of the data. A long
+read is committed in chunks of about ``commit_every`` events, each with the position reached
+(connectors mark the batches where the source can resume, even inside one huge transaction),
+so memory stays bounded whatever the backlog. A replayed or duplicated event is dropped by its
+``_event_id``: within the chunk, and against bronze rows at positions at or after the chunk's
+smallest position.
+
+A read that finds no change of the captured tables commits nothing, unless the source asks for
+its position to move (a slot retaining WAL: ``ReadPlan.commit_without_events``); such a commit
+carries ``flowforge.cdc_advance`` and no rows, and silver does not react to it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from flowforge.connectors.base import ReadRequest
+from flowforge.connectors.cdc.events import PositionLost
 from flowforge.errors import ConfigError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.layers.bronze import audit_fields
@@ -21,9 +30,13 @@ from flowforge.testing import fault_point
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from flowforge.connectors.base import Connector
+    from flowforge.connectors.base import Connector, ReadPlan
+    from flowforge.storage import LakehouseStore
 
 CDC_STATE = "cdc_state"
+ADVANCE = "cdc_advance"
+MAX_POSITION = "cdc_max_position"  # the highest source position bronze holds (spares the replay check)
+CHUNK_BYTES = 256 << 20  # commit a chunk before this much event data piles up, whatever its count
 
 
 @register_executor("cdc")
@@ -42,47 +55,121 @@ def run_cdc(ctx: JobContext) -> JobResult:
     return JobResult(tuple(results))
 
 
+def stored_state(store: LakehouseStore, target: str, found: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The committed source position; None when there is none or the job was reset."""
+    found = found if found is not None else store.progress_many("bronze", target, (CDC_STATE,))
+    state = found[CDC_STATE][0] if CDC_STATE in found else None
+    if not isinstance(state, dict) or "reset" in state:
+        return None
+    return state
+
+
+def plan_read(ctx: JobContext, connector: Connector, job: CdcJob, state: dict[str, Any] | None) -> ReadPlan:
+    try:
+        return connector.plan(ReadRequest(files=job.files, batch_size=job.batch_size), state)
+    except PositionLost as exc:
+        raise PositionLost(exc.message, hint=f"Take a new snapshot with 'flowforge cdc reset {ctx.workflow} "
+                                             f"{job.name}', then run the workflow again.") from None
+
+
 def land_events(ctx: JobContext, connector: Connector, job: CdcJob) -> TableResult:
-    found = ctx.store.progress("bronze", job.target, CDC_STATE)
-    state = found[0] if found else None
-    plan = connector.plan(ReadRequest(files=job.files, batch_size=job.batch_size), state)
+    found = ctx.store.progress_many("bronze", job.target, (CDC_STATE, MAX_POSITION))
+    state = stored_state(ctx.store, job.target, found)
+    plan = plan_read(ctx, connector, job, state)
     if not plan.has_data:
         ctx.note(f"{job.target}: no new change events ({plan.description or 'position unchanged'})")
         return TableResult(job.target, "bronze", 0, 0, note="up to date")
-    events = _read_events(ctx, connector, plan)
-    read = events.num_rows
-    events = _new_only(ctx, job.target, events)
-    commit = ctx.store.append("bronze", job.target, events,
-                              {CDC_STATE: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
-                               "run_id": ctx.run_id})
-    fault_point("cdc.bronze.committed")
-    ctx.mirror.table_committed(table=job.target, layer="bronze", job=ctx.job.name, commit=commit,
-                               schema=events.schema, progress=plan.new_state)
-    dropped = read - events.num_rows
-    ctx.note(f"{job.target}: {events.num_rows} change events from {plan.description}"
-             + (f", {dropped} duplicate(s) skipped" if dropped else "") + f" (version {commit.version})")
-    return TableResult(job.target, "bronze", read, events.num_rows, bytes_written=commit.bytes_written,
-                       version=commit.version)
+    # a new bronze table records its highest position from the start; an older one without it is
+    # always checked against its files
+    writer = _Chunks(ctx, job, plan, found[MAX_POSITION][0] if MAX_POSITION in found else None,
+                     track=MAX_POSITION in found or not found)
+    batches = _event_batches(ctx, connector, plan)
+    pending = next(batches, None)
+    for following in batches:  # one batch of lookahead: the last batch commits with the plan's state
+        assert pending is not None
+        writer.add(*pending)
+        pending = following
+    if pending is not None:
+        writer.add(pending[0], None)
+    if writer.rows or state is None or plan.commit_without_events:
+        writer.commit(plan.new_state, advance=not writer.read and state is not None)
+    if not writer.commits:
+        ctx.note(f"{job.target}: no change of the captured tables ({plan.description}); nothing committed")
+        return TableResult(job.target, "bronze", 0, 0, note="up to date")
+    dropped = writer.read - writer.written
+    what = (f"{writer.written} change events from {plan.description}" if writer.read else
+            f"no change of the captured tables; position moved ({plan.description})")
+    ctx.note(f"{job.target}: {what}" + (f", {dropped} duplicate(s) skipped" if dropped else "")
+             + (f" in {len(writer.commits)} commits" if len(writer.commits) > 1 else "")
+             + f" (version {writer.commits[-1]})")
+    return TableResult(job.target, "bronze", writer.read, writer.written, bytes_written=writer.bytes,
+                       version=writer.commits[-1])
 
 
-def _read_events(ctx: JobContext, connector: Connector, plan: object) -> pa.Table:
-    """All events of the plan with audit columns; ``seq:`` positions become arrival order."""
+class _Chunks:
+    """Events collected and committed in bounded chunks, each with the position it reaches."""
+
+    def __init__(self, ctx: JobContext, job: CdcJob, plan: ReadPlan, high: str | None, track: bool) -> None:
+        self.ctx, self.job, self.plan = ctx, job, plan
+        self.high = high  # the highest position in bronze, when its commits record it
+        self.track = track
+        self.batches: list[pa.RecordBatch] = []
+        self.rows = self.nbytes = 0
+        self.read = self.written = self.bytes = 0
+        self.commits: list[int] = []
+
+    def add(self, batch: pa.RecordBatch, resume: dict[str, Any] | None) -> None:
+        self.batches.append(batch)
+        self.rows += batch.num_rows
+        self.read += batch.num_rows
+        self.nbytes += batch.nbytes
+        if resume is not None and (self.rows >= self.job.commit_every or self.nbytes >= CHUNK_BYTES):
+            self.commit(resume)
+
+    def commit(self, state: dict[str, Any] | None, *, advance: bool = False) -> None:
+        import pyarrow as pa
+
+        from flowforge.connectors.cdc.events import event_schema
+
+        schema = pa.schema(list(event_schema()) + audit_fields())
+        events = _new_only(self.ctx, self.job.target, pa.Table.from_batches(self.batches, schema=schema), self.high)
+        self.batches, self.rows, self.nbytes = [], 0, 0
+        progress: dict[str, Any] = {CDC_STATE: state, "batch_id": self.ctx.batch_id, "job": self.ctx.job.name,
+                                    "run_id": self.ctx.run_id}
+        highest = _highest(events)
+        if self.track and highest is not None:
+            self.high = max(self.high, highest) if self.high is not None else highest
+        if self.track and self.high is not None:
+            progress[MAX_POSITION] = self.high
+        if advance:
+            progress[ADVANCE] = True
+        commit = self.ctx.store.append("bronze", self.job.target, events, progress)
+        fault_point("cdc.bronze.committed")
+        self.ctx.mirror.table_committed(table=self.job.target, layer="bronze", job=self.ctx.job.name, commit=commit,
+                                        schema=events.schema, progress=state)
+        self.commits.append(commit.version)
+        self.written += events.num_rows
+        self.bytes += commit.bytes_written
+
+
+def _event_batches(ctx: JobContext, connector: Connector,
+                   plan: ReadPlan) -> Iterator[tuple[pa.RecordBatch, dict[str, Any] | None]]:
+    """Every batch of the plan with audit columns (``seq:`` positions become arrival order), and the
+    source state a commit may record once it is in bronze (None: not a resumable point)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from flowforge.connectors.base import ReadPlan
-    from flowforge.connectors.cdc.events import event_schema
+    from flowforge.connectors.cdc.events import event_schema, resume_state
 
-    assert isinstance(plan, ReadPlan)
     schema = pa.schema(list(event_schema()) + audit_fields())
     now = dt.datetime.now(dt.UTC)
     stamp = f"seq:{int(now.timestamp() * 1_000_000):020d}:"
     system = f"{connector.kind}:{connector.name}"
-    parts = []
     for index, part in enumerate(connector.read(plan)):
         prefix = f"{stamp}{index:08d}:"
         for batch in part.batches:
             n = batch.num_rows
+            resume = resume_state(batch)
             if not n:
                 continue
             pos = batch.column("_source_position")
@@ -94,16 +181,32 @@ def _read_events(ctx: JobContext, connector: Connector, plan: object) -> pa.Tabl
             cols += [pa.array([ctx.batch_id] * n, pa.string()), pa.array([now] * n, pa.timestamp("us", tz="UTC")),
                      pa.array([system] * n, pa.string()), pa.array([part.name] * n, pa.string()),
                      pa.array([part.modified_time] * n, pa.timestamp("us", tz="UTC"))]
-            parts.append(pa.RecordBatch.from_arrays(cols, schema=schema))
             fault_point("bronze.batch")
-    return pa.Table.from_batches(parts, schema=schema)
+            yield pa.RecordBatch.from_arrays(cols, schema=schema), resume
 
 
-def _new_only(ctx: JobContext, target: str, events: pa.Table) -> pa.Table:
-    """Drop events whose ``_event_id`` repeats within the batch or is already in bronze."""
+def _highest(events: pa.Table) -> str | None:
+    import pyarrow.compute as pc
+
+    if not events.num_rows:
+        return None
+    value = pc.max(events.column("_source_position")).as_py()
+    return None if value is None else str(value)
+
+
+def _new_only(ctx: JobContext, target: str, events: pa.Table, high: str | None = None) -> pa.Table:
+    """Drop events whose ``_event_id`` repeats within the chunk or is already in bronze. Nothing is
+    scanned when the ids are distinct and every position lies above ``high``, the highest position
+    bronze holds (a source read in order)."""
+    import pyarrow.compute as pc
+
     from flowforge.engine.duckdb_engine import DuckDBEngine
 
     if events.num_rows == 0:
+        return events
+    positions = events.column("_source_position")
+    if (high is not None and pc.count_distinct(events.column("_event_id")).as_py() == events.num_rows
+            and not pc.any(pc.starts_with(positions, "seq:")).as_py() and str(pc.min(positions).as_py()) > high):
         return events
     bronze = ctx.store.open("bronze", target)
     engine = DuckDBEngine()
@@ -126,3 +229,15 @@ def _new_only(ctx: JobContext, target: str, events: pa.Table) -> pa.Table:
         return out.cast(events.schema)
     finally:
         engine.close()
+
+
+def commit_advance(store: LakehouseStore, target: str, state: dict[str, Any], job: str) -> int | None:
+    """Commit a position without events (``--follow`` between micro-batches, when the source asks
+    to release what it retains). Returns the bronze version, or None when there is no bronze yet."""
+    bronze = store.open("bronze", target)
+    if bronze is None:
+        return None
+    import pyarrow as pa
+
+    empty = pa.schema(bronze.schema().to_arrow()).empty_table()
+    return store.append("bronze", target, empty, {CDC_STATE: state, ADVANCE: True, "job": job}).version

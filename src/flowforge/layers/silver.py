@@ -79,7 +79,13 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
 
 
 def _new_files(ctx: JobContext, bronze: DeltaTable, seen: int | None) -> list[str]:
-    """Files added to bronze after version ``seen`` (bronze is append-only)."""
+    """Files added to bronze after version ``seen`` (bronze is append-only), read from the Delta log
+    so that a compaction of bronze is not mistaken for new rows."""
+    from flowforge.layers.bronze_versions import new_data
+
+    chunks = new_data(ctx.store, bronze, seen)
+    if chunks is not None:
+        return [f for chunk in chunks for f in chunk.files]
     current = bronze.file_uris()
     if seen is None:
         return current

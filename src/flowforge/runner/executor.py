@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from flowforge.core.dag import downstream_closure, job_order
-from flowforge.errors import ConflictError, LeaseLost, RunCancelled, SpecError
+from flowforge.errors import ConflictError, FlowForgeError, LeaseLost, RunCancelled, SpecError, redact
 from flowforge.runner.control import RunControl
 from flowforge.runner.jobs import JobEnv, JobEvent, execute_job
 from flowforge.runner.leases import DEFAULT_TIMEOUT, LeaseKeeper, workflow_lease
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from flowforge.metadata.leases import LeaseGrant
     from flowforge.metadata.records import Layer, RunStatus
     from flowforge.settings import Settings
+    from flowforge.spec.maintenance import MaintenancePolicy
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import CommitResult, LakehouseStore
 
@@ -170,6 +171,7 @@ class Runner:
     dispatch: Dispatch | None = None  # None: jobs run in this process
     after_run: Callable[[int], object] | None = None  # alerts, once the run is recorded as ended
     notice: Callable[[str], None] | None = None  # told when a --follow loop waits for another run
+    maintenance: MaintenancePolicy | None = None  # automatic maintenance of micro-batch tables
 
     def run(self, workflow: Workflow, *, trigger: str, actor: str,
             on_event: Callable[[JobEvent], None] | None = None,
@@ -230,15 +232,17 @@ class Runner:
             batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{run.id}-{uuid.uuid4().hex[:6]}"
             plan = RunPlan(env, workflow, run.id, order, batch_id, keeper, control, emit)
             events = (self.dispatch or run_in_process)(plan)
+            self._maintain(workflow, events, actor)
             status, error = _outcome(events, control)
             self.metadata.finish_run(run.id, status=status, error=error)
         except RunCancelled as exc:  # while queued
             events, status = [], "cancelled"
             self.metadata.finish_run(run.id, status="cancelled", error=exc.message)
         except BaseException as exc:  # the metadata store went away, Ctrl-C...: do not leave it 'running'
+            why = f"interrupted ({type(exc).__name__})" if not isinstance(exc, Exception) else redact(
+                f"{type(exc).__name__}: {exc}".splitlines()[0])[:500]
             try:
-                self.metadata.finish_run(run.id, status="failed",
-                                         error=f"interrupted: {type(exc).__name__}: {exc}".strip()[:500])
+                self.metadata.finish_run(run.id, status="failed", error=why)
             except Exception:  # the store is what failed: the run is reaped as abandoned later
                 log.exception("could not record the end of run %s", run.id)
             raise
@@ -253,6 +257,28 @@ class Runner:
             except Exception:  # alerts never change a run's outcome
                 log.exception("alerts after run %s failed", run.id)
         return RunSummary(run.id, workflow.name, status, tuple(events), time.perf_counter() - start)
+
+    def _maintain(self, workflow: Workflow, events: list[JobEvent], actor: str) -> None:
+        """Compact, checkpoint and vacuum micro-batch tables the policy says are due (never fails the run)."""
+        from flowforge.layers.maintenance import maintain, micro_batch_tables, readers
+        from flowforge.spec.maintenance import MaintenancePolicy
+
+        succeeded = [e.job for e in events if e.status == "success"]
+        written = {(t.layer, t.table): t.version for e in events if e.result is not None for t in e.result.tables
+                   if t.version is not None}
+        if not succeeded or not written:
+            return
+        policy = self.maintenance or MaintenancePolicy.model_validate({})
+        try:
+            def kind(name: str) -> str:
+                return self.connector(name).kind
+
+            ran = workflow.model_copy(update={"jobs": tuple(j for j in workflow.jobs if j.name in succeeded)})
+            for item in maintain(self.store, micro_batch_tables(ran, kind), policy, readers(workflow), written):
+                self.metadata.audit(actor, f"table.{item.action}", "table", item.table,
+                                    after={"layer": item.layer, "detail": item.detail, "workflow": workflow.name})
+        except FlowForgeError as exc:
+            log.warning("table maintenance after a run of %s failed: %s", workflow.name, exc)
 
     @contextmanager
     def holding(self, workflow: Workflow, stop: threading.Event | None = None,

@@ -131,6 +131,9 @@ def _attempts(env: JobEnv, ctx: JobContext, job_run_id: int, index: int, total: 
             detail = redact(traceback.format_exc())
             return _ended(env, ctx, job_run_id, index, total, start, "failed",
                           redact(f"{type(exc).__name__}: {exc}".splitlines()[0]), detail)
+        except BaseException as exc:  # interrupted (Ctrl-C twice, SystemExit): record it, then let it end the process
+            _ended(env, ctx, job_run_id, index, total, start, "failed", f"interrupted ({type(exc).__name__})", None)
+            raise
         seconds = time.perf_counter() - start
         env.metadata.finish_job_run(job_run_id, status="success", rows_read=result.rows_read,
                                     rows_written=result.rows_written, bytes_written=result.bytes_written,

@@ -162,7 +162,7 @@ class LakehouseStore:
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
-        if not is_remote(loc) and not os.path.isdir(os.path.join(loc, "_delta_log")):
+        if not is_remote(loc) and not has_commit(loc):
             return None
         opts = dict(options) if options is not None else self._options(loc)
         with _storage_errors("open", loc, opts):
@@ -205,13 +205,13 @@ class LakehouseStore:
     def _remote_tables(self, base: str) -> list[str]:
         bucket, key = Bucket.for_uri(base, self.storage_options)
         names = bucket.list_dirs(key + "/")
-        return [n for n in names if bucket.exists_prefix(f"{key}/{n}/_delta_log/")]
+        return [n for n in names if _remote_commit(bucket, f"{key}/{n}")]
 
     def _is_table(self, loc: str) -> bool:
         if not is_remote(loc):
-            return os.path.isdir(os.path.join(loc, "_delta_log"))
+            return has_commit(loc)
         bucket, key = Bucket.for_uri(loc, self.storage_options)
-        return bucket.exists_prefix(f"{key}/_delta_log/")
+        return _remote_commit(bucket, key)
 
     def preview(self, layer: str, table: str, limit: int = 100) -> pa.Table:
         """The first ``limit`` rows of a table, read from wherever it lives."""
@@ -343,46 +343,83 @@ class LakehouseStore:
 
     def _commit_result(self, loc: str, opts: Mapping[str, str] | None, version: int) -> CommitResult:
         """Rows and bytes added by one commit, from its log entry (exact even when others commit too)."""
-        entry = f"_delta_log/{version:020d}.json"
-        with _storage_errors("read the log of", loc, opts):
-            if is_remote(loc):
-                bucket, key = Bucket.for_uri(loc, opts)
-                text = bucket.get(f"{key}/{entry}").decode()
-            else:
-                with open(os.path.join(loc, entry), encoding="utf-8") as fh:
-                    text = fh.read()
+        actions = self.log_actions(loc, version, opts)
         rows = size = 0
-        for line in text.splitlines():
-            add = json.loads(line).get("add") if line.strip() else None
+        for action in actions or ():
+            add = action.get("add")
             if add:
                 size += int(add.get("size") or 0)
                 stats = json.loads(add["stats"]) if add.get("stats") else {}
                 rows += int(stats.get("numRecords") or 0)
         return CommitResult(version=version, rows_written=rows, bytes_written=size)
 
+    def log_actions(self, loc: str, version: int, opts: Mapping[str, str] | None = None) -> list[dict[str, Any]] | None:
+        """The actions of one commit (``add``, ``remove``, ``commitInfo``...), or None when its log
+        entry is gone (cleaned up after a checkpoint)."""
+        entry = f"_delta_log/{version:020d}.json"
+        opts = opts if opts is not None else self._options(loc)
+        with _storage_errors("read the log of", loc, opts):
+            if is_remote(loc):
+                bucket, key = Bucket.for_uri(loc, opts)
+                if bucket.head(f"{key}/{entry}") is None:
+                    return None
+                text = bucket.get(f"{key}/{entry}").decode()
+            else:
+                path = os.path.join(loc, entry)
+                if not os.path.exists(path):
+                    return None
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
     # -- progress ------------------------------------------------------------------
     def progress(self, layer: str, table: str, key: str) -> tuple[Any, int] | None:
         """The newest ``flowforge.<key>`` recorded in the table's commits, with its version."""
-        dt = self.open(layer, table)
+        return self.progress_many(layer, table, (key,)).get(key)
+
+    def progress_many(self, layer: str, table: str, keys: tuple[str, ...],
+                      dt: DeltaTable | None = None) -> dict[str, tuple[Any, int]]:
+        """``progress`` of several keys from one read of the history (of ``dt`` when given)."""
+        dt = dt if dt is not None else self.open(layer, table)
+        found: dict[str, tuple[Any, int]] = {}
         if dt is None:
-            return None
+            return found
         loc = self.location(layer, table)
         with _storage_errors("read the history of", loc, self._options(loc)):
-            # the newest commits almost always carry it; read the whole log only when they don't
+            # the newest commits almost always carry them; read the whole log only when they don't
             for limit in (10, None):
                 for commit in dt.history(limit):
-                    raw = commit.get(META_PREFIX + key)
-                    if raw is not None:
-                        return json.loads(raw), int(commit["version"])
-                if limit is not None and dt.version() < limit:
+                    for key in keys:
+                        raw = commit.get(META_PREFIX + key)
+                        if raw is not None and key not in found:
+                            found[key] = (json.loads(raw), int(commit["version"]))
+                if len(found) == len(keys) or (limit is not None and dt.version() < limit):
                     break
-        return None
+        return found
 
 
 def _local_tables(base: str) -> list[str]:
     if not os.path.isdir(base):
         return []
-    return [name for name in sorted(os.listdir(base)) if os.path.isdir(os.path.join(base, name, "_delta_log"))]
+    return [name for name in sorted(os.listdir(base)) if has_commit(os.path.join(base, name))]
+
+
+def _remote_commit(bucket: Bucket, key: str) -> bool:
+    """Whether a table folder in object storage holds a commit or checkpoint (not just leftovers)."""
+    for info in bucket.list_objects(f"{key}/_delta_log/"):
+        name = info.key.rsplit("/", 1)[-1]
+        if name[:20].isdigit() and name.endswith((".json", ".parquet")):
+            return True
+    return False
+
+
+def has_commit(loc: str) -> bool:
+    """Whether a local table folder holds at least one Delta commit or checkpoint (a folder whose
+    first commit never completed has data files and an ``_delta_log`` without either)."""
+    log = os.path.join(loc, "_delta_log")
+    if not os.path.isdir(log):
+        return False
+    return any(n[:20].isdigit() and n.endswith((".json", ".parquet")) for n in os.listdir(log))
 
 
 def _hooks(dt: DeltaTable) -> PostCommitHookProperties:

@@ -126,6 +126,12 @@ def delete_workflow(user: UiUser, name: str) -> None:
         c.workflows.delete(name)
 
 
+def reset_cdc(user: UiUser, workflow_name: str, job: str) -> str:
+    """Forget a cdc job's source position (its next run takes a new snapshot); the message to show."""
+    with acting(user) as c:
+        return str(c.cdc.reset(workflow_name, job).message)
+
+
 def save_job(user: UiUser, workflow_name: str, job: dict[str, Any] | str, replace: str | None) -> None:
     with acting(user) as c:
         if replace:

@@ -61,6 +61,26 @@ def run_one_job(name: str, jobs: list[str], user: services.UiUser) -> None:
     dialog.open()
 
 
+def confirm_cdc_reset(user: services.UiUser, name: str, job: str) -> None:
+    with ui.dialog() as dialog, ui.card():
+        ui.label(f"Reset CDC job '{job}'? Its source position is forgotten: the next run takes a new snapshot "
+                 "(a new replication slot on PostgreSQL) that replaces what its silver tables hold.")
+        with ui.row():
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+
+            def do_reset() -> None:
+                try:
+                    message = services.reset_cdc(user, name, job)
+                except Exception as exc:
+                    notify_error(exc)
+                else:
+                    ui.notify(message, type="positive", multi_line=True)
+                dialog.close()
+
+            ui.button("Reset", color="negative", on_click=do_reset).props(f"data-testid=confirm-cdc-reset-{job}")
+    dialog.open()
+
+
 def register() -> None:
     @ui.page("/workflows/{name}")
     def workflow_page(request: Request, name: str) -> RedirectResponse | None:
@@ -109,6 +129,12 @@ def register() -> None:
                     if user.can_edit:
                         jobs.on("rowClick", lambda e: go(f"/workflows/{name}/jobs/{e.args[1]['job']}"))
                         ui.label("Click a job to edit it.").classes("text-gray-500 text-sm")
+                        cdc = [j.name for j in detail.jobs if j.kind == "cdc"]
+                        with ui.row().classes("gap-2"):
+                            for job_name in cdc:
+                                ui.button(f"Reset CDC: {job_name}", icon="restart_alt",
+                                          on_click=lambda _, j=job_name: confirm_cdc_reset(user, name, j)).props(
+                                    f"outline color=negative data-testid=cdc-reset-{job_name}")
                 with ui.tab_panel(runs_tab):
                     runs = table(_run_rows(detail), row_key="run")
                     runs.on("rowClick", lambda e: go(f"/runs/{e.args[1]['run']}"))

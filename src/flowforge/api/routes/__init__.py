@@ -12,6 +12,7 @@ from flowforge.api.routes import (
     health,
     jobs,
     lineage,
+    maintenance,
     quality,
     runs,
     schedules,
@@ -24,5 +25,5 @@ from flowforge.api.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, auth.router, users.router, workflows.router, jobs.router, lineage.router,
     connections.router, runs.router, catalog.router, templates.router, audit.router,
-    search.router, dashboards.router, quality.router, schedules.router, alerts.router,
+    search.router, dashboards.router, quality.router, schedules.router, alerts.router, maintenance.router,
 )

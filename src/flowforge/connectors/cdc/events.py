@@ -9,7 +9,8 @@ column              type                        meaning
 ==================  ==========================  =================================================
 ``_event_id``       string, not null            unique per event, stable across replays (dedup key)
 ``_op``             string, not null            ``c`` create, ``r`` snapshot read, ``u`` update,
-                                                ``d`` delete, ``t`` truncate
+                                                ``d`` delete, ``t`` truncate (``_snapshot``
+                                                ``reset``: a new snapshot of the table follows)
 ``_source_position`` string, not null           sorts lexicographically in source order (below)
 ``_source_ts``      timestamp[us, UTC]          when the change happened in the source
 ``_snapshot``       string                      ``true`` / ``false`` / ``last`` (from bool or text)
@@ -18,6 +19,8 @@ column              type                        meaning
 ``_before``         string (JSON)               row image before the change (may be partial/null)
 ``_after``          string (JSON)               row image after the change (null for d and t)
 ``_schema``         string (JSON)               ``{"column": "type"}`` when the source states types
+                                                (``{"type": ..., "default": v}`` for a column whose
+                                                older rows hold ``v``, see ``layers/cdc_defaults``)
 ``_seq``            int64, not null             order within one read (ties of equal positions)
 ==================  ==========================  =================================================
 
@@ -29,8 +32,11 @@ previous value. ``_schema`` types are FlowForge logical types (``int32``, ``int6
 
 Source positions (all fields zero-padded so string order is source order):
 
-* PostgreSQL: ``pg:<lsn as 20 digits>`` (the change's LSN; snapshot reads share the slot LSN).
-* MySQL / MariaDB: ``mysql:<binlog file>:<pos, 20 digits>:<row, 6 digits>``
+* PostgreSQL logical decoding: ``pg:<commit LSN, 20 digits>:<change LSN, 20 digits>``, so that
+  transactions sort in commit order (snapshot reads share the position just before the slot's
+  consistent point). Debezium's PostgreSQL events: ``pg:<lsn as 20 digits>``.
+* MySQL / MariaDB binlog: ``mysql:<binlog file>:<transaction start, 20 digits>:<event pos, 20
+  digits>:<row, 6 digits>``; Debezium's: ``mysql:<file>:<pos, 20 digits>:<row, 6 digits>``
   (binlog file names carry a zero-padded sequence number).
 * SQL Server: ``mssql:<commit_lsn>:<change_lsn>:<event_serial_no, 20 digits>``, LSNs as the
   ``00000027:00000758:0003`` hex text (fixed width); a snapshot's null change_lsn is all zeros.
@@ -59,10 +65,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flowforge.errors import SourceNotFound
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
 OPS = ("c", "r", "u", "d", "t")
+
+
+class PositionLost(SourceNotFound):
+    """The source can no longer serve the changes after the committed position (a dropped slot, a
+    purged binlog): only a new snapshot brings the job back, ``flowforge cdc reset``."""
+
 UNAVAILABLE = "__debezium_unavailable_value"
 EVENT_COLUMNS = ("_event_id", "_op", "_source_position", "_source_ts", "_snapshot", "_table",
                  "_key", "_before", "_after", "_schema", "_seq")
@@ -93,8 +107,16 @@ def pg_position(lsn: int) -> str:
     return f"pg:{int(lsn):020d}"
 
 
+def pg_txn_position(commit_lsn: int, lsn: int) -> str:
+    return f"pg:{int(commit_lsn):020d}:{int(lsn):020d}"
+
+
 def mysql_position(file: str, pos: int, row: int = 0) -> str:
     return f"mysql:{file}:{int(pos):020d}:{int(row):06d}"
+
+
+def mysql_txn_position(file: str, txn: int, pos: int, row: int = 0) -> str:
+    return f"mysql:{file}:{int(txn):020d}:{int(pos):020d}:{int(row):06d}"
 
 
 def _mssql_lsn(lsn: str | None) -> str:
@@ -202,6 +224,22 @@ def _text(value: Mapping[str, Any] | str | None) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return dumps(dict(value))
+
+
+# -- resumable reads ------------------------------------------------------------------
+# A connector may mark a batch with the source state reached once every event up to and including
+# that batch is in bronze; the cdc executor then commits in bounded chunks at such batches.
+RESUME_KEY = b"flowforge.resume"
+
+
+def with_resume(batch: pa.RecordBatch, state: Mapping[str, Any]) -> pa.RecordBatch:
+    return batch.replace_schema_metadata({RESUME_KEY: json.dumps(state, sort_keys=True)})
+
+
+def resume_state(batch: pa.RecordBatch) -> dict[str, Any] | None:
+    meta = batch.schema.metadata or {}
+    raw = meta.get(RESUME_KEY)
+    return None if raw is None else dict(json.loads(raw))
 
 
 def to_batch(events: Iterable[ChangeEvent]) -> pa.RecordBatch:

@@ -90,9 +90,15 @@ class DebeziumConnector(Connector):
                         files=tuple(new))
 
     def read(self, plan: ReadPlan) -> Iterator[SourcePart]:
+        # each file's last batch carries the state once that file is in bronze, so a run over many
+        # files commits in bounded chunks (see layers/cdc.py)
+        files: dict[str, Any] = dict((plan.new_state or {}).get("files", {}))
+        done = {k: v for k, v in files.items() if k not in {e.path for e in plan.files}}
         for entry in plan.files:
+            done[entry.path] = files[entry.path]
             yield SourcePart(name=entry.path, modified_time=entry.modified,
-                             batches=self._batches(entry.path, plan.request.batch_size))
+                             batches=_last_marked(self._batches(entry.path, plan.request.batch_size),
+                                                  {"files": dict(done)}))
 
     # -- internals -------------------------------------------------------------------
     def _match(self, pattern: str) -> list[FileEntry]:
@@ -127,3 +133,16 @@ class DebeziumConnector(Connector):
         with fs.open_input_stream(f"{base}/{rel}") as fh:
             data = fh.read()
         yield from decode_document(data, where=rel, batch_size=min(batch_size, self.config.batch_size))
+
+
+def _last_marked(batches: Iterator[Any], state: dict[str, Any]) -> Iterator[Any]:
+    """The batches, the last one marked with ``state`` (the position once all of them are in bronze)."""
+    from flowforge.connectors.cdc.events import with_resume
+
+    previous = None
+    for batch in batches:
+        if previous is not None:
+            yield previous
+        previous = batch
+    if previous is not None:
+        yield with_resume(previous, state)

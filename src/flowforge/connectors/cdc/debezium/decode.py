@@ -168,12 +168,17 @@ def row_schema(envelope_schema: dict[str, Any] | None) -> RowSchema | None:
     result = None
     if row_fields is not None:
         types, convs = {}, {}
+        described: dict[str, Any] = {}
         for f in row_fields:
             logical, conv = _logical(f)
             types[f["field"]] = logical
+            described[f["field"]] = logical
             if conv is not None:
                 convs[f["field"]] = conv
-        result = RowSchema(types, convs, dumps(types) or "{}")
+            if f.get("default") is not None:
+                # the column's default: what rows older than the column hold (layers/cdc_defaults.py)
+                described[f["field"]] = {"type": logical, "default": conv(f["default"]) if conv else f["default"]}
+        result = RowSchema(types, convs, dumps(described) or "{}")
     if len(_SCHEMA_CACHE) > 256:
         _SCHEMA_CACHE.clear()
     _SCHEMA_CACHE[key] = result

@@ -40,6 +40,10 @@ class MysqlBinlogConfig(ConnectionConfig):
     tables: tuple[str, ...] = Field(..., min_length=1, description="database.table names to capture.")
     server_id: int = Field(65001, ge=1, le=4294967295, description="Replica id this reader announces.")
     snapshot: bool = Field(True, description="Read the current rows before the binlog.")
+    idle_advance_bytes: int = Field(
+        4 << 20, ge=0, description="Binlog (bytes) written by other databases before the position is committed "
+                                   "without events, so later reads start past it.")
+    batch_bytes: int = Field(64 << 20, ge=1 << 20, description="Row images (bytes) per decoded batch at most.")
     connect_timeout: int = Field(10, ge=1)
 
     def describe(self) -> str:

@@ -2,11 +2,13 @@
 
 Positions and the snapshot handoff
 ----------------------------------
-A position is ``(binlog file, byte offset)``; events carry ``mysql:<file>:<event start, 20
-digits>:<row in event, 6 digits>``. ``plan`` fixes the upper bound at ``SHOW MASTER STATUS`` (the
-end of the last committed transaction); ``read`` streams row events from the stored position and
-stops at the bound; ``new_state`` is the bound. The binlog is not consumed, so a crash before the
-bronze commit simply re-reads the same window.
+A position is ``(binlog file, byte offset)``; events carry ``mysql:<file>:<transaction start, 20
+digits>:<event start, 20 digits>:<row in event, 6 digits>``. ``plan`` fixes the upper bound at
+``SHOW MASTER STATUS`` (the end of the last committed transaction); ``read`` streams row events
+from the stored position and stops at the bound; ``new_state`` is the bound. The binlog is not
+consumed, so a crash before the bronze commit simply re-reads the same window. Batches carry the
+state to resume from (after a whole transaction: its end; inside one: its start plus the last
+event bronze holds), so bronze commits a long read, or one huge transaction, in bounded chunks.
 
 First run: the snapshot and its binlog position are taken together. On MariaDB, ``START
 TRANSACTION WITH CONSISTENT SNAPSHOT`` followed by the ``binlog_snapshot_file`` /
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowforge.connectors import register_connector
 from flowforge.connectors.base import (
+    CdcPoll,
     ColumnInfo,
     ConnectionTest,
     Connector,
@@ -36,8 +39,17 @@ from flowforge.connectors.base import (
     SourcePart,
     TableInfo,
 )
-from flowforge.connectors.cdc.events import ChangeEvent, dumps, event_schema, make_event_id, mysql_position, to_batch
-from flowforge.connectors.cdc.mysql_binlog.values import Column, json_value
+from flowforge.connectors.cdc.events import (
+    ChangeEvent,
+    PositionLost,
+    dumps,
+    event_schema,
+    make_event_id,
+    mysql_txn_position,
+    to_batch,
+    with_resume,
+)
+from flowforge.connectors.cdc.mysql_binlog.values import Column, declared_default, json_value
 from flowforge.errors import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -56,8 +68,9 @@ if TYPE_CHECKING:
 _INSTALL = "pip install 'flowforge[cdc]'"
 _TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?([^`.\s]+)`?\.)?`?([^`.\s;]+)`?", re.I)
 _COLUMNS = ("SELECT COLUMN_NAME, DATA_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, COLUMN_TYPE LIKE '%%unsigned%%', "
-            "COLUMN_KEY = 'PRI' FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
-            "ORDER BY ORDINAL_POSITION")
+            "COLUMN_KEY = 'PRI', COLUMN_DEFAULT, IS_NULLABLE = 'YES', EXTRA "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION")
+_IN_TXN = ("SAVEPOINT", "ROLLBACK TO", "INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
 def split_position(text: str) -> tuple[str, int]:
@@ -74,7 +87,9 @@ class Table:
     def __init__(self, db: str, name: str, columns: list[Column], key: tuple[str, ...]) -> None:
         self.db, self.name, self.columns, self.key = db, name, {c.name: c for c in columns}, key
         self.qualified = f"{db}.{name}"
-        self.schema = {c.name: c.logical for c in columns}
+        # what older rows hold for a column added later: InnoDB adds a column with its default in place
+        self.schema: dict[str, Any] = {c.name: c.logical if c.default is None else
+                                       {"type": c.logical, **c.default} for c in columns}
 
     def image(self, row: dict[str, Any]) -> dict[str, Any]:
         out = {}
@@ -113,6 +128,10 @@ class MysqlBinlogConnector(Connector):
     def __init__(self, name: str, config: Any) -> None:
         super().__init__(name, config)
         self._snapshot_conn: Any = None  # holds the consistent-snapshot transaction from plan to read
+        self._is_mariadb: bool | None = None
+        # (stored position, binlog end) a poll found free of captured changes: the next poll of
+        # the same stored position scans only what was written after it
+        self._verified: tuple[tuple[str, int], tuple[str, int]] | None = None
 
     def describe(self) -> str:
         return f"Connection '{self.name}' ({self.config.describe()})"
@@ -195,15 +214,22 @@ class MysqlBinlogConnector(Connector):
             if not rows:
                 raise SourceNotFound(f"{self.describe()}: table {db}.{name} does not exist or is not visible.",
                                      hint="Check the 'tables' of this connection (database.table).")
-            cols = [Column(r[0], str(r[1]).lower(), r[2], r[3], bool(r[4])) for r in rows]
+            cols = []
+            for r in rows:
+                column = Column(r[0], str(r[1]).lower(), r[2], r[3], bool(r[4]))
+                cols.append(Column(column.name, column.data_type, column.precision, column.scale, column.unsigned,
+                                   declared_default(column, r[6], bool(r[7]), str(r[8] or ""), self._mariadb(conn))))
             out[(db, name)] = Table(db, name, cols, tuple(r[0] for r in rows if r[5]))
         return out
 
     # -- plan -------------------------------------------------------------------------------
 
-    def plan(self, request: ReadRequest, state: dict[str, Any] | None) -> ReadPlan:
-        if not state or "file" not in state:
-            return self._plan_first(request)
+    def _mariadb(self, conn: Any) -> bool:
+        if self._is_mariadb is None:
+            self._is_mariadb = "mariadb" in str(self._rows(conn, "SELECT VERSION()")[0][0]).lower()
+        return self._is_mariadb
+
+    def _bounds(self, state: dict[str, Any]) -> tuple[tuple[str, int], tuple[str, int]]:
         conn = self._connect()
         try:
             with self._errors("could not read the binlog position"):
@@ -211,14 +237,53 @@ class MysqlBinlogConnector(Connector):
                 logs = [r[0] for r in self._rows(conn, "SHOW BINARY LOGS")]
         finally:
             conn.close()
-        stored, upper = f"{state['file']}:{int(state['pos'])}", f"{file}:{int(pos)}"
         if state["file"] not in logs:
-            raise SourceSchemaError(f"{self.describe()}: binlog {state['file']} was purged before it was read.",
-                                    hint="Keep binlogs longer (binlog_expire_logs_seconds) and reset the job.")
-        new_state = {"file": str(file), "pos": int(pos)}
-        has_data = (str(file), int(pos)) > (str(state["file"]), int(state["pos"]))
+            raise PositionLost(f"{self.describe()}: binlog {state['file']} was purged before it was read.",
+                               hint="Keep binlogs longer (binlog_expire_logs_seconds), then reset the job: "
+                                    "flowforge cdc reset <workflow> <job>.")
+        return (str(state["file"]), int(state["pos"])), (str(file), int(pos))
+
+    def _idle_due(self, stored: tuple[str, int], upper: tuple[str, int]) -> bool:
+        return stored[0] != upper[0] or upper[1] - stored[1] >= self.config.idle_advance_bytes
+
+    def plan(self, request: ReadRequest, state: dict[str, Any] | None) -> ReadPlan:
+        if not state or "file" not in state:
+            return self._plan_first(request)
+        stored, upper = self._bounds(state)
+        where, bound = f"{stored[0]}:{stored[1]}", f"{upper[0]}:{upper[1]}"
+        new_state = {"file": upper[0], "pos": upper[1]}
+        has_data = upper > stored or "skip" in state
         return ReadPlan(request=request, schema=event_schema(), new_state=new_state if has_data else state,
-                        has_data=has_data, bounds=(stored, upper), description=f"binlog after {stored} up to {upper}")
+                        has_data=has_data, commit_without_events=self._idle_due(stored, upper),
+                        bounds=(dict(state), bound), description=f"binlog after {where} up to {bound}")
+
+    def cdc_poll(self, request: ReadRequest, state: dict[str, Any] | None) -> CdcPoll:
+        """Whether the binlog holds changes of the captured tables past the stored position. The
+        binlog also moves with every other database on the server, so the range is scanned (from
+        where the last poll of this connector stopped); with none, the position is worth
+        committing once ``idle_advance_bytes`` of binlog lie behind it."""
+        if not state or "file" not in state or "skip" in state:
+            return CdcPoll(changes=True)
+        try:
+            stored, upper = self._bounds(state)
+        except PositionLost:
+            return CdcPoll(changes=True)  # the run reports it, with the way out
+        if upper <= stored:
+            return CdcPoll(changes=False)
+        start = stored
+        if self._verified is not None and self._verified[0] == stored and self._verified[1] > stored:
+            start = self._verified[1]
+        if start < upper and self._first_change(start, upper):
+            return CdcPoll(changes=True)
+        self._verified = (stored, upper)
+        if self._idle_due(stored, upper):
+            return CdcPoll(changes=False, advance={"file": upper[0], "pos": upper[1]})
+        return CdcPoll(changes=False)
+
+    def _first_change(self, lower: tuple[str, int], upper: tuple[str, int]) -> bool:
+        for _ in self._stream(lower, upper, 1, None, stop_at_first=True):
+            return True
+        return False
 
     def _plan_first(self, request: ReadRequest) -> ReadPlan:
         self.close()
@@ -255,45 +320,64 @@ class MysqlBinlogConnector(Connector):
             if self.config.snapshot:
                 yield from self._read_snapshot(split_position(str(upper)), plan.request.batch_size)
             return
+        stored = (str(lower["file"]), int(lower["pos"]))
+        skip = str(lower["skip"]["through"]) if "skip" in lower else None
         yield SourcePart(name="binlog", modified_time=None,
-                         batches=self._stream(split_position(str(lower)), split_position(str(upper)),
-                                              plan.request.batch_size))
+                         batches=self._stream(stored, split_position(str(upper)), plan.request.batch_size, skip))
 
     def _read_snapshot(self, at: tuple[str, int], size: int) -> Iterator[SourcePart]:
         conn = self._snapshot_conn
         if conn is None:
             raise ConnectorError(f"{self.describe()}: the snapshot of this plan was released; plan again.")
-        position = mysql_position(at[0], at[1], 0)
+        # one byte before the binlog position: the snapshot is no part of the transaction that starts there
+        position = mysql_txn_position(at[0], at[1] - 1, at[1] - 1, 0)
+        ts = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        # bronze may commit a long snapshot in chunks; until its last one, a restart takes a new snapshot
+        partial = {"snapshot_started": f"{at[0]}:{at[1]}"}
         try:
             with self._errors("could not read the snapshot"):
+                # whole seconds, as the binlog stamps events: a change in the snapshot's second
+                # must not seem to happen before it
+                row = self._rows(conn, "SELECT UNIX_TIMESTAMP(NOW())")
+                if row and row[0][0] is not None:
+                    ts = dt.datetime.fromtimestamp(int(row[0][0]), dt.UTC)
                 for (db, name), table in self._tables(conn).items():
-                    batches = self._snapshot_batches(conn, table, db, name, position, size)
-                    yield SourcePart(table.qualified, None, batches)
+                    batches = self._snapshot_batches(conn, table, db, name, position, size, ts)
+                    yield SourcePart(table.qualified, None, (with_resume(b, partial) for b in batches))
                 self._rows(conn, "COMMIT")
         finally:
             self.close()
 
     def _snapshot_batches(self, conn: Any, table: Table, db: str, name: str, position: str,
-                          size: int) -> Iterator[pa.RecordBatch]:
+                          size: int, ts: dt.datetime) -> Iterator[pa.RecordBatch]:
+        """A ``t`` event with ``_snapshot`` ``reset`` (the snapshot replaces what silver holds of the
+        table), then every row as an ``r`` event stamped with the snapshot's time."""
         import pymysql.cursors
 
         cols = list(table.columns)
         quoted = ", ".join(f"`{c.replace('`', '``')}`" for c in cols)
+        chunk = [ChangeEvent(op="t", table=table.qualified, position=position, source_ts=ts, snapshot="reset",
+                             schema=table.schema, seq=0)]
         seq = 0
         with conn.cursor(pymysql.cursors.SSCursor) as cur:
             cur.execute(f"SELECT {quoted} FROM `{db.replace('`', '``')}`.`{name.replace('`', '``')}`")
             while rows := cur.fetchmany(size):
-                chunk = []
                 for row in rows:
                     seq += 1
                     after = table.image(dict(zip(cols, row, strict=True)))
-                    chunk.append(table.event("r", position, None, after, None, "true", seq))
+                    chunk.append(table.event("r", position, None, after, ts, "true", seq))
                 yield to_batch(chunk)
+                chunk = []
+        if chunk:
+            yield to_batch(chunk)
 
-    def _stream(self, lower: tuple[str, int], upper: tuple[str, int], size: int) -> Iterator[pa.RecordBatch]:
+    def _stream(self, lower: tuple[str, int], upper: tuple[str, int], size: int, skip: str | None,
+                *, stop_at_first: bool = False) -> Iterator[pa.RecordBatch]:
+        """Row events from ``lower`` (a transaction start) to ``upper``, in batches marked with the
+        state to resume from; events at or before ``skip`` are already in bronze."""
         try:
             from pymysqlreplication import BinLogStreamReader
-            from pymysqlreplication.event import QueryEvent
+            from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent
             from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
         except ImportError as exc:
             raise MissingDependencyError(f"The mysql_binlog connector needs mysql-replication: {_INSTALL}") from exc
@@ -309,33 +393,63 @@ class MysqlBinlogConnector(Connector):
             connection_settings=settings, server_id=self.config.server_id, log_file=lower[0], log_pos=lower[1],
             # file/offset dump on both servers (is_mariadb would switch the start to GTIDs)
             resume_stream=True, blocking=False,
-            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent],
+            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent, GtidEvent,
+                         MariadbGtidEvent],
             only_schemas=sorted({db for db, _ in tables}))
         chunk: list[ChangeEvent] = []
-        seq = 0
+        nbytes = seq = 0
+        txn: tuple[str, int] | None = None  # (file, start) of the open transaction
+        resume: dict[str, Any] = {"file": lower[0], "pos": lower[1]}
+        last = ""
         try:
             with self._errors("could not read the binlog"):
                 for event in stream:
-                    start = int(event.packet.log_pos) - int(event.event_size)
+                    start = int(event.packet.log_pos) - int(event.packet.event_size)  # the header too
                     if not before_bound(stream.log_file, start, upper):
                         break
+                    kind = type(event).__name__
+                    query = str(getattr(event, "query", "")).strip().upper() if kind == "QueryEvent" else ""
+                    if kind in ("GtidEvent", "MariadbGtidEvent") or query == "BEGIN":
+                        if txn is None:
+                            txn, last = (stream.log_file, start), ""
+                        continue
+                    if len(chunk) >= size or nbytes >= self.config.batch_bytes:
+                        yield with_resume(to_batch(chunk), self._resume(resume, txn, last))
+                        chunk, nbytes = [], 0
                     ts = dt.datetime.fromtimestamp(int(event.timestamp), dt.UTC)
+                    at = txn[1] if txn is not None else start
                     for op, table, before, after, row in self._changes(event, tables):
+                        position = mysql_txn_position(stream.log_file, at, start, row)
+                        if skip is not None and position <= skip:
+                            continue
+                        if stop_at_first:
+                            yield to_batch([table.event(op, position, before, after, ts, "false", 0)])
+                            return
                         seq += 1
-                        chunk.append(table.event(op, mysql_position(stream.log_file, start, row), before, after,
-                                                 ts, "false", seq))
-                    if len(chunk) >= size:
-                        yield to_batch(chunk)
-                        chunk = []
-            if chunk:
-                yield to_batch(chunk)
+                        chunk.append(table.event(op, position, before, after, ts, "false", seq))
+                        nbytes += len(dumps(after) or "") + len(dumps(before) or "") + 200
+                        last = position
+                    # a transaction ends with its Xid (or COMMIT); DDL is a transaction of its own
+                    if kind == "XidEvent" or (kind == "QueryEvent" and not query.startswith(_IN_TXN)):
+                        txn, last = None, ""
+                        resume = {"file": stream.log_file, "pos": int(event.packet.log_pos)}
+            if chunk and not stop_at_first:
+                yield with_resume(to_batch(chunk), self._resume(resume, txn, last))
         finally:
             stream.close()
+
+    @staticmethod
+    def _resume(resume: dict[str, Any], txn: tuple[str, int] | None, last: str) -> dict[str, Any]:
+        if txn is None or not last:
+            return dict(resume)
+        return {"file": txn[0], "pos": txn[1], "skip": {"through": last}}
 
     @staticmethod
     def _changes(event: Any, tables: dict[tuple[str, str], Table]) -> Iterator[
             tuple[str, Table, dict[str, Any] | None, dict[str, Any] | None, int]]:
         kind = type(event).__name__
+        if kind in ("XidEvent", "GtidEvent", "MariadbGtidEvent"):
+            return
         if kind == "QueryEvent":
             match = _TRUNCATE.match(str(event.query))
             if match:

@@ -26,6 +26,8 @@ class Column:
     precision: int | None
     scale: int | None
     unsigned: bool
+    # what rows older than the column hold: {"default": value} or {"default_unknown": True}; None: NULL
+    default: dict[str, Any] | None = None
 
     @property
     def logical(self) -> str:
@@ -82,3 +84,53 @@ def json_value(column: Column, value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
     return str(value)
+
+
+_NUMERIC = {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "float", "double", "bit", "year"}
+
+
+def declared_default(column: Column, text: str | None, nullable: bool, extra: str,
+                     mariadb: bool) -> dict[str, Any] | None:
+    """What rows that existed before ``column`` was added hold, from ``information_schema``.
+
+    InnoDB adds a column with a constant default in place: older rows read the default. An
+    expression default (``CURRENT_TIMESTAMP``, ``uuid()``) was evaluated once per row or at the
+    ALTER and cannot be known; a NOT NULL column without a default holds the type's implicit
+    value (0, ''). MariaDB quotes string literals in ``COLUMN_DEFAULT`` and shows expressions as
+    written; MySQL 8 shows literals bare and flags expressions ``DEFAULT_GENERATED``."""
+    kind = column.data_type
+    if text is None or (mariadb and text.upper() == "NULL"):
+        if nullable:
+            return None
+        if kind in _NUMERIC:
+            return {"default": json_value(column, 0)}
+        if kind in _TEXT:
+            return {"default": ""}
+        return {"default_unknown": True}
+    if "DEFAULT_GENERATED" in extra.upper():
+        return {"default_unknown": True}
+    literal: Any = text
+    if mariadb:
+        if text.startswith("'") and text.endswith("'") and len(text) >= 2:
+            literal = text[1:-1].replace("''", "'").replace("\\'", "'").replace("\\\\", "\\")
+        elif kind in _NUMERIC:
+            try:
+                decimal.Decimal(text)
+            except decimal.InvalidOperation:
+                return {"default_unknown": True}
+        else:
+            return {"default_unknown": True}  # an expression such as current_timestamp()
+    try:
+        if kind == "decimal":
+            literal = decimal.Decimal(literal).quantize(decimal.Decimal(1).scaleb(-(column.scale or 0)))
+        elif kind in ("tinyint", "smallint", "mediumint", "int", "bigint", "year"):
+            literal = int(decimal.Decimal(literal))
+        elif kind in ("float", "double"):
+            literal = float(literal)
+        elif kind in ("datetime", "timestamp"):
+            literal = dt.datetime.fromisoformat(str(literal))
+        elif kind == "date":
+            literal = dt.date.fromisoformat(str(literal))
+    except (ValueError, decimal.InvalidOperation):
+        return {"default_unknown": True}
+    return {"default": json_value(column, literal)}

@@ -28,6 +28,7 @@ class PgLogicalConfig(PostgresConfig):
         slot: flowforge_shop      # created on the first run, one slot per CDC job
         tables: [public.orders, public.customers]
         snapshot: true            # read the tables' current rows first (op 'r')
+        idle_advance_bytes: 16777216   # while none of the tables changes, release WAL past this much
     ```
 
     The publication ``flowforge_<slot>`` is created for ``tables`` unless ``publication`` names an
@@ -39,6 +40,10 @@ class PgLogicalConfig(PostgresConfig):
     tables: tuple[str, ...] = Field(..., min_length=1, description="Tables to capture, schema-qualified.")
     publication: str | None = Field(None, description="An existing publication; default flowforge_<slot>.")
     snapshot: bool = Field(True, description="Read the current rows before streaming changes.")
+    idle_advance_bytes: int = Field(
+        16 << 20, ge=0, description="WAL (bytes) the slot may retain while no captured table changes before "
+                                    "the position is committed without events, so the server can recycle it.")
+    batch_bytes: int = Field(64 << 20, ge=1 << 20, description="Row images (bytes) per decoded batch at most.")
 
     @field_validator("slot")
     @classmethod

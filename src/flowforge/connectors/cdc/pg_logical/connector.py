@@ -8,14 +8,22 @@ Positions and the snapshot handoff
   of a snapshot taken at exactly that point. ``read`` imports that snapshot (``SET TRANSACTION
   SNAPSHOT``) and emits every row as an ``r`` event at the position just before the consistent point. The slot decodes
   exactly the transactions committed after that point, so nothing is lost or read twice across
-  the handoff. ``new_state`` is ``{"lsn": <consistent point>}``. A first run that did not commit
-  left nothing in bronze: the next first run drops the slot and starts over.
+  the handoff. ``new_state`` is ``{"lsn": <consistent point>}``. Each table's rows follow a ``t``
+  event with ``_snapshot`` ``reset``: the snapshot replaces what silver holds. A first run (or a
+  snapshot) that did not finish committing drops the slot and starts over.
 * **Later runs**: ``plan`` first advances the slot to the stored LSN (``pg_replication_slot_advance``)
   — that LSN was committed with bronze rows, so the slot is never ahead of bronze — then fixes the
   upper bound at ``pg_current_wal_flush_lsn()``. ``read`` peeks (never consumes) changes up to it.
   A transaction is emitted iff its commit record starts before the bound, and advancing the slot
   to the bound later skips exactly those transactions, so a crash between read and commit replays
   the same events and a commit moves on to newer ones only.
+* **Chunks**: batches carry the state to resume from (``events.with_resume``): after a whole
+  transaction, the end of its commit record; inside one, the last whole transaction's end plus
+  ``skip`` (that transaction and the last position bronze holds of it), so bronze commits a long
+  read, or one huge transaction, in bounded chunks.
+* **Idle**: ``cdc_poll`` decodes the pending WAL to tell changes of the captured tables from WAL
+  of other databases; with none, the position is committed without events once
+  ``idle_advance_bytes`` of WAL sit behind the slot, so the server can recycle it.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowforge.connectors import register_connector
 from flowforge.connectors.base import (
+    CdcPoll,
     ColumnInfo,
     ConnectionTest,
     Connector,
@@ -36,11 +45,11 @@ from flowforge.connectors.base import (
     SourcePart,
     TableInfo,
 )
-from flowforge.connectors.cdc.events import event_schema
+from flowforge.connectors.cdc.events import PositionLost, event_schema, with_resume
 from flowforge.connectors.cdc.pg_logical import pgoutput, snapshot
 from flowforge.connectors.sql import common
 from flowforge.connectors.sql.postgres import catalog
-from flowforge.errors import ConnectorError, MissingDependencyError, SourceNotFound, SourceSchemaError
+from flowforge.errors import ConnectorError, MissingDependencyError, SourceNotFound
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,6 +59,7 @@ if TYPE_CHECKING:
 
 _INSTALL = "pip install 'flowforge[postgres]'"
 _SESSION = "-c TimeZone=UTC -c DateStyle=ISO -c bytea_output=hex -c extra_float_digits=1"
+_POLL_ROWS = 10_000
 _PEEK_SQL = ("SELECT (lsn - '0/0'::pg_lsn)::int8, data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, NULL, "
              "'proto_version', '1', 'publication_names', %s)")
 
@@ -76,6 +86,7 @@ class PgLogicalConnector(Connector):
         super().__init__(name, config)
         self._exporter: psycopg.Connection[Any] | None = None  # holds the exported snapshot open
         self._snapshot_name = ""
+        self._control_conn: psycopg.Connection[Any] | None = None
 
     def describe(self) -> str:
         return f"Connection '{self.name}' ({self.config.describe()})"
@@ -176,7 +187,7 @@ class PgLogicalConnector(Connector):
         return rels
 
     def drop_slot(self) -> None:
-        """Drop the slot and its publication (``flowforge`` resets a CDC job with this)."""
+        """Drop the slot and its publication."""
         with closing(self._connect()) as conn, self._errors("could not drop the replication slot"):
             if self._slot(conn) is not None:
                 conn.execute("SELECT pg_drop_replication_slot(%s)", (self.config.slot,))
@@ -184,35 +195,95 @@ class PgLogicalConnector(Connector):
                 name = common.quote_ident(self.config.publication_name, "postgres")
                 conn.execute(f"DROP PUBLICATION IF EXISTS {name}")
 
+    def reset_cdc(self) -> str:
+        """Drop the slot unless a session streams from it now (the next run's snapshot creates a
+        new one either way), so the server stops retaining WAL for it at once."""
+        with closing(self._connect()) as conn, self._errors("could not drop the replication slot"):
+            slot = self._slot(conn)
+            if slot is None:
+                return f"slot {self.config.slot} does not exist; the next run creates it with a new snapshot"
+            if slot[1]:
+                return f"slot {self.config.slot} is in use right now; the next run drops and recreates it"
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (self.config.slot,))
+        return f"slot {self.config.slot} dropped; the next run creates it again with a new snapshot"
+
+    def _control(self) -> psycopg.Connection[Any]:
+        """The connection for planning, kept between micro-batches of ``--follow``."""
+        conn = self._control_conn
+        if conn is not None and not conn.closed:
+            try:
+                conn.execute("SELECT 1")
+                return conn
+            except Exception:  # a dropped connection: connect again
+                conn.close()
+        self._control_conn = self._connect()
+        return self._control_conn
+
     # -- extract --------------------------------------------------------------------------
+
+    def _position(self, conn: psycopg.Connection[Any], state: dict[str, Any]) -> tuple[int, int]:
+        """(stored LSN, upper bound) after advancing the slot to what bronze holds."""
+        stored = pgoutput.parse_lsn(str(state["lsn"]))
+        slot = self._slot(conn)
+        if slot is None:
+            raise PositionLost(
+                f"{self.describe()}: replication slot {self.config.slot!r} is gone, so changes after "
+                f"{state['lsn']} can no longer be read.",
+                hint="Reset the job's CDC state to take a new snapshot: flowforge cdc reset <workflow> <job>.")
+        confirmed, _active = slot
+        if confirmed > stored:
+            raise PositionLost(
+                f"{self.describe()}: slot {self.config.slot!r} is at {pgoutput.format_lsn(confirmed)}, "
+                f"ahead of the position bronze holds ({state['lsn']}); changes in between are lost.",
+                hint="Another consumer uses this slot: give each CDC job its own slot, then reset the job "
+                     "(flowforge cdc reset <workflow> <job>).")
+        if confirmed < stored:
+            # Only what bronze already holds is released: the slot never runs ahead of bronze.
+            conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (self.config.slot, state["lsn"]))
+        row = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
+        return stored, pgoutput.parse_lsn(row[0]) if row else stored
 
     def plan(self, request: ReadRequest, state: dict[str, Any] | None) -> ReadPlan:
         schema = event_schema()
-        with closing(self._connect()) as conn, self._errors("could not plan the CDC read"):
-            if not state or "lsn" not in state:
+        if not state or "lsn" not in state:
+            with closing(self._connect()) as conn, self._errors("could not plan the CDC read"):
                 return self._plan_first(conn, request)
-            stored = pgoutput.parse_lsn(str(state["lsn"]))
-            slot = self._slot(conn)
-            if slot is None:
-                raise SourceNotFound(
-                    f"{self.describe()}: replication slot {self.config.slot!r} is gone, so changes after "
-                    f"{state['lsn']} can no longer be read.",
-                    hint="Reset the job's CDC state to take a new snapshot.")
-            confirmed, _active = slot
-            if confirmed > stored:
-                raise SourceSchemaError(
-                    f"{self.describe()}: slot {self.config.slot!r} is at {pgoutput.format_lsn(confirmed)}, "
-                    f"ahead of the position bronze holds ({state['lsn']}); changes in between are lost.",
-                    hint="Another consumer uses this slot; give each CDC job its own slot and reset the job.")
-            if confirmed < stored:
-                # Only what bronze already holds is released: the slot never runs ahead of bronze.
-                conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (self.config.slot, state["lsn"]))
-            row = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
-            upper = pgoutput.parse_lsn(row[0]) if row else stored
+        with self._errors("could not plan the CDC read"):
+            stored, upper = self._position(self._control(), state)
         new_state = {"slot": self.config.slot, "lsn": pgoutput.format_lsn(max(upper, stored))}
-        return ReadPlan(request=request, schema=schema, new_state=new_state, has_data=upper > stored,
+        return ReadPlan(request=request, schema=schema, new_state=new_state,
+                        has_data=upper > stored or "skip" in state,
+                        commit_without_events=upper - stored >= self.config.idle_advance_bytes,
                         description=f"slot {self.config.slot} changes after {state['lsn']} up to {new_state['lsn']}",
-                        bounds=(state["lsn"], new_state["lsn"]))
+                        bounds=(dict(state), new_state["lsn"]))
+
+    def cdc_poll(self, request: ReadRequest, state: dict[str, Any] | None) -> CdcPoll:
+        """Changes of the captured tables since the stored position, found by decoding (other
+        databases and the background writer move the WAL too). With none, the position is worth
+        committing once ``idle_advance_bytes`` of WAL piled up behind the slot."""
+        if not state or "lsn" not in state or "skip" in state:
+            return CdcPoll(changes=True)
+        with self._errors("could not look for changes"):
+            conn = self._control()
+            try:
+                stored, upper = self._position(conn, state)
+            except PositionLost:
+                return CdcPoll(changes=True)  # the run reports it, with the way out
+            if upper <= stored:
+                return CdcPoll(changes=False)
+            # pgoutput (PostgreSQL 15+) sends nothing for transactions without captured changes;
+            # older servers send Begin/Commit pairs, so look past those
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE get_byte(data, 0) NOT IN (66, 67)), count(*) FROM "
+                "pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, %s, 'proto_version', '1', "
+                "'publication_names', %s)",
+                (self.config.slot, pgoutput.format_lsn(upper), _POLL_ROWS, self.config.publication_name)).fetchone()
+        found, rows = (int(row[0]), int(row[1])) if row else (0, 0)
+        if found or rows >= _POLL_ROWS:
+            return CdcPoll(changes=True)
+        if upper - stored >= self.config.idle_advance_bytes:
+            return CdcPoll(changes=False, advance={"slot": self.config.slot, "lsn": pgoutput.format_lsn(upper)})
+        return CdcPoll(changes=False)
 
     def _plan_first(self, conn: psycopg.Connection[Any], request: ReadRequest) -> ReadPlan:
         rels = self._ensure_publication(conn)
@@ -221,7 +292,8 @@ class PgLogicalConnector(Connector):
             if slot[1]:
                 raise ConnectorError(f"{self.describe()}: slot {self.config.slot!r} is in use by another session.",
                                      hint="Stop the other consumer or give this job its own slot.")
-            # No state was committed, so bronze holds nothing from this slot: start over.
+            # No position was committed (a first run, a reset, or a snapshot that did not finish):
+            # the new snapshot replaces whatever bronze holds from the old slot.
             conn.execute("SELECT pg_drop_replication_slot(%s)", (self.config.slot,))
         self.close()
         exporter = self._connect(replication=True)
@@ -258,6 +330,8 @@ class PgLogicalConnector(Connector):
             raise ConnectorError(f"{self.describe()}: the snapshot of this plan was released; plan again.")
         assert plan.new_state is not None
         lsn = pgoutput.parse_lsn(str(plan.new_state["lsn"]))
+        # bronze may commit a long snapshot in chunks; until its last one, a restart takes a new snapshot
+        partial = {"slot": self.config.slot, "snapshot_started": plan.new_state["lsn"]}
         try:
             with closing(self._connect()) as conn, self._errors("could not read the snapshot"):
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -265,32 +339,57 @@ class PgLogicalConnector(Connector):
                 rels = [snapshot.describe_table(conn, t, self.config.schema_, self.describe())
                         for t in self.config.tables]
                 for rel in rels:
-                    batches = snapshot.snapshot_batches(conn, rel, lsn, plan.request.batch_size)
-                    yield SourcePart(name=rel.qualified, modified_time=None, batches=batches)
+                    batches = snapshot.snapshot_batches(conn, rel, lsn, plan.request.batch_size, marker=True,
+                                                        max_bytes=self.config.batch_bytes)
+                    yield SourcePart(name=rel.qualified, modified_time=None,
+                                     batches=(with_resume(b, partial) for b in batches))
                 conn.execute("COMMIT")
         finally:
             self.close()
 
     def _stream(self, plan: ReadPlan) -> Iterator[Any]:
+        """Decoded changes in batches of at most ``batch_size`` events (or ``batch_bytes`` of row
+        images), each marked with the state to resume from once it is in bronze: after a whole
+        transaction the slot may advance past it; inside one, a restart re-reads the transaction
+        and skips what bronze already holds. So one huge transaction never has to fit in memory."""
         assert plan.new_state is not None and plan.bounds is not None
-        size = plan.request.batch_size
+        stored_state: dict[str, Any] = plan.bounds[0]
+        stored = pgoutput.parse_lsn(str(stored_state["lsn"]))
+        skip = stored_state.get("skip")
+        size, max_bytes = plan.request.batch_size, self.config.batch_bytes
         out = pgoutput.EventColumns()
-        decoder = pgoutput.Decoder(out)
         with closing(self._connect()) as conn, self._errors("could not read changes from the slot"):
+            defaults = {rel.qualified: rel.defaults for rel in
+                        (snapshot.describe_table(conn, t, self.config.schema_, self.describe())
+                         for t in self.config.tables)}
+            decoder = pgoutput.Decoder(out, start=stored, defaults=defaults,
+                                       skip=(pgoutput.parse_lsn(skip["txn"]), str(skip["through"])) if skip else None)
             conn.execute("BEGIN")
             with conn.cursor(name="ff_peek") as cur:
                 cur.itersize = size
                 cur.execute(_PEEK_SQL, (self.config.slot, plan.new_state["lsn"], self.config.publication_name))
+                last_lsn = -1
                 while rows := cur.fetchmany(size):
                     for lsn, data in rows:
+                        # cut only between WAL records: rows of one multi-insert share an LSN
+                        if lsn != last_lsn and (len(out) >= size or out.nbytes >= max_bytes):
+                            yield with_resume(out.flush(), self._resume(decoder))
                         decoder.feed(lsn, data)
-                    if len(out) >= size:
-                        yield out.flush()
+                        last_lsn = lsn
                 if len(out):
-                    yield out.flush()
+                    yield with_resume(out.flush(), self._resume(decoder))
             conn.execute("COMMIT")
+
+    def _resume(self, decoder: pgoutput.Decoder) -> dict[str, Any]:
+        state: dict[str, Any] = {"slot": self.config.slot, "lsn": pgoutput.format_lsn(decoder.last_end)}
+        if decoder.in_txn and decoder.last_position:
+            state["skip"] = {"txn": pgoutput.format_lsn(decoder.commit_lsn), "through": decoder.last_position}
+        return state
 
     def close(self) -> None:
         if self._exporter is not None:
             self._exporter.close()
             self._exporter = None
+        if self._control_conn is not None:
+            self._control_conn.close()
+            self._control_conn = None

@@ -6,6 +6,10 @@ values arrive in PostgreSQL's text format; ``TextValues`` turns them into JSON v
 so a snapshot row (read with ``::text``) and a streamed row of the same data are identical.
 
 The protocol is documented in "Logical Replication Message Formats" of the PostgreSQL manual.
+
+Positions are ``pg:<commit LSN>:<change LSN>`` (``events.pg_txn_position``): the slot hands out
+transactions in commit order, so a transaction that began early and committed late sorts after
+everything committed before it, not among the changes it interleaved with.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from flowforge.connectors.cdc.events import UNAVAILABLE, dumps, event_schema, make_event_id, pg_position
+from flowforge.connectors.cdc.events import UNAVAILABLE, dumps, event_schema, make_event_id, pg_txn_position
 from flowforge.errors import SourceSchemaError
 
 _INT = {20, 21, 23, 26}  # int8, int2, int4, oid
@@ -73,7 +77,10 @@ def converter(oid: int) -> Callable[[str], Any]:
 
 @dataclass(frozen=True)
 class Relation:
-    """A table as described by a Relation message (or by the catalog for a snapshot)."""
+    """A table as described by a Relation message (or by the catalog for a snapshot).
+
+    ``defaults`` maps a column to what rows older than the column hold (text in PostgreSQL's
+    format, or ``UNKNOWN_DEFAULT``); ``_schema`` carries it (see ``layers/cdc_defaults.py``)."""
 
     oid: int
     schema: str
@@ -82,6 +89,7 @@ class Relation:
     key_columns: tuple[str, ...]
     type_oids: tuple[int, ...]
     typmods: tuple[int, ...]
+    defaults: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     converters: tuple[Callable[[str], Any], ...] = field(init=False, repr=False, compare=False)
     logical: dict[str, str] = field(init=False, repr=False, compare=False)
     schema_text: str = field(init=False, repr=False, compare=False)
@@ -91,8 +99,22 @@ class Relation:
         object.__setattr__(self, "converters", tuple(converter(o) for o in self.type_oids))
         object.__setattr__(self, "logical", {c: logical_type(o, m) for c, o, m in
                                              zip(self.columns, self.type_oids, self.typmods, strict=True)})
-        object.__setattr__(self, "schema_text", dumps(self.logical))
+        described: dict[str, Any] = dict(self.logical)
+        for column, conv in zip(self.columns, self.converters, strict=True):
+            if column not in self.defaults:
+                continue
+            default = self.defaults[column]
+            described[column] = ({"type": self.logical[column], "default_unknown": True} if default is UNKNOWN_DEFAULT
+                                 else {"type": self.logical[column], "default": conv(default)})
+        object.__setattr__(self, "schema_text", dumps(described))
         object.__setattr__(self, "qualified", f"{self.schema}.{self.name}")
+
+    def with_defaults(self, defaults: dict[str, Any]) -> Relation:
+        mine = {c: v for c, v in defaults.items() if c in self.columns}
+        if mine == self.defaults:
+            return self
+        return Relation(self.oid, self.schema, self.name, self.columns, self.key_columns, self.type_oids,
+                        self.typmods, mine)
 
     def values(self, texts: Iterable[str | object | None]) -> dict[str, Any]:
         """Text values (``None`` = NULL, ``UNCHANGED`` = unchanged TOAST) → a JSON row image."""
@@ -113,6 +135,7 @@ class Relation:
 
 
 UNCHANGED = object()  # an unchanged TOASTed value ('u'): the row image does not carry it
+UNKNOWN_DEFAULT = object()  # rows older than the column hold values the catalog cannot tell
 
 
 class _Reader:
@@ -187,13 +210,23 @@ def parse_lsn(text: str) -> int:
 class Decoder:
     """Stateful decoder of one slot's message stream (Relation messages precede their rows).
 
-    ``feed(lsn, message)`` yields the change events a message carries; Begin sets the commit
-    timestamp of the rows that follow.
+    ``feed(lsn, message)`` appends the change events a message carries to ``out``; Begin sets the
+    commit LSN and timestamp of the rows that follow, Commit ends the transaction (``last_end``
+    is then a position the slot may advance to). ``skip`` = (commit LSN, position) drops the
+    events of that transaction up to that position: they were committed to bronze before a
+    restart. ``defaults`` (qualified table → column → default) decorate Relation messages.
     """
 
-    def __init__(self, out: EventColumns) -> None:
+    def __init__(self, out: EventColumns, *, start: int = 0, skip: tuple[int, str] | None = None,
+                 defaults: dict[str, dict[str, Any]] | None = None) -> None:
         self.relations: dict[int, Relation] = {}
         self.commit_ts: int | None = None  # microseconds since 1970 of the transaction's commit
+        self.commit_lsn = 0
+        self.in_txn = False
+        self.last_end = start  # end of the last whole transaction decoded (or the start)
+        self.last_position = ""
+        self.skip = skip
+        self.defaults = defaults or {}
         self.out = out
 
     def _relation(self, oid: int) -> Relation:
@@ -207,8 +240,14 @@ class Decoder:
         kind = message[:1]
         r = _Reader(message)
         if kind == b"B":
-            r.int64()  # final LSN of the transaction
+            self.commit_lsn = r.int64()  # the transaction's commit record
             self.commit_ts = r.int64() + _PG_EPOCH_MICROS
+            self.in_txn = True
+        elif kind == b"C":
+            r.int8()  # flags
+            r.int64()  # commit LSN
+            self.last_end = r.int64()  # end of the commit record: advancing the slot here skips the transaction
+            self.in_txn = False
         elif kind == b"R":
             oid = r.uint32()
             schema, name = r.string(), r.string()
@@ -222,7 +261,8 @@ class Decoder:
                     keys.append(column)
                 oids.append(r.uint32())
                 mods.append(r.int32())
-            self.relations[oid] = Relation(oid, schema, name, tuple(columns), tuple(keys), tuple(oids), tuple(mods))
+            self.relations[oid] = Relation(oid, schema, name, tuple(columns), tuple(keys), tuple(oids), tuple(mods),
+                                           self._defaults(f"{schema}.{name}", columns))
         elif kind == b"I":
             rel = self._relation(r.uint32())
             r.int8()  # 'N'
@@ -252,11 +292,19 @@ class Decoder:
             r.int8()  # options (CASCADE / RESTART IDENTITY)
             for _ in range(count):
                 self._event("t", self._relation(r.uint32()), lsn, None, None, None)
-        # 'C' commit, 'O' origin, 'Y' type, 'M' message: nothing to emit
+        # 'O' origin, 'Y' type, 'M' message: nothing to emit
+
+    def _defaults(self, qualified: str, columns: list[str]) -> dict[str, Any]:
+        known = self.defaults.get(qualified, {})
+        return {c: known[c] for c in columns if c in known}
 
     def _event(self, op: str, rel: Relation, lsn: int, before: dict[str, Any] | None,
                after: dict[str, Any] | None, key: dict[str, Any] | None) -> None:
-        self.out.append(op, rel, pg_position(lsn), key, before, after, self.commit_ts, "false")
+        position = pg_txn_position(self.commit_lsn, lsn)
+        if self.skip is not None and self.commit_lsn == self.skip[0] and position <= self.skip[1]:
+            return  # already in bronze (committed before a restart in the middle of this transaction)
+        self.last_position = position
+        self.out.append(op, rel, position, key, before, after, self.commit_ts, "false")
 
 
 _PG_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970
@@ -274,6 +322,7 @@ class EventColumns:
         self._clear()
 
     def _clear(self) -> None:
+        self.nbytes = 0  # text held so far (a flush bound for rows with large values)
         self.ids: list[str] = []
         self.ops: list[str] = []
         self.positions: list[str] = []
@@ -302,6 +351,7 @@ class EventColumns:
         self.keys.append(key_text)
         self.befores.append(before_text)
         self.afters.append(after_text)
+        self.nbytes += len(after_text or "") + len(before_text or "") + 200
         self.schemas.append(rel.schema_text)
         self.seq += 1
         self.seqs.append(self.seq)

@@ -1,0 +1,54 @@
+"""``flowforge cdc reset``, ``flowforge optimize`` and ``flowforge vacuum``: CDC positions and table
+maintenance, each a few lines over the Context's ``cdc`` and ``maintenance`` services."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flowforge.cli.common import _context
+
+cdc_app = typer.Typer(help="Change data capture jobs.", no_args_is_help=True)
+
+
+@cdc_app.command("reset")
+def cdc_reset(workflow: Annotated[str, typer.Argument(help="Workflow name.")],
+              job: Annotated[str, typer.Argument(help="The cdc job of that workflow.")]) -> None:
+    """Forget a CDC job's source position: the next run takes a new snapshot (a new replication
+    slot on PostgreSQL) that replaces what silver holds. The way out when the slot is gone or the
+    binlog was purged."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        output.info(ctx.cdc.reset(workflow, job).message)
+
+
+def optimize(tables: Annotated[list[str] | None, typer.Argument(help="Tables (default: every table).")] = None
+             ) -> None:
+    """Compact small files into large ones (Delta OPTIMIZE) and write a checkpoint."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        done = ctx.maintenance.optimize(tables or None)
+    output.records([{"table": d.table, "layer": d.layer, "result": d.detail} for d in done],
+                   ["table", "layer", "result"], title="Optimize")
+
+
+def vacuum(tables: Annotated[list[str] | None, typer.Argument(help="Tables (default: every table).")] = None,
+           retention: Annotated[str | None, typer.Option(help="Only files older than this (36h, 7d, 2w; default "
+                                                                "the project's maintenance.vacuum_retention).")]
+           = None,
+           versions: Annotated[bool, typer.Option("--versions", help="Also delete the files of versions older "
+                                                                      "than the retention (time travel to them "
+                                                                      "ends).")] = False,
+           dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go, delete nothing.")] = False
+           ) -> None:
+    """Delete files no commit references (left by killed runs) and never-committed table folders;
+    with --versions, old versions' files too."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        done = ctx.maintenance.vacuum(tables or None, retention=retention, versions=versions, dry_run=dry_run)
+    output.records([{"table": d.table, "layer": d.layer, "result": ("would be: " if dry_run else "") + d.detail}
+                    for d in done], ["table", "layer", "result"], title="Vacuum")
