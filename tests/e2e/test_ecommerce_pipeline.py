@@ -111,6 +111,12 @@ def test_demo_on_postgres_builds_publishes_and_keeps_history(pg_database: str, t
     project = tmp_path / "shop"
     out = flowforge("demo", "ecommerce", "--dir", str(project), "--postgres", pg_database, "--scale", SCALE).stdout
     assert "SUCCESS  PASS=7" in out, out
+    # seed 003's checks as the template's data tests: valid e-mails, positive prices, no orphan keys, dates in
+    # range, totals that add up (order = Σ items, invoice = Σ items), all passing on the generated source
+    assert "Tests: PASS=36 WARN=0 ERROR=0" in out, out
+    for name in ("valid_email", "positive_prices", "order_total_adds_up", "orders_equal_their_items",
+                 "invoices_equal_their_items", "relationships(customer_id"):
+        assert name in out, name
     counts = dict(_sql(pg_database, " UNION ALL ".join(f"SELECT '{t}', count(*) FROM ecommerce.{t}" for t in (
         "orders", "order_items", "payments", "invoices", "invoice_items"))))
     assert counts == {"orders": 5_000, "order_items": 9_911, "payments": 4_849, "invoices": 3_996,
