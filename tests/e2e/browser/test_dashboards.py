@@ -40,7 +40,12 @@ def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from flowforge.demo.ecommerce_project import WORKFLOW, setup_ecommerce_project
 
     project = tmp_path_factory.mktemp("shop_ui") / "shop"
-    setup_ecommerce_project(project, scale=0.01, seed=8)
+    made = setup_ecommerce_project(project, scale=0.01, seed=8)
+    # the business adds the (hostile) segment to the accepted ones, as a user would after the check flags it
+    spec = made.workflow.read_text(encoding="utf-8")
+    assert "values: [VIP, Regular, Occasional, New]" in spec
+    made.workflow.write_text(spec.replace("values: [VIP, Regular, Occasional, New]",
+                                          "values: [VIP, Regular, Occasional, New, '" + EVIL + "']"), encoding="utf-8")
     with sqlite3.connect(project / "data" / "shop.db") as db:
         db.execute("UPDATE customers SET segment = ? WHERE customer_id <= 3", (EVIL,))
     with Context.open(project) as ctx:
