@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from flowforge.connectors.base import ReadRequest
 from flowforge.errors import ConfigError, FlowForgeError
+from flowforge.layers import schema_drift
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.layers.sub_microseconds import SubMicroseconds
 from flowforge.quality.gate import commit_checked
-from flowforge.spec.jobs import IngestJob, IngestTable
+from flowforge.spec.jobs import AUDIT_COLUMNS, IngestJob, IngestTable
 from flowforge.storage.delta import cast_batch, delta_compatible
 from flowforge.streams import prefetch
 from flowforge.testing import fault_point
@@ -85,6 +86,9 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
     counter = _Counter()
     fine = SubMicroseconds(spec.sub_microseconds, plan.schema, spec.target)
     reader = _audited_stream(ctx, connector, plan, counter, fine)
+    reader = schema_drift.cast_columns(reader, spec.casts, f"bronze table {spec.target}")
+    reader = schema_drift.prepare(ctx, "bronze", spec.target, spec.on_schema_change, reader,
+                                  always_sent=AUDIT_COLUMNS)
     try:
         commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader,
                                 progress={WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,

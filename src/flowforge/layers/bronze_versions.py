@@ -3,7 +3,8 @@
 A silver table records the bronze version it has processed. The files added since are the
 ``add`` actions with ``dataChange: true`` of the later commits: a compaction (OPTIMIZE, which
 rewrites files with ``dataChange: false``) adds no new rows, so it is not new data, and an
-empty commit (a CDC position moved without events) is none either. Grouped by version into
+empty commit (a CDC position moved without events) is none either, and nor is a rewrite that
+only widened column types (``flowforge.schema_rewrite``). Grouped by version into
 chunks of about ``limit`` rows, they let a consumer apply a long backlog in bounded steps, each
 committed with the version it completes.
 
@@ -61,6 +62,13 @@ def new_data(store: LakehouseStore, dt: DeltaTable, seen: int | None, limit: int
         if actions is None:
             return None
         adds: list[tuple[str, int]] = []
+        if any((a.get("commitInfo") or {}).get("flowforge.schema_rewrite") for a in actions):
+            # the same rows cast to wider types (schema_drift.rewrite): no new data, unless it
+            # rewrote files this consumer has not read yet
+            if any(str(a["remove"]["path"]) in fresh for a in actions if a.get("remove")):
+                return None
+            settled[version] = running
+            continue
         for action in actions:
             add, remove, info = action.get("add"), action.get("remove"), action.get("commitInfo")
             if info and info.get("flowforge.cdc_state"):

@@ -13,6 +13,7 @@ from flowforge.engine.duckdb_engine import DuckDBEngine
 from flowforge.engine.sandbox import check_type
 from flowforge.engine.sql import quote
 from flowforge.errors import CheckFailed, ConfigError, SourceSchemaError
+from flowforge.layers import schema_drift
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import AUDIT_COLUMNS, SilverJob, SilverTable
@@ -60,6 +61,8 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
         rows_in = int(engine.rows(f"SELECT count(*) FROM {quote(BRONZE_VIEW)}")[0][0])
     finally:
         engine.close()
+    data = schema_drift.silver_batch(ctx, table=spec.target, source_table=bronze, policy=spec.on_schema_change,
+                                     data=data, keys=spec.keys if spec.strategy == "merge" else ())
     progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
     fault_point("silver.before_commit")
     ctx.checkpoint()  # the last safe point before the commit

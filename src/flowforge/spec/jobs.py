@@ -75,6 +75,8 @@ class Incremental(SpecModel):
 
 
 SubMicrosecondMode = Literal["error", "truncate", "string"]
+# what a change in the source's columns does to an existing table (see flowforge.layers.schema_drift)
+SchemaChangePolicy = Literal["evolve", "fail", "ignore"]
 
 
 class IngestTable(SpecModel):
@@ -88,6 +90,11 @@ class IngestTable(SpecModel):
     earlier instant (never rounding up) and counts them in the run log; ``string`` lands every
     nanosecond timestamp column as ISO-8601 text with nine fraction digits (zoned ones in UTC,
     ending in ``Z``). Whole microseconds land unchanged under ``error`` and ``truncate``.
+
+    ``on_schema_change`` (``evolve``, ``fail`` or ``ignore``) says what a change in the source's
+    columns does to the bronze table (see ``flowforge.layers.schema_drift``); ``casts`` lands a
+    column in a named type (``{amount: "DECIMAL(12,2)"}``), e.g. to keep the table's type when the
+    source's changed.
 
     ```yaml
     - table: dbo.AuditTrail
@@ -110,7 +117,21 @@ class IngestTable(SpecModel):
     type_fallback: Literal["string"] | None = None
     sub_microseconds: SubMicrosecondMode = "error"
     batch_size: int = Field(100_000, ge=1, le=10_000_000)
+    on_schema_change: SchemaChangePolicy = "evolve"
+    casts: dict[str, str] = Field(default_factory=dict)
     tests: Tests = ()
+
+    @field_validator("casts")
+    @classmethod
+    def _cast_types(cls, value: dict[str, str]) -> dict[str, str]:
+        from flowforge.layers.schema_drift import arrow_type
+
+        for column, type_ in value.items():
+            try:
+                arrow_type(type_)
+            except ValueError as exc:
+                raise ValueError(f"casts.{column}: {exc}") from None
+        return value
 
     @field_validator("incremental", mode="before")
     @classmethod
@@ -161,6 +182,7 @@ class SilverTable(Scd2Fields):
     casts: dict[str, SqlType] = Field(default_factory=dict)
     derived: dict[Identifier, SqlExpression] = Field(default_factory=dict)
     surrogate_key: Identifier | None = None
+    on_schema_change: SchemaChangePolicy = "evolve"
     tests: Tests = ()
 
     @model_validator(mode="after")

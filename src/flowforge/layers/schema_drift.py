@@ -1,0 +1,478 @@
+"""What happens when a source's columns change under an existing table (``on_schema_change``).
+
+``evolve`` (the default): added columns are added; safe widenings (``INTEGER`` → ``BIGINT``,
+``SMALLINT`` → ``INTEGER``, ``REAL`` → ``DOUBLE``, ``DECIMAL(10,2)`` → ``DECIMAL(12,4)``, a
+finer timestamp) rewrite the table to the wider type in one commit, keeping every value;
+a column the source no longer sends is kept, marked dropped in the catalog (table property
+``flowforge.dropped_columns``), and later rows hold NULL there — silver keeps the value it
+had for keys it already holds. A rename is a drop and an add, and is reported as such.
+``fail`` stops the job before anything is committed on any change. ``ignore`` keeps the
+table's columns: new columns are left out, changed types are cast to the table's type.
+
+A change no table can absorb — a narrowing (``BIGINT`` → ``INTEGER``, fewer decimal digits)
+or another type (``INTEGER`` → ``TEXT``) — stops the job before any commit under every policy,
+naming the table, the column and both types.
+
+```yaml
+- table: public.orders
+  target: bronze_orders
+  on_schema_change: fail        # evolve | fail | ignore
+  casts: {amount: "DECIMAL(12,2)"}   # land a changed column in the type the table has
+```
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from flowforge.errors import SourceSchemaError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from flowforge.layers.base import JobContext
+
+Policy = Literal["evolve", "fail", "ignore"]
+DROPPED = "flowforge.dropped_columns"  # table property: column -> {"at", "run_id", "renamed_to"?}
+CHANGES = "flowforge.schema_changes"   # table property: the newest schema events, newest last
+REWRITE = "schema_rewrite"             # commit metadata of a rewrite that only widened types
+_KEEP_EVENTS = 50
+
+
+class SchemaDriftError(SourceSchemaError):
+    """The source's columns changed in a way the table's ``on_schema_change`` refuses; nothing
+    was committed."""
+
+
+@dataclass(frozen=True)
+class Change:
+    column: str
+    kind: Literal["added", "dropped", "restored", "widened", "narrowed", "incompatible"]
+    old: pa.DataType | None = None
+    new: pa.DataType | None = None
+    renamed_to: str | None = None
+
+    def describe(self) -> str:
+        col = f"column '{self.column}'"
+        if self.kind == "added":
+            return f"{col} added ({sql_name(self.new)})"
+        if self.kind == "dropped":
+            moved = f" (renamed to '{self.renamed_to}'?)" if self.renamed_to else ""
+            return f"{col} ({sql_name(self.old)}) no longer sent by the source{moved}"
+        if self.kind == "restored":
+            return f"{col} sent again by the source ({sql_name(self.new)})"
+        verb = {"widened": "widened", "narrowed": "narrowed", "incompatible": "changed"}[self.kind]
+        return f"{col} {verb} from {sql_name(self.old)} to {sql_name(self.new)}"
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How a batch meets an existing table: the schema to write with and what to do first."""
+
+    layer: str
+    table: str
+    changes: tuple[Change, ...]
+    target: pa.Schema                       # the table's schema after this batch
+    rewrite: bool = False                   # existing rows must be cast to wider types first
+    dropped: dict[str, dict[str, Any]] = field(default_factory=dict)  # every dropped column, after
+    marks_changed: bool = False             # ``dropped`` differs from what the table records
+
+    @property
+    def none(self) -> bool:
+        return not self.changes
+
+
+# -- types -------------------------------------------------------------------------------
+
+_INT_DIGITS = {8: 3, 16: 5, 32: 10, 64: 19}
+_UNITS = ("s", "ms", "us", "ns")
+
+
+def _norm(t: pa.DataType) -> pa.DataType:
+    import pyarrow as pa
+
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_timestamp(t) and t.tz is not None and t.tz in ("+00:00", "Z", "Etc/UTC"):
+        return pa.timestamp(t.unit, tz="UTC")
+    return t
+
+
+def same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    return bool(_norm(a).equals(_norm(b)))
+
+
+def widens(old: pa.DataType, new: pa.DataType) -> bool:
+    """Whether every value of ``old`` is exactly a value of ``new`` (a safe widening)."""
+    import pyarrow as pa
+
+    old, new = _norm(old), _norm(new)
+    if old.equals(new):
+        return False
+    t = pa.types
+    if t.is_signed_integer(old) and t.is_signed_integer(new):
+        return bool(new.bit_width > old.bit_width)
+    if t.is_floating(old) and t.is_floating(new):
+        return bool(new.bit_width > old.bit_width)
+    if t.is_signed_integer(old) and t.is_float64(new):
+        return bool(old.bit_width <= 32)
+    if t.is_decimal(old) and t.is_decimal(new):
+        return bool(new.scale >= old.scale and new.precision - new.scale >= old.precision - old.scale)
+    if t.is_signed_integer(old) and t.is_decimal(new):
+        return bool(new.precision - new.scale >= _INT_DIGITS[old.bit_width])
+    if t.is_timestamp(old) and t.is_timestamp(new):
+        return bool(old.tz == new.tz and _UNITS.index(new.unit) > _UNITS.index(old.unit))
+    if t.is_date32(old) and t.is_timestamp(new):
+        return bool(new.tz is None)
+    return False
+
+
+def sql_name(t: pa.DataType | None) -> str:
+    """A type as a SQL user reads it (the type ``casts`` would name)."""
+    import pyarrow as pa
+
+    if t is None:
+        return "?"
+    t = _norm(t)
+    names = {pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
+             pa.float32(): "REAL", pa.float64(): "DOUBLE", pa.string(): "TEXT", pa.binary(): "BLOB",
+             pa.bool_(): "BOOLEAN", pa.date32(): "DATE"}
+    for arrow, name in names.items():
+        if t.equals(arrow):
+            return name
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision},{t.scale})"
+    if pa.types.is_timestamp(t):
+        digits = {"s": 0, "ms": 3, "us": 6, "ns": 9}[t.unit]
+        return f"TIMESTAMP({digits})" + (" WITH TIME ZONE" if t.tz else "")
+    return str(t).upper()
+
+
+_SIMPLE = {"TINYINT": "int8", "INT1": "int8", "SMALLINT": "int16", "INT2": "int16", "INT": "int32",
+           "INTEGER": "int32", "INT4": "int32", "BIGINT": "int64", "INT8": "int64", "REAL": "float32",
+           "FLOAT4": "float32", "FLOAT": "float64", "FLOAT8": "float64", "DOUBLE": "float64",
+           "DOUBLE PRECISION": "float64", "TEXT": "string", "VARCHAR": "string", "STRING": "string",
+           "CHAR": "string", "BOOLEAN": "bool_", "BOOL": "bool_", "DATE": "date32", "BLOB": "binary",
+           "BYTEA": "binary"}
+_DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)$")
+_VARCHAR = re.compile(r"^(?:VARCHAR|CHAR|CHARACTER VARYING)\s*\(\s*\d+\s*\)$")
+
+
+def arrow_type(sql: str) -> pa.DataType:
+    """The Arrow type an ingest ``casts`` entry names (a small, exact set of SQL types)."""
+    import pyarrow as pa
+
+    text = " ".join(sql.strip().upper().split())
+    if text in _SIMPLE:
+        made: pa.DataType = getattr(pa, _SIMPLE[text])()
+        return made
+    if m := _DECIMAL.match(text):
+        precision, scale = int(m.group(1)), int(m.group(2) or 0)
+        if not 1 <= precision <= 38 or scale > precision:
+            raise ValueError(f"'{sql}': precision must be 1..38 and scale at most the precision")
+        return pa.decimal128(precision, scale)
+    if _VARCHAR.match(text):
+        return pa.string()
+    if text in ("TIMESTAMP", "DATETIME", "TIMESTAMP WITHOUT TIME ZONE"):
+        return pa.timestamp("us")
+    if text in ("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"):
+        return pa.timestamp("us", tz="UTC")
+    raise ValueError(f"'{sql}' is not a type an ingest cast can name: use INTEGER, BIGINT, SMALLINT, DOUBLE, "
+                     f"REAL, DECIMAL(p,s), TEXT, BOOLEAN, DATE, TIMESTAMP or TIMESTAMPTZ")
+
+
+# -- comparing -----------------------------------------------------------------------------
+
+def compare(existing: pa.Schema, incoming: pa.Schema, *, dropped_before: Mapping[str, Any] = (),
+            always_sent: Sequence[str] = ()) -> list[Change]:
+    """The changes from the table's columns (``existing``) to a batch's (``incoming``). Columns
+    already marked dropped and still missing are no news; ``always_sent`` are never compared
+    (audit columns the layer adds itself)."""
+    changes: list[Change] = []
+    old = {f.name: f.type for f in existing if f.name not in always_sent}
+    new = {f.name: f.type for f in incoming if f.name not in always_sent}
+    for name, new_t in new.items():
+        if name not in old:
+            changes.append(Change(name, "added", new=new_t))
+            continue
+        old_t = old[name]
+        if name in dropped_before:
+            changes.append(Change(name, "restored", old=old_t, new=new_t))
+        if same_type(old_t, new_t):
+            continue
+        kind = "widened" if widens(old_t, new_t) else "narrowed" if widens(new_t, old_t) else "incompatible"
+        changes.append(Change(name, kind, old=old_t, new=new_t))  # type: ignore[arg-type]
+    gone = [n for n in old if n not in new and n not in dropped_before]
+    added = [c for c in changes if c.kind == "added"]
+    old_pos = {n: i for i, n in enumerate(old)}
+    new_pos = {n: i for i, n in enumerate(new)}
+    for name in gone:
+        # a rename is a drop and an add; guess the pair by type and place, to say it
+        guess = next((a.column for a in added if a.new is not None and same_type(a.new, old[name])
+                      and new_pos[a.column] == old_pos[name]), None)
+        guess = guess or (added[0].column if len(gone) == 1 and len(added) == 1 and added[0].new is not None
+                          and same_type(added[0].new, old[name]) else None)
+        changes.append(Change(name, "dropped", old=old[name], renamed_to=guess))
+    return changes
+
+
+def resolve(layer: str, table: str, policy: Policy, existing: pa.Schema, incoming: pa.Schema, *,
+            dropped_before: Mapping[str, dict[str, Any]], always_sent: Sequence[str] = (),
+            run_id: int | None = None, how_to_cast: str = "casts") -> Drift:
+    """Decide what the batch does to the table, or raise ``SchemaDriftError`` before anything is written."""
+    import pyarrow as pa
+
+    changes = compare(existing, incoming, dropped_before=dropped_before, always_sent=always_sent)
+    where = f"{layer} table {table}"
+    blocked = [c for c in changes if c.kind in ("narrowed", "incompatible")]
+    if policy == "ignore":
+        blocked = [c for c in blocked if c.kind == "incompatible"]  # a narrower value fits the table's type
+    if policy == "fail":
+        blocked = [c for c in changes if c.kind != "restored"] or blocked
+    if blocked:
+        raise _refusal(where, policy, blocked, how_to_cast)
+    by_name = {c.column: c for c in changes}
+    fields: list[pa.Field] = []
+    for f in existing:
+        change = by_name.get(f.name)
+        if change is not None and change.kind == "widened" and policy == "evolve":
+            fields.append(pa.field(f.name, change.new, True, f.metadata))
+        else:
+            fields.append(pa.field(f.name, f.type, True, f.metadata) if change else f)
+    if policy == "evolve":
+        fields += [incoming.field(c.column).with_nullable(True) for c in changes if c.kind == "added"]
+    dropped = {k: v for k, v in dropped_before.items() if k not in incoming.names}
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    for c in changes:
+        if c.kind == "dropped":
+            dropped[c.column] = {"at": now, "run_id": run_id,
+                                 **({"renamed_to": c.renamed_to} if c.renamed_to else {})}
+    rewrite = policy == "evolve" and any(c.kind == "widened" for c in changes)
+    return Drift(layer, table, tuple(changes), pa.schema(fields), rewrite=rewrite, dropped=dropped,
+                 marks_changed=dropped != dict(dropped_before))
+
+
+def _refusal(where: str, policy: Policy, blocked: list[Change], how_to_cast: str) -> SchemaDriftError:
+    what = "; ".join(c.describe() for c in blocked)
+    first = next((c for c in blocked if c.old is not None), None)
+    if policy == "fail" and all(c.kind not in ("narrowed", "incompatible") for c in blocked):
+        return SchemaDriftError(
+            f"{where}: the source's columns changed and on_schema_change is 'fail': {what}. Nothing was committed.",
+            hint="Set on_schema_change: evolve to take the change, or ignore to keep the table's columns, "
+                 "or rebuild the table with 'flowforge run <workflow> --full-refresh'.")
+    cast = f"{how_to_cast}: {{{first.column}: {sql_name(first.old)}}}" if first else f"{how_to_cast}: {{col: TYPE}}"
+    return SchemaDriftError(
+        f"{where}: {what}, which the table cannot hold without losing or changing values. Nothing was committed.",
+        hint=f"Cast it with {cast}, or run with --full-refresh to rebuild the table with the new type.")
+
+
+# -- applying ------------------------------------------------------------------------------
+
+def conform(batch: pa.RecordBatch, target: pa.Schema, column: str = "") -> pa.RecordBatch:
+    """``batch`` with exactly ``target``'s columns: missing ones NULL, extra ones left out, types cast
+    (a value that does not fit stops the job, naming the column)."""
+    import pyarrow as pa
+
+    if batch.schema.equals(target):
+        return batch
+    from flowforge.storage.delta import cast_batch
+
+    arrays = []
+    for f in target:
+        if f.name in batch.schema.names:
+            arr = batch.column(f.name)
+            if not arr.type.equals(f.type):
+                try:
+                    arr = cast_batch(pa.RecordBatch.from_arrays([arr], schema=pa.schema([pa.field(f.name, arr.type)])),
+                                     pa.schema([pa.field(f.name, f.type)])).column(0)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise SchemaDriftError(
+                        f"{column}: a value of column '{f.name}' does not fit the table's type "
+                        f"{sql_name(f.type)} ({str(exc).splitlines()[0]}). Nothing was committed.",
+                        hint="Set on_schema_change: evolve to widen the column, or run with --full-refresh.") from None
+            arrays.append(arr)
+        else:
+            arrays.append(pa.nulls(batch.num_rows, f.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+def conform_stream(reader: pa.RecordBatchReader, target: pa.Schema, where: str) -> pa.RecordBatchReader:
+    import pyarrow as pa
+
+    if reader.schema.equals(target):
+        return reader
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for b in reader:
+            yield conform(b, target, where)
+
+    return pa.RecordBatchReader.from_batches(target, batches())
+
+
+def dropped_columns(table: Any) -> dict[str, dict[str, Any]]:
+    """The columns a Delta table has marked dropped (column → when, which run, a guessed new name)."""
+    if table is None:
+        return {}
+    raw = table.metadata().configuration.get(DROPPED)
+    found: dict[str, dict[str, Any]] = json.loads(raw) if raw else {}
+    return found
+
+
+def schema_events(table: Any) -> list[dict[str, Any]]:
+    """The newest schema changes recorded on a Delta table, oldest first."""
+    if table is None:
+        return []
+    raw = table.metadata().configuration.get(CHANGES)
+    found: list[dict[str, Any]] = json.loads(raw) if raw else []
+    return found
+
+
+def record(ctx: JobContext, drift: Drift) -> None:
+    """Log the changes in the run's log and keep them (and the dropped marks) on the table, before
+    the batch's commit: a reader never sees NULLs of a dropped column it was not told about."""
+    if drift.none:
+        return
+    for change in drift.changes:
+        what = {"added": "added to the table", "dropped": "kept, marked dropped; new rows hold NULL",
+                "restored": "no longer marked dropped", "widened": "table widened, every value kept",
+                }.get(change.kind, "")
+        ctx.note(f"{drift.table}: schema change: {change.describe()}" + (f" — {what}" if what else ""))
+    table = ctx.store.open(drift.layer, drift.table)
+    if table is None:
+        return
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    events = schema_events(table) + [
+        {"at": now, "run_id": ctx.run_id, "column": c.column, "change": c.kind,
+         "old": sql_name(c.old) if c.old is not None else None, "new": sql_name(c.new) if c.new is not None else None,
+         **({"renamed_to": c.renamed_to} if c.renamed_to else {})} for c in drift.changes]
+    props = {CHANGES: json.dumps(events[-_KEEP_EVENTS:], sort_keys=True),
+             DROPPED: json.dumps(drift.dropped, sort_keys=True)}
+    from flowforge.storage.objects import storage_errors
+
+    with storage_errors("record the schema change of", ctx.store.location(drift.layer, drift.table),
+                        ctx.store.storage_options):
+        table.alter.set_table_properties(props, raise_if_not_exists=False)
+
+
+def rewrite(ctx: JobContext, drift: Drift) -> None:
+    """Cast every row of the table to the widened types, in one commit that adds no rows (consumers
+    reading new versions skip it: see ``bronze_versions``)."""
+    import pyarrow as pa
+
+    table = ctx.store.open(drift.layer, drift.table)
+    if table is None:
+        return
+    names = pa.schema(table.schema().to_arrow()).names
+    target = pa.schema([f for f in drift.target if f.name in names])
+    scanner = table.to_pyarrow_dataset().scanner(batch_size=65_536)
+    where = f"{drift.layer} table {drift.table}"
+    reader = conform_stream(scanner.to_reader(), target, where)
+    widened = {c.column: [sql_name(c.old), sql_name(c.new)] for c in drift.changes if c.kind == "widened"}
+    commit = ctx.store.overwrite(drift.layer, drift.table, reader,
+                                 {REWRITE: {"from_version": table.version(), "widened": widened}})
+    ctx.note(f"{drift.table}: rewrote {commit.rows_written} rows with the widened types (version {commit.version})")
+
+
+# -- the two layers ------------------------------------------------------------------------
+
+def cast_columns(reader: pa.RecordBatchReader, casts: Mapping[str, str], where: str) -> pa.RecordBatchReader:
+    """An ingest table's ``casts``: source columns landed in the named types (checked, never truncated)."""
+    import pyarrow as pa
+
+    if not casts:
+        return reader
+    missing = [c for c in casts if c not in reader.schema.names]
+    if missing:
+        raise SourceSchemaError(f"{where}: casts name column(s) {', '.join(missing)}, which the source does not send.",
+                                hint=f"Columns: {', '.join(reader.schema.names)}.")
+    target = pa.schema([pa.field(f.name, arrow_type(casts[f.name]), True, f.metadata) if f.name in casts else f
+                        for f in reader.schema])
+    return conform_stream(reader, target, where)
+
+
+def prepare(ctx: JobContext, layer: str, table: str, policy: Policy, reader: pa.RecordBatchReader, *,
+            always_sent: Sequence[str] = (), how_to_cast: str = "casts") -> pa.RecordBatchReader:
+    """The batch as the table will take it, after the table's ``on_schema_change`` has had its say
+    (which may stop the job, record dropped columns, or widen the table first)."""
+    existing = ctx.store.open(layer, table)
+    if existing is None:
+        return reader
+    drift = _drift(ctx, layer, table, policy, existing, reader.schema, always_sent, how_to_cast)
+    if drift.none:
+        return reader
+    _apply(ctx, drift)
+    return conform_stream(reader, drift.target, f"{layer} table {table}")
+
+
+def _drift(ctx: JobContext, layer: str, table: str, policy: Policy, existing: Any, incoming: pa.Schema,
+           always_sent: Sequence[str], how_to_cast: str, also_dropped: Mapping[str, dict[str, Any]] = {}) -> Drift:
+    import pyarrow as pa
+
+    before = dropped_columns(existing)
+    drift = resolve(layer, table, policy, pa.schema(existing.schema().to_arrow()), incoming, dropped_before=before,
+                    always_sent=always_sent, run_id=ctx.run_id, how_to_cast=how_to_cast)
+    extra = {c: v for c, v in also_dropped.items() if c in drift.target.names and c not in drift.dropped}
+    if extra:
+        changes = drift.changes + tuple(Change(c, "dropped", old=drift.target.field(c).type) for c in extra)
+        dropped = {**drift.dropped, **extra}
+        drift = Drift(layer, table, changes, drift.target, drift.rewrite, dropped, marks_changed=True)
+    return drift
+
+
+def _apply(ctx: JobContext, drift: Drift) -> None:
+    record(ctx, drift)
+    if drift.rewrite:
+        rewrite(ctx, drift)
+
+
+def silver_batch(ctx: JobContext, *, table: str, source_table: Any, policy: Policy, data: pa.Table,
+                 keys: Sequence[str]) -> pa.Table:
+    """A silver batch as the silver table will take it. Columns the bronze table marks dropped are
+    marked dropped here too, and for keys silver already holds they keep the value silver has
+    (a merge never overwrites it with the NULL the source no longer sends)."""
+    existing = ctx.store.open("silver", table)
+    if existing is None:
+        return data
+    upstream = {c: {**v, "upstream": True} for c, v in dropped_columns(source_table).items() if c in data.schema.names}
+    drift = _drift(ctx, "silver", table, policy, existing, data.schema, (), "casts", upstream)
+    if not drift.none:
+        _apply(ctx, drift)
+    carry = [c for c in drift.dropped if c in drift.target.names]
+    if carry and keys and data.num_rows:
+        data = _carry(ctx, table, data, carry, keys)
+    import pyarrow as pa
+
+    batches = [conform(b, drift.target, f"silver table {table}") for b in data.to_batches()]
+    return pa.Table.from_batches(batches, schema=drift.target)
+
+
+def _carry(ctx: JobContext, table: str, data: pa.Table, columns: Sequence[str], keys: Sequence[str]) -> pa.Table:
+    """``data`` with the silver table's current values in ``columns`` where the batch has NULL there."""
+    import pyarrow as pa
+
+    from flowforge.engine.duckdb_engine import DuckDBEngine
+    from flowforge.engine.sql import quote
+
+    existing = ctx.store.open("silver", table)
+    if existing is None:
+        return data
+    engine = DuckDBEngine()
+    try:
+        engine.register_files("__silver_now", existing.file_uris(), pa.schema(existing.schema().to_arrow()),
+                              storage_options=ctx.store.storage_options)
+        engine.register_arrow("__silver_batch", data)
+        picked = ", ".join(quote(c) for c in (*keys, *columns))
+        on = " AND ".join(f"n.{quote(k)} = s.{quote(k)}" for k in keys)
+        keep = ", ".join(f"coalesce(n.{quote(c)}, s.{quote(c)}) AS {quote(c)}" for c in columns)
+        out = engine.arrow(f"SELECT n.* REPLACE ({keep}) FROM {quote('__silver_batch')} n "
+                           f"LEFT JOIN (SELECT {picked} FROM {quote('__silver_now')}) s ON {on}")
+    finally:
+        engine.close()
+    return out.select(data.schema.names)
