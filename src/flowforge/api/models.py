@@ -354,6 +354,7 @@ class TableDetailPublic(Public):
     columns: list[dict[str, Any]]
     history: list[TableVersionPublic]
     sample: list[dict[str, Any]]
+    schema_changes: list[dict[str, Any]] = []
 
 
 class LineageNode(BaseModel):

@@ -38,9 +38,10 @@ class TableDetail:
     version: int
     last_updated: dt.datetime | None
     workflow: str | None
-    columns: tuple[dict[str, Any], ...]  # name, type, nullable
+    columns: tuple[dict[str, Any], ...]  # name, type, nullable; dropped (with when) for a column the source no longer sends
     history: tuple[TableVersion, ...]  # newest first
     sample: tuple[dict[str, Any], ...]
+    schema_changes: tuple[dict[str, Any], ...] = ()  # the newest column changes, oldest first
 
 
 def table_detail(ctx: Context, name: str, sample: int = 10) -> TableDetail:
@@ -54,14 +55,21 @@ def table_detail(ctx: Context, name: str, sample: int = 10) -> TableDetail:
         raise NotFoundError(f"Table '{name}' is not in the lakehouse (tables: {known}).")
     layer, table = found
     schema = pa.schema(table.schema().to_arrow())
-    columns = tuple({"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema)
+    from flowforge.layers.schema_drift import dropped_columns, schema_events
+
+    dropped = dropped_columns(table)
+    columns = tuple({"name": f.name, "type": str(f.type), "nullable": f.nullable,
+                     **({"dropped": True, "dropped_at": dropped[f.name].get("at"),
+                         "renamed_to": dropped[f.name].get("renamed_to")} if f.name in dropped else {})}
+                    for f in schema)
     history = tuple(_version(h) for h in table.history())
     asset = ctx.metadata.get_asset(name)
     last = asset.last_updated if asset else (history[0].timestamp if history else None)
     rows = sample_rows(table.to_pyarrow_dataset().head(sample)) if sample > 0 else []
     return TableDetail(name=name, layer=layer, location=ctx.store.location(layer, name), rows=row_count(table),
                        version=table.version(), last_updated=last, workflow=asset.workflow_name if asset else None,
-                       columns=columns, history=history, sample=tuple(rows))
+                       columns=columns, history=history, sample=tuple(rows),
+                       schema_changes=tuple(schema_events(table)))
 
 
 def _version(entry: dict[str, Any]) -> TableVersion:

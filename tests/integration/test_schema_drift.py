@@ -1,0 +1,215 @@
+"""A source table's columns change between runs, on PostgreSQL, MariaDB and SQLite, under each
+``on_schema_change`` policy: bronze and silver are checked value by value after each change, and a
+refused change commits nothing and says which column, which types, and how to reconcile."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from tests.integration.drift_sources import Project, make_project
+
+from flowforge.core.context import Context
+
+pytestmark = [pytest.mark.postgres, pytest.mark.mysql]
+
+SOURCES = ["postgres", "mariadb", "sqlite"]
+
+DDL = {
+    "postgres": "CREATE TABLE t (id integer PRIMARY KEY, name varchar(20), amount numeric(10,2), qty integer, "
+                "rv integer NOT NULL)",
+    "mariadb": "CREATE TABLE t (id int PRIMARY KEY, name varchar(20), amount decimal(10,2), qty int, "
+               "rv int NOT NULL)",
+    "sqlite": "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, amount NUMERIC(10,2), qty INTEGER, "
+              "rv INTEGER NOT NULL)",
+}
+BIG = {"postgres": "bigint", "mariadb": "bigint", "sqlite": "BIGINT"}
+WIDE_DECIMAL = {"postgres": "numeric(12,4)", "mariadb": "decimal(12,4)", "sqlite": "NUMERIC(12,4)"}
+TEXT = {"postgres": "text", "mariadb": "text", "sqlite": "TEXT"}
+NARROW_INT = {"postgres": "integer", "mariadb": "int", "sqlite": "INTEGER"}
+
+
+def workflow(policy: str = "evolve", casts: str = "") -> str:
+    extra = f", casts: {casts}" if casts else ""
+    return f"""\
+name: drift
+jobs:
+  - name: land
+    kind: ingest
+    connection: shop
+    tables:
+      - {{table: t, target: bronze_t, incremental: rv, on_schema_change: {policy}{extra}}}
+  - name: clean
+    kind: silver
+    tables:
+      - {{target: silver_t, source: bronze_t, keys: [id], order_by: rv, on_schema_change: {policy}}}
+"""
+
+
+@pytest.fixture(params=SOURCES)
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
+    yield from make_project(tmp_path, request.param, request)
+
+
+def _start(project: Project, policy: str = "evolve") -> None:
+    kind = project.source.kind
+    project.source.execute(DDL[kind], "INSERT INTO t (id, name, amount, qty, rv) VALUES "
+                                      "(1, 'ada', 10.50, 3, 1), (2, 'bob', 20.25, 4, 2)")
+    project.write(workflow(policy))
+    assert project.run().status == "success"
+
+
+def _ok(project: Project) -> str:
+    summary = project.run()
+    log = project.log(summary)
+    assert summary.status == "success", log
+    return log
+
+
+def _dropped(project: Project, table: str) -> dict[str, dict[str, object]]:
+    with Context.open(project.folder) as ctx:
+        detail = ctx.table_detail(table, 0)
+    return {str(c["name"]): c for c in detail.columns if c.get("dropped")}
+
+
+def test_evolve_add_widen_drop_rename_narrow_incompatible(project: Project) -> None:
+    kind = project.source.kind
+    _start(project)
+    d = Decimal
+
+    # added: a new column lands in bronze and silver; older rows hold NULL there
+    project.source.execute("ALTER TABLE t ADD COLUMN note varchar(20)",
+                           "INSERT INTO t (id, name, amount, qty, rv, note) VALUES (3, 'cy', 30.75, 5, 3, 'new')")
+    log = _ok(project)
+    assert "bronze_t: schema change: column 'note' added" in log
+    assert project.rows("silver", "silver_t") == [
+        {"id": 1, "name": "ada", "amount": d("10.50"), "qty": 3, "rv": 1, "note": None},
+        {"id": 2, "name": "bob", "amount": d("20.25"), "qty": 4, "rv": 2, "note": None},
+        {"id": 3, "name": "cy", "amount": d("30.75"), "qty": 5, "rv": 3, "note": "new"}]
+    assert [r["note"] for r in project.rows("bronze", "bronze_t")] == [None, None, "new"]
+
+    # widened: qty to bigint, amount numeric(10,2) to numeric(12,4); every old value kept exactly
+    project.source.widen("qty", BIG[kind])
+    project.source.widen("amount", WIDE_DECIMAL[kind])
+    project.source.execute("INSERT INTO t (id, name, amount, qty, rv, note) "
+                           "VALUES (4, 'dee', 12345678.1234, 5000000000, 4, 'big')")
+    log = _ok(project)
+    assert "column 'amount' widened from DECIMAL(10,2) to DECIMAL(12,4)" in log
+    if kind != "sqlite":  # SQLite integers are 64-bit whatever they are declared as
+        assert "column 'qty' widened from INTEGER to BIGINT" in log
+    bronze = project.rows("bronze", "bronze_t")
+    assert [(r["id"], r["amount"], r["qty"]) for r in bronze] == [
+        (1, d("10.5000"), 3), (2, d("20.2500"), 4), (3, d("30.7500"), 5), (4, d("12345678.1234"), 5_000_000_000)]
+    silver = project.rows("silver", "silver_t")
+    assert [(r["id"], r["amount"], r["qty"], r["note"]) for r in silver] == [
+        (1, d("10.5000"), 3, None), (2, d("20.2500"), 4, None), (3, d("30.7500"), 5, "new"),
+        (4, d("12345678.1234"), 5_000_000_000, "big")]
+    assert pa.schema(project.table("silver", "silver_t").schema().to_arrow()).field("amount").type == \
+        pa.decimal128(12, 4)
+
+    # dropped: bronze keeps the column (NULL in new rows), silver keeps each key's value
+    project.source.drop("name")
+    project.source.execute("UPDATE t SET amount = 11.5, rv = 5 WHERE id = 1",
+                           "INSERT INTO t (id, amount, qty, rv, note) VALUES (5, 50, 6, 6, 'e')")
+    log = _ok(project)
+    assert "bronze_t: schema change: column 'name' (TEXT) no longer sent by the source" in log
+    assert "kept, marked dropped; new rows hold NULL" in log
+    assert [(r["id"], r["name"]) for r in project.rows("bronze", "bronze_t", ("id", "rv"))] == [
+        (1, "ada"), (1, None), (2, "bob"), (3, "cy"), (4, "dee"), (5, None)]
+    assert [(r["id"], r["name"], r["amount"]) for r in project.rows("silver", "silver_t")] == [
+        (1, "ada", d("11.5000")), (2, "bob", d("20.2500")), (3, "cy", d("30.7500")),
+        (4, "dee", d("12345678.1234")), (5, None, d("50.0000"))]
+    assert set(_dropped(project, "bronze_t")) == {"name"}
+    assert set(_dropped(project, "silver_t")) == {"name"}
+
+    # renamed: a drop and an add, said as such; silver keeps the old column's values
+    project.source.rename("note", "remark")
+    project.source.execute("UPDATE t SET rv = 7, remark = 'renamed' WHERE id = 3")
+    log = _ok(project)
+    assert "column 'note' (TEXT) no longer sent by the source (renamed to 'remark'?)" in log
+    assert "column 'remark' added" in log
+    silver = {r["id"]: r for r in project.rows("silver", "silver_t")}
+    assert (silver[3]["note"], silver[3]["remark"], silver[3]["name"]) == ("new", "renamed", "cy")
+    assert (silver[4]["note"], silver[4]["remark"]) == ("big", None)
+    dropped = _dropped(project, "bronze_t")
+    assert set(dropped) == {"name", "note"} and dropped["note"]["renamed_to"] == "remark"
+    assert [r["remark"] for r in project.rows("bronze", "bronze_t", ("id", "rv")) if r["id"] == 3] == [
+        None, "renamed"]
+
+    # narrowed and incompatible: refused before any commit, naming the column and both types
+    before = (project.version("bronze", "bronze_t"), project.version("silver", "silver_t"))
+    project.source.execute("UPDATE t SET qty = 7, rv = 8 WHERE id = 4")
+    if kind != "sqlite":
+        project.source.widen("qty", NARROW_INT[kind])
+        summary = project.run()
+        assert summary.status == "failed"
+        log = project.log(summary)
+        assert "bronze table bronze_t: column 'qty' narrowed from BIGINT to INTEGER" in log
+        assert "Nothing was committed" in log and "--full-refresh" in log
+        assert "lakehouse location exists" not in log
+        assert (project.version("bronze", "bronze_t"), project.version("silver", "silver_t")) == before
+    project.source.widen("amount", TEXT[kind])
+    summary = project.run()
+    log = project.log(summary)
+    assert summary.status == "failed"
+    assert "bronze table bronze_t: column 'amount' changed from DECIMAL(12,4) to TEXT" in log
+    assert "Cast it with casts: {amount: DECIMAL(12,4)}" in log and "--full-refresh" in log
+    assert "lakehouse location exists" not in log
+    assert (project.version("bronze", "bronze_t"), project.version("silver", "silver_t")) == before
+
+    # the hint works: cast the columns back to the table's types and the rows flow again
+    project.write(workflow(casts='{amount: "DECIMAL(12,4)", qty: BIGINT}'))
+    _ok(project)
+    silver = {r["id"]: r for r in project.rows("silver", "silver_t")}
+    assert (silver[4]["qty"], silver[4]["amount"], silver[4]["name"]) == (7, d("12345678.1234"), "dee")
+
+
+def test_fail_stops_every_change_before_commit(project: Project) -> None:
+    _start(project, "fail")
+    before = (project.version("bronze", "bronze_t"), project.version("silver", "silver_t"))
+    project.source.execute("ALTER TABLE t ADD COLUMN note varchar(20)",
+                           "INSERT INTO t (id, name, amount, qty, rv, note) VALUES (3, 'cy', 1, 1, 3, 'x')")
+    summary = project.run()
+    log = project.log(summary)
+    assert summary.status == "failed"
+    assert "bronze table bronze_t: the source's columns changed and on_schema_change is 'fail': " \
+           "column 'note' added (TEXT). Nothing was committed." in log
+    project.source.execute("ALTER TABLE t DROP COLUMN note")
+    project.source.drop("name")
+    summary = project.run()
+    log = project.log(summary)
+    assert summary.status == "failed"
+    assert "column 'name' (TEXT) no longer sent by the source" in log
+    assert (project.version("bronze", "bronze_t"), project.version("silver", "silver_t")) == before
+    assert [r["id"] for r in project.rows("silver", "silver_t")] == [1, 2]
+    assert _dropped(project, "bronze_t") == {}
+
+
+def test_ignore_keeps_the_table_columns(project: Project) -> None:
+    kind = project.source.kind
+    _start(project, "ignore")
+    project.source.execute("ALTER TABLE t ADD COLUMN note varchar(20)")
+    project.source.widen("amount", WIDE_DECIMAL[kind])
+    project.source.execute("INSERT INTO t (id, name, amount, qty, rv, note) VALUES (3, 'cy', 7.25, 1, 3, 'x')")
+    _ok(project)
+    assert project.rows("silver", "silver_t") == [
+        {"id": 1, "name": "ada", "amount": Decimal("10.50"), "qty": 3, "rv": 1},
+        {"id": 2, "name": "bob", "amount": Decimal("20.25"), "qty": 4, "rv": 2},
+        {"id": 3, "name": "cy", "amount": Decimal("7.25"), "qty": 1, "rv": 3}]
+    assert "note" not in pa.schema(project.table("bronze", "bronze_t").schema().to_arrow()).names
+    # a value the table's type cannot hold exactly is refused, not rounded
+    project.source.execute("INSERT INTO t (id, name, amount, qty, rv, note) VALUES (4, 'dee', 1.2345, 1, 4, 'y')")
+    summary = project.run()
+    assert summary.status == "failed"
+    assert "a value of column 'amount' does not fit the table's type DECIMAL(10,2)" in project.log(summary)
+    assert [r["id"] for r in project.rows("silver", "silver_t")] == [1, 2, 3]
+    # incompatible types stop under ignore too
+    project.source.execute("DELETE FROM t WHERE id = 4")
+    project.source.widen("qty", TEXT[kind])
+    project.source.execute("INSERT INTO t (id, name, amount, qty, rv) VALUES (5, 'eve', 1, '9', 5)")
+    summary = project.run()
+    assert summary.status == "failed"
+    assert "column 'qty' changed from" in project.log(summary)
