@@ -16,6 +16,7 @@ FlowForgeError
  │    ├── AuthenticationFailed    (terminal) wrong user or password
  │    ├── SourceNotFound          (terminal) missing table, file or database
  │    └── SourceSchemaError       (terminal) unknown column, type that cannot be mapped
+ │         └── SchemaDriftError        the source's columns changed in a way the table refuses
  ├── StorageError             the lakehouse could not be read or written
  ├── UserCodeError            user SQL (derived column, gold query) failed
  ├── CheckFailed              data that breaks a rule with severity 'fail' (null keys, ...)
@@ -111,6 +112,11 @@ class SourceNotFound(ConnectorError):
 
 class SourceSchemaError(ConnectorError):
     pass
+
+
+class SchemaDriftError(SourceSchemaError):
+    """The columns of a batch changed in a way its table's ``on_schema_change`` refuses; nothing
+    was committed."""
 
 
 class StorageError(FlowForgeError):

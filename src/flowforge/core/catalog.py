@@ -38,7 +38,8 @@ class TableDetail:
     version: int
     last_updated: dt.datetime | None
     workflow: str | None
-    columns: tuple[dict[str, Any], ...]  # name, type, nullable; dropped (with when) for a column the source no longer sends
+    # name, type, nullable; dropped (with when) for a column the source no longer sends
+    columns: tuple[dict[str, Any], ...]
     history: tuple[TableVersion, ...]  # newest first
     sample: tuple[dict[str, Any], ...]
     schema_changes: tuple[dict[str, Any], ...] = ()  # the newest column changes, oldest first

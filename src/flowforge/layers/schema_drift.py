@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from flowforge.errors import SourceSchemaError
+from flowforge.errors import SchemaDriftError, SourceSchemaError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,11 +42,7 @@ DROPPED = "flowforge.dropped_columns"  # table property: column -> {"at", "run_i
 CHANGES = "flowforge.schema_changes"   # table property: the newest schema events, newest last
 REWRITE = "schema_rewrite"             # commit metadata of a rewrite that only widened types
 _KEEP_EVENTS = 50
-
-
-class SchemaDriftError(SourceSchemaError):
-    """The source's columns changed in a way the table's ``on_schema_change`` refuses; nothing
-    was committed."""
+__all__ = ["SchemaDriftError", "prepare", "resolve", "silver_batch"]
 
 
 @dataclass(frozen=True)
@@ -190,11 +186,12 @@ def arrow_type(sql: str) -> pa.DataType:
 
 # -- comparing -----------------------------------------------------------------------------
 
-def compare(existing: pa.Schema, incoming: pa.Schema, *, dropped_before: Mapping[str, Any] = (),
+def compare(existing: pa.Schema, incoming: pa.Schema, *, dropped_before: Mapping[str, Any] | None = None,
             always_sent: Sequence[str] = ()) -> list[Change]:
     """The changes from the table's columns (``existing``) to a batch's (``incoming``). Columns
     already marked dropped and still missing are no news; ``always_sent`` are never compared
     (audit columns the layer adds itself)."""
+    dropped_before = dropped_before or {}
     changes: list[Change] = []
     old = {f.name: f.type for f in existing if f.name not in always_sent}
     new = {f.name: f.type for f in incoming if f.name not in always_sent}

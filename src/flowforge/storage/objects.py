@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flowforge.errors import FlowForgeError, MissingDependencyError, StorageError
+from flowforge.errors import FlowForgeError, MissingDependencyError, SchemaDriftError, StorageError
 from flowforge.storage.options import obstore_kwargs, scrub, split_uri
 
 if TYPE_CHECKING:
@@ -29,6 +29,8 @@ _CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
 _NOT_IMPLEMENTED = re.compile(r"\b501 Not Implemented\b|status(?: code)?:? 501\b|\bNotImplemented\b")
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "ExpiredToken",
                      "InvalidToken", "AuthorizationHeaderMalformed", "TokenRefreshRequired"}
+_SCHEMA = ("schema error", "cast error", "cannot merge field", "schema mismatch", "invalid data type for delta")
+_MERGE_FIELD = re.compile(r"[Cc]annot merge field (\S+) from (.+?) to (.+?)\s*$")
 _UNREACHABLE = ("connection refused", "tcp connect error", "dns error", "failed to lookup address",
                 "timed out", "connection reset", "error sending request", "no route to host")
 
@@ -78,6 +80,13 @@ def describe_failure(exc: BaseException, location: str,
                 "Check that the endpoint is up and that aws_endpoint (and aws_allow_http for http://) is right.")
     lines = [ln.strip(" ↳") for ln in text.strip().splitlines() if ln.strip(" ↳")]
     first = lines[0] if lines else type(exc).__name__
+    if any(marker in lower for marker in _SCHEMA):
+        # the data does not fit the table: nothing to do with the location, so never blame it
+        merge = _MERGE_FIELD.search(first)
+        reason = (f"column '{merge.group(1)}' is {merge.group(3)} in the table but {merge.group(2)} in the data"
+                  if merge else first.removeprefix("Kernel error -> "))
+        return ("schema", reason, "The data's columns or types differ from the table's: set on_schema_change on "
+                "the table, cast the column with casts: {col: TYPE}, or run with --full-refresh.")
     hint = ("Check the location and the storage settings." if "://" in location
             else "Check that the lakehouse location exists and is writable.")
     if code == "NoSuchKey" or "404 not found" in lower:
@@ -94,6 +103,8 @@ def storage_errors(action: str, location: str, options: Mapping[str, str] | None
         raise
     except Exception as exc:
         kind, reason, hint = describe_failure(exc, location, options)
+        if kind == "schema":
+            raise SchemaDriftError(f"Could not {action} {location}: {reason}", hint=hint) from None
         raise ObjectStoreError(f"Could not {action} {location}: {reason}", kind=kind, hint=hint) from None
 
 
