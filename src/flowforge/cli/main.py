@@ -61,10 +61,18 @@ def validate(workflow: Annotated[str, typer.Argument(help="Workflow name or YAML
     """Check a workflow file, its connections and table references without running it."""
     from flowforge.cli import output
 
+    from flowforge.layers.discovery import describe
+
     with _context() as ctx:
         wf = ctx.validate(workflow)
+        plans = ctx.onboarding.plan(wf)
+        found = sum(1 for tables in plans.values() for f in tables if not f.listed)
         output.info(f"[green]OK[/] workflow '{wf.name}': {len(wf.jobs)} jobs, "
-                    f"{sum(len(j.outputs()) for j in wf.jobs)} tables")
+                    f"{sum(len(j.outputs()) for j in wf.jobs) + found} tables")
+        for job, tables in plans.items():
+            output.info(f"job '{job}' lands {len(tables)} table(s):")
+            for line in describe(tables):
+                output.plain(f"  {line}")
 
 
 @app.command()
@@ -289,19 +297,38 @@ def ingest(source: Annotated[str, typer.Option("--from", help="Connection name o
            table: Annotated[str | None, typer.Option(help="Table to land.")] = None,
            query: Annotated[str | None, typer.Option(help="Read-only query to land instead of a table.")] = None,
            target: Annotated[str | None, typer.Option(help="Bronze table name (default bronze_<table>).")] = None,
-           into: Annotated[str | None, typer.Option(help="Lakehouse root (default: the project's).")] = None) -> None:
-    """Land one table or query in bronze, outside any workflow (scripting, benchmarking)."""
+           into: Annotated[str | None, typer.Option(help="Lakehouse root (default: the project's).")] = None,
+           all_tables: Annotated[bool, typer.Option("--all", help="Land every table of the source, each in "
+                                                    "bronze_<table>, incremental where an update column is found.")]
+           = False,
+           include: Annotated[list[str] | None, typer.Option(help="With --all: only tables matching this glob "
+                                                             "(repeat it for more).")] = None,
+           exclude: Annotated[list[str] | None, typer.Option(help="With --all: leave out tables matching this glob "
+                                                             "(repeat it for more).")] = None,
+           target_template: Annotated[str, typer.Option(help="With --all: the bronze name of each table "
+                                                        "({table}, {schema}).")] = "bronze_{table}") -> None:
+    """Land one table or query in bronze — or, with --all, every table of the source — outside any
+    workflow (onboarding, scripting, benchmarking)."""
     from flowforge.cli import output
     from flowforge.settings import Settings
 
-    if (table is None) == (query is None):
-        output.error("give exactly one of --table or --query")
+    many = all_tables or bool(include) or bool(exclude)
+    if many and (table or query or target):
+        output.error("--all, --include and --exclude land every matching table; leave out --table, --query "
+                     "and --target")
+        raise typer.Exit(2)
+    if not many and (table is None) == (query is None):
+        output.error("give exactly one of --table or --query, or --all")
         raise typer.Exit(2)
     settings = _guard(lambda: Settings.load(_state["project"]))
     if into:
         settings = settings.model_copy(update={"lakehouse": into})
     with _context(settings=settings) as ctx:
-        summary = ctx.ingest(source, table=table, query=query, target=target, on_event=output.job_event)
+        if many:
+            summary = ctx.onboarding.ingest_all(source, include=include or (), exclude=exclude or (),
+                                                target_template=target_template, on_event=output.job_event)
+        else:
+            summary = ctx.ingest(source, table=table, query=query, target=target, on_event=output.job_event)
     output.run_summary(summary)
     if summary.status != "success":
         raise typer.Exit(1)

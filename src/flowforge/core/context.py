@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from flowforge.core.cdc import CdcService
     from flowforge.core.connections import ConnectionService
     from flowforge.core.maintenance import MaintenanceService
+    from flowforge.core.onboarding import OnboardingService
     from flowforge.core.runs import RunService
     from flowforge.core.schedules import ScheduleService
     from flowforge.core.users import User, UserService
@@ -208,6 +209,12 @@ class Context:
         return MaintenanceService(self)
 
     @cached_property
+    def onboarding(self) -> OnboardingService:
+        from flowforge.core.onboarding import OnboardingService
+
+        return OnboardingService(self)
+
+    @cached_property
     def users(self) -> UserService:
         from flowforge.core.users import UserService
 
@@ -339,7 +346,8 @@ class Context:
                 for spec in job.tables:
                     check_capabilities(connector, spec)
             for table in job.inputs():
-                if table not in produced and table not in existing:
+                found = any(getattr(j, "may_produce", lambda _: False)(table) for j in wf.jobs)
+                if table not in produced and table not in existing and not found:
                     raise SpecError(
                         f"job '{job.name}' reads table '{table}', which no job writes and the lakehouse "
                         f"does not have", file=str(self.workflow_path(name_or_path)),

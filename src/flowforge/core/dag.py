@@ -16,6 +16,9 @@ def upstream(workflow: Workflow) -> dict[str, set[str]]:
     deps: dict[str, set[str]] = {}
     for job in workflow.jobs:
         wanted = {producers[t] for t in job.inputs() if t in producers} | set(job.depends_on)
+        # tables an ingest job finds in its source (tables: "*") are known by their name's pattern
+        wanted |= {other.name for other in workflow.jobs for t in job.inputs()
+                   if t not in producers and getattr(other, "may_produce", lambda _: False)(t)}
         wanted.discard(job.name)
         deps[job.name] = wanted
     return deps

@@ -69,9 +69,18 @@ def run_ingest(ctx: JobContext) -> JobResult:
     assert isinstance(job, IngestJob)
     results = []
     with ctx.connector(job.connection) as connector:  # a shared (pooled) connector stays open
-        for spec in job.tables:
+        tables = job.tables
+        if job.include:  # every matching table of the source (tables: "*")
+            from flowforge.layers import discovery
+
+            found = discovery.discover(job, connector)
+            ctx.note(f"{len(found)} table(s) to land from {job.connection}:")
+            for line in discovery.describe(found):
+                ctx.note(f"  {line}")
+            tables = discovery.ingest_tables(job, found)
+        for spec in tables:
             check_capabilities(connector, spec)
-        for spec in job.tables:
+        for spec in tables:
             results.append(_ingest_table(ctx, connector, spec))
     return JobResult(tuple(results))
 

@@ -148,6 +148,9 @@ class IngestTable(SpecModel):
         return self
 
 
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
 @register_job_kind("ingest")
 class IngestJob(JobSpec):
     """Land source tables in bronze, append-only, with audit columns.
@@ -159,15 +162,67 @@ class IngestJob(JobSpec):
       tables:
         - {table: customers, target: bronze_customers, incremental: modified_date}
     ```
+
+    ``tables: "*"``, or ``include:``/``exclude:`` glob patterns (matched against ``table`` and
+    ``schema.table``), land every matching table of a database connection. Each gets the bronze
+    table ``target_template`` names (``{table}``, ``{schema}``); its primary key and an obvious
+    update column (a timestamp named ``updated_at``, ``modified_at``, ``last_modified``...) are
+    found in the source, and a table without such a column is loaded in full. Tables listed in
+    ``tables`` keep their own settings. ``flowforge validate`` shows what was found.
+
+    ```yaml
+    - name: ingest_shop
+      kind: ingest
+      connection: shop
+      tables: "*"
+      exclude: ["*_audit", "tmp_*"]
+      target_template: "bronze_{table}"
+      on_schema_change: evolve
+    ```
     """
 
     kind: Literal["ingest"]
     layer: ClassVar[str] = "bronze"
     connection: Identifier
-    tables: tuple[IngestTable, ...] = Field(min_length=1)
+    tables: tuple[IngestTable, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    target_template: str = "bronze_{table}"
+    on_schema_change: SchemaChangePolicy = "evolve"  # for the tables found by include
+
+    @model_validator(mode="before")
+    @classmethod
+    def _all_tables(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("tables") == "*":
+            data = {**data, "tables": (), "include": data.get("include") or ("*",)}
+        return data
+
+    @field_validator("target_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        names = _PLACEHOLDER.findall(value)
+        if "table" not in names or any(n not in ("table", "schema") for n in names):
+            raise ValueError(f"target_template '{value}' must hold {{table}} and may hold {{schema}}, nothing else")
+        return value
+
+    @model_validator(mode="after")
+    def _some_tables(self) -> IngestJob:
+        if not self.tables and not self.include:
+            raise ValueError("give 'tables' (a list, or \"*\" for every table) or 'include' patterns")
+        if self.exclude and not self.include:
+            raise ValueError("'exclude' narrows 'include' (or tables: \"*\"); give one of those too")
+        return self
 
     def outputs(self) -> tuple[str, ...]:
         return tuple(t.target for t in self.tables)
+
+    def may_produce(self, table: str) -> bool:
+        """Whether a table found by ``include`` could land as ``table`` (for the job graph)."""
+        if not self.include:
+            return False
+        pattern = "".join(".+" if part in ("{table}", "{schema}") else re.escape(part)
+                          for part in re.split(r"(\{table\}|\{schema\})", self.target_template))
+        return re.fullmatch(pattern, table) is not None
 
 
 class SilverTable(Scd2Fields):
