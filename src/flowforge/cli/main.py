@@ -60,7 +60,6 @@ def init(directory: Annotated[Path, typer.Argument(help="Where to create the pro
 def validate(workflow: Annotated[str, typer.Argument(help="Workflow name or YAML path.")]) -> None:
     """Check a workflow file, its connections and table references without running it."""
     from flowforge.cli import output
-
     from flowforge.layers.discovery import describe
 
     with _context() as ctx:
