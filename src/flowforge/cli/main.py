@@ -17,7 +17,7 @@ from flowforge.cli.ecommerce import export as export_snapshot
 from flowforge.cli.quality import import_app, quarantine_app, test_command
 from flowforge.cli.search import product_search_demo, search
 from flowforge.cli.serve import serve
-from flowforge.cli.tables_cmd import cdc_app, optimize, vacuum
+from flowforge.cli.tables_cmd import cdc_app, optimize, tables_app, vacuum
 from flowforge.cli.users import users_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
@@ -155,11 +155,15 @@ def _seconds(start: Any, end: Any) -> str:
     return f"{(end - start).total_seconds():.2f}" if start and end else ""
 
 
-@app.command()
-def tables(layer: Annotated[str | None, typer.Option(help="bronze, silver or gold")] = None) -> None:
-    """The lakehouse catalog: tables by layer with rows, Delta version and location."""
+@tables_app.callback()
+def tables(cli: typer.Context, layer: Annotated[str | None, typer.Option(help="bronze, silver or gold")] = None
+           ) -> None:
+    """The lakehouse catalog: tables by layer with rows, Delta version and location ('tables show
+    <name>' for one table's columns and history)."""
     from flowforge.cli import output
 
+    if cli.invoked_subcommand is not None:
+        return
     with _context() as ctx:
         output.tables(ctx.tables(layer))
 
@@ -346,6 +350,7 @@ app.command()(schedule.rerun)
 app.command()(schedule.backfill)
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(cdc_app, name="cdc")
+app.add_typer(tables_app, name="tables")
 app.command()(optimize)
 app.command()(vacuum)
 app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands

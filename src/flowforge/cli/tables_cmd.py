@@ -10,6 +10,32 @@ import typer
 from flowforge.cli.common import _context
 
 cdc_app = typer.Typer(help="Change data capture jobs.", no_args_is_help=True)
+tables_app = typer.Typer(help="The lakehouse catalog.", invoke_without_command=True)
+
+
+@tables_app.command("show")
+def table_show(name: Annotated[str, typer.Argument(help="Table name.")],
+               sample: Annotated[int, typer.Option(help="Sample rows to show.")] = 5) -> None:
+    """One table: its columns (a column the source no longer sends is marked dropped), the latest
+    schema changes, its Delta history and a few rows."""
+    from flowforge.cli import output
+
+    with _context() as ctx:
+        d = ctx.table_detail(name, sample)
+    output.info(f"[bold]{d.layer}.{d.name}[/]  {d.rows} rows, version {d.version}, {d.location}")
+    output.records([{"column": c["name"], "type": c["type"], "nullable": c["nullable"],
+                     "status": (f"dropped since {c.get('dropped_at')}" + (f" (renamed to {c['renamed_to']}?)"
+                                                                          if c.get("renamed_to") else ""))
+                     if c.get("dropped") else ""} for c in d.columns],
+                   ["column", "type", "nullable", "status"], title="Columns")
+    if d.schema_changes:
+        output.records([{k: e.get(k) for k in ("at", "run_id", "column", "change", "old", "new")}
+                        for e in d.schema_changes[-10:]], ["at", "run_id", "column", "change", "old", "new"],
+                       title="Schema changes")
+    output.records([{"version": h.version, "at": h.timestamp, "operation": h.operation, "rows": h.rows_added}
+                    for h in d.history[:10]], ["version", "at", "operation", "rows"], title="History")
+    if d.sample:
+        output.records([dict(r) for r in d.sample], list(d.sample[0]), title="Sample")
 
 
 @cdc_app.command("reset")

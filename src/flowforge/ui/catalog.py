@@ -56,7 +56,12 @@ def register() -> None:
                 ui.tab("Quality")
             with ui.tab_panels(tabs, value="Schema").classes("w-full"):
                 with ui.tab_panel("Schema"):
-                    table([dict(c) for c in detail.columns], ["name", "type", "nullable"])
+                    table([{**c, "status": column_status(c)} for c in detail.columns],
+                          ["name", "type", "nullable", "status"])
+                    if detail.schema_changes:
+                        ui.label("Schema changes").classes("font-semibold mt-2")
+                        table([{k: e.get(k) for k in ("at", "column", "change", "old", "new")}
+                               for e in reversed(detail.schema_changes)])
                 with ui.tab_panel("Sample rows"):
                     table(list(detail.sample))
                 with ui.tab_panel("Versions"):
@@ -65,3 +70,11 @@ def register() -> None:
                 with ui.tab_panel("Quality"):
                     quality.table_tab(name, user)
         return None
+
+
+def column_status(column: dict[str, object]) -> str:
+    """'dropped since …' for a column the source no longer sends (its new rows hold NULL)."""
+    if not column.get("dropped"):
+        return ""
+    renamed = f" (renamed to {column['renamed_to']}?)" if column.get("renamed_to") else ""
+    return f"dropped since {column.get('dropped_at')}{renamed}"
