@@ -213,3 +213,31 @@ def test_ignore_keeps_the_table_columns(project: Project) -> None:
     summary = project.run()
     assert summary.status == "failed"
     assert "column 'qty' changed from" in project.log(summary)
+
+
+@pytest.fixture(params=["postgres", "mariadb"])
+def server_project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
+    yield from make_project(tmp_path, request.param, request)
+
+
+def test_finer_timestamps_and_wider_floats(server_project: Project) -> None:
+    project = server_project
+    kind = project.source.kind
+    stamp0, stamp6, single, double = (("timestamp(0)", "timestamp(6)", "real", "double precision")
+                                      if kind == "postgres" else ("datetime(0)", "datetime(6)", "float", "double"))
+    project.source.execute(f"CREATE TABLE t (id int PRIMARY KEY, seen {stamp0}, ratio {single}, rv int NOT NULL)",
+                           "INSERT INTO t VALUES (1, '2024-05-01 10:00:01', 0.5, 1)")
+    project.write(workflow())
+    assert project.run().status == "success"
+    project.source.widen("seen", stamp6)
+    project.source.widen("ratio", double)
+    project.source.execute("INSERT INTO t VALUES (2, '2024-05-01 10:00:01.123456', 0.1, 2)")
+    log = _ok(project)
+    assert "column 'ratio' widened from REAL to DOUBLE" in log
+    import datetime as dt
+
+    for layer, table in (("bronze", "bronze_t"), ("silver", "silver_t")):
+        rows = project.rows(layer, table)
+        assert [r["seen"] for r in rows] == [dt.datetime(2024, 5, 1, 10, 0, 1),
+                                             dt.datetime(2024, 5, 1, 10, 0, 1, 123456)]
+        assert [r["ratio"] for r in rows] == [0.5, 0.1]
