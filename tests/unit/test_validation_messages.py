@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.cli_helpers import init_project, invoke
 
 from flowforge.errors import SpecError
 from flowforge.spec.loader import parse_workflow
-from tests.cli_helpers import init_project, invoke
 
 MISTYPED = """\
 name: typos
@@ -37,7 +37,8 @@ def test_every_problem_is_listed_with_its_line_a_close_match_and_the_allowed_fie
     assert "3 problems" in text
     assert "more problem" not in text
     assert "line 5: jobs.0.conection: unknown field 'conection' (did you mean 'connection'?)" in text
-    assert "allowed: connection, depends_on, description, kind, name, tables" in text
+    assert ("allowed: connection, depends_on, description, exclude, include, kind, name, on_schema_change, tables, "
+            "target_template") in text
     assert "line 7: jobs.0.tables.0.delimitr: unknown field 'delimitr'" in text
     assert "line 14: jobs.1.tables.0.oder_by: unknown field 'oder_by' (did you mean 'order_by'?)" in text
     # the typo is not reported a second time as a missing field, nor its list as too short
