@@ -157,3 +157,31 @@ def test_include_without_tables_is_validated(tmp_path: Path) -> None:
                                   "target_template": "bronze_{name}"})
     with pytest.raises(ValueError, match="give 'tables'"):
         IngestJob.model_validate({"name": "j", "kind": "ingest", "connection": "c"})
+
+
+def test_hostile_table_names_land_under_safe_names(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    for project in make_project(tmp_path, "postgres", request):
+        project.source.execute(
+            'CREATE TABLE "Order Lines; DROP TABLE x; --" (id int PRIMARY KEY, "Updated At" timestamp NOT NULL)',
+            'INSERT INTO "Order Lines; DROP TABLE x; --" VALUES (1, \'2024-01-01\')',
+            'CREATE TABLE "order_lines_drop_table_x" (id int)')
+        project.write("""\
+name: drift
+jobs:
+  - {name: land, kind: ingest, connection: shop, tables: "*", exclude: ["order_lines_drop*"]}
+""")
+        summary = project.run()
+        log = project.log(summary)
+        assert summary.status == "success", log
+        assert ("public.Order Lines; DROP TABLE x; -- → bronze_order_lines_drop_table_x: key id, "
+                "incremental on Updated At") in log
+        assert [r["id"] for r in project.rows("bronze", "bronze_order_lines_drop_table_x")] == [1]
+        # two source tables that would land under one name are refused before anything is read
+        project.write("""\
+name: drift
+jobs:
+  - {name: land, kind: ingest, connection: shop, tables: "*"}
+""")
+        summary = project.run()
+        assert summary.status == "failed"
+        assert "would both land as 'bronze_order_lines_drop_table_x'" in project.log(summary)

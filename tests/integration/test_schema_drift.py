@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from tests.cli_helpers import invoke
 from tests.integration.drift_sources import Project, make_project
 
 from flowforge.core.context import Context
@@ -136,6 +137,11 @@ def test_evolve_add_widen_drop_rename_narrow_incompatible(project: Project) -> N
     assert (silver[4]["note"], silver[4]["remark"]) == ("big", None)
     dropped = _dropped(project, "bronze_t")
     assert set(dropped) == {"name", "note"} and dropped["note"]["renamed_to"] == "remark"
+    code, out = invoke(project.folder, "tables", "show", "bronze_t", "--sample", "0")
+    assert code == 0, out
+    columns = {line.split("│")[1].strip(): line for line in out.split("Schema changes")[0].splitlines()
+               if line.count("│") > 2}
+    assert "dropped" in columns["name"] and "dropped" in columns["note"] and "dropped" not in columns["remark"]
     assert [r["remark"] for r in project.rows("bronze", "bronze_t", ("id", "rv")) if r["id"] == 3] == [
         None, "renamed"]
 
