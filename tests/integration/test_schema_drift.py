@@ -33,8 +33,9 @@ TEXT = {"postgres": "text", "mariadb": "text", "sqlite": "TEXT"}
 NARROW_INT = {"postgres": "integer", "mariadb": "int", "sqlite": "INTEGER"}
 
 
-def workflow(policy: str = "evolve", casts: str = "") -> str:
+def workflow(policy: str = "evolve", casts: str = "", silver: str | None = None) -> str:
     extra = f", casts: {casts}" if casts else ""
+    silver = silver or policy
     return f"""\
 name: drift
 jobs:
@@ -46,7 +47,7 @@ jobs:
   - name: clean
     kind: silver
     tables:
-      - {{target: silver_t, source: bronze_t, keys: [id], order_by: rv, on_schema_change: {policy}}}
+      - {{target: silver_t, source: bronze_t, keys: [id], order_by: rv, on_schema_change: {silver}}}
 """
 
 
@@ -247,3 +248,20 @@ def test_finer_timestamps_and_wider_floats(server_project: Project) -> None:
         assert [r["seen"] for r in rows] == [dt.datetime(2024, 5, 1, 10, 0, 1),
                                              dt.datetime(2024, 5, 1, 10, 0, 1, 123456)]
         assert [r["ratio"] for r in rows] == [0.5, 0.1]
+
+
+def test_silver_under_fail_stops_when_bronze_evolves_a_drop(project: Project) -> None:
+    _start(project)
+    project.write(workflow("evolve", silver="fail"))
+    silver_before = project.version("silver", "silver_t")
+    project.source.drop("name")
+    project.source.execute("UPDATE t SET amount = 1, rv = 3 WHERE id = 1")
+    summary = project.run()
+    log = project.log(summary)
+    assert summary.status == "partial"  # bronze took the change, silver refused it
+    assert [e.job for e in summary.failed] == ["clean"]
+    assert "bronze_t: schema change: column 'name' (TEXT) no longer sent by the source" in log
+    assert "silver table silver_t: the source's columns changed and on_schema_change is 'fail': column 'name'" in log
+    assert project.version("silver", "silver_t") == silver_before
+    assert [(r["id"], r["name"], r["amount"]) for r in project.rows("silver", "silver_t")] == [
+        (1, "ada", Decimal("10.50")), (2, "bob", Decimal("20.25"))]

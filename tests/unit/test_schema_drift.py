@@ -113,3 +113,14 @@ def test_a_write_the_table_refuses_names_the_column_not_the_location(tmp_path: P
     assert "column 'a' is Decimal128(10, 2) in the table but Decimal128(12, 4) in the data" in text
     assert "casts: {col: TYPE}" in text and "--full-refresh" in text
     assert "lakehouse location exists" not in text
+
+
+def test_a_column_sent_again_is_no_longer_marked_dropped() -> None:
+    table = pa.schema([("id", pa.int32()), ("name", pa.string())])
+    drift = resolve("bronze", "b", "evolve", table, table, dropped_before={"name": {"at": "2026-01-01"}})
+    assert [(c.column, c.kind) for c in drift.changes] == [("name", "restored")]
+    assert drift.dropped == {} and drift.marks_changed
+    # marks of columns the table no longer has (a full refresh rebuilt it) are forgotten
+    gone = resolve("bronze", "b", "evolve", table, pa.schema([("id", pa.int32())]),
+                   dropped_before={"ghost": {"at": "2026-01-01"}})
+    assert set(gone.dropped) == {"name"}

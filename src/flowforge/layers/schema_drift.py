@@ -245,7 +245,7 @@ def resolve(layer: str, table: str, policy: Policy, existing: pa.Schema, incomin
             fields.append(pa.field(f.name, f.type, True, f.metadata) if change else f)
     if policy == "evolve":
         fields += [incoming.field(c.column).with_nullable(True) for c in changes if c.kind == "added"]
-    dropped = {k: v for k, v in dropped_before.items() if k not in incoming.names}
+    dropped = {k: v for k, v in dropped_before.items() if k not in incoming.names and k in existing.names}
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for c in changes:
         if c.kind == "dropped":
@@ -418,6 +418,9 @@ def _drift(ctx: JobContext, layer: str, table: str, policy: Policy, existing: An
     extra = {c: v for c, v in also_dropped.items() if c in drift.target.names and c not in drift.dropped}
     if extra:
         changes = drift.changes + tuple(Change(c, "dropped", old=drift.target.field(c).type) for c in extra)
+        if policy == "fail":
+            raise _refusal(f"{layer} table {table}", policy, [c for c in changes if c.kind != "restored"],
+                           how_to_cast)
         dropped = {**drift.dropped, **extra}
         drift = Drift(layer, table, changes, drift.target, drift.rewrite, dropped, marks_changed=True)
     return drift
