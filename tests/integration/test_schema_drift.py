@@ -265,3 +265,25 @@ def test_silver_under_fail_stops_when_bronze_evolves_a_drop(project: Project) ->
     assert project.version("silver", "silver_t") == silver_before
     assert [(r["id"], r["name"], r["amount"]) for r in project.rows("silver", "silver_t")] == [
         (1, "ada", Decimal("10.50")), (2, "bob", Decimal("20.25"))]
+
+
+def test_not_null_columns_dropped_or_relaxed_take_nulls(project: Project) -> None:
+    kind = project.source.kind
+    project.source.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, code varchar(5) NOT NULL, label varchar(9) NOT NULL, rv int NOT NULL)",
+        "INSERT INTO t VALUES (1, 'A1', 'one', 1)")
+    project.write(workflow())
+    assert project.run().status == "success"
+    project.source.drop("label")
+    if kind == "postgres":
+        project.source.execute("ALTER TABLE t ALTER COLUMN code DROP NOT NULL")
+    elif kind == "mariadb":
+        project.source.execute("ALTER TABLE t MODIFY code varchar(5) NULL")
+    project.source.execute("INSERT INTO t (id, code, rv) VALUES (2, NULL, 2)" if kind != "sqlite"
+                           else "INSERT INTO t (id, code, rv) VALUES (2, 'B2', 2)")
+    log = _ok(project)
+    assert "rewrote 1 rows with the nullable columns" in log
+    code2 = None if kind != "sqlite" else "B2"
+    for layer, table in (("bronze", "bronze_t"), ("silver", "silver_t")):
+        assert [(r["id"], r["code"], r["label"]) for r in project.rows(layer, table)] == [
+            (1, "A1", "one"), (2, code2, None)]

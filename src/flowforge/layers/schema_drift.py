@@ -236,13 +236,18 @@ def resolve(layer: str, table: str, policy: Policy, existing: pa.Schema, incomin
     if blocked:
         raise _refusal(where, policy, blocked, how_to_cast)
     by_name = {c.column: c for c in changes}
+    # a NOT NULL column the source dropped, or now sends nullable, must take NULLs: Delta checks
+    # nullability on write, so the table is rewritten with the column nullable
+    relaxed = [f.name for f in existing if not f.nullable and f.name not in always_sent
+               and (f.name not in incoming.names or incoming.field(f.name).nullable)
+               and (f.name not in dropped_before or f.name in incoming.names)]
     fields: list[pa.Field] = []
     for f in existing:
         change = by_name.get(f.name)
         if change is not None and change.kind == "widened" and policy == "evolve":
             fields.append(pa.field(f.name, change.new, True, f.metadata))
         else:
-            fields.append(pa.field(f.name, f.type, True, f.metadata) if change else f)
+            fields.append(pa.field(f.name, f.type, True, f.metadata) if change or f.name in relaxed else f)
     if policy == "evolve":
         fields += [incoming.field(c.column).with_nullable(True) for c in changes if c.kind == "added"]
     dropped = {k: v for k, v in dropped_before.items() if k not in incoming.names and k in existing.names}
@@ -251,7 +256,7 @@ def resolve(layer: str, table: str, policy: Policy, existing: pa.Schema, incomin
         if c.kind == "dropped":
             dropped[c.column] = {"at": now, "run_id": run_id,
                                  **({"renamed_to": c.renamed_to} if c.renamed_to else {})}
-    rewrite = policy == "evolve" and any(c.kind == "widened" for c in changes)
+    rewrite = (policy == "evolve" and any(c.kind == "widened" for c in changes)) or bool(relaxed)
     return Drift(layer, table, tuple(changes), pa.schema(fields), rewrite=rewrite, dropped=dropped,
                  marks_changed=dropped != dict(dropped_before))
 
@@ -374,7 +379,8 @@ def rewrite(ctx: JobContext, drift: Drift) -> None:
     widened = {c.column: [sql_name(c.old), sql_name(c.new)] for c in drift.changes if c.kind == "widened"}
     commit = ctx.store.overwrite(drift.layer, drift.table, reader,
                                  {REWRITE: {"from_version": table.version(), "widened": widened}})
-    ctx.note(f"{drift.table}: rewrote {commit.rows_written} rows with the widened types (version {commit.version})")
+    what = "widened types" if widened else "nullable columns"
+    ctx.note(f"{drift.table}: rewrote {commit.rows_written} rows with the {what} (version {commit.version})")
 
 
 # -- the two layers ------------------------------------------------------------------------
@@ -402,7 +408,7 @@ def prepare(ctx: JobContext, layer: str, table: str, policy: Policy, reader: pa.
     if existing is None:
         return reader
     drift = _drift(ctx, layer, table, policy, existing, reader.schema, always_sent, how_to_cast)
-    if drift.none:
+    if drift.none and not drift.rewrite:
         return reader
     _apply(ctx, drift)
     return conform_stream(reader, drift.target, f"{layer} table {table}")
@@ -442,7 +448,7 @@ def silver_batch(ctx: JobContext, *, table: str, source_table: Any, policy: Poli
         return data
     upstream = {c: {**v, "upstream": True} for c, v in dropped_columns(source_table).items() if c in data.schema.names}
     drift = _drift(ctx, "silver", table, policy, existing, data.schema, (), "casts", upstream)
-    if not drift.none:
+    if not drift.none or drift.rewrite:
         _apply(ctx, drift)
     carry = [c for c in drift.dropped if c in drift.target.names]
     if carry and keys and data.num_rows:

@@ -246,6 +246,9 @@ class SilverTable(Scd2Fields):
             raise ValueError("strategy 'merge' needs 'keys' (the business key to upsert on)")
         if self.surrogate_key and not self.keys:
             raise ValueError("'surrogate_key' is derived from 'keys'; give 'keys'")
+        if self.strategy == "scd2" and "on_schema_change" in self.model_fields_set:
+            raise ValueError("'on_schema_change' applies to strategies merge and append; an scd2 table takes "
+                             "added columns and keeps its types (set the policy on the ingest table instead)")
         return self
 
 

@@ -29,7 +29,8 @@ _CODE = re.compile(r"<Code>([A-Za-z]+)</Code>")
 _NOT_IMPLEMENTED = re.compile(r"\b501 Not Implemented\b|status(?: code)?:? 501\b|\bNotImplemented\b")
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "ExpiredToken",
                      "InvalidToken", "AuthorizationHeaderMalformed", "TokenRefreshRequired"}
-_SCHEMA = ("schema error", "cast error", "cannot merge field", "schema mismatch", "invalid data type for delta")
+_SCHEMA = ("schema error", "cast error", "cannot merge field", "schema mismatch", "invalid data type for delta",
+           "invalid data found")
 _MERGE_FIELD = re.compile(r"[Cc]annot merge field (\S+) from (.+?) to (.+?)\s*$")
 _UNREACHABLE = ("connection refused", "tcp connect error", "dns error", "failed to lookup address",
                 "timed out", "connection reset", "error sending request", "no route to host")
