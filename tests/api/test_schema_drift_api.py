@@ -23,3 +23,18 @@ def test_catalog_marks_a_dropped_column(api: Api) -> None:
     rows = {r["order_id"]: r for r in api.get("/catalog/tables/silver_orders?sample=20", "viewer").json()["sample"]}
     assert (rows[1]["customer"], rows[1]["amount"]) == ("alice", "25.00")  # kept, not NULLed by the update
     assert rows[9]["customer"] is None
+
+
+def test_ingest_plan_of_a_workflow_that_lands_every_table(api: Api) -> None:
+    import sqlite3
+
+    with sqlite3.connect(api.ctx.settings.project_dir / "data" / "shop.db") as db:
+        db.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT, modified_at TIMESTAMP)")
+    db.close()
+    yaml = "name: onboard\njobs:\n  - {name: land, kind: ingest, connection: shop, tables: \"*\"}\n"
+    assert api.post("/workflows", "editor", json={"yaml": yaml}).status_code in (200, 201)
+    rows = {r["source"]: r for r in api.get("/workflows/onboard/ingest-plan", "editor").json()}
+    assert rows["items"] == {"job": "land", "source": "items", "target": "bronze_items", "keys": ["id"],
+                             "delta_column": "modified_at", "load": "incremental on modified_at", "listed": False}
+    assert api.get("/workflows/onboard/ingest-plan", "viewer").status_code == 403
+    assert api.get("/workflows/nope/ingest-plan", "editor").status_code == 404

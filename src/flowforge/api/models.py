@@ -557,3 +557,15 @@ class AlertChannelUpdate(BaseModel):
 class AlertTestPublic(BaseModel):
     channel: str
     result: str
+
+
+class IngestPlanRowPublic(Public):
+    """One table an ingest job with ``tables: "*"``/``include`` would land, and how."""
+
+    job: str
+    source: str
+    target: str
+    keys: list[str]
+    delta_column: str | None
+    load: str
+    listed: bool

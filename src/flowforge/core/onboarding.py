@@ -37,6 +37,18 @@ class OnboardingService:
                     plans[job.name] = discover(job, connector)
         return plans
 
+    def plan_of(self, name: str) -> dict[str, list[FoundTable]]:
+        """``plan`` of a workflow of the project, by name (editors)."""
+        from flowforge.errors import NotFoundError
+        from flowforge.spec.workflow import Workflow
+
+        self.ctx.require("editor")
+        record = self.ctx.metadata.get_workflow(name)
+        if record is None:
+            raise NotFoundError(f"Workflow '{name}' does not exist.",
+                                hint="List the workflows with 'flowforge workflows'.")
+        return self.plan(Workflow.model_validate(record.spec))
+
     def ingest_all(self, source: str, *, include: Sequence[str] = (), exclude: Sequence[str] = (),
                    target_template: str = "bronze_{table}",
                    on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:

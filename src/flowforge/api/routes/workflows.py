@@ -3,6 +3,7 @@ from fastapi import APIRouter, Query
 from flowforge.api.deps import Ctx, CurrentUser, EditorUser
 from flowforge.api.models import (
     CloneRequest,
+    IngestPlanRowPublic,
     ValidationIssuePublic,
     ValidationResult,
     WorkflowCreate,
@@ -66,3 +67,12 @@ def pause_workflow(name: str, user: EditorUser, ctx: Ctx) -> WorkflowPublic:
 @router.post("/{name}/resume", response_model=WorkflowPublic)
 def resume_workflow(name: str, user: EditorUser, ctx: Ctx) -> WorkflowPublic:
     return WorkflowPublic.model_validate(ctx.workflows.resume(name))
+
+
+@router.get("/{name}/ingest-plan", response_model=list[IngestPlanRowPublic])
+def ingest_plan(name: str, _: EditorUser, ctx: Ctx) -> list[IngestPlanRowPublic]:
+    """The tables the workflow's ingest jobs find in their sources (``tables: "*"``), with key and delta column."""
+    plans = ctx.onboarding.plan_of(name)
+    return [IngestPlanRowPublic(job=job, source=f.source, target=f.target, keys=list(f.keys),
+                                delta_column=f.delta_column, load=f.load, listed=f.listed)
+            for job, found in plans.items() for f in found]
