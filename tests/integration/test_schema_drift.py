@@ -11,7 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from tests.cli_helpers import invoke
-from tests.integration.drift_sources import Project, make_project
+from tests.integration.drift_sources import Project, Sqlite, make_project
+from tests.lakes import Lake
 
 from flowforge.core.context import Context
 
@@ -287,3 +288,40 @@ def test_not_null_columns_dropped_or_relaxed_take_nulls(project: Project) -> Non
     for layer, table in (("bronze", "bronze_t"), ("silver", "silver_t")):
         assert [(r["id"], r["code"], r["label"]) for r in project.rows(layer, table)] == [
             (1, "A1", "one"), (2, code2, None)]
+
+
+def test_drift_on_an_s3_lakehouse(tmp_path: Path, lake: Lake) -> None:
+    """Widen, drop and add on the object-store lakehouse too (and the local folder, as the reference)."""
+    import sqlite3
+
+    import yaml
+    from tests.lakes import write_project
+
+    db = tmp_path / "data" / "shop.db"
+    db.parent.mkdir()
+    source = Sqlite(db)
+    source.execute(DDL["sqlite"], "INSERT INTO t VALUES (1, 'ada', 10.50, 3, 1)")
+    sqlite3.connect(db).close()
+    folder = write_project(tmp_path, lake, {"shop": {"type": "sqlite", "path": "data/shop.db"}})
+    settings = yaml.safe_load((folder / "flowforge.yml").read_text(encoding="utf-8"))
+    settings["data_roots"] = [*settings.get("data_roots", []), "data"]
+    (folder / "flowforge.yml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    (folder / "workflows" / "drift.yml").write_text(workflow(), encoding="utf-8")
+
+    def run() -> None:
+        with Context.open(folder) as ctx:
+            summary = ctx.run("drift")
+            assert summary.status == "success", ctx.run_detail(summary.run_id).job_runs
+
+    run()
+    source.widen("amount", WIDE_DECIMAL["sqlite"])
+    source.drop("name")
+    source.execute("ALTER TABLE t ADD COLUMN note TEXT", "UPDATE t SET qty = 4, rv = 2, note = 'n' WHERE id = 1",
+                   "INSERT INTO t (id, amount, qty, rv) VALUES (2, 1.2345, 1, 3)")
+    run()
+    with Context.open(folder) as ctx:
+        silver = {r["id"]: r for r in ctx.table_detail("silver_t", 10).sample}
+        bronze = ctx.table_detail("bronze_t", 0)
+    assert (silver[1]["name"], silver[1]["amount"], silver[1]["qty"], silver[1]["note"]) == ("ada", "10.5000", 4, "n")
+    assert (silver[2]["name"], silver[2]["amount"]) == (None, "1.2345")
+    assert [c["name"] for c in bronze.columns if c.get("dropped")] == ["name"]
