@@ -356,10 +356,10 @@ def record(ctx: JobContext, drift: Drift) -> None:
          **({"renamed_to": c.renamed_to} if c.renamed_to else {})} for c in drift.changes]
     props = {CHANGES: json.dumps(events[-_KEEP_EVENTS:], sort_keys=True),
              DROPPED: json.dumps(drift.dropped, sort_keys=True)}
-    from flowforge.storage.objects import storage_errors
+    from flowforge.storage.delta import _storage_errors  # a commit conflict is transient: the runner retries
 
-    with storage_errors("record the schema change of", ctx.store.location(drift.layer, drift.table),
-                        ctx.store.storage_options):
+    loc = ctx.store.location(drift.layer, drift.table)
+    with _storage_errors("record the schema change of", loc, ctx.store.write_options(loc)):
         table.alter.set_table_properties(props, raise_if_not_exists=False)
 
 
