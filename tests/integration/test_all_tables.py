@@ -162,6 +162,10 @@ def test_include_without_tables_is_validated(tmp_path: Path) -> None:
 def test_hostile_table_names_land_under_safe_names(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     for project in make_project(tmp_path, "postgres", request):
         project.source.execute(
+            "CREATE TABLE events (id int, at date NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)",
+            "CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+            "CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+            "INSERT INTO events VALUES (1, '2024-03-01'), (2, '2025-03-01')",
             'CREATE TABLE "Order Lines; DROP TABLE x; --" (id int PRIMARY KEY, "Updated At" timestamp NOT NULL)',
             'INSERT INTO "Order Lines; DROP TABLE x; --" VALUES (1, \'2024-01-01\')',
             'CREATE TABLE "order_lines_drop_table_x" (id int)')
@@ -176,6 +180,9 @@ jobs:
         assert ("public.Order Lines; DROP TABLE x; -- → bronze_order_lines_drop_table_x: key id, "
                 "incremental on Updated At") in log
         assert [r["id"] for r in project.rows("bronze", "bronze_order_lines_drop_table_x")] == [1]
+        # a partitioned table lands once, not once more per partition
+        assert [r["id"] for r in project.rows("bronze", "bronze_events")] == [1, 2]
+        assert not (project.folder / "lakehouse" / "bronze" / "bronze_events_2024").exists()
         # two source tables that would land under one name are refused before anything is read
         project.write("""\
 name: drift

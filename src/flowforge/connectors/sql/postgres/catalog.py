@@ -200,6 +200,7 @@ def list_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str, int | Non
         """SELECT n.nspname, c.relname, c.reltuples::bigint
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+              AND NOT c.relispartition  -- a partitioned table is listed once, not with each partition
               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
               AND has_table_privilege(c.oid, 'SELECT')
             ORDER BY 1, 2""").fetchall()
