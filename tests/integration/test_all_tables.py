@@ -63,6 +63,8 @@ jobs:
 
     code, out = invoke(project.folder, "ingest", "--from", "shop", "--all", "--exclude", "us_*")
     assert code == 0, out
+    assert "13 table(s) to land from shop:" in out
+    assert "public.orders → bronze_orders: key order_id, incremental on updated_at" in out
     for table, count in NORTHWIND_COUNTS.items():
         assert len(project.rows("bronze", f"bronze_{table}", ())) == count, table
     assert not (project.folder / "lakehouse" / "bronze" / "bronze_us_states").exists()

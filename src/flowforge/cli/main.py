@@ -330,6 +330,9 @@ def ingest(source: Annotated[str, typer.Option("--from", help="Connection name o
         if many:
             summary = ctx.onboarding.ingest_all(source, include=include or (), exclude=exclude or (),
                                                 target_template=target_template, on_event=output.job_event)
+            for job in ctx.run_detail(summary.run_id).job_runs:  # what was found, and how each table went
+                if job.log:
+                    output.plain(job.log)
         else:
             summary = ctx.ingest(source, table=table, query=query, target=target, on_event=output.job_event)
     output.run_summary(summary)
