@@ -10,14 +10,14 @@ import typer
 from flowforge.cli.common import _context
 
 cdc_app = typer.Typer(help="Change data capture jobs.", no_args_is_help=True)
-tables_app = typer.Typer(help="The lakehouse catalog.", invoke_without_command=True)
+tables_app = typer.Typer(help="The lakehouse catalog: tables by layer with rows, Delta version and location "
+                              "('tables show <name>' for one table).", invoke_without_command=True)
 
 
 @tables_app.command("show")
 def table_show(name: Annotated[str, typer.Argument(help="Table name.")],
                sample: Annotated[int, typer.Option(help="Sample rows to show.")] = 5) -> None:
-    """One table: its columns (a column the source no longer sends is marked dropped), the latest
-    schema changes, its Delta history and a few rows."""
+    """One table: columns (marking those the source dropped), schema changes, history, sample rows."""
     from flowforge.cli import output
 
     with _context() as ctx:
