@@ -96,13 +96,14 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
     fine = SubMicroseconds(spec.sub_microseconds, plan.schema, spec.target)
     reader = _audited_stream(ctx, connector, plan, counter, fine)
     reader = schema_drift.cast_columns(reader, spec.casts, f"bronze table {spec.target}")
-    reader = schema_drift.prepare(ctx, "bronze", spec.target, spec.on_schema_change, reader,
-                                  always_sent=AUDIT_COLUMNS)
+    reader, drift = schema_drift.prepare(ctx, "bronze", spec.target, spec.on_schema_change, reader,
+                                         always_sent=AUDIT_COLUMNS)
     try:
         commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader,
                                 progress={WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
                                           "run_id": ctx.run_id},
-                                write=lambda rows, progress: ctx.store.append("bronze", spec.target, rows, progress))
+                                write=lambda rows, progress: schema_drift.committing(
+                                    ctx, drift, lambda: ctx.store.append("bronze", spec.target, rows, progress)))
     except FlowForgeError:
         if counter.failure is not None:  # delta-rs reports it as an opaque write error: raise the original
             raise counter.failure from None

@@ -26,9 +26,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from flowforge.errors import SchemaDriftError, SourceSchemaError
 
@@ -38,11 +38,12 @@ if TYPE_CHECKING:
     from flowforge.layers.base import JobContext
 
 Policy = Literal["evolve", "fail", "ignore"]
+T = TypeVar("T")
 DROPPED = "flowforge.dropped_columns"  # table property: column -> {"at", "run_id", "renamed_to"?}
 CHANGES = "flowforge.schema_changes"   # table property: the newest schema events, newest last
 REWRITE = "schema_rewrite"             # commit metadata of a rewrite that only widened types
 _KEEP_EVENTS = 50
-__all__ = ["SchemaDriftError", "prepare", "resolve", "silver_batch"]
+__all__ = ["SchemaDriftError", "before_commit", "prepare", "resolve", "silver_batch"]
 
 
 @dataclass(frozen=True)
@@ -337,8 +338,7 @@ def schema_events(table: Any) -> list[dict[str, Any]]:
 
 
 def record(ctx: JobContext, drift: Drift) -> None:
-    """Log the changes in the run's log and keep them (and the dropped marks) on the table, before
-    the batch's commit: a reader never sees NULLs of a dropped column it was not told about."""
+    """Log the changes in the run's log and keep them (and the dropped marks) on the table."""
     if drift.none:
         return
     for change in drift.changes:
@@ -401,17 +401,32 @@ def cast_columns(reader: pa.RecordBatchReader, casts: Mapping[str, str], where: 
 
 
 def prepare(ctx: JobContext, layer: str, table: str, policy: Policy, reader: pa.RecordBatchReader, *,
-            always_sent: Sequence[str] = (), how_to_cast: str = "casts") -> pa.RecordBatchReader:
+            always_sent: Sequence[str] = (), how_to_cast: str = "casts") -> tuple[pa.RecordBatchReader, Drift | None]:
     """The batch as the table will take it, after the table's ``on_schema_change`` has had its say
-    (which may stop the job, record dropped columns, or widen the table first)."""
+    (which may stop the job here, before anything is read), and the drift ``before_commit`` applies."""
     existing = ctx.store.open(layer, table)
     if existing is None:
-        return reader
+        return reader, None
     drift = _drift(ctx, layer, table, policy, existing, reader.schema, always_sent, how_to_cast)
     if drift.none and not drift.rewrite:
-        return reader
-    _apply(ctx, drift)
-    return conform_stream(reader, drift.target, f"{layer} table {table}")
+        return reader, None
+    return conform_stream(reader, drift.target, f"{layer} table {table}"), drift
+
+
+def committing(ctx: JobContext, drift: Drift | None, commit: Callable[[], T]) -> T:
+    """``commit()``, with ``before_commit`` first (the layers call it from their write)."""
+    before_commit(ctx, drift)
+    return commit()
+
+
+def before_commit(ctx: JobContext, drift: Drift | None) -> None:
+    """Once the batch has passed its tests, just before its commit: log and record the changes (the
+    dropped marks first, so no reader sees NULLs it was not told about), and widen the table."""
+    if drift is None:
+        return
+    record(ctx, drift)
+    if drift.rewrite:
+        rewrite(ctx, drift)
 
 
 def _drift(ctx: JobContext, layer: str, table: str, policy: Policy, existing: Any, incoming: pa.Schema,
@@ -432,31 +447,24 @@ def _drift(ctx: JobContext, layer: str, table: str, policy: Policy, existing: An
     return drift
 
 
-def _apply(ctx: JobContext, drift: Drift) -> None:
-    record(ctx, drift)
-    if drift.rewrite:
-        rewrite(ctx, drift)
-
-
 def silver_batch(ctx: JobContext, *, table: str, source_table: Any, policy: Policy, data: pa.Table,
-                 keys: Sequence[str]) -> pa.Table:
-    """A silver batch as the silver table will take it. Columns the bronze table marks dropped are
-    marked dropped here too, and for keys silver already holds they keep the value silver has
-    (a merge never overwrites it with the NULL the source no longer sends)."""
+                 keys: Sequence[str]) -> tuple[pa.Table, Drift | None]:
+    """A silver batch as the silver table will take it, and the drift ``before_commit`` applies.
+    Columns the bronze table marks dropped are marked dropped here too, and for keys silver already
+    holds they keep the value silver has (a merge never overwrites it with the NULL the source no
+    longer sends)."""
     existing = ctx.store.open("silver", table)
     if existing is None:
-        return data
+        return data, None
     upstream = {c: {**v, "upstream": True} for c, v in dropped_columns(source_table).items() if c in data.schema.names}
     drift = _drift(ctx, "silver", table, policy, existing, data.schema, (), "casts", upstream)
-    if not drift.none or drift.rewrite:
-        _apply(ctx, drift)
     carry = [c for c in drift.dropped if c in drift.target.names]
     if carry and keys and data.num_rows:
         data = _carry(ctx, table, data, carry, keys)
     import pyarrow as pa
 
     batches = [conform(b, drift.target, f"silver table {table}") for b in data.to_batches()]
-    return pa.Table.from_batches(batches, schema=drift.target)
+    return pa.Table.from_batches(batches, schema=drift.target), (None if drift.none and not drift.rewrite else drift)
 
 
 def _carry(ctx: JobContext, table: str, data: pa.Table, columns: Sequence[str], keys: Sequence[str]) -> pa.Table:

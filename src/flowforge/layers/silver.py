@@ -61,16 +61,18 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
         rows_in = int(engine.rows(f"SELECT count(*) FROM {quote(BRONZE_VIEW)}")[0][0])
     finally:
         engine.close()
-    data = schema_drift.silver_batch(ctx, table=spec.target, source_table=bronze, policy=spec.on_schema_change,
-                                     data=data, keys=spec.keys if spec.strategy == "merge" else ())
+    data, drift = schema_drift.silver_batch(ctx, table=spec.target, source_table=bronze,
+                                            policy=spec.on_schema_change, data=data,
+                                            keys=spec.keys if spec.strategy == "merge" else ())
     progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
     fault_point("silver.before_commit")
     ctx.checkpoint()  # the last safe point before the commit
     merge = spec.strategy == "merge"
     commit = commit_checked(ctx, spec.tests, layer="silver", table=spec.target, data=data, progress=progress,
                             mode="merge" if merge else "append", keys=spec.keys,
-                            write=lambda rows, p: ctx.store.merge("silver", spec.target, rows, spec.keys, p) if merge
-                            else ctx.store.append("silver", spec.target, rows, p))
+                            write=lambda rows, p: schema_drift.committing(
+                                ctx, drift, lambda: ctx.store.merge("silver", spec.target, rows, spec.keys, p) if merge
+                                else ctx.store.append("silver", spec.target, rows, p)))
     fault_point("silver.committed")
     ctx.mirror.table_committed(table=spec.target, layer="silver", job=ctx.job.name, commit=commit,
                                schema=data.schema, progress=progress[SOURCE_VERSION])
