@@ -168,10 +168,18 @@ def query(sql: Annotated[str, typer.Argument(help="A SELECT over lakehouse table
 
 
 @app.command()
-def lineage(workflow: Annotated[str, typer.Argument(help="Workflow name.")]) -> None:
-    """Table lineage of a workflow: source → bronze → silver → gold."""
+def lineage(workflow: Annotated[str, typer.Argument(help="Workflow name, or TABLE.COLUMN for column lineage.")],
+            indirect: Annotated[bool, typer.Option(help="Column lineage: also the key, join and filter columns "
+                                                        "that shape the tables on the path.")] = False) -> None:
+    """Table lineage of a workflow (source → bronze → silver → gold), or where one column comes from and
+    goes to: flowforge lineage gold_customer_360.total_balance"""
     from flowforge.cli import output
 
+    if "." in workflow:
+        from flowforge.cli.lineage import column_lineage
+
+        column_lineage(workflow, indirect=indirect)
+        return
     with _context() as ctx:
         graph = ctx.lineage(workflow)
         nodes = {n["id"]: n for n in graph["nodes"]}
