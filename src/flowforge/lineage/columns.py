@@ -201,10 +201,14 @@ def gold_table_edges(spec: GoldTable, schemas: Schemas, job: str) -> list[Column
     edges: list[ColumnEdge] = []
     seen: set[tuple[str, str, str]] = set()
     for name, root in roots.items():
+        if name == "*":  # a star over a table whose schema is unknown: nothing to say per column yet
+            continue
         target = ColumnRef(spec.target, out.get(name.lower(), name))
         for leaf, subtype in _leaves(root, exp):
             table = leaf.source.name if isinstance(leaf.source, exp.Table) else ""
             column = leaf.name.rsplit(".", 1)[-1]
+            if column == "*":
+                continue
             real = names.get(table.lower(), {})
             ref = ColumnRef(next((r for r in refs if r.lower() == table.lower()), table),
                             real.get(column.lower(), column))
