@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # /metrics without a token (only on a network where everyone may see workflow names and counts)
     metrics_public: bool = False
     # OpenLineage events of every job run (lineage/config.py): none by default, http or file
-    openlineage: OpenLineageSettings = Field(default_factory=OpenLineageSettings)
+    openlineage: OpenLineageSettings = Field(default_factory=lambda: OpenLineageSettings.model_validate({}))
 
     @field_validator("executor_options", mode="before")
     @classmethod

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.cli_helpers import invoke
 
 from flowforge.core.context import Context
 from flowforge.core.project import init_project, setup_demo_project, write_project_file
 from flowforge.lineage import openlineage
-from tests.cli_helpers import invoke
 
 FIGURES: Counter[str] = Counter()  # events and facets validated, printed at the end of the module
 
@@ -260,7 +260,7 @@ class _Recorder(BaseHTTPRequestHandler):
     received: list[tuple[str, dict[str, str], dict[str, Any]]] = []
     status = 201
 
-    def do_POST(self) -> None:  # noqa: N802  (http.server's name)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.path, dict(self.headers), json.loads(body)))
         self.send_response(type(self).status)

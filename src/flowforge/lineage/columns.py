@@ -176,7 +176,7 @@ def _gold(job: JobSpec, schemas: Schemas) -> list[ColumnEdge]:
     for t in job.tables:
         try:
             edges.extend(gold_table_edges(t, schemas, job.name))
-        except Exception as exc:  # noqa: PERF203  (one untraceable table leaves the others)
+        except Exception as exc:
             log.debug("column lineage of %s: %s", t.target, exc)
     return edges
 
@@ -193,7 +193,7 @@ def gold_table_edges(spec: GoldTable, schemas: Schemas, job: str) -> list[Column
         cols = schemas(ref)
         if cols is None:
             continue
-        schema[ref] = {c: "TEXT" for c in cols}
+        schema[ref] = dict.fromkeys(cols, "TEXT")
         names[ref.lower()] = {c.lower(): c for c in cols}
     roots = lineage(None, spec.sql, schema=schema, dialect="duckdb")
     assert isinstance(roots, dict)
@@ -210,13 +210,13 @@ def gold_table_edges(spec: GoldTable, schemas: Schemas, job: str) -> list[Column
             if column == "*":
                 continue
             real = names.get(table.lower(), {})
-            ref = ColumnRef(next((r for r in refs if r.lower() == table.lower()), table),
-                            real.get(column.lower(), column))
-            if (ref.table, ref.column, target.column) in seen:
+            origin = ColumnRef(next((r for r in refs if r.lower() == table.lower()), table),
+                               real.get(column.lower(), column))
+            if (origin.table, origin.column, target.column) in seen:
                 continue
-            seen.add((ref.table, ref.column, target.column))
+            seen.add((origin.table, origin.column, target.column))
             text = root.expression.sql(dialect="duckdb") if subtype != "IDENTITY" else ""
-            edges.append(ColumnEdge(ref, target, job, "DIRECT", subtype, text[:500]))
+            edges.append(ColumnEdge(origin, target, job, "DIRECT", subtype, text[:500]))
     edges.extend(_gold_indirect(spec, schema, names, job))
     return edges
 
@@ -247,7 +247,8 @@ def _gold_indirect(spec: GoldTable, schema: dict[str, dict[str, str]], names: di
     from sqlglot.optimizer.qualify import qualify
     from sqlglot.optimizer.scope import build_scope
 
-    tree = qualify(sqlglot.parse_one(spec.sql, read="duckdb"), schema=schema, dialect="duckdb",
+    known: dict[str, object] = dict(schema)
+    tree = qualify(sqlglot.parse_one(spec.sql, read="duckdb"), schema=known, dialect="duckdb",
                    validate_qualify_columns=False)
     root = build_scope(tree)
     if root is None:

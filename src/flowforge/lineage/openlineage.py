@@ -393,7 +393,12 @@ class HttpTransport:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued event was sent or failed (at most ``timeout`` seconds)."""
         done = threading.Event()
-        waiter = threading.Thread(target=lambda: (self.queue.join(), done.set()), daemon=True)
+
+        def wait() -> None:
+            self.queue.join()
+            done.set()
+
+        waiter = threading.Thread(target=wait, daemon=True)
         waiter.start()
         return done.wait(timeout)
 
@@ -421,7 +426,7 @@ class HttpTransport:
             headers["Authorization"] = f"Bearer {self.settings.api_key.get_secret_value()}"
         request = urllib.request.Request(self.settings.target, data=json.dumps(event, default=str).encode(),
                                          headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:  # noqa: S310 (http(s) only)
+        with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:
             response.read()
 
 

@@ -175,7 +175,8 @@ def catalog_tab(user: UiUser, table_name: str) -> None:
         return
     for col in found["columns"]:
         ins = sorted({f"{e['source']['table']}.{e['source']['column']}" for e in found["edges"]
-                      if e["type"] == "DIRECT" and e["target"]["node"] == found["node"] and e["target"]["column"] == col})
+                      if e["type"] == "DIRECT" and e["target"]["node"] == found["node"]
+                      and e["target"]["column"] == col})
         outs = sorted({f"{e['target']['table']}.{e['target']['column']}" for e in found["edges"]
                        if e["type"] == "DIRECT" and e["source"]["node"] == found["node"]
                        and e["source"]["column"] == col})

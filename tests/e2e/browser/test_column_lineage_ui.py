@@ -42,10 +42,11 @@ def lineage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert ctx.run("bfsi_customer_360").status == "success"
     port = _free_port()
     log_path = project.parent / "server.log"
+    path = os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])  # this checkout's sources
     with log_path.open("w") as log:
         proc = subprocess.Popen(_server_command(project, port), cwd=project, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "FLOWFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-                                     "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])})
+                                     "PYTHONPATH": path})
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
