@@ -95,6 +95,24 @@ def job_column_edges(job: JobSpec, schemas: Schemas) -> list[ColumnEdge]:
         return []
 
 
+_MEMO: dict[tuple[str, tuple[tuple[str, tuple[str, ...] | None], ...]], list[ColumnEdge]] = {}
+
+
+def cached_job_column_edges(job: JobSpec, schemas: Schemas) -> list[ColumnEdge]:
+    """``job_column_edges`` remembered per job spec and schemas of the tables it touches: a workflow that
+    runs again unchanged does not trace its SQL again."""
+    tables = sorted({*job.inputs(), *job.outputs(), *(str(getattr(t, "target", "")) for t in getattr(
+        job, "tables", ()))} - {""})
+    key = (job.model_dump_json(), tuple((t, tuple(cols) if (cols := schemas(t)) is not None else None)
+                                        for t in tables))
+    found = _MEMO.get(key)
+    if found is None:
+        if len(_MEMO) > 512:
+            _MEMO.clear()
+        found = _MEMO[key] = job_column_edges(job, schemas)
+    return list(found)
+
+
 # -- ingest --------------------------------------------------------------------------------------
 def _ingest(job: JobSpec, schemas: Schemas) -> list[ColumnEdge]:
     assert isinstance(job, IngestJob)

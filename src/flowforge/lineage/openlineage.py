@@ -141,11 +141,11 @@ class JobLineage:
 
     # -- building ---------------------------------------------------------------------------------
     def build(self, kind: str, event: JobEvent | None, error: str | None = None) -> dict[str, Any]:
-        from flowforge.lineage.columns import job_column_edges
+        from flowforge.lineage.columns import cached_job_column_edges
 
         schemas = self._schemas()
         ended = kind != "START"
-        edges = job_column_edges(self.job, schemas.get) if ended else []
+        edges = cached_job_column_edges(self.job, schemas.get) if ended else []
         run_facets: dict[str, Any] = {
             "parent": facet("parent", run={"runId": self.parent_uuid},
                             job={"namespace": self.settings.namespace, "name": self.workflow.name}),
