@@ -90,3 +90,30 @@ def test_unknown_schemas_and_untraceable_sql_give_no_edges_instead_of_errors() -
     blind = workflow_column_edges(WF, lambda name: None)  # before any run: what the SQL and spec say
     assert {e.job for e in blind} == {"dims", "embed"}
     assert ("silver_products.price", "dim_product.price_band") in {(str(e.source), str(e.target)) for e in blind}
+
+
+def test_dataset_names_follow_the_openlineage_naming_spec() -> None:
+    from flowforge.connectors.config import parse_connection
+    from flowforge.lineage.openlineage import connection_dataset, location_dataset
+
+    def name(config: dict[str, Any], what: str) -> tuple[str, str]:
+        return connection_dataset(parse_connection(config), what, lambda p: f"/project/{p}")
+
+    assert name({"type": "postgres", "url": "postgresql://u:secret@db1:5433/shop"}, "sales.orders") == (
+        "postgres://db1:5433", "shop.sales.orders")
+    assert name({"type": "postgres", "host": "db1", "database": "shop"}, "orders") == (
+        "postgres://db1:5432", "shop.public.orders")
+    assert name({"type": "mysql", "url": "mysql://root:pw@127.0.0.1:3306/crm"}, "contacts") == (
+        "mysql://127.0.0.1:3306", "crm.contacts")
+    assert name({"type": "sqlserver", "host": "mssql1", "port": 1433, "database": "BFSI_Test", "user": "sa",
+                 "password": "pw"}, "accounts") == ("sqlserver://mssql1:1433", "BFSI_Test.dbo.accounts")
+    assert name({"type": "sqlite", "path": "data/bfsi.db"}, "accounts") == ("sqlite", "/project/data/bfsi.db.accounts")
+    assert name({"type": "files", "path": "data/crm", "format": "csv"}, "*.csv") == ("file", "/project/data/crm/*.csv")
+    assert name({"type": "files", "path": "s3://landing/crm", "format": "csv"}, "*.csv") == (
+        "s3://landing", "crm/*.csv")
+    assert name({"type": "kafka", "bootstrap_servers": "k1:9092,k2:9092", "topics": ["cord.dbo.Product"],
+                 "group_id": "ff"}, "events") == ("kafka://k1:9092", "cord.dbo.Product")
+    assert location_dataset("s3://lake/prod/gold/gold_customer_360") == ("s3://lake", "prod/gold/gold_customer_360")
+    assert location_dataset("/srv/lake/gold/gold_customer_360") == ("file", "/srv/lake/gold/gold_customer_360")
+    secret = [name({"type": "postgres", "url": "postgresql://u:secret@db1:5433/shop"}, "t")]
+    assert "secret" not in repr(secret)
