@@ -117,3 +117,15 @@ def test_dataset_names_follow_the_openlineage_naming_spec() -> None:
     assert location_dataset("/srv/lake/gold/gold_customer_360") == ("file", "/srv/lake/gold/gold_customer_360")
     secret = [name({"type": "postgres", "url": "postgresql://u:secret@db1:5433/shop"}, "t")]
     assert "secret" not in repr(secret)
+
+
+def test_a_source_query_traces_its_columns_to_the_tables_it_reads() -> None:
+    wf = _wf({"name": "ingest", "kind": "ingest", "connection": "core", "tables": [{
+        "query": "SELECT a.account_id, a.balance * 100 AS balance_cents, c.email FROM dbo.accounts a "
+                 "JOIN dbo.customers c ON c.customer_id = a.customer_id",
+        "target": "bronze_accounts_wide"}]})
+    schemas = {"bronze_accounts_wide": ["account_id", "balance_cents", "email", "_batch_id"]}
+    edges = {(str(e.source), str(e.target), e.subtype) for e in workflow_column_edges(wf, schemas.get)}
+    assert edges == {("core.dbo.accounts.account_id", "bronze_accounts_wide.account_id", "IDENTITY"),
+                     ("core.dbo.accounts.balance", "bronze_accounts_wide.balance_cents", "TRANSFORMATION"),
+                     ("core.dbo.customers.email", "bronze_accounts_wide.email", "IDENTITY")}

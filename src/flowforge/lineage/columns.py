@@ -119,10 +119,54 @@ def _ingest(job: JobSpec, schemas: Schemas) -> list[ColumnEdge]:
     edges = []
     for t in job.tables:
         src = ingest_source(job, t)
+        traced = query_columns(t.query) if t.query else {}
         for col in schemas(t.target) or ():
-            if col not in AUDIT_COLUMNS:
+            if col in AUDIT_COLUMNS:
+                continue
+            origins = traced.get(col.lower())
+            if not origins:  # a table, files, or a query column it cannot trace: one to one
                 edges.append(ColumnEdge(ColumnRef(src, col), ColumnRef(t.target, col), job.name))
+            edges += [ColumnEdge(ColumnRef(source_node(job.connection, table), column), ColumnRef(t.target, col),
+                                 job.name, "DIRECT", subtype, text) for table, column, subtype, text in origins or ()]
     return edges
+
+
+def query_tables(sql: str) -> list[str]:
+    """The source tables a source query reads (``schema.table`` as written), or [] if it does not parse."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql)
+    except Exception:  # a dialect sqlglot does not read: the query stays one dataset
+        return []
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    names = [".".join(p for p in (t.catalog, t.db, t.name) if p) for t in tree.find_all(exp.Table)
+             if t.name.lower() not in ctes]
+    return list(dict.fromkeys(names))
+
+
+def query_columns(sql: str) -> dict[str, list[tuple[str, str, str, str]]]:
+    """Output column (lower case) → (source table, column, subtype, expression) of a source query."""
+    from sqlglot import exp
+    from sqlglot.lineage import lineage
+
+    try:
+        roots = lineage(None, sql, schema={})
+    except Exception:  # unparseable, or stars over tables whose columns only the source knows
+        return {}
+    assert isinstance(roots, dict)
+    out: dict[str, list[tuple[str, str, str, str]]] = {}
+    for name, root in roots.items():
+        for leaf, subtype in _leaves(root, exp):
+            if not isinstance(leaf.source, exp.Table):
+                continue
+            table = ".".join(p for p in (leaf.source.catalog, leaf.source.db, leaf.source.name) if p)
+            column = leaf.name.rsplit(".", 1)[-1]
+            if column != "*":
+                text = root.expression.sql() if subtype != "IDENTITY" else ""
+                out.setdefault(name.lower(), []).append((table, column, subtype, text[:500]))
+    return out
 
 
 # -- silver --------------------------------------------------------------------------------------

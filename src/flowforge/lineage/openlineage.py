@@ -187,12 +187,14 @@ class JobLineage:
         return {name: [str(c["name"]) for c in cols] for name, cols in self._types.items()}
 
     def _inputs(self) -> list[str]:
-        from flowforge.lineage.columns import ingest_source, source_node
+        from flowforge.lineage.columns import ingest_source, query_tables, source_node
         from flowforge.spec.export import LAYER_NAMES
 
         job: Any = self.job
-        if job.kind == "ingest":
-            return [ingest_source(job, t) for t in job.tables]
+        if job.kind == "ingest":  # a source query reads the tables it names
+            return list(dict.fromkeys(n for t in job.tables for n in (
+                [source_node(job.connection, q) for q in query_tables(t.query)] if t.query else []
+            ) or [ingest_source(job, t)]))
         if job.kind == "cdc":
             return [source_node(job.connection, job.files or "events")]
         if job.kind == "export" and job.source not in LAYER_NAMES:
