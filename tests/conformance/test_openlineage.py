@@ -71,6 +71,7 @@ def spec(conformance_dir: Path) -> Iterator[Spec]:
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
+    assert openlineage.flush(30), "events still being sent after 30 s"  # they go out in the background
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -259,9 +260,12 @@ def test_product_catalog_cdc_column_lineage(catalog: Path, spec: Spec) -> None:
 class _Recorder(BaseHTTPRequestHandler):
     received: list[tuple[str, dict[str, str], dict[str, Any]]] = []
     status = 201
+    gate: threading.Event | None = None
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        if type(self).gate is not None:
+            type(self).gate.wait(60)
         type(self).received.append((self.path, dict(self.headers), json.loads(body)))
         self.send_response(type(self).status)
         self.end_headers()
@@ -272,7 +276,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def marquez() -> Iterator[tuple[str, type[_Recorder]]]:
-    handler = type("Recorder", (_Recorder,), {"received": [], "status": 201})
+    handler = type("Recorder", (_Recorder,), {"received": [], "status": 201, "gate": None})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -319,6 +323,22 @@ def test_an_unreachable_or_refusing_server_never_fails_the_run(demo: Path, marqu
             assert openlineage.flush(10)
     assert len(recorder.received) == 2
     assert "could not send a START event" in caplog.text and "never-logged-key" not in caplog.text
+
+
+def test_a_run_never_waits_for_the_lineage_server(demo: Path, marquez: Any) -> None:
+    url, recorder = marquez
+    release = threading.Event()
+    recorder.gate = release  # the server holds every request until the test releases it
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOWFORGE_OPENLINEAGE__TRANSPORT", "http")
+        mp.setenv("FLOWFORGE_OPENLINEAGE__URL", url)
+        mp.setenv("FLOWFORGE_OPENLINEAGE__TIMEOUT", "60")
+        with Context.open(demo) as ctx:
+            assert ctx.run("bfsi_customer_360", select=["build_gold_customer_360"]).status == "success"
+        assert openlineage.OUTBOX.queue.unfinished_tasks > 0 and recorder.received == []  # still held
+        release.set()
+        assert openlineage.flush(30)
+    assert [b["eventType"] for _, _, b in recorder.received] == ["START", "COMPLETE"]
 
 
 def test_settings_refuse_an_http_transport_without_url(tmp_path: Path) -> None:

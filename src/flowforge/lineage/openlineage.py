@@ -8,10 +8,12 @@ as OpenLineage's naming spec says: ``postgres://host:port`` + ``db.schema.table`
 ``sqlite`` + ``path.table``). Outputs carry the ``schema``, ``columnLineage``, ``dataSource`` and
 ``dataQualityAssertions`` facets and their row counts; a FAIL carries the ``errorMessage``.
 
-Events are plain dicts built here (see ``bench/README`` and the closing note of issue 16 for why not
-``openlineage-python``) and checked against the spec's JSON schemas in the tests. Sending never fails
-or slows a run: HTTP posts go through one background thread with a short timeout, errors are logged
-without secrets, and a full queue drops events with a warning.
+Events are plain dicts built here (not with ``openlineage-python``: see the README's lineage section)
+and checked against the spec's JSON schemas in the tests. Sending never fails or slows a run: the run's
+thread only reads what the event needs from the catalog (milliseconds); one background thread per
+process builds the events (column lineage included) and sends them in order, HTTP with a short
+timeout; errors are logged without secrets, a full outbox drops events with a warning, and a process
+that ends waits a bounded time for its last events.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -106,6 +109,15 @@ def connection_dataset(config: Any, what: str, resolve: Callable[[str], str]) ->
 
 
 # -- one job run ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Snapshot:
+    time: dt.datetime
+    assets: dict[str, Any]
+    types: dict[str, list[dict[str, Any]]]
+    checks: dict[str, dict[str, Any]]
+    configs: dict[str, Any]
+
+
 class JobLineage:
     """Builds and sends the events of one job run; every method swallows its own errors."""
 
@@ -132,18 +144,46 @@ class JobLineage:
 
     def _emit(self, kind: str, event: JobEvent | None, error: str | None = None) -> None:
         try:
-            self.send(self.build(kind, event, error))
+            snap = self.snapshot(ended=kind != "START")  # catalog reads, in the run's thread: milliseconds
         except Exception as exc:  # lineage never changes a run's outcome
-            from flowforge.errors import redact
+            self._lost(kind, exc)
+            return
 
-            log.warning("OpenLineage %s event of %s.%s not sent: %s", kind, self.workflow.name, self.job.name,
-                        redact(f"{type(exc).__name__}: {exc}")[:300])
+        def deliver() -> None:
+            try:
+                self.send(self.build(kind, event, error, snap))
+            except Exception as exc:
+                self._lost(kind, exc)
+
+        OUTBOX.submit(deliver, f"{kind} event of {self.workflow.name}.{self.job.name}")
+
+    def _lost(self, kind: str, exc: BaseException) -> None:
+        from flowforge.errors import redact
+
+        log.warning("OpenLineage %s event of %s.%s not sent: %s", kind, self.workflow.name, self.job.name,
+                    redact(f"{type(exc).__name__}: {exc}")[:300])
+
+    def snapshot(self, *, ended: bool) -> Snapshot:
+        """What the event needs from the metadata store and the connections, read now; the rest is built
+        in the background."""
+        from flowforge.quality.results import assertions_facets
+
+        assets = {a.table_name: a for a in self.env.metadata.list_assets()}
+        names = [n.removeprefix("source:") for n in self._inputs() if n.startswith("source:")]
+        if self.job.kind != "export":
+            names += [n.removeprefix("sink:") for n in self._sinks()]
+        return Snapshot(time=dt.datetime.now(dt.UTC), assets=assets,
+                        types={name: list(a.schema) for name, a in assets.items()},
+                        checks=assertions_facets(self.env.metadata, self.run_id) if ended else {},
+                        configs={c: self._config(c) for c in {n.split(".", 1)[0] for n in names}})
 
     # -- building ---------------------------------------------------------------------------------
-    def build(self, kind: str, event: JobEvent | None, error: str | None = None) -> dict[str, Any]:
+    def build(self, kind: str, event: JobEvent | None, error: str | None = None,
+              snap: Snapshot | None = None) -> dict[str, Any]:
         from flowforge.lineage.columns import cached_job_column_edges
 
-        schemas = self._schemas()
+        self._snap = snap or self.snapshot(ended=kind != "START")
+        schemas = {name: [str(c["name"]) for c in cols] for name, cols in self._snap.types.items()}
         ended = kind != "START"
         edges = cached_job_column_edges(self.job, schemas.get) if ended else []
         run_facets: dict[str, Any] = {
@@ -158,7 +198,7 @@ class JobLineage:
         outputs = self._outputs(schemas, edges, event if ended else None)
         return {
             "eventType": kind,
-            "eventTime": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "eventTime": self._snap.time.isoformat().replace("+00:00", "Z"),
             "producer": PRODUCER,
             "schemaURL": SPEC,
             "run": {"runId": self.run_uuid, "facets": run_facets},
@@ -177,14 +217,6 @@ class JobLineage:
         if self.job.description:
             facets["documentation"] = facet("documentation", description=self.job.description)
         return facets
-
-    def _schemas(self) -> dict[str, list[str]]:
-        self._types: dict[str, list[dict[str, Any]]] = {}
-        self._assets: dict[str, Any] = {}
-        for asset in self.env.metadata.list_assets():
-            self._assets[asset.table_name] = asset
-            self._types[asset.table_name] = list(asset.schema)
-        return {name: [str(c["name"]) for c in cols] for name, cols in self._types.items()}
 
     def _inputs(self) -> list[str]:
         from flowforge.lineage.columns import ingest_source, query_tables, source_node
@@ -213,10 +245,8 @@ class JobLineage:
 
     def _outputs(self, schemas: dict[str, list[str]], edges: Sequence[ColumnEdge],
                  event: JobEvent | None) -> list[dict[str, Any]]:
-        from flowforge.quality.results import assertions_facets
-
         written = {t.table: t for t in (event.result.tables if event and event.result else ())}
-        checks = assertions_facets(self.env.metadata, self.run_id) if event is not None else {}
+        checks = self._snap.checks
         outputs = []
         for node in [*self.job.outputs(), *self._sinks()]:
             data = self._dataset(node, schemas, edges)
@@ -264,24 +294,24 @@ class JobLineage:
             job: Any = self.job
             target = next((t.target for t in job.tables if node.endswith("." + str(t.table or t.files or "query"))),
                           None) if job.kind == "ingest" else None
-            return [{"name": c["name"], "type": str(c["type"])} for c in self._types.get(target or "", ())
+            return [{"name": c["name"], "type": str(c["type"])} for c in self._snap.types.get(target or "", ())
                     if c["name"] not in AUDIT_COLUMNS]
         if node.startswith("sink:"):  # what the job copies there: the columns of its lineage edges
-            types = {(t, str(c["name"])): str(c["type"]) for t, cols in self._types.items() for c in cols}
+            types = {(t, str(c["name"])): str(c["type"]) for t, cols in self._snap.types.items() for c in cols}
             names = dict.fromkeys((e.target.column, types.get((e.source.table, e.source.column)))
                                   for e in edges if e.target.table == node)
             return [{"name": n, **({"type": t} if t else {})} for n, t in names]
         return [{"name": c["name"], "type": str(c["type"]), "ordinal_position": i}
-                for i, c in enumerate(self._types.get(node, ()), start=1)]
+                for i, c in enumerate(self._snap.types.get(node, ()), start=1)]
 
     def _name(self, node: str) -> tuple[str, str]:
         resolve = self.env.settings.resolve_path if self.env.settings else str
         if node.startswith("source:"):
             connection, what = node.removeprefix("source:").split(".", 1)
-            return connection_dataset(self._config(connection), what, resolve)
+            return connection_dataset(self._snap.configs.get(connection), what, resolve)
         if node.startswith("sink:"):
             return self._sink_name(node.removeprefix("sink:"), resolve)
-        asset = self._assets.get(node)
+        asset = self._snap.assets.get(node)
         if asset is not None:
             return location_dataset(asset.location)
         layer = "silver" if self.job.kind == "cdc" and node != getattr(self.job, "target", None) else (
@@ -293,7 +323,7 @@ class JobLineage:
         if job.kind == "export":
             return location_dataset(resolve(sink))
         connection, rest = sink.split(".", 1)
-        return connection_dataset(self._config(connection), rest, resolve)
+        return connection_dataset(self._snap.configs.get(connection), rest, resolve)
 
     def _config(self, connection: str) -> Any:
         try:
@@ -355,7 +385,7 @@ def sender_for(settings: OpenLineageSettings, project: Any) -> Callable[[dict[st
     if settings.transport == "file":
         path = Path(project.resolve_path(settings.path) if project is not None else settings.path)
         return FileTransport(path).send
-    return _http(settings).send
+    return HttpTransport(settings).send
 
 
 class FileTransport:
@@ -375,52 +405,12 @@ class FileTransport:
 
 
 class HttpTransport:
-    """POSTs events to ``<url>/<endpoint>`` (Marquez's ``/api/v1/lineage``) from one background thread."""
+    """POSTs an event to ``<url>/<endpoint>`` (Marquez's ``/api/v1/lineage``), from the outbox's thread."""
 
-    def __init__(self, settings: OpenLineageSettings, capacity: int = 1000) -> None:
+    def __init__(self, settings: OpenLineageSettings) -> None:
         self.settings = settings
-        self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=capacity)
-        self.thread = threading.Thread(target=self._loop, name="openlineage-http", daemon=True)
-        self.thread.start()
-        self.sent = 0
-        self.failed = 0
 
     def send(self, event: dict[str, Any]) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except queue.Full:
-            log.warning("OpenLineage: %d events wait for %s; dropping a %s event", self.queue.qsize(),
-                        self.settings.target, event.get("eventType"))
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued event was sent or failed (at most ``timeout`` seconds)."""
-        done = threading.Event()
-
-        def wait() -> None:
-            self.queue.join()
-            done.set()
-
-        waiter = threading.Thread(target=wait, daemon=True)
-        waiter.start()
-        return done.wait(timeout)
-
-    def _loop(self) -> None:
-        while True:
-            event = self.queue.get()
-            try:
-                if event is not None:
-                    self._post(event)
-                    self.sent += 1
-            except Exception as exc:
-                from flowforge.errors import redact
-
-                self.failed += 1
-                log.warning("OpenLineage: could not send a %s event to %s: %s", event.get("eventType") if event
-                            else "", self.settings.target, redact(f"{type(exc).__name__}: {exc}")[:300])
-            finally:
-                self.queue.task_done()
-
-    def _post(self, event: dict[str, Any]) -> None:
         import urllib.request
 
         headers = {"Content-Type": "application/json", "User-Agent": f"FlowForge/{_version()}"}
@@ -428,35 +418,65 @@ class HttpTransport:
             headers["Authorization"] = f"Bearer {self.settings.api_key.get_secret_value()}"
         request = urllib.request.Request(self.settings.target, data=json.dumps(event, default=str).encode(),
                                          headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:
-            response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:
+                response.read()
+        except Exception as exc:
+            from flowforge.errors import redact
+
+            log.warning("OpenLineage: could not send a %s event to %s: %s", event.get("eventType"),
+                        self.settings.target, redact(f"{type(exc).__name__}: {exc}")[:300])
 
 
-_HTTP: dict[tuple[str, float, str], HttpTransport] = {}
-_HTTP_LOCK = threading.Lock()
+class Outbox:
+    """One background thread per process builds and sends events in the order they happened; a run never
+    waits for it. A full outbox drops events with a warning."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self.queue: queue.Queue[tuple[Callable[[], None], str]] = queue.Queue(maxsize=capacity)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, work: Callable[[], None], what: str) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="openlineage", daemon=True)
+                self._thread.start()
+        try:
+            self.queue.put_nowait((work, what))
+        except queue.Full:
+            log.warning("OpenLineage: %d events wait to be sent; dropping the %s", self.queue.qsize(), what)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event so far was sent or given up (at most ``timeout`` seconds)."""
+        done = threading.Event()
+
+        def wait() -> None:
+            self.queue.join()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        return done.wait(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            work, _ = self.queue.get()
+            try:
+                work()
+            except Exception:  # work logs its own failures; the thread must go on
+                log.exception("OpenLineage outbox")
+            finally:
+                self.queue.task_done()
 
 
-def _http(settings: OpenLineageSettings) -> HttpTransport:
-    """One sender per endpoint and key for the whole process (runs share its thread)."""
-    key = settings.api_key.get_secret_value() if settings.api_key else ""
-    ident = (settings.target, settings.timeout, str(uuid.uuid5(_RUN_NAMESPACE, key)))
-    with _HTTP_LOCK:
-        transport = _HTTP.get(ident)
-        if transport is None:
-            transport = _HTTP[ident] = HttpTransport(settings)
-        return transport
+OUTBOX = Outbox()
 
 
-def flush(timeout: float = 5.0) -> bool:
-    """Wait for every HTTP sender of this process to empty its queue (tests; the end of a CLI run)."""
-    with _HTTP_LOCK:
-        senders = list(_HTTP.values())
-    return all(s.flush(timeout) for s in senders)
+def flush(timeout: float = 10.0) -> bool:
+    """Wait for this process's events to be sent (tests; the end of a CLI run)."""
+    return OUTBOX.flush(timeout)
 
 
 @atexit.register
-def _drain() -> None:  # a CLI run's last COMPLETE still goes out, waiting at most one timeout for it
-    with _HTTP_LOCK:
-        senders = list(_HTTP.values())
-    for sender in senders:
-        sender.flush(sender.settings.timeout + 0.5)
+def _drain() -> None:  # a CLI run's last events still go out, waiting a bounded time for them
+    OUTBOX.flush(10.0)
