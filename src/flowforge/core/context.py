@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from flowforge.connectors.base import Connector
     from flowforge.connectors.config import ConnectionConfig
     from flowforge.core.alerts import AlertService
-    from flowforge.core.catalog_docs import CatalogService
     from flowforge.core.catalog import TableDetail
+    from flowforge.core.catalog_docs import CatalogService
     from flowforge.core.cdc import CdcService
     from flowforge.core.connections import ConnectionService
     from flowforge.core.maintenance import MaintenanceService
