@@ -180,7 +180,8 @@ def test_the_console_limits_rows_keeps_history_per_user_and_writes_csv(lake: Api
         viewer.console.run("SELECT 1", 0)
     editor.console.run("SELECT 42 AS editors_only", 10)
     mine = viewer.console.history()
-    assert [h.sql for h in mine][:3] == ["SELECT * FROM read_text('/etc/passwd')", "SELECT '=HYPERLINK(1)' AS f, -1.5 AS n",
+    assert [h.sql for h in mine][:3] == ["SELECT * FROM read_text('/etc/passwd')",
+                                         "SELECT '=HYPERLINK(1)' AS f, -1.5 AS n",
                                          "SELECT * FROM silver_orders ORDER BY 1"]
     assert mine[0].error and mine[1].rows == 1
     assert "editors_only" not in str(mine)

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
 from flowforge.ui import admin_services as admin
-from flowforge.ui.connection_form import EDIT_KINDS, ConnectionEditor
+from flowforge.ui.connection_form import ConnectionEditor
 from flowforge.ui.layout import current_user, frame, login_redirect, notify_error
 from flowforge.ui.services import UiUser
 
@@ -47,7 +47,7 @@ def register() -> None:
                     with ui.row().classes("w-full items-center justify-between"):
                         with ui.row().classes("items-center gap-3"):
                             ui.label(item.name).classes("text-lg font-medium")
-                            ui.badge(EDIT_KINDS.get(item.kind, item.kind), color="blue-grey")
+                            ui.badge(item.kind, color="blue-grey")
                             ui.label(item.where).classes("text-gray-700").props(f"data-testid=where-{item.name}")
                             ui.label("flowforge.yml" if item.source == "flowforge.yml" else "stored").classes(
                                 "text-xs text-gray-500")
