@@ -49,6 +49,7 @@ def register() -> None:
 
     def search_box(user: UiUser) -> None:
         v = {"q": ""}
+        row = ui.row().classes("items-center gap-2")
         found = ui.column().classes("w-full")
 
         def search() -> None:
@@ -71,7 +72,7 @@ def register() -> None:
                     "data-testid=catalog-hits")
                 grid.on("rowClick", lambda e: go(f"/catalog/{e.args[1]['table']}"))
 
-        with ui.row().classes("items-center gap-2"):
+        with row:
             ui.input("Search tables and columns", placeholder="balance").bind_value(v, "q").classes("w-96").props(
                 "clearable data-testid=catalog-search").on("keydown.enter", search)
             ui.button("Search", icon="search", on_click=search).props("data-testid=catalog-search-go")
