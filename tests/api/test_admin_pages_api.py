@@ -61,6 +61,16 @@ def test_a_viewer_cannot_edit_or_read_secrets_of_a_connection(api: Api) -> None:
     assert api.call("PUT", "/connections/warehouse", "viewer", json={"type": "postgres"}).status_code == 403
 
 
+def test_creating_a_connection_never_replaces_one(api: Api) -> None:
+    editor = _as(api, "editor")
+    with pytest.raises(ConflictError, match="exists already"):
+        editor.connections.create("warehouse", {"type": "sqlite", "path": "data/shop.db"})
+    with pytest.raises(AccessDenied):
+        _as(api, "viewer").connections.create("fresh", {"type": "sqlite", "path": "data/shop.db"})
+    stored = api.ctx.connections.stored("warehouse")
+    assert stored is not None and stored.type == "postgres"
+
+
 def test_usage_names_the_jobs_of_a_connection(api: Api) -> None:
     answer = api.get("/connections/local_files/usage", "viewer")
     assert answer.status_code == 200

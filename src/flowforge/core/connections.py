@@ -258,6 +258,16 @@ class ConnectionService:
             return sample_rows(conn.preview(ReadRequest(table=check_source_name(table)), limit))
 
     # -- editing and usage (the Connections page) -------------------------------------------------
+    def create(self, name: str, data: dict[str, Any]) -> ConnectionConfig:
+        """A new stored connection; an existing name is refused (``save`` would replace it, secrets and all)."""
+        from flowforge.errors import ConflictError
+
+        self.ctx.require("editor")
+        if name in self.ctx.settings.connections or self.ctx.metadata.get_connection(name) is not None:
+            raise ConflictError(f"A connection named '{name}' exists already.",
+                                hint="Pick another name, or edit the existing connection.")
+        return self.save(name, data)
+
     def editable(self, name: str) -> tuple[str, dict[str, Any], tuple[str, ...]]:
         """(kind, non-secret options, names of the secret fields that hold a value) of a stored
         connection, to fill an edit form (editors). The secrets themselves never leave."""

@@ -30,11 +30,7 @@ def editable_connection(user: UiUser, name: str) -> tuple[str, dict[str, Any], t
 
 def create_connection(user: UiUser, name: str, data: dict[str, Any]) -> None:
     with acting(user) as c:
-        if c.metadata.get_connection(name) is not None or name in c.settings.connections:
-            from flowforge.errors import ConflictError
-
-            raise ConflictError(f"A connection named '{name}' exists already.", hint="Pick another name or edit it.")
-        c.connections.save(name, data)
+        c.connections.create(name, data)
 
 
 def update_connection(user: UiUser, name: str, data: dict[str, Any]) -> None:
