@@ -51,11 +51,11 @@ def cpu() -> float:
 
 def build(project: Path, rows: int) -> Any:
     import pyarrow as pa
+    from deltalake import write_deltalake
 
     from flowforge.core.context import Context
     from flowforge.core.project import init_project
     from flowforge.settings import Settings
-    from deltalake import write_deltalake
 
     init_project(project)
     ctx = Context(Settings.load(project))
