@@ -102,3 +102,20 @@ def test_each_user_sees_only_their_own_history(browser: Any, server: str) -> Non
     page.wait_for_timeout(300)
     assert "editor-private" not in page.content()
     page.context.close()
+
+
+def test_hostile_values_and_column_names_render_as_text(admin_page: Any, server: str) -> None:
+    from tests.e2e.browser.admin_helpers import XSS, no_script_ran
+
+    ensure_lake(server)
+    page = admin_page
+    page.goto(server + "/ui/sql")
+    quoted = XSS.replace("'", "''")
+    write_sql(page, f"SELECT '{quoted}' AS \"<img src=x onerror=window.__xss=3>\"")
+    assert run(page).startswith("1 row")
+    grid = page.locator("[data-testid=sql-result-table]")
+    assert "onerror" in grid.locator("thead").inner_text()
+    assert "onerror" in grid.locator("tbody.q-virtual-scroll__content").inner_text()
+    page.wait_for_timeout(500)
+    no_script_ran(page)
+    assert "onerror" in page.locator("[data-testid=history-entry]").first.inner_text()
