@@ -15,7 +15,8 @@ from flowforge.ui import admin_services as admin
 from flowforge.ui.layout import current_user, frame, login_redirect, notify_error, table
 from flowforge.ui.services import UiUser
 
-DENIED = ('<!doctype html><title>Not allowed · FlowForge</title><p>This page needs the admin role.</p>'
+DENIED = ('<!doctype html><title>Not allowed · FlowForge</title>'
+          '<p data-testid="access-denied">This page needs the admin role.</p>'
           '<p><a href="/ui/workflows">Back to FlowForge</a></p>')
 
 
