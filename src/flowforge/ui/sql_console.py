@@ -42,10 +42,11 @@ class Console:
                 ui.label("Tables").classes("text-lg font-medium")
                 self.schema_panel()
             with ui.column().classes("grow gap-2 min-w-0"):
-                ui.label("One SELECT over lakehouse tables by name. Files, settings, extensions and other databases "
-                         "are out of reach.").classes("text-gray-600")
+                ui.label("One SELECT over lakehouse tables by name (Ctrl+Enter runs it). Files, settings, extensions "
+                         "and other databases are out of reach.").classes("text-gray-600")
                 self.editor = ui.codemirror(language="SQL", line_wrapping=True).bind_value(
                     self.values, "sql").classes("w-full h-48 border").props("data-testid=sql-editor")
+                self.editor.on("keydown.ctrl.enter", self.run)  # as in most SQL tools
                 with ui.row().classes("items-center gap-4"):
                     ui.button("Run", icon="play_arrow", on_click=self.run).props("data-testid=run-sql")
                     ui.number("Row limit", min=1, max=MAX_LIMIT, format="%d").bind_value(

@@ -94,7 +94,8 @@ def test_each_user_sees_only_their_own_history(browser: Any, server: str) -> Non
     page = sign_in(browser, server, "ed_editor", PASSWORDS["ed_editor"])
     page.goto(server + "/ui/sql")
     write_sql(page, "SELECT 'editor-private' AS marker")
-    assert run(page).startswith("1 row")
+    page.keyboard.press("Control+Enter")  # runs it, as the Run button does
+    page.locator("[data-testid=sql-status]").get_by_text("1 row").wait_for()
     page.context.close()
     page = sign_in(browser, server, "vic_viewer", PASSWORDS["vic_viewer"])
     page.goto(server + "/ui/sql")
