@@ -140,6 +140,12 @@ def test_total_balance_traces_back_to_the_core_banking_balance(demo: Path) -> No
     assert any(line.startswith("→ gold_customer_360.total_balance  [AGGREGATION") for line in lines)
     code, out = invoke(demo, "lineage", "silver_customer_master.full_name")
     assert code == 0 and "← core_banking.customers.first_name" in out and "← bronze_core_customers.last_name" in out
+    code, out = invoke(demo, "lineage", "gold_customer_360.total_balance", "--json", "--indirect")
+    assert code == 0, out
+    data = json.loads(out)
+    assert [h["column"] for h in data["upstream"]] == ["balance"] * 3
+    assert ("silver_accounts", "customer_id", "GROUP_BY") in {
+        (e["source"]["table"], e["source"]["column"], e["subtype"]) for e in data["indirect"]}
     code, out = invoke(demo, "lineage", "gold_customer_360.balance")
     assert code == 1 and "has no column 'balance'" in out and "total_balance" in out
     code, out = invoke(demo, "lineage", "customer.total_balance")

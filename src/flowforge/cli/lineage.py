@@ -7,12 +7,17 @@ from typing import Any
 from flowforge.cli.common import _context
 
 
-def column_lineage(target: str, *, indirect: bool = False) -> None:
+def column_lineage(target: str, *, indirect: bool = False, as_json: bool = False) -> None:
     from flowforge.cli import output
 
     table, column = target.rsplit(".", 1)
     with _context() as ctx:
         found = ctx.column_lineage.columns(table, column, indirect=indirect)
+    if as_json:
+        import json
+
+        output.console.print_json(json.dumps(found))
+        return
     where = f"  (workflow {found['workflow']})" if found["workflow"] else ""
     output.plain(f"{found['table']}.{found['column']}{where}")
     for title, arrow, hops in (("Upstream", "←", found["upstream"]), ("Downstream", "→", found["downstream"])):
