@@ -374,3 +374,24 @@ def test_the_validator_refuses_what_the_spec_refuses(demo: Path, spec: Spec) -> 
     lineage["outputs"][0]["facets"]["columnLineage"]["fields"]["total_balance"]["inputFields"][0].pop("field")
     with pytest.raises(AssertionError, match="'field' is a required property"):
         spec.validate(lineage)
+
+
+def test_a_cancelled_or_interrupted_job_sends_abort(demo: Path, spec: Spec) -> None:
+    from flowforge.lineage.openlineage import JobLineage
+    from flowforge.runner.executor import MetadataMirror
+    from flowforge.runner.jobs import JobEnv, JobEvent
+    from flowforge.spec.workflow import Workflow
+
+    sent: list[dict[str, Any]] = []
+    with Context.open(demo) as ctx:
+        wf = Workflow.model_validate(ctx.metadata.get_workflow("bfsi_customer_360").spec)
+        env = JobEnv(ctx.metadata, ctx.store, ctx.connector, MetadataMirror(ctx.metadata, ctx.store, wf.name, 1),
+                     settings=ctx.settings)
+        lineage = JobLineage(env, wf, wf.job("ingest_core_banking"), 1, ctx.settings.openlineage, sent.append)
+        lineage.finish(JobEvent("ingest_core_banking", "ingest", "cancelled", 1, 4, error="run cancelled"))
+        lineage.interrupted(KeyboardInterrupt())
+        assert openlineage.flush(30)
+    assert [(e["eventType"], e["run"]["facets"]["errorMessage"]["message"]) for e in sent] == [
+        ("ABORT", "run cancelled"), ("ABORT", "interrupted (KeyboardInterrupt)")]
+    for event in sent:
+        spec.validate(event)
