@@ -63,6 +63,7 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("GET", "/connections/shop/tables", "editor", None),
     ("GET", "/connections/shop/schema?table=products", "editor", None),
     ("GET", "/connections/shop/preview?table=products", "editor", None),
+    ("GET", "/connections/local_files/dialect?table=orders.csv", "editor", None),
     ("DELETE", "/connections/scratch", "editor", None),
     ("POST", "/runs", "editor", {"workflow": "example", "job": "ingest_orders"}),
     ("GET", "/runs", "viewer", None),
