@@ -211,3 +211,21 @@ def test_max_line_size_lets_long_lines_through(tmp_path: Path) -> None:
     with pytest.raises(SourceSchemaError, match="longer than max_line_size"):
         rows(connector(tmp_path), "wide.csv")
     assert len(rows(connector(tmp_path, max_line_size=8 << 20), "wide.csv")[0]["doc"]) == 5 << 20
+
+
+def test_hostile_file_names_and_options_are_refused(tmp_path: Path) -> None:
+    from flowforge.errors import ConfigError, SourceNotFound
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "secret.csv").write_text("token\nabc\n")
+    (tmp_path / "data" / "a.csv").write_text("id\n1\n")
+    conn = connector(tmp_path / "data")
+    for name in ("../secret.csv", "/etc/passwd", "**/../../secret.csv"):
+        with pytest.raises(SourceNotFound):
+            conn.columns(ReadRequest(table=name))
+        with pytest.raises(SourceNotFound):
+            conn.preview(ReadRequest(table=name))
+    with pytest.raises(ConfigError, match="delimiter and quote are the same character"):
+        rows(connector(tmp_path / "data", delimiter="'", quote="'"), "a.csv")
+    with pytest.raises(ConfigError, match="reads 'files', not a table or query"):
+        conn.columns(ReadRequest(query="SELECT 1"))

@@ -126,7 +126,8 @@ def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPl
     where = f" where {spec.incremental.column} in {plan.bounds}" if spec.incremental and plan.bounds else ""
     what = plan.description or f"{spec.table or 'query'}{where}"
     done = "replaced the earlier rows of those files with" if plan.replaces else "appended"
-    ctx.note(f"{spec.target}: {done} {counter.rows if plan.replaces else commit.rows_written} rows from {what} (version {commit.version})")
+    landed = counter.rows if plan.replaces else commit.rows_written
+    ctx.note(f"{spec.target}: {done} {landed} rows from {what} (version {commit.version})")
     if (truncated := fine.note()) is not None:
         ctx.note(f"{spec.target}: {truncated}")
     # a replacing commit rewrites the files it shares with other sources: count only the rows read

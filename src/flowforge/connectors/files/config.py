@@ -87,7 +87,7 @@ class FilesConfig(ConnectionConfig):
     @field_validator("columns")
     @classmethod
     def _types(cls, value: dict[str, str]) -> dict[str, str]:
-        return ReadOptions(columns=value).columns or {}
+        return ReadOptions.model_validate({"columns": value}).columns or {}
 
     @field_validator("storage", mode="before")
     @classmethod

@@ -108,7 +108,9 @@ class FilesConnector(Connector):
         read_with: dict[str, str] = dict(state.get("read", {}))
         options: dict[str, Any] = dict(state.get("options", {}))
         current: dict[str, str] = {}
-        new, again, why = [], [], {}
+        new: list[FileEntry] = []
+        again: list[FileEntry] = []
+        why: dict[str, list[str]] = {}
         for f in files:
             read = self._options(f, request)
             current[f.path] = fingerprint(read)
@@ -318,8 +320,8 @@ def csv_options(read: FileRead, schema: pa.Schema, block: int, *, convert: bool 
 
     types = {f.name: (f.type if convert else pa.string()) for f in schema}
     return {
-        "read_options": pcsv.ReadOptions(encoding="utf8" if read.encoding == "utf-8" else read.encoding, block_size=block,
-                                         column_names=None if read.header else schema.names),
+        "read_options": pcsv.ReadOptions(encoding="utf8" if read.encoding == "utf-8" else read.encoding,
+                                         block_size=block, column_names=None if read.header else schema.names),
         "parse_options": pcsv.ParseOptions(delimiter=read.delimiter, quote_char=read.quote or False,
                                            double_quote=bool(read.quote), escape_char=read.escape or False),
         "convert_options": pcsv.ConvertOptions(

@@ -204,6 +204,14 @@ def resolve(config: FilesConfig, relative: str, table: ReadOptions | None) -> Fi
         if "columns" in given:
             columns.update(given["columns"])
             required.extend(given["columns"])
+    marks = {"delimiter": values["delimiter"], "quote": values["quote"], "escape": values["escape"]}
+    clash = [k for k, v in marks.items() if v and list(marks.values()).count(v) > 1]
+    if clash:
+        from flowforge.errors import ConfigError
+
+        raise ConfigError(f"files connection: {relative}: {' and '.join(clash)} are the same character "
+                          f"{marks[clash[0]]!r} (from {', '.join(sources)})",
+                          hint="Give the delimiter, the quote and the escape character different values.")
     effective = tuple(dict.fromkeys(nulls if replace else [*DEFAULT_NULLS, *nulls]))
     return FileRead(format=config.format, null_values=effective, columns=columns, required=tuple(required),
                     sources=tuple(sources), **values)

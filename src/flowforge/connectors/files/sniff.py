@@ -8,9 +8,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from flowforge.connectors.files.options import DEFAULT_NULLS, FileRead
 from flowforge.errors import SourceSchemaError
@@ -96,7 +96,7 @@ def locate_bad_bytes(raw: IO[bytes], label: str, encoding: str) -> SourceSchemaE
 
 def sample_rows(raw: IO[bytes], label: str, read: FileRead, limit: int) -> list[list[str]]:
     """Up to ``limit`` parsed records (the header is the first), read line by line within limits."""
-    reader = csv.reader(decoded_lines(raw, label, read), **csv_dialect(read, read.delimiter))
+    reader = csv_reader(decoded_lines(raw, label, read), read, read.delimiter)
     rows = []
     try:
         for row in reader:
@@ -109,16 +109,16 @@ def sample_rows(raw: IO[bytes], label: str, read: FileRead, limit: int) -> list[
     return rows
 
 
-def csv_dialect(read: FileRead, delimiter: str) -> dict[str, object]:
+def csv_reader(lines: Iterable[str], read: FileRead, delimiter: str) -> Any:
     csv.field_size_limit(max(csv.field_size_limit(), read.max_line_size))
-    return {"delimiter": delimiter, "quotechar": read.quote or None,
-            "quoting": csv.QUOTE_MINIMAL if read.quote else csv.QUOTE_NONE,
-            "escapechar": read.escape or None, "doublequote": bool(read.quote), "strict": False}
+    return csv.reader(lines, delimiter=delimiter, quotechar=read.quote or None,
+                      quoting=csv.QUOTE_MINIMAL if read.quote else csv.QUOTE_NONE,
+                      escapechar=read.escape or None, doublequote=bool(read.quote), strict=False)
 
 
 def split_lines(lines: list[str], read: FileRead, delimiter: str) -> list[list[str]]:
     try:
-        return list(csv.reader(io.StringIO("".join(lines)), **csv_dialect(read, delimiter)))
+        return list(csv_reader(io.StringIO("".join(lines)), read, delimiter))
     except csv.Error:
         return []
 
