@@ -124,6 +124,8 @@ def test_an_option_for_one_pattern_replaces_only_that_files_rows(project: Path) 
     assert [(r["account_id"], r["balance"]) for r in rows] == [(1, "1200.50"), (2, None), (3, "-15.25"), (4, "0.10")]
     batches = {r["_source_file"]: r["_batch_id"] for r in rows}
     assert batches["accounts_2026_01.csv"] != batches["accounts_2026_02.csv"]  # the other file was not read again
+    last = DeltaTable(str(project / "lakehouse" / "bronze" / "bronze_accounts")).history(1)[0]
+    assert last["flowforge.replaces"] == '["accounts_2026_01.csv"]'  # consumers can tell a replacing commit
 
 
 def test_a_crash_while_reading_files_again_leaves_the_old_rows_and_position(project: Path) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from flowforge.connectors.base import Connector, ReadPlan
 
 WATERMARK = "watermark"
+REPLACES = "replaces"
 
 
 def audit_fields() -> list[pa.Field]:
@@ -114,7 +115,9 @@ def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPl
     try:
         commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader,
                                 progress={WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
-                                          "run_id": ctx.run_id},
+                                          "run_id": ctx.run_id,
+                                          # consumers see which sources this commit replaced (not appended)
+                                          **({REPLACES: list(plan.replaces)} if plan.replaces else {})},
                                 write=write, mode=mode)
     except FlowForgeError:
         if counter.failure is not None:  # delta-rs reports it as an opaque write error: raise the original
