@@ -13,6 +13,7 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 from tests.cli_helpers import init_project, invoke
+from tests.lakes import Lake, write_project
 
 from flowforge.core.context import Context
 from flowforge.testing import at_point
@@ -191,3 +192,28 @@ def test_file_errors_name_the_file_line_and_column_in_a_run(project: Path) -> No
     assert code == 1
     assert "accounts_2026_02.csv, line 3, column 'balance': '12,50' is not a valid decimal128(14, 2)" in out
     assert not list((project / "lakehouse" / "bronze").glob("bronze_accounts/_delta_log/*.json"))  # no commit
+
+
+def test_the_semicolon_scenario_on_each_lakehouse_backend(tmp_path: Path, lake: Lake) -> None:
+    """Files and lakehouse in object storage too: refused, read once told, read again when an option changes."""
+    lake.put("bank/accounts_2026_01.csv", EXPORT_1.encode())
+    landing = {**lake.files_connection(), "path": lake.landing.rstrip("/") + "/bank"}
+    project = write_project(tmp_path / "p", lake, {"bank_files": landing})
+    (project / "workflows" / "bank.yml").write_text(WORKFLOW)
+    with Context.open(project) as ctx:
+        failed = ctx.run("bank")
+        assert failed.status == "failed"
+        assert any("with ';' it has 4 columns" in (e.error or "") for e in failed.events)
+    write_project(project, lake, {"bank_files": {**landing, "delimiter": ";"}})
+    with Context.open(project) as ctx:
+        assert ctx.run("bank").status == "success"
+        assert ctx.query("SELECT balance FROM bronze_accounts ORDER BY account_id").column(0).to_pylist() == [
+            "1200.50", "?", "-15.25"]
+    write_project(project, lake, {"bank_files": {**landing, "delimiter": ";", "null_values": ["?"],
+                                                 "columns": {"balance": "decimal(14,2)"}}})
+    with Context.open(project) as ctx:
+        assert ctx.run("bank").status == "success"
+        got = ctx.query("SELECT account_id, balance FROM bronze_accounts ORDER BY account_id").to_pylist()
+        assert [(r["account_id"], None if r["balance"] is None else str(r["balance"])) for r in got] == [
+            (1, "1200.50"), (2, None), (3, "-15.25")]
+        assert ctx.store.open("bronze", "bronze_accounts").version() == 1  # type: ignore[union-attr]
