@@ -101,15 +101,16 @@ def pyarrow_read(folder: Path) -> int:
              "day": pa.date32(), "note": pa.string()}
     stream = pcsv.open_csv(folder / "orders.csv", read_options=pcsv.ReadOptions(block_size=1 << 22),
                            parse_options=pcsv.ParseOptions(delimiter=";"),
-                           convert_options=pcsv.ConvertOptions(column_types=types, null_values=["", "NULL", "null", "?"],
-                                                               strings_can_be_null=True))
+                           convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                                               null_values=["", "NULL", "null", "?"]))
     return sum(b.num_rows for b in stream)
 
 
 def duckdb_read(folder: Path) -> int:
     import duckdb
 
-    return duckdb.sql(f"SELECT * FROM read_csv('{folder}/orders.csv', nullstr=['', 'NULL', '?'])").to_arrow_table().num_rows
+    sql = f"SELECT * FROM read_csv('{folder}/orders.csv', nullstr=['', 'NULL', '?'])"
+    return duckdb.sql(sql).to_arrow_table().num_rows
 
 
 def child(kind: str, folder: Path) -> dict[str, Any]:
