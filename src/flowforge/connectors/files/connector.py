@@ -2,7 +2,9 @@
 
 "New files since the last run" is tracked in the bronze commit by path, size and modification
 time, plus the ETag in object storage, so each file version lands exactly once: a new key is
-read, and so is a key uploaded again with new content.
+read, and so is a key uploaded again with new content. The commit also records the fingerprint
+of the read options each file was read with (``options.py``): when they change, the plan reads
+those files again on their own, and bronze replaces the rows they landed before in one commit.
 """
 
 from __future__ import annotations
