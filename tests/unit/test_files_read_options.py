@@ -53,6 +53,12 @@ def test_a_real_one_column_file_is_read(tmp_path: Path) -> None:
     # a comma inside a quoted single column is not another delimiter's evidence either
     (tmp_path / "names.txt").write_text('name\n"Smith; John"\n"Doe; Jane"\n')
     assert [r["name"] for r in rows(connector(tmp_path), "names.txt")] == ["Smith; John", "Doe; Jane"]
+    # free text that a ';' happens to split on every line: refused, unless the user says it is one column
+    (tmp_path / "notes.txt").write_text("name; title\nSmith; Dr\nDoe; Ms\n")
+    with pytest.raises(SourceSchemaError, match="single_column: true"):
+        rows(connector(tmp_path), "notes.txt")
+    one = rows(connector(tmp_path, patterns={"notes.txt": ReadOptions(single_column=True)}), "notes.txt")
+    assert [r["name; title"] for r in one] == ["Smith; Dr", "Doe; Ms"]
 
 
 def test_a_tsv_file_reads_with_tab_unless_told_otherwise(tmp_path: Path) -> None:

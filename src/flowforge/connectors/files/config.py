@@ -40,7 +40,7 @@ class FilesConfig(ConnectionConfig):
     ```
 
     Read options (``delimiter``, ``quote``, ``escape``, ``header``, ``encoding``, ``null_values``,
-    ``null_values_replace``, ``columns``, ``infer_rows``, ``max_line_size``) apply to every file;
+    ``null_values_replace``, ``columns``, ``infer_rows``, ``max_line_size``, ``single_column``) apply to every file;
     ``patterns`` sets them per file pattern, and an ingest table's ``read`` per table (see
     ``flowforge.connectors.files.options`` and the README's table of options).
 
@@ -61,6 +61,7 @@ class FilesConfig(ConnectionConfig):
     columns: dict[str, str] = Field(default_factory=dict)
     infer_rows: int = Field(10_000, ge=1)
     max_line_size: int = Field(DEFAULT_MAX_LINE, ge=1024)
+    single_column: bool = False
     patterns: dict[str, ReadOptions] = Field(default_factory=dict)
     aws_endpoint: str | None = None
     aws_region: str | None = None

@@ -83,6 +83,7 @@ class ReadOptions(BaseModel):
     columns: dict[str, str] | None = None
     infer_rows: int | None = Field(None, ge=1)
     max_line_size: int | None = Field(None, ge=1024)
+    single_column: bool | None = None
 
     @field_validator("delimiter")
     @classmethod
@@ -126,6 +127,7 @@ class FileRead:
     columns: dict[str, str] = field(default_factory=dict)
     infer_rows: int = 10_000
     max_line_size: int = DEFAULT_MAX_LINE
+    single_column: bool = False  # the file really has one column: no refusal when another delimiter splits it
     # declared types a file must have (from a pattern or the table); the connection's own
     # 'columns' apply to the files that have them, so one connection serves different files
     required: tuple[str, ...] = ()
@@ -134,7 +136,7 @@ class FileRead:
     def shaping(self) -> dict[str, Any]:
         """What decides the rows a file reads as (not the limits or where the values came from)."""
         out = asdict(self)
-        for key in ("max_line_size", "required", "sources"):
+        for key in ("max_line_size", "single_column", "required", "sources"):
             out.pop(key)
         out["null_values"] = sorted(self.null_values)
         if self.format != "csv":  # json and parquet read no CSV dialect
@@ -178,6 +180,7 @@ def resolve(config: FilesConfig, relative: str, table: ReadOptions | None) -> Fi
     values: dict[str, Any] = {
         "delimiter": delimiter, "quote": config.quote, "escape": config.escape, "header": config.header,
         "encoding": config.encoding, "infer_rows": config.infer_rows, "max_line_size": config.max_line_size,
+        "single_column": config.single_column,
     }
     nulls = list(config.null_values)
     replace = config.null_values_replace

@@ -138,7 +138,10 @@ def better_delimiter(lines: list[str], read: FileRead) -> tuple[str, list[str]] 
 
 
 def check_split(raw: IO[bytes], label: str, read: FileRead) -> None:
-    """Refuse a file that reads as one column with its delimiter when another one gives several."""
+    """Refuse a file that reads as one column with its delimiter when another one gives several
+    (unless ``single_column`` says it really has one)."""
+    if read.single_column:
+        return
     lines: list[str] = []
     for line in decoded_lines(raw, label, read):
         lines.append(line)
@@ -158,7 +161,8 @@ def check_split(raw: IO[bytes], label: str, read: FileRead) -> None:
         f"{lines[0].rstrip()[:80]!r}), but with {show_delimiter(delim)!r} it has {len(fields)} {what}: {shown}. "
         "Nothing was loaded.",
         hint=f"Set delimiter: {yaml_delimiter(delim)} on the connection, under its 'patterns' for this file, or "
-             "under 'read' of the job's table; the next run reads it with that delimiter.")
+             "under 'read' of the job's table; the next run reads it with that delimiter. If the file really has one "
+             "column, set single_column: true.")
 
 
 @dataclass(frozen=True)
