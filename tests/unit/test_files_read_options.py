@@ -169,6 +169,13 @@ def test_bad_utf8_names_the_file_the_line_the_byte_and_the_option(tmp_path: Path
     with pytest.raises(SourceSchemaError, match=r"late.csv: line 51 \(byte \d+\) is not valid utf-8"):
         rows(connector(tmp_path, infer_rows=5), "late.csv")
     assert [r["name"] for r in rows(connector(tmp_path, encoding="latin-1"), "people.csv")] == ["ok", "café"]
+    (tmp_path / "wide.csv").write_bytes("id,name\n1,Zoë\n2,Ana\n".encode("utf-16"))
+    with pytest.raises(SourceSchemaError) as err:
+        rows(connector(tmp_path), "wide.csv")
+    assert "wide.csv: line 1 (byte 0) is not valid utf-8" in err.value.message
+    assert "encoding: utf-16" in (err.value.hint or "")
+    assert rows(connector(tmp_path, encoding="utf-16"), "wide.csv") == [{"id": 1, "name": "Zoë"},
+                                                                       {"id": 2, "name": "Ana"}]
 
 
 def test_conversion_errors_name_the_column_the_file_and_the_line(tmp_path: Path) -> None:

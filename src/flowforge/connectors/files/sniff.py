@@ -54,8 +54,11 @@ def bounded_lines(raw: IO[bytes], label: str, limit: int) -> Iterator[bytes]:
         yield line
 
 
-def bad_bytes(label: str, encoding: str, line: int, offset: int, reason: str) -> SourceSchemaError:
+def bad_bytes(label: str, encoding: str, line: int, offset: int, reason: str,
+              head: bytes = b"") -> SourceSchemaError:
     other = "latin-1" if codecs.lookup(encoding).name == "utf-8" else "utf-8"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        other = "utf-16"  # the file starts with a UTF-16 byte order mark
     return SourceSchemaError(
         f"{label}: line {line} (byte {offset:,}) is not valid {encoding}: {reason}",
         hint=f"Set 'encoding' of the connection (or of the file's pattern, or the job's 'read') to the file's "
@@ -63,19 +66,27 @@ def bad_bytes(label: str, encoding: str, line: int, offset: int, reason: str) ->
 
 
 def decoded_lines(raw: IO[bytes], label: str, read: FileRead) -> Iterator[str]:
-    """Text lines decoded with the file's encoding; a bad byte raises an error naming the line."""
+    """Text lines decoded with the file's encoding (split after decoding, so UTF-16 works too);
+    a bad byte raises an error naming the line and the byte."""
     decoder = codecs.getincrementaldecoder(read.encoding)()
-    offset = 0
-    for number, line in enumerate(bounded_lines(raw, label, read.max_line_size), start=1):
+    pending, offset, number = "", 0, 0
+    for chunk in bounded_lines(raw, label, read.max_line_size):
         try:
-            text = decoder.decode(line)
+            pending += decoder.decode(chunk)
         except UnicodeDecodeError as exc:
-            raise bad_bytes(label, read.encoding, number, offset + exc.start, exc.reason) from None
-        offset += len(line)
-        if number == 1 and text.startswith("\ufeff"):
-            text = text[1:]
-        yield text
-    decoder.decode(b"", final=True)
+            line = number + 1 + pending.count("\n")
+            raise bad_bytes(label, read.encoding, line, offset + max(exc.start, 0), exc.reason,
+                            chunk if offset == 0 else b"") from None
+        offset += len(chunk)
+        while (cut := pending.find("\n")) >= 0:
+            text, pending = pending[:cut + 1], pending[cut + 1:]
+            number += 1
+            yield text[1:] if number == 1 and text.startswith("\ufeff") else text
+        if len(pending) > read.max_line_size:
+            raise long_line(label, read.max_line_size, number + 1, offset)
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending[1:] if number == 0 and pending.startswith("\ufeff") else pending
 
 
 def locate_bad_bytes(raw: IO[bytes], label: str, encoding: str) -> SourceSchemaError | None:
