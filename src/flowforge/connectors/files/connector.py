@@ -230,9 +230,10 @@ class FilesConnector(Connector):
     def _json_sample(self, entry: FileEntry, read: FileRead) -> tuple[list[str], dict[str, pa.DataType]]:
         """Field names in order of appearance and the exact type of each (numbers with a
         fraction become decimals, as in CSV; dates and timestamps are recognised in strings)."""
-        from flowforge.connectors.files.sniff import decoded_lines
+        from flowforge.connectors.files.sniff import SAMPLE_BYTES, decoded_lines
 
         values: dict[str, list[Any]] = {}
+        budget = SAMPLE_BYTES
         with self.folder.open_binary(entry) as raw:
             read_rows = 0
             for number, line in enumerate(decoded_lines(raw, self._label(entry), read), start=1):
@@ -250,7 +251,8 @@ class FilesConnector(Connector):
                 for key, value in record.items():
                     values.setdefault(key, []).append(value)
                 read_rows += 1
-                if read_rows >= read.infer_rows:
+                budget -= len(line)
+                if read_rows >= read.infer_rows or budget < 0:
                     break
         if not values:
             raise SourceSchemaError(f"{self.describe()}: {self._name(entry)} is empty")

@@ -16,6 +16,7 @@ from flowforge.connectors.files.options import DEFAULT_NULLS, FileRead
 from flowforge.errors import SourceSchemaError
 
 CANDIDATES = (",", ";", "\t", "|")
+SAMPLE_BYTES = 32 << 20  # text sampled to infer types, at most
 NULL_TOKENS = ("", "NULL", "null", "NA", "N/A", "n/a", "?", "-", "\\N", "None", "NaN", "nan")
 _SHOW = {"\t": "tab"}
 
@@ -106,13 +107,21 @@ def locate_bad_bytes(raw: IO[bytes], label: str, encoding: str) -> SourceSchemaE
 
 
 def sample_rows(raw: IO[bytes], label: str, read: FileRead, limit: int) -> list[list[str]]:
-    """Up to ``limit`` parsed records (the header is the first), read line by line within limits."""
-    reader = csv_reader(decoded_lines(raw, label, read), read, read.delimiter)
+    """Up to ``limit`` parsed records (the header is the first), read line by line within limits,
+    and no more than ``SAMPLE_BYTES`` of text (a few thousand long lines would not fit in memory)."""
+    budget = [SAMPLE_BYTES]
+
+    def counted() -> Iterator[str]:
+        for line in decoded_lines(raw, label, read):
+            budget[0] -= len(line)
+            yield line
+
+    reader = csv_reader(counted(), read, read.delimiter)
     rows = []
     try:
         for row in reader:
             rows.append(row)
-            if len(rows) >= limit:
+            if len(rows) >= limit or (budget[0] < 0 and len(rows) > 1):
                 break
     except csv.Error as exc:
         raise SourceSchemaError(f"{label}: line {reader.line_num}: {exc}",
