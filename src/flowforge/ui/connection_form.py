@@ -120,13 +120,6 @@ class ConnectionForm:
             return
         self.preview.clear()
         try:
-            dialect = await run.io_bound(services.source_dialect, self.user, self.source(), str(e.value))
-        except Exception:  # the preview below reports what is wrong with the file
-            dialect = None
-        if dialect:
-            with self.preview:
-                ui.label(dialect).classes("text-gray-700").props("data-testid=file-dialect")
-        try:
             found = await run.io_bound(services.table_preview, self.user, self.source(), str(e.value))
         except Exception as exc:
             with self.preview:

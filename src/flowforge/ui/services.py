@@ -275,21 +275,6 @@ def table_preview(user: UiUser, data: dict[str, Any] | str,
         return cols, sample_rows(conn.preview(request, 10))
 
 
-def source_dialect(user: UiUser, data: dict[str, Any] | str, table: str) -> str | None:
-    """For a text file: one line with the sniffed dialect and where it differs from the options in use."""
-    from flowforge.connectors.base import ReadRequest
-    from flowforge.core.connections import check_source_name
-
-    with acting(user) as c, _connector(c, data) as conn:
-        found = conn.dialect(ReadRequest(table=check_source_name(table)))
-    if not found:
-        return None
-    sniffed, used = found["sniffed"], found["configured"]
-    shown = ", ".join(f"{k} {v!r}" for k, v in sniffed.items())
-    differs = [f"{k} {used[k]!r}" for k in sniffed if k != "null_values" and sniffed[k] != used[k]]
-    return f"Sniffed from {found['file']}: {shown}." + (f" Read with {', '.join(differs)}." if differs else "")
-
-
 def save_connection(user: UiUser, name: str, data: dict[str, Any]) -> None:
     with acting(user) as c:
         c.connections.save(name, data)
