@@ -50,6 +50,8 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("POST", "/workflows/{wf}/pause", "editor", None),
     ("POST", "/workflows/{wf}/resume", "editor", None),
     ("GET", "/workflows/{wf}/lineage", "viewer", None),
+    ("GET", "/workflows/{wf}/lineage/columns", "viewer", None),
+    ("GET", "/lineage/columns?table=silver_orders&column=amount", "viewer", None),
     ("GET", "/workflows/{wf}/jobs", "viewer", None),
     ("POST", "/workflows/{wf}/jobs", "editor", {"spec": JOB}),
     ("POST", "/workflows/{wf}/jobs/validate", "viewer", {"spec": JOB}),

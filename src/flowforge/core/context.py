@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from flowforge.core.workflows import WorkflowService
     from flowforge.embed.search import SearchService
     from flowforge.export.service import ExportedFile, ExportRequest, ExportResult
+    from flowforge.lineage.service import LineageService
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
     from flowforge.metadata.users import Role
     from flowforge.quality.service import QualityService
@@ -221,6 +222,13 @@ class Context:
         from flowforge.embed.search import SearchService
 
         return SearchService(self)
+
+    @cached_property
+    def column_lineage(self) -> LineageService:
+        """Column lineage across workflows (``flowforge.lineage.service``)."""
+        from flowforge.lineage.service import LineageService
+
+        return LineageService(self)
 
     @cached_property
     def quality(self) -> QualityService:
