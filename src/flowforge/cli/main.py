@@ -308,6 +308,8 @@ def demo_change(directory: Annotated[Path, typer.Option("--dir", help="Demo proj
 def ingest(source: Annotated[str, typer.Option("--from", help="Connection name or URL (postgresql://, sqlite:///...).")],
            table: Annotated[str | None, typer.Option(help="Table to land.")] = None,
            query: Annotated[str | None, typer.Option(help="Read-only query to land instead of a table.")] = None,
+           files: Annotated[str | None, typer.Option(help="File name or glob of a files connection "
+                                                           "('orders*.csv').")] = None,
            target: Annotated[str | None, typer.Option(help="Bronze table name (default bronze_<table>).")] = None,
            into: Annotated[str | None, typer.Option(help="Lakehouse root (default: the project's).")] = None,
            all_tables: Annotated[bool, typer.Option("--all", help="Land every table of the source, each in "
@@ -319,18 +321,18 @@ def ingest(source: Annotated[str, typer.Option("--from", help="Connection name o
                                                              "(repeat it for more).")] = None,
            target_template: Annotated[str, typer.Option(help="With --all: the bronze name of each table "
                                                         "({table}, {schema}).")] = "bronze_{table}") -> None:
-    """Land one table or query in bronze — or, with --all, every table of the source — outside any
-    workflow (onboarding, scripting, benchmarking)."""
+    """Land one table, query or file pattern in bronze — or, with --all, every table of the source —
+    outside any workflow (onboarding, scripting, benchmarking)."""
     from flowforge.cli import output
     from flowforge.settings import Settings
 
     many = all_tables or bool(include) or bool(exclude)
-    if many and (table or query or target):
-        output.error("--all, --include and --exclude land every matching table; leave out --table, --query "
-                     "and --target")
+    if many and (table or query or files or target):
+        output.error("--all, --include and --exclude land every matching table; leave out --table, --query, "
+                     "--files and --target")
         raise typer.Exit(2)
-    if not many and (table is None) == (query is None):
-        output.error("give exactly one of --table or --query, or --all")
+    if not many and sum(x is not None for x in (table, query, files)) != 1:
+        output.error("give exactly one of --table, --query or --files, or --all")
         raise typer.Exit(2)
     settings = _guard(lambda: Settings.load(_state["project"]))
     if into:
@@ -343,7 +345,8 @@ def ingest(source: Annotated[str, typer.Option("--from", help="Connection name o
                 if job.log:
                     output.plain(job.log)
         else:
-            summary = ctx.ingest(source, table=table, query=query, target=target, on_event=output.job_event)
+            summary = ctx.ingest(source, table=table, query=query, files=files, target=target,
+                                 on_event=output.job_event)
     output.run_summary(summary)
     if summary.status != "success":
         raise typer.Exit(1)
