@@ -124,3 +124,16 @@ def test_a_column_sent_again_is_no_longer_marked_dropped() -> None:
     gone = resolve("bronze", "b", "evolve", table, pa.schema([("id", pa.int32())]),
                    dropped_before={"ghost": {"at": "2026-01-01"}})
     assert set(gone.dropped) == {"name"}
+
+
+def test_a_text_column_takes_numbers_as_text_but_fail_still_stops() -> None:
+    old = pa.schema([("balance", pa.string())])
+    new = pa.schema([("balance", pa.decimal128(14, 2))])
+    drift = resolve("silver", "s", "evolve", old, new, dropped_before={})
+    assert [c.describe() for c in drift.changes] == [
+        "column 'balance' is now DECIMAL(14,2) at the source; kept as TEXT"]
+    assert drift.target.field("balance").type == pa.string() and not drift.rewrite
+    batch = pa.RecordBatch.from_pydict({"balance": pa.array([Decimal("1200.50"), None], pa.decimal128(14, 2))})
+    assert conform(batch, drift.target).column(0).to_pylist() == ["1200.50", None]
+    with pytest.raises(SchemaDriftError, match="on_schema_change is 'fail'"):
+        resolve("silver", "s", "fail", old, new, dropped_before={})

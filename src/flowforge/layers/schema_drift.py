@@ -49,7 +49,7 @@ __all__ = ["SchemaDriftError", "before_commit", "prepare", "resolve", "silver_ba
 @dataclass(frozen=True)
 class Change:
     column: str
-    kind: Literal["added", "dropped", "restored", "widened", "narrowed", "incompatible"]
+    kind: Literal["added", "dropped", "restored", "widened", "narrowed", "incompatible", "as_text"]
     old: pa.DataType | None = None
     new: pa.DataType | None = None
     renamed_to: str | None = None
@@ -63,6 +63,8 @@ class Change:
             return f"{col} ({sql_name(self.old)}) no longer sent by the source{moved}"
         if self.kind == "restored":
             return f"{col} sent again by the source ({sql_name(self.new)})"
+        if self.kind == "as_text":
+            return f"{col} is now {sql_name(self.new)} at the source; kept as {sql_name(self.old)}"
         verb = {"widened": "widened", "narrowed": "narrowed", "incompatible": "changed"}[self.kind]
         return f"{col} {verb} from {sql_name(self.old)} to {sql_name(self.new)}"
 
@@ -129,6 +131,15 @@ def widens(old: pa.DataType, new: pa.DataType) -> bool:
     if t.is_date32(old) and t.is_timestamp(new):
         return bool(new.tz is None)
     return False
+
+
+def _text_holds(old: pa.DataType, new: pa.DataType) -> bool:
+    """A text column takes a number, decimal, boolean, date or timestamp as its exact text."""
+    import pyarrow as pa
+
+    t = pa.types
+    return bool(t.is_string(_norm(old)) and (t.is_integer(new) or t.is_floating(new) or t.is_decimal(new)
+                                            or t.is_boolean(new) or t.is_date(new) or t.is_timestamp(new)))
 
 
 def sql_name(t: pa.DataType | None) -> str:
@@ -205,7 +216,8 @@ def compare(existing: pa.Schema, incoming: pa.Schema, *, dropped_before: Mapping
             changes.append(Change(name, "restored", old=old_t, new=new_t))
         if same_type(old_t, new_t):
             continue
-        kind = "widened" if widens(old_t, new_t) else "narrowed" if widens(new_t, old_t) else "incompatible"
+        kind = ("widened" if widens(old_t, new_t) else "narrowed" if widens(new_t, old_t)
+                else "as_text" if _text_holds(old_t, new_t) else "incompatible")
         changes.append(Change(name, kind, old=old_t, new=new_t))  # type: ignore[arg-type]
     gone = [n for n in old if n not in new and n not in dropped_before]
     added = [c for c in changes if c.kind == "added"]
@@ -344,7 +356,7 @@ def record(ctx: JobContext, drift: Drift) -> None:
     for change in drift.changes:
         what = {"added": "added to the table", "dropped": "kept, marked dropped; new rows hold NULL",
                 "restored": "no longer marked dropped", "widened": "table widened, every value kept",
-                }.get(change.kind, "")
+                "as_text": "values land as their text"}.get(change.kind, "")
         ctx.note(f"{drift.table}: schema change: {change.describe()}" + (f" — {what}" if what else ""))
     table = ctx.store.open(drift.layer, drift.table)
     if table is None:
