@@ -9,11 +9,11 @@ a crash after it leaves both new.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from flowforge.connectors.base import ReadRequest
-from flowforge.errors import ConfigError, FlowForgeError
+from flowforge.errors import CheckFailed, ConfigError, FlowForgeError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.layers.sub_microseconds import SubMicroseconds
 from flowforge.quality.gate import commit_checked
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from flowforge.connectors.base import Connector, ReadPlan
+    from flowforge.storage import CommitResult
 
 WATERMARK = "watermark"
 
@@ -76,8 +77,19 @@ def run_ingest(ctx: JobContext) -> JobResult:
 
 
 def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> TableResult:
-    found = ctx.store.progress("bronze", spec.target, WATERMARK)
-    state = found[0] if found else None
+    from flowforge.layers.fingerprint import FINGERPRINT, bronze_fingerprint, decide, ignored_for_files, refuse
+
+    found = ctx.store.progress_many("bronze", spec.target, (WATERMARK, FINGERPRINT))
+    disposition = spec.disposition
+    decision = decide(ctx, "bronze", spec.target, bronze_fingerprint(spec, connector),
+                      found[FINGERPRINT][0] if FINGERPRINT in found else None)
+    if decision.changes and not decision.refresh and disposition != "replace" and not (
+            spec.files and ignored_for_files(decision.changes)):
+        refuse(ctx, spec.target, decision, f"Its {disposition}ed rows were read with the old settings, and an "
+               "incremental load cannot read them again.")
+    # a full refresh or a replace reads everything; the watermark restarts in the commit that replaces the table
+    fresh = decision.refresh or disposition == "replace"
+    state = None if fresh else found[WATERMARK][0] if WATERMARK in found else None
     plan = connector.plan(request_for(spec), state)
     if not plan.has_data:
         ctx.note(f"{spec.target}: no new data ({plan.description or 'watermark unchanged'})")
@@ -86,10 +98,11 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
     fine = SubMicroseconds(spec.sub_microseconds, plan.schema, spec.target)
     reader = _audited_stream(ctx, connector, plan, counter, fine)
     try:
-        commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader,
-                                progress={WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
-                                          "run_id": ctx.run_id},
-                                write=lambda rows, progress: ctx.store.append("bronze", spec.target, rows, progress))
+        progress = {WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name, "run_id": ctx.run_id,
+                    FINGERPRINT: decision.fingerprint.record()}
+        mode = "overwrite" if fresh else disposition
+        commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader, progress=progress,
+                                mode=mode, keys=spec.primary_key, write=_writer(ctx, spec, mode))
     except FlowForgeError:
         if counter.failure is not None:  # delta-rs reports it as an opaque write error: raise the original
             raise counter.failure from None
@@ -99,11 +112,46 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
                                schema=reader.schema, progress=plan.new_state)
     where = f" where {spec.incremental.column} in {plan.bounds}" if spec.incremental and plan.bounds else ""
     what = plan.description or f"{spec.table or 'query'}{where}"
-    ctx.note(f"{spec.target}: appended {commit.rows_written} rows from {what} (version {commit.version})")
+    verb = {"overwrite": "replaced the table with", "merge": "merged"}.get(mode, "appended")
+    merged = f" ({commit.rows_updated} updated)" if mode == "merge" else ""
+    ctx.note(f"{spec.target}: {verb} {commit.rows_written} rows{merged} from {what} (version {commit.version})")
     if (truncated := fine.note()) is not None:
         ctx.note(f"{spec.target}: {truncated}")
-    return TableResult(spec.target, "bronze", counter.rows, commit.rows_written,
+    return TableResult(spec.target, "bronze", counter.rows, commit.rows_written, rows_updated=commit.rows_updated,
                        bytes_written=commit.bytes_written, version=commit.version)
+
+
+def _writer(ctx: JobContext, spec: IngestTable, mode: str) -> Callable[[Any, dict[str, Any]], CommitResult]:
+    """How the checked rows reach the table: appended, swapped in by one overwrite commit, or
+    upserted on the primary key (the last row read of each key wins)."""
+    if mode == "overwrite":
+        return lambda rows, progress: ctx.store.overwrite("bronze", spec.target, rows, progress)
+    if mode == "merge":
+        return lambda rows, progress: ctx.store.merge("bronze", spec.target, _last_per_key(rows, spec),
+                                                      spec.primary_key, progress)
+    return lambda rows, progress: ctx.store.append("bronze", spec.target, rows, progress)
+
+
+def _last_per_key(rows: pa.Table | pa.RecordBatchReader, spec: IngestTable) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = rows if isinstance(rows, pa.Table) else rows.read_all()
+    missing = [k for k in spec.primary_key if k not in table.column_names]
+    if missing:
+        raise ConfigError(f"Bronze table {spec.target}: primary_key column(s) {', '.join(missing)} are not in what "
+                          f"the source returned.", hint=f"Columns: {', '.join(table.column_names)}.")
+    nulls = sum(table.column(k).null_count for k in spec.primary_key)
+    if nulls:
+        raise CheckFailed(f"Bronze table {spec.target}: {nulls} row(s) have a null primary key "
+                          f"({', '.join(spec.primary_key)}); nothing was merged.",
+                          hint="Fix the source rows, or filter them out with a query.")
+    index = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    last = index.group_by(list(spec.primary_key), use_threads=False).aggregate([("__row", "max")])
+    if last.num_rows == table.num_rows:
+        return table
+    keep = last.column("__row_max").combine_chunks()
+    return table.take(pc.take(keep, pc.sort_indices(keep)))
 
 
 class _Counter:
