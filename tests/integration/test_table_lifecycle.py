@@ -215,3 +215,58 @@ def test_gold_is_skipped_while_its_inputs_are_unchanged(tmp_path: Path) -> None:
     _run(project)
     assert _dt(project, "gold", "gold_items").to_pyarrow_table().to_pylist() == [{"n": 30}], "a changed SQL recomputes"
     assert "sql:" in _log(project, "report")
+
+
+# -- item 11: crash leftovers -------------------------------------------------------------------------------
+
+def _committed(folder: Path) -> bool:
+    return any(p.name[:20].isdigit() for p in (folder / "_delta_log").glob("*")) if folder.exists() else False
+
+
+@pytest.mark.parametrize("fault", ["storage.first_commit:1", "bronze.batch:1"])
+def test_a_first_commit_killed_with_sigkill_leaves_nothing_to_trip_on(tmp_path: Path, fault: str) -> None:
+    from tests.e2e.helpers import flowforge
+
+    project = _project(tmp_path, [(i, f"n{i}", str(i)) for i in range(1, 6)])
+    _workflow(project, {"batch_size": 2}, {})
+    killed = flowforge("run", "shop", project=project, env={"FLOWFORGE_FAULT": fault}, check=False)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    folder = project / "lakehouse" / "bronze" / "bronze_items"
+    assert folder.exists() and not _committed(folder), "killed before its first commit"
+
+    listed = flowforge("tables", project=project)  # readers see no table, and no error
+    assert "bronze_items" not in listed.stdout
+    with Context.open(project) as ctx:
+        assert ctx.store.open("bronze", "bronze_items") is None
+        assert "bronze_items" not in {t.name for t in ctx.tables()}
+    flowforge("run", "shop", project=project)
+    assert [r["id"] for r in _rows(project, "bronze", "bronze_items")] == [1, 2, 3, 4, 5], "no leftover rows"
+    assert [r["id"] for r in _rows(project, "silver", "silver_items")] == [1, 2, 3, 4, 5]
+    referenced = {Path(u).name for u in _dt(project, "bronze", "bronze_items").file_uris()}
+    assert {p.name for p in folder.glob("*.parquet*")} == referenced, "the dead attempt's files are gone"
+    assert [p.name for p in (folder / "_delta_log").iterdir() if not p.name[:20].isdigit()] == []
+
+
+def test_vacuum_removes_orphans_older_than_the_retention_and_keeps_fresh_ones(tmp_path: Path) -> None:
+    import os
+    import time
+
+    import pyarrow.parquet as pq
+
+    project = _project(tmp_path, [(1, "a", "1")])
+    _workflow(project, {})
+    _run(project)
+    folder = project / "lakehouse" / "bronze" / "bronze_items"
+    orphan, fresh = folder / "part-00000-killed.parquet", folder / "part-00001-writing.parquet"
+    for path in (orphan, fresh):
+        pq.write_table(pa.table({"id": [9]}), path)
+    old = time.time() - 3 * 3600
+    os.utime(orphan, (old, old))
+    code, out = invoke(project, "vacuum", "--retention-hours", "2")
+    assert code == 0, out
+    assert not orphan.exists() and fresh.exists()
+    assert [r["id"] for r in _rows(project, "bronze", "bronze_items")] == [1]
+    code, out = invoke(project, "vacuum", "--retention-hours", "0.5")
+    assert code == 1 and "below the minimum of 1h" in out
+    code, out = invoke(project, "vacuum", "--retention-hours", "2", "--retention", "2h")
+    assert code == 2 and "not both" in out
