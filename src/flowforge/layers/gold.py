@@ -16,7 +16,6 @@ from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import GoldJob, GoldTable
 from flowforge.storage.delta import conform_reader, row_count
 
-
 SOURCES = "sources"  # commit metadata: the version of each table the SQL read
 
 

@@ -419,9 +419,8 @@ def _silver_input_sql(spec: SilverTable, source: str) -> str:
 
 def gold_scd2(ctx: JobContext, spec: GoldTable) -> TableResult:
     """The gold SQL's rows as the live state of each key, versioned against the stored history."""
-    from flowforge.storage.delta import row_count
-
     from flowforge.layers.fingerprint import FINGERPRINT, decide, gold_fingerprint, refuse
+    from flowforge.storage.delta import row_count
 
     started = dt.datetime.now(dt.UTC)
     found_print = ctx.store.progress("gold", spec.target, FINGERPRINT)

@@ -4,7 +4,9 @@
 ``--select t1 t2`` only those tables and everything downstream of them (a silver table read
 from a rebuilt bronze table is rebuilt too, a gold table over it recomputed). A rebuild is an
 overwrite commit, so Delta history, and time travel to the versions before, is kept; a bronze
-table's watermark restarts in the very commit that replaces its rows.
+table's watermark restarts in the very commit that replaces its rows. Tables of other job kinds
+(cdc, embed, export, publish) downstream of a rebuilt table run as usual; a cdc job starts over
+with ``flowforge cdc reset``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from flowforge.layers.base import Refresh
 if TYPE_CHECKING:
     from flowforge.spec.jobs import JobSpec
     from flowforge.spec.workflow import Workflow
+
+
+REBUILDS = ("ingest", "silver", "gold")  # job kinds whose tables a full refresh rebuilds from their sources
 
 
 def table_inputs(job: JobSpec) -> dict[str, tuple[str, ...]]:
@@ -50,6 +55,14 @@ def plan_refresh(workflow: Workflow, *, full_refresh: bool = False, tables: Sequ
         if unknown:
             raise SpecError(f"Workflow '{workflow.name}' writes no table(s) {', '.join(unknown)}.",
                             hint=f"Tables: {', '.join(sorted(built))}.")
+        other = sorted(t for t in tables if workflow.job(producer[t]).kind not in REBUILDS)
+        if other:
+            writer = workflow.job(producer[other[0]])
+            kind = str(writer.kind)
+            hint = (f"A cdc job starts over with 'flowforge cdc reset {workflow.name} {writer.name}'."
+                    if kind == "cdc" else f"Run job '{writer.name}' again instead.")
+            raise SpecError(f"Table(s) {', '.join(other)} of workflow '{workflow.name}' are written by a "
+                            f"{kind} job, which --full-refresh does not rebuild.", hint=hint)
         chosen = set(tables)
     elif jobs:
         chosen = {t for t, j in producer.items() if j in set(jobs)}
@@ -61,4 +74,5 @@ def plan_refresh(workflow: Workflow, *, full_refresh: bool = False, tables: Sequ
         grown = bool(more)
         chosen |= more
     selection = sorted({producer[t] for t in chosen} | set(jobs or ()))
-    return Refresh(frozenset(chosen), force=force), selection
+    rebuilt = frozenset(t for t in chosen if workflow.job(producer[t]).kind in REBUILDS)
+    return Refresh(rebuilt, force=force), selection
