@@ -270,3 +270,20 @@ def test_vacuum_removes_orphans_older_than_the_retention_and_keeps_fresh_ones(tm
     assert code == 1 and "below the minimum of 1h" in out
     code, out = invoke(project, "vacuum", "--retention-hours", "2", "--retention", "2h")
     assert code == 2 and "not both" in out
+
+
+def test_a_full_refresh_killed_before_silver_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    from tests.e2e.helpers import flowforge
+
+    project = _project(tmp_path, [(1, "a", "1"), (2, "b", "2")])
+    _workflow(project, {"incremental": "id"}, {})
+    _run(project)
+    _source(project, "DELETE FROM items WHERE id = 1")
+    killed = flowforge("run", "shop", "--full-refresh", "--select", "bronze_items", project=project,
+                       env={"FLOWFORGE_FAULT": "silver.before_commit:1"}, check=False)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert [r["id"] for r in _rows(project, "bronze", "bronze_items")] == [2], "bronze was rebuilt"
+    assert [r["id"] for r in _rows(project, "silver", "silver_items")] == [1, 2], "silver was not, yet"
+    flowforge("run", "shop", project=project)  # a plain run: silver sees its bronze was rebuilt
+    assert [r["id"] for r in _rows(project, "silver", "silver_items")] == [2]
+    assert "bronze_items was rebuilt by a full refresh since version 0" in _log(project, "clean")

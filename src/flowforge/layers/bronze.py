@@ -77,7 +77,14 @@ def run_ingest(ctx: JobContext) -> JobResult:
 
 
 def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> TableResult:
-    from flowforge.layers.fingerprint import FINGERPRINT, bronze_fingerprint, decide, ignored_for_files, refuse
+    from flowforge.layers.fingerprint import (
+        FINGERPRINT,
+        REBUILT,
+        bronze_fingerprint,
+        decide,
+        ignored_for_files,
+        refuse,
+    )
 
     found = ctx.store.progress_many("bronze", spec.target, (WATERMARK, FINGERPRINT))
     disposition = spec.disposition
@@ -99,7 +106,7 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
     reader = _audited_stream(ctx, connector, plan, counter, fine)
     try:
         progress = {WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name, "run_id": ctx.run_id,
-                    FINGERPRINT: decision.fingerprint.record()}
+                    FINGERPRINT: decision.fingerprint.record(), **({REBUILT: True} if decision.refresh else {})}
         mode = "overwrite" if fresh else disposition
         commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader, progress=progress,
                                 mode=mode, keys=spec.primary_key, write=_writer(ctx, spec, mode))

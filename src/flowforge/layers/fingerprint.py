@@ -27,11 +27,14 @@ from typing import TYPE_CHECKING, Any
 from flowforge.errors import ConfigError
 
 if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
     from flowforge.connectors.base import Connector
     from flowforge.layers.base import JobContext
     from flowforge.spec.jobs import GoldTable, IngestTable, SilverTable
 
 FINGERPRINT = "fingerprint"  # commit metadata key: flowforge.fingerprint
+REBUILT = "rebuilt"  # commit metadata key of a full refresh's commit: the tables reading it rebuild too
 # connection settings that change what a read returns (not where it reads from, nor credentials)
 READ_OPTIONS = ("format", "delimiter", "quote", "escape", "header", "encoding", "null_values", "columns",
                 "comment", "skip_rows", "infer_rows", "sheet", "compression", "dialect", "read_options")
@@ -144,3 +147,10 @@ def refuse(ctx: JobContext, table: str, decision: Decision, why: str) -> None:
 def ignored_for_files(changes: tuple[Change, ...]) -> bool:
     """Changes only in a files connection's read options: the files connector reads the files again."""
     return all(c.setting.startswith("connection.") or c.setting == "connection" for c in changes)
+
+
+def rebuilt_since(dt: DeltaTable, seen: int) -> bool:
+    """Whether a commit after version ``seen`` was a full refresh (only those commits are read)."""
+    from flowforge.storage.delta import META_PREFIX
+
+    return any(c.get(META_PREFIX + REBUILT) and int(c["version"]) > seen for c in dt.history(dt.version() - seen))

@@ -356,7 +356,7 @@ def silver_scd2(ctx: JobContext, spec: SilverTable) -> TableResult:
         raise ConfigError(f"Silver table {spec.target} reads {spec.source}, which does not exist yet.",
                           hint=f"Run the job that writes {spec.source} first.")
     _, bronze = found
-    seen, decision = processed(ctx, spec)
+    seen, decision = processed(ctx, spec, bronze)
     current = bronze.version()
     if seen == current:
         ctx.note(f"{spec.target}: {spec.source} has no new versions (at {current})")

@@ -7,6 +7,7 @@ simply reprocesses the same versions next time; merging on the key makes that id
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from flowforge.engine.duckdb_engine import DuckDBEngine
@@ -14,7 +15,7 @@ from flowforge.engine.sandbox import check_type
 from flowforge.engine.sql import quote
 from flowforge.errors import CheckFailed, ConfigError, SourceSchemaError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
-from flowforge.layers.fingerprint import FINGERPRINT, Decision, decide, silver_fingerprint
+from flowforge.layers.fingerprint import FINGERPRINT, Decision, decide, rebuilt_since, silver_fingerprint
 from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import AUDIT_COLUMNS, SilverJob, SilverTable
 from flowforge.testing import fault_point
@@ -44,7 +45,7 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
         raise ConfigError(f"Silver table {spec.target} reads {spec.source}, which does not exist yet.",
                           hint=f"Run the job that writes {spec.source} first.")
     _, bronze = found
-    seen, decision = processed(ctx, spec)
+    seen, decision = processed(ctx, spec, bronze)
     current = bronze.version()
     if seen == current:
         ctx.note(f"{spec.target}: {spec.source} has no new versions (at {current})")
@@ -81,16 +82,21 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
                        bytes_written=commit.bytes_written, version=commit.version)
 
 
-def processed(ctx: JobContext, spec: SilverTable) -> tuple[int | None, Decision]:
+def processed(ctx: JobContext, spec: SilverTable, bronze: DeltaTable) -> tuple[int | None, Decision]:
     """The bronze version the table has processed (None: start from the first), and whether its
-    settings changed or a full refresh was asked for (then it is rebuilt from all of bronze)."""
+    settings changed, a full refresh was asked for, or its bronze table was rebuilt by one since
+    (then it is rebuilt from all of bronze)."""
     found = ctx.store.progress_many("silver", spec.target, (SOURCE_VERSION, FINGERPRINT))
     done = found.get(SOURCE_VERSION)
     decision = decide(ctx, "silver", spec.target, silver_fingerprint(spec),
                       found[FINGERPRINT][0] if FINGERPRINT in found else None)
     if decision.rebuild or not done or not isinstance(done[0], dict) or done[0].get("table") != spec.source:
         return None, decision
-    return int(done[0]["version"]), decision
+    seen = int(done[0]["version"])
+    if seen < bronze.version() and rebuilt_since(bronze, seen):
+        ctx.note(f"{spec.target}: {spec.source} was rebuilt by a full refresh since version {seen}")
+        return None, replace(decision, rebuild=True)
+    return seen, decision
 
 
 def _new_files(ctx: JobContext, bronze: DeltaTable, seen: int | None) -> list[str]:
