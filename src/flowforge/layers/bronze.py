@@ -86,7 +86,7 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
         refuse,
     )
 
-    found = ctx.store.progress_many("bronze", spec.target, (WATERMARK, FINGERPRINT))
+    found = ctx.store.progress_many("bronze", spec.target, (WATERMARK,), recent=(FINGERPRINT,))
     disposition = spec.disposition
     decision = decide(ctx, "bronze", spec.target, bronze_fingerprint(spec, connector),
                       found[FINGERPRINT][0] if FINGERPRINT in found else None)

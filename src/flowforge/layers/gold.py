@@ -80,7 +80,7 @@ def _up_to_date(ctx: JobContext, spec: GoldTable, versions: dict[str, int], fing
     dt = ctx.store.open("gold", spec.target)
     if dt is None:
         return None
-    found = ctx.store.progress_many("gold", spec.target, (SOURCES, FINGERPRINT), dt)
+    found = ctx.store.progress_many("gold", spec.target, (SOURCES,), dt, recent=(FINGERPRINT,))
     decision = decide(ctx, "gold", spec.target, fingerprint, found[FINGERPRINT][0] if FINGERPRINT in found else None)
     recorded = found.get(SOURCES)
     # a table without a recorded fingerprint (built before they existed) is rebuilt once to record one

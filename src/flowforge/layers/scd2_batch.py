@@ -423,7 +423,7 @@ def gold_scd2(ctx: JobContext, spec: GoldTable) -> TableResult:
     from flowforge.storage.delta import row_count
 
     started = dt.datetime.now(dt.UTC)
-    found_print = ctx.store.progress("gold", spec.target, FINGERPRINT)
+    found_print = ctx.store.progress_many("gold", spec.target, (), recent=(FINGERPRINT,)).get(FINGERPRINT)
     decision = decide(ctx, "gold", spec.target, gold_fingerprint(spec), found_print[0] if found_print else None)
     if not decision.refresh and any(c.setting != "sql" for c in decision.changes):
         refuse(ctx, spec.target, decision, "Its history was kept with the old settings and cannot be recomputed "

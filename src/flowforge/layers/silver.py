@@ -86,7 +86,7 @@ def processed(ctx: JobContext, spec: SilverTable, bronze: DeltaTable) -> tuple[i
     """The bronze version the table has processed (None: start from the first), and whether its
     settings changed, a full refresh was asked for, or its bronze table was rebuilt by one since
     (then it is rebuilt from all of bronze)."""
-    found = ctx.store.progress_many("silver", spec.target, (SOURCE_VERSION, FINGERPRINT))
+    found = ctx.store.progress_many("silver", spec.target, (SOURCE_VERSION,), recent=(FINGERPRINT,))
     done = found.get(SOURCE_VERSION)
     decision = decide(ctx, "silver", spec.target, silver_fingerprint(spec),
                       found[FINGERPRINT][0] if FINGERPRINT in found else None)

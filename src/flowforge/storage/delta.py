@@ -381,8 +381,11 @@ class LakehouseStore:
         return self.progress_many(layer, table, (key,)).get(key)
 
     def progress_many(self, layer: str, table: str, keys: tuple[str, ...],
-                      dt: DeltaTable | None = None) -> dict[str, tuple[Any, int]]:
-        """``progress`` of several keys from one read of the history (of ``dt`` when given)."""
+                      dt: DeltaTable | None = None, recent: tuple[str, ...] = ()) -> dict[str, tuple[Any, int]]:
+        """``progress`` of several keys from one read of the history (of ``dt`` when given); keys in
+        ``recent`` are looked for only in the newest commits (never worth reading the whole log)."""
+        keys = (*keys, *recent)
+        needed = len(keys) - len(recent)
         dt = dt if dt is not None else self.open(layer, table)
         found: dict[str, tuple[Any, int]] = {}
         if dt is None:
@@ -396,7 +399,7 @@ class LakehouseStore:
                         raw = commit.get(META_PREFIX + key)
                         if raw is not None and key not in found:
                             found[key] = (json.loads(raw), int(commit["version"]))
-                if len(found) == len(keys) or (limit is not None and dt.version() < limit):
+                if sum(k in found for k in keys[:needed]) == needed or (limit is not None and dt.version() < limit):
                     break
         return found
 
