@@ -4,6 +4,7 @@ commits (history kept), bad selections are refused before anything runs (issue 1
 from __future__ import annotations
 
 from deltalake import DeltaTable
+
 from tests.api.conftest import Api, wait_for_run
 
 

@@ -92,8 +92,9 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
                       found[FINGERPRINT][0] if FINGERPRINT in found else None)
     if decision.changes and not decision.refresh and disposition != "replace" and not (
             spec.files and ignored_for_files(decision.changes)):
-        refuse(ctx, spec.target, decision, f"Its {disposition}ed rows were read with the old settings, and an "
-               "incremental load cannot read them again.")
+        done = "appended" if disposition == "append" else "merged"
+        refuse(ctx, spec.target, decision, f"Its {done} rows were read with the old settings, and an incremental "
+               "load cannot read them again.")
     # a full refresh or a replace reads everything; the watermark restarts in the commit that replaces the table
     fresh = decision.refresh or disposition == "replace"
     state = None if fresh else found[WATERMARK][0] if WATERMARK in found else None
