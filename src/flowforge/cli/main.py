@@ -89,6 +89,9 @@ def run(workflow: Annotated[str, typer.Argument(help="Workflow name (workflows/<
     from flowforge.cli import output
     from flowforge.runner.executor import WorkflowBusy
 
+    if follow and (full_refresh or select):
+        output.error("--full-refresh and --select rebuild tables once; run them without --follow")
+        raise typer.Exit(2)
     if follow:
         with _context() as ctx:
             ctx.follow(workflow, interval=interval, on_event=output.job_event, on_wait=output.info)
