@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from flowforge.storage import CommitResult
 
 WATERMARK = "watermark"
+REPLACES = "replaces"
 
 
 def audit_fields() -> list[pa.Field]:
@@ -48,7 +49,7 @@ def request_for(spec: IngestTable) -> ReadRequest:
     return ReadRequest(table=spec.table, query=spec.query, files=spec.files, procedure=spec.procedure,
                        params=tuple(spec.params.items()), incremental_column=inc.column if inc else None,
                        lookback=inc.lookback_value() if inc else None, type_fallback=spec.type_fallback,
-                       batch_size=spec.batch_size)
+                       batch_size=spec.batch_size, read_options=spec.read)
 
 
 def check_capabilities(connector: Connector, spec: IngestTable) -> None:
@@ -99,18 +100,50 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
     fresh = decision.refresh or disposition == "replace"
     state = None if fresh else found[WATERMARK][0] if WATERMARK in found else None
     plan = connector.plan(request_for(spec), state)
+    progress = {FINGERPRINT: decision.fingerprint.record(), **({REBUILT: True} if decision.refresh else {})}
+    mode = "overwrite" if fresh else disposition
+    if plan.replaces:  # files read again with changed options: their own commit, then the new files
+        first = _land(ctx, connector, spec, plan, progress, mode)
+        plan = connector.plan(request_for(spec), plan.new_state)
+        if not plan.has_data:
+            return first
+        second = _land(ctx, connector, spec, plan, progress, mode)
+        return TableResult(spec.target, "bronze", first.rows_read + second.rows_read,
+                           first.rows_written + second.rows_written,
+                           bytes_written=first.bytes_written + second.bytes_written, version=second.version)
     if not plan.has_data:
         ctx.note(f"{spec.target}: no new data ({plan.description or 'watermark unchanged'})")
         return TableResult(spec.target, "bronze", 0, 0, note="up to date")
+    return _land(ctx, connector, spec, plan, progress, mode)
+
+
+def _replacing(ctx: JobContext, spec: IngestTable, plan: ReadPlan, mode: str) -> tuple[str, Any]:
+    """How the commit changes the table: as the write disposition (or a full refresh) says, or
+    replace the rows of files read again (the whole table, schema included, when they are all it
+    holds) in the same commit as the new rows."""
+    if not plan.replaces:
+        return mode, _writer(ctx, spec, mode)
+    if plan.replaces_all:
+        return "overwrite", lambda rows, progress: ctx.store.overwrite("bronze", spec.target, rows, progress)
+    names = ", ".join("'" + n.replace("'", "''") + "'" for n in plan.replaces)
+    predicate = f"_source_file IN ({names})"
+    return "append", lambda rows, progress: ctx.store.replace("bronze", spec.target, rows, predicate, progress)
+
+
+def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPlan, recorded: dict[str, Any],
+          disposition: str) -> TableResult:
+    """Read ``plan`` and commit it, with ``recorded`` (the fingerprint) in the same commit."""
+    mode, write = _replacing(ctx, spec, plan, disposition)
     counter = _Counter()
     fine = SubMicroseconds(spec.sub_microseconds, plan.schema, spec.target)
     reader = _audited_stream(ctx, connector, plan, counter, fine)
     try:
-        progress = {WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name, "run_id": ctx.run_id,
-                    FINGERPRINT: decision.fingerprint.record(), **({REBUILT: True} if decision.refresh else {})}
-        mode = "overwrite" if fresh else disposition
-        commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader, progress=progress,
-                                mode=mode, keys=spec.primary_key, write=_writer(ctx, spec, mode))
+        commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader,
+                                progress={WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
+                                          "run_id": ctx.run_id, **recorded,
+                                          # consumers see which sources this commit replaced (not appended)
+                                          **({REPLACES: list(plan.replaces)} if plan.replaces else {})},
+                                write=write, mode=mode, keys=spec.primary_key)
     except FlowForgeError:
         if counter.failure is not None:  # delta-rs reports it as an opaque write error: raise the original
             raise counter.failure from None
@@ -120,12 +153,18 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
                                schema=reader.schema, progress=plan.new_state)
     where = f" where {spec.incremental.column} in {plan.bounds}" if spec.incremental and plan.bounds else ""
     what = plan.description or f"{spec.table or 'query'}{where}"
-    verb = {"overwrite": "replaced the table with", "merge": "merged"}.get(mode, "appended")
-    merged = f" ({commit.rows_updated} updated)" if mode == "merge" else ""
-    ctx.note(f"{spec.target}: {verb} {commit.rows_written} rows{merged} from {what} (version {commit.version})")
+    if plan.replaces:
+        done = "replaced the earlier rows of those files with"
+    else:
+        done = {"overwrite": "replaced the table with", "merge": "merged"}.get(mode, "appended")
+    landed = counter.rows if plan.replaces else commit.rows_written
+    updated = f" ({commit.rows_updated} updated)" if mode == "merge" and not plan.replaces else ""
+    ctx.note(f"{spec.target}: {done} {landed} rows{updated} from {what} (version {commit.version})")
     if (truncated := fine.note()) is not None:
         ctx.note(f"{spec.target}: {truncated}")
-    return TableResult(spec.target, "bronze", counter.rows, commit.rows_written, rows_updated=commit.rows_updated,
+    # a replacing commit rewrites the files it shares with other sources: count only the rows read
+    written = min(commit.rows_written, counter.rows) if plan.replaces else commit.rows_written
+    return TableResult(spec.target, "bronze", counter.rows, written, rows_updated=commit.rows_updated,
                        bytes_written=commit.bytes_written, version=commit.version)
 
 

@@ -145,8 +145,9 @@ def refuse(ctx: JobContext, table: str, decision: Decision, why: str) -> None:
 
 
 def ignored_for_files(changes: tuple[Change, ...]) -> bool:
-    """Changes only in a files connection's read options: the files connector reads the files again."""
-    return all(c.setting.startswith("connection.") or c.setting == "connection" for c in changes)
+    """Changes only in read options (the connection's, or the table's ``read``): the files connector
+    reads the files they concern again, each into a fresh version."""
+    return all(c.setting.split(".")[0] in ("connection", "read") for c in changes)
 
 
 def rebuilt_since(dt: DeltaTable, seen: int) -> bool:

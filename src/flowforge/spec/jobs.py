@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
+from flowforge.connectors.files.options import ReadOptions
 from flowforge.quality.spec import Tests
 from flowforge.spec.base import Identifier, SpecModel, SqlExpression, SqlType
 from flowforge.spec.scd2 import Scd2Fields
@@ -98,6 +99,9 @@ class IngestTable(SpecModel):
     - files: "trades/*.parquet"
       target: bronze_trades
       sub_microseconds: string
+    - files: "exports/accounts_*.asc"
+      target: bronze_accounts
+      read: {delimiter: ";", encoding: latin-1, columns: {balance: "decimal(14,2)"}}
     ```
 
     ``write_disposition`` (dlt's words) says how a load changes the bronze table: ``append`` adds
@@ -113,6 +117,9 @@ class IngestTable(SpecModel):
     - {table: customers, target: bronze_customers, incremental: modified_date,
        write_disposition: merge, primary_key: [customer_id]}
     ```
+
+    ``read`` sets a files connection's read options for this table only (see the README's
+    table of options); a changed option reads the files already landed again.
     """
 
     table: str | None = None
@@ -127,6 +134,7 @@ class IngestTable(SpecModel):
     batch_size: int = Field(100_000, ge=1, le=10_000_000)
     write_disposition: WriteDisposition | None = None
     primary_key: tuple[str, ...] = ()
+    read: ReadOptions | None = None
     tests: Tests = ()
 
     @field_validator("incremental", mode="before")
@@ -159,6 +167,8 @@ class IngestTable(SpecModel):
         if self.write_disposition == "replace" and self.incremental is not None:
             raise ValueError("write_disposition 'replace' reads the whole source on every run: remove "
                              "'incremental', or use 'append' or 'merge'")
+        if self.read is not None and not self.files:
+            raise ValueError("'read' sets how 'files' are read (delimiter, columns...); give 'files'")
         return self
 
 
