@@ -413,13 +413,19 @@ def cast_columns(reader: pa.RecordBatchReader, casts: Mapping[str, str], where: 
 
 
 def prepare(ctx: JobContext, layer: str, table: str, policy: Policy, reader: pa.RecordBatchReader, *,
-            always_sent: Sequence[str] = (), how_to_cast: str = "casts") -> tuple[pa.RecordBatchReader, Drift | None]:
+            always_sent: Sequence[str] = (), how_to_cast: str = "casts",
+            replacing: bool = False) -> tuple[pa.RecordBatchReader, Drift | None]:
     """The batch as the table will take it, after the table's ``on_schema_change`` has had its say
-    (which may stop the job here, before anything is read), and the drift ``before_commit`` applies."""
+    (which may stop the job here, before anything is read), and the drift ``before_commit`` applies.
+    ``replacing``: the batch replaces every row, so nothing needs rewriting to widen a column."""
+    import dataclasses
+
     existing = ctx.store.open(layer, table)
     if existing is None:
         return reader, None
     drift = _drift(ctx, layer, table, policy, existing, reader.schema, always_sent, how_to_cast)
+    if replacing:
+        drift = dataclasses.replace(drift, rewrite=False)
     if drift.none and not drift.rewrite:
         return reader, None
     return conform_stream(reader, drift.target, f"{layer} table {table}"), drift
@@ -477,6 +483,22 @@ def silver_batch(ctx: JobContext, *, table: str, source_table: Any, policy: Poli
 
     batches = [conform(b, drift.target, f"silver table {table}") for b in data.to_batches()]
     return pa.Table.from_batches(batches, schema=drift.target), (None if drift.none and not drift.rewrite else drift)
+
+
+def rebuilt_batch(ctx: JobContext, *, table: str, source_table: Any, data: pa.Table,
+                  keys: Sequence[str]) -> pa.Table:
+    """A batch that rebuilds a silver table: for columns the bronze table marks dropped, keys the
+    table already holds keep its value (the newest bronze row of such a key holds NULL there)."""
+    import pyarrow as pa
+
+    existing = ctx.store.open("silver", table)
+    held = pa.schema(existing.schema().to_arrow()).names if existing is not None else []
+    columns = [c for c in dropped_columns(source_table) if c in data.schema.names and c in held]
+    if not columns or not keys or not data.num_rows:
+        return data
+    out = _carry(ctx, table, data, columns, keys)
+    return pa.Table.from_batches([conform(b, data.schema, f"silver table {table}") for b in out.to_batches()],
+                                 schema=data.schema)
 
 
 def _carry(ctx: JobContext, table: str, data: pa.Table, columns: Sequence[str], keys: Sequence[str]) -> pa.Table:
