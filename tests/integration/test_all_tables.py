@@ -85,6 +85,10 @@ jobs:
     assert len(orders_rows) == 830 + 2
     assert [r["freight"] for r in orders_rows if r["order_id"] == 10248] == [pytest.approx(32.38), 99.5]
     assert len(project.rows("bronze", "bronze_products", ())) == 77 + 1
+    # the tables without an update column are read in full and replace what bronze held: never doubled
+    assert "public.customers → bronze_customers: key customer_id, full load" in out
+    for table in ("customers", "order_details", "region", "territories"):
+        assert len(project.rows("bronze", f"bronze_{table}", ())) == NORTHWIND_COUNTS[table], table
 
     # the workflow: the silver job waits for the ingest job that finds bronze_orders, and merges it
     summary = project.run()
@@ -146,6 +150,7 @@ jobs:
     assert project.run().status == "success"
     rows = project.rows("bronze", "raw_accounts", ("id", "updated_at"))
     assert [(r["id"], r["owner"]) for r in rows] == [(1, "ada"), (1, "ann"), (2, "bob")]
+    assert sorted(str(r["amount"]) for r in project.rows("bronze", "raw_ledger", ())) == ["1.00", "10.50", "20.25"]
 
 
 def test_include_without_tables_is_validated(tmp_path: Path) -> None:

@@ -325,3 +325,19 @@ def test_drift_on_an_s3_lakehouse(tmp_path: Path, lake: Lake) -> None:
     assert (silver[1]["name"], silver[1]["amount"], silver[1]["qty"], silver[1]["note"]) == ("ada", "10.5000", 4, "n")
     assert (silver[2]["name"], silver[2]["amount"]) == (None, "1.2345")
     assert [c["name"] for c in bronze.columns if c.get("dropped")] == ["name"]
+
+
+def test_a_table_replaced_each_run_still_follows_its_policy(project: Project) -> None:
+    """A full read (write_disposition replace) swaps bronze for the source's rows each run: a dropped
+    column stays, NULL and marked, and silver keeps its values."""
+    _start(project)
+    project.write(workflow().replace(", incremental: rv", ""))
+    project.source.drop("name")
+    project.source.execute("UPDATE t SET amount = 1, rv = 3 WHERE id = 1")
+    log = _ok(project)
+    assert "column 'name' (TEXT) no longer sent by the source" in log
+    assert [(r["id"], r["name"], r["amount"]) for r in project.rows("bronze", "bronze_t")] == [
+        (1, None, Decimal("1.00")), (2, None, Decimal("20.25"))]
+    assert set(_dropped(project, "bronze_t")) == {"name"}
+    assert [(r["id"], r["name"], r["amount"]) for r in project.rows("silver", "silver_t")] == [
+        (1, "ada", Decimal("1.00")), (2, "bob", Decimal("20.25"))]

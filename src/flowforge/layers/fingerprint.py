@@ -95,8 +95,14 @@ def _flat(values: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- what shapes each kind of table -----------------------------------------------------------------
 
+# what a table does when its source's columns change, and ingest casts (whose effect on the landed
+# types that policy governs, batch by batch: see layers/schema_drift.py), never force a rebuild
+_DRIFT_SETTINGS = {"on_schema_change"}
+
+
 def silver_fingerprint(spec: SilverTable) -> Fingerprint:
-    return Fingerprint(_flat(spec.model_dump(mode="json", exclude_defaults=True, exclude={"target", "tests"})))
+    return Fingerprint(_flat(spec.model_dump(mode="json", exclude_defaults=True,
+                                             exclude={"target", "tests", *_DRIFT_SETTINGS})))
 
 
 def gold_fingerprint(spec: GoldTable) -> Fingerprint:
@@ -105,7 +111,8 @@ def gold_fingerprint(spec: GoldTable) -> Fingerprint:
 
 def bronze_fingerprint(spec: IngestTable, connector: Connector | None) -> Fingerprint:
     settings = spec.model_dump(mode="json", exclude_defaults=True,
-                               exclude={"target", "tests", "batch_size", "write_disposition"})
+                               exclude={"target", "tests", "batch_size", "write_disposition", "casts",
+                                        *_DRIFT_SETTINGS})
     settings["write_disposition"] = spec.disposition
     config = getattr(connector, "config", None)
     if config is not None:
