@@ -13,6 +13,7 @@ from flowforge.engine.duckdb_engine import DuckDBEngine
 from flowforge.engine.sandbox import check_type
 from flowforge.engine.sql import quote
 from flowforge.errors import CheckFailed, ConfigError, SourceSchemaError
+from flowforge.layers import silver_merge
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import AUDIT_COLUMNS, SilverJob, SilverTable
@@ -51,14 +52,18 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
         return TableResult(spec.target, "silver", 0, 0, note="up to date")
     files = _new_files(ctx, bronze, seen)
     engine = DuckDBEngine()
+    spill = silver_merge.prepare(engine, silver_merge.first_build(ctx, spec))  # a first build streams
     try:
         engine.register_files(BRONZE_VIEW, files, bronze.schema().to_arrow(),
                               storage_options=ctx.store.storage_options)
         _check_columns(engine, spec)
         _check_keys(engine, spec)
-        data = engine.query(build_select(spec, BRONZE_VIEW), f"silver table {spec.target}")
         rows_in = int(engine.rows(f"SELECT count(*) FROM {quote(BRONZE_VIEW)}")[0][0])
-    finally:
+        data = silver_merge.silver_rows(engine, spec, build_select(spec, BRONZE_VIEW), spill)
+    except BaseException:
+        silver_merge.discard(engine, spill)
+        raise
+    if spill is None:
         engine.close()
     progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
     fault_point("silver.before_commit")
@@ -71,7 +76,7 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
     fault_point("silver.committed")
     ctx.mirror.table_committed(table=spec.target, layer="silver", job=ctx.job.name, commit=commit,
                                schema=data.schema, progress=progress[SOURCE_VERSION])
-    ctx.note(f"{spec.target}: {spec.strategy} of {data.num_rows} rows from {spec.source} versions "
+    ctx.note(f"{spec.target}: {spec.strategy} of {getattr(data, 'num_rows', rows_in)} rows from {spec.source} versions "
              f"{'start' if seen is None else seen + 1}..{current}: {commit.rows_written} inserted, "
              f"{commit.rows_updated} updated (version {commit.version})")
     return TableResult(spec.target, "silver", rows_in, commit.rows_written, rows_updated=commit.rows_updated,

@@ -263,20 +263,37 @@ class LakehouseStore:
                 version = dt.version()
         return self._commit_result(loc, opts, version)
 
-    def merge(self, layer: str, table: str, source: pa.Table, keys: tuple[str, ...],
+    def merge(self, layer: str, table: str, source: pa.Table | pa.RecordBatchReader, keys: tuple[str, ...],
               progress: dict[str, Any], delete_flag: str | None = None) -> CommitResult:
         """Upsert ``source`` on ``keys``: matched rows are replaced, new rows inserted. With
         ``delete_flag``, source rows where that boolean column is true delete their key instead
-        (the flag itself is not stored), all in one commit."""
+        (the flag itself is not stored), all in one commit.
+
+        A new table is written as it comes (a first silver build streams in sorted by key); an
+        existing one is merged by rewriting only the files that can hold the batch's keys
+        (``delta_merge``), or with delta-rs' merge where that does not apply."""
         from deltalake import CommitProperties
 
         loc = self.location(layer, table)
         opts = self.write_options(loc)
         dt = self._open_uri(loc, options=opts)
-        if dt is None:
-            if delete_flag is not None:
-                source = source.filter(_not(source.column(delete_flag))).drop_columns([delete_flag])
+        if dt is None and delete_flag is None:
             return self.overwrite(layer, table, source, progress)
+        if not isinstance(source, pa_table_type()):
+            source = source.read_all()  # a batch of changes: bounded by the change, not the table
+        if dt is None:
+            assert delete_flag is not None
+            source = source.filter(_not(source.column(delete_flag))).drop_columns([delete_flag])
+            return self.overwrite(layer, table, source, progress)
+        from flowforge.storage import delta_merge
+
+        if delta_merge.applies(dt, keys):
+            with _storage_errors("merge into", loc, opts):
+                done = delta_merge.merge_by_files(
+                    dt, source, keys, delete_flag=delete_flag, hooks=_hooks(dt),
+                    commit_properties=CommitProperties(custom_metadata=_encode(progress)))
+            return CommitResult(version=done.version, rows_written=done.inserted, rows_updated=done.updated,
+                                bytes_written=done.bytes_written, rows_deleted=done.deleted)
         predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
         with _storage_errors("merge into", loc, opts):
             builder = dt.merge(source, predicate=predicate, source_alias="s", target_alias="t",
@@ -442,6 +459,12 @@ def _version_of(dt: DeltaTable, commit_id: str) -> int:
 
 def _encode(progress: dict[str, Any]) -> dict[str, str]:
     return {META_PREFIX + k: json.dumps(v, sort_keys=True, default=str) for k, v in progress.items()}
+
+
+def pa_table_type() -> type:
+    import pyarrow as pa
+
+    return pa.Table
 
 
 def _not(flags: Any) -> Any:

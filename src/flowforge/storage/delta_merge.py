@@ -1,0 +1,457 @@
+"""A key merge that rewrites only the files that can hold the batch's keys.
+
+Tables merged on a key are kept clustered by it: the first build is written sorted, and every
+rewrite writes its rows sorted, so each file covers a narrow key range, recorded as min/max in
+its add action. A batch is planned from those statistics: a file whose [min, max] holds none of
+the batch's keys cannot hold a matched row and is kept as it is. The others are grouped into runs
+of overlapping ranges; each run is read, the batch's keys removed (an anti-join), the batch's
+upserts of that key range added, sorted by key and written as new files of about
+``FILE_ROWS`` rows. One Delta commit removes the old files and adds the new ones, with the batch's
+progress in its metadata: a crash before it leaves only unreferenced files (vacuum removes them).
+
+Recent ids changed (the usual incremental and CDC case) touch the newest file or two; random keys
+touch every file, and the merge becomes a streamed rewrite, one run in memory at a time.
+
+``merge_by_files`` returns None where this does not apply (object stores, partitioned tables,
+deletion vectors or column mapping, a first key without usable statistics); the caller then
+merges with delta-rs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flowforge.engine.sql import quote
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties
+
+# rows per written file: a changed id then rewrites about this many rows (0.1-0.3 s here)
+FILE_ROWS = 1_048_576
+ROW_GROUP = 131_072
+# DuckDB's memory for sorting one run; a run larger than this spills to a temporary folder
+SORT_MEMORY = "512MB"
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    version: int
+    inserted: int
+    updated: int
+    deleted: int
+    files_removed: int
+    files_added: int
+    rows_rewritten: int
+    bytes_written: int
+
+
+@dataclass(frozen=True)
+class _File:
+    path: str
+    size: int
+    rows: int
+    lo: Any
+    hi: Any
+
+
+def _stats_type(t: pa.DataType) -> bool:
+    """Types whose min/max FlowForge writes and trusts for planning (exact, totally ordered)."""
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+                or pa.types.is_date32(t))
+
+
+def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
+    from flowforge.storage.options import is_remote
+
+    if not keys or is_remote(dt.table_uri) or dt.metadata().partition_columns:
+        return False
+    protocol = dt.protocol()
+    features = set(protocol.reader_features or []) | set(protocol.writer_features or [])
+    if features & {"deletionVectors", "columnMapping"}:
+        return False
+    schema = dt.schema().to_arrow()
+    import pyarrow as pa
+
+    names = pa.schema(schema).names
+    return keys[0] in names and _stats_type(pa.schema(schema).field(keys[0]).type)
+
+
+def _files(dt: DeltaTable, key: str) -> list[_File]:
+    import pyarrow as pa
+
+    adds = pa.table(dt.get_add_actions(flatten=True))
+    n = adds.num_rows
+    lo = adds.column(f"min.{key}").to_pylist() if f"min.{key}" in adds.column_names else [None] * n
+    hi = adds.column(f"max.{key}").to_pylist() if f"max.{key}" in adds.column_names else [None] * n
+    rows = adds.column("num_records").to_pylist()
+    return [_File(p, int(s or 0), int(r or 0), a, b) for p, s, r, a, b in
+            zip(adds.column("path").to_pylist(), adds.column("size_bytes").to_pylist(), rows, lo, hi, strict=True)]
+
+
+def _sorted_keys(column: pa.ChunkedArray) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    values = pc.unique(column.drop_null())
+    return values.take(pc.sort_indices(values)).to_numpy(zero_copy_only=False)
+
+
+def plan_runs(files: list[_File], keys_sorted: np.ndarray) -> list[list[_File]]:
+    """The touched files (those whose key range holds a batch key), grouped into runs whose key
+    ranges overlap, in key order. A file without statistics may hold any key: it joins one run
+    with every other touched file."""
+    import numpy as np
+
+    if len(keys_sorted) == 0:
+        return []
+    unknown = [f for f in files if f.lo is None or f.hi is None]
+    known = [f for f in files if f.lo is not None and f.hi is not None]
+    touched: list[_File] = []
+    for f in known:
+        first = int(np.searchsorted(keys_sorted, f.lo, side="left"))
+        last = int(np.searchsorted(keys_sorted, f.hi, side="right"))
+        if last > first:
+            touched.append(f)
+    if unknown:
+        return [touched + unknown]
+    touched.sort(key=lambda f: f.lo)
+    runs: list[list[_File]] = []
+    hi: Any = None
+    for f in touched:
+        if runs and f.lo <= hi:
+            runs[-1].append(f)
+            hi = max(hi, f.hi)
+        else:
+            runs.append([f])
+            hi = f.hi
+    return runs
+
+
+def target_schema(table_schema: pa.Schema, source: pa.Schema, skip: set[str]) -> pa.Schema:
+    """The table's columns (their types kept), then the source's new columns."""
+    import pyarrow as pa
+
+    fields = list(table_schema)
+    have = set(table_schema.names)
+    fields += [f for f in source if f.name not in have and f.name not in skip]
+    return pa.schema(fields)
+
+
+def merge_by_files(dt: DeltaTable, source: pa.Table, keys: tuple[str, ...], *,
+                   commit_properties: CommitProperties, hooks: PostCommitHookProperties,
+                   delete_flag: str | None = None) -> MergeOutcome:
+    """Upsert ``source`` into ``dt`` on ``keys`` (call ``applies`` first), in one commit."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake.transaction import AddAction, RemoveAction
+
+    from flowforge.engine.duckdb_engine import DuckDBEngine
+    from flowforge.storage.delta import delta_compatible
+
+    source = _last_per_key(source, keys)
+    table_schema = pa.schema(dt.schema().to_arrow())
+    schema = delta_compatible(target_schema(table_schema, source.schema, {delete_flag} if delete_flag else set()))
+    if delete_flag is not None:
+        flags = pc.fill_null(source.column(delete_flag), False)
+        upserts = source.filter(pc.invert(flags)).drop_columns([delete_flag])
+        n_deletes = source.num_rows - upserts.num_rows
+    else:
+        upserts, n_deletes = source, 0
+    upserts = _conform(upserts, schema)
+    _add_columns(dt, table_schema, schema)
+    all_files = _files(dt, keys[0])
+    runs = plan_runs(all_files, _sorted_keys(source.column(keys[0])))
+    loc = dt.table_uri.removeprefix("file://")
+    with tempfile.TemporaryDirectory(prefix="flowforge-merge-") as spill:
+        engine = DuckDBEngine(threads=2)
+        try:
+            con = engine.con
+            con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
+            con.execute(f"SET temp_directory = '{spill}'")
+            con.execute("SET preserve_insertion_order = false")
+            con.register("__keys", source.select(list(keys) + ([delete_flag] if delete_flag else [])))
+            con.register("__upserts", upserts)
+            writer = _Writer(loc, schema, keys)
+            removed = kept = touched_rows = matched_deletes = 0
+            slots, extra = assign(all_files, runs, upserts.column(keys[0]))
+            for i, run in enumerate([*runs, *([[]] * extra)]):
+                mine = upserts.filter(pc.equal(slots, i))
+                if not run and not mine.num_rows:
+                    continue
+                rows_in = sum(f.rows for f in run)
+                touched_rows += rows_in
+                out = _run_rows(con, loc, run, mine, keys, schema)
+                kept += writer.write_run(out, rows_in + mine.num_rows) - mine.num_rows
+                if delete_flag is not None and run:
+                    matched_deletes += _matched_deletes(con, loc, run, keys, delete_flag)
+            removed = touched_rows - kept
+            adds = writer.close()
+        finally:
+            engine.close()
+    now = int(time.time() * 1000)
+    actions: list[Any] = [AddAction(a.path, a.size, {}, now, True, a.stats) for a in adds]
+    actions += [RemoveAction(f.path, True, now, f.size, {}) for run in runs for f in run]
+    if actions:
+        dt.create_write_transaction(actions, "append", schema, commit_properties=commit_properties,
+                                    post_commithook_properties=hooks)
+    else:
+        from deltalake import write_deltalake
+
+        # nothing to change: still commit, so the batch's progress is recorded
+        write_deltalake(dt, schema.empty_table(), mode="append", schema_mode="merge",
+                        commit_properties=commit_properties, post_commithook_properties=hooks)
+    dt.update_incremental()
+    updated = removed - matched_deletes
+    return MergeOutcome(version=dt.version(), inserted=upserts.num_rows - updated, updated=updated,
+                        deleted=matched_deletes if n_deletes else 0,
+                        files_removed=sum(len(r) for r in runs), files_added=len(adds),
+                        rows_rewritten=touched_rows, bytes_written=sum(a.size for a in adds))
+
+
+def _add_columns(dt: DeltaTable, table_schema: pa.Schema, schema: pa.Schema) -> None:
+    """New source columns join the table first (nullable, in a commit of their own): a crash before
+    the data commit leaves the columns, empty, and the rerun merges the batch again."""
+    import pyarrow as pa
+    from deltalake import Schema as DeltaSchema
+
+    new = [f.with_nullable(True) for f in schema if f.name not in table_schema.names]
+    if new:
+        dt.alter.add_columns(list(DeltaSchema.from_arrow(pa.schema(new)).fields))
+        dt.update_incremental()
+
+
+def _last_per_key(source: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """The last row of each key, in source order (a batch may repeat a key)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(keys) == 1:
+        distinct = pc.count_distinct(source.column(keys[0]), mode="all").as_py()
+        if distinct == source.num_rows:
+            return source
+    idx = pa.array(range(source.num_rows), pa.int64())
+    grouped = source.select(list(keys)).append_column("__i", idx).group_by(list(keys), use_threads=False)
+    last = grouped.aggregate([("__i", "max")]).column("__i_max")
+    if len(last) == source.num_rows:
+        return source
+    return source.take(last.take(pc.sort_indices(last)))
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    import pyarrow as pa
+
+    from flowforge.storage.delta import cast_batch
+
+    cols = []
+    for f in schema:
+        if f.name in table.column_names:
+            cols.append(table.column(f.name))
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    t = pa.Table.from_arrays(cols, names=schema.names)
+    batches = [cast_batch(b, schema) for b in t.to_batches()]
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def assign(files: list[_File], runs: list[list[_File]], keys: pa.ChunkedArray) -> tuple[pa.Array, int]:
+    """For each upsert, the run whose output it joins, and how many file-less runs are added.
+
+    A key inside a run's range joins that run. A key between files joins the run of the file just
+    before it, else of the file just after it; keys whose neighbours are both kept as they are
+    become a new run of their own per gap (so no rewritten file spans a kept one), as do null keys.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(keys)
+    if any(f.lo is None or f.hi is None for run in runs for f in run):
+        return pa.array(np.zeros(n, dtype=np.int64)), 0  # one run holds every file without statistics
+    slots = np.full(n, -1, dtype=np.int64)
+    valid = np.asarray(pc.is_valid(keys).to_numpy(zero_copy_only=False), dtype=bool)
+    values = keys.drop_null().to_numpy(zero_copy_only=False)
+    where = np.nonzero(valid)[0]
+    found = np.full(len(values), -1, dtype=np.int64)
+    if runs and len(values):
+        lo = np.array([min(f.lo for f in run) for run in runs], dtype=values.dtype)
+        hi = np.array([max(f.hi for f in run) for run in runs], dtype=values.dtype)
+        r = np.searchsorted(lo, values, side="right") - 1
+        inside = (r >= 0) & (values <= hi[np.maximum(r, 0)])
+        found[inside] = r[inside]
+    gaps: dict[tuple[int, int], int] = {}
+    missing = np.nonzero(found < 0)[0]
+    if len(missing):
+        known = [f for f in files if f.lo is not None and f.hi is not None]
+        run_of = {f.path: i for i, run in enumerate(runs) for f in run}
+        by_hi = sorted(known, key=lambda f: f.hi)
+        by_lo = sorted(known, key=lambda f: f.lo)
+        his = np.array([f.hi for f in by_hi], dtype=values.dtype)
+        los = np.array([f.lo for f in by_lo], dtype=values.dtype)
+        before = np.searchsorted(his, values[missing], side="left") - 1
+        after = np.searchsorted(los, values[missing], side="right")
+        for j, b, a in zip(missing.tolist(), before.tolist(), after.tolist(), strict=True):
+            prev = run_of.get(by_hi[b].path, -1) if b >= 0 else -1
+            nxt = run_of.get(by_lo[a].path, -1) if a < len(by_lo) else -1
+            if prev >= 0 or nxt >= 0:
+                found[j] = prev if prev >= 0 else nxt
+            else:
+                found[j] = len(runs) + gaps.setdefault((b, a), len(gaps))
+    slots[where] = found
+    if not valid.all():
+        slots[~valid] = len(runs) + len(gaps)
+        return pa.array(slots), len(gaps) + 1
+    return pa.array(slots), len(gaps)
+
+
+def _file_list(loc: str, run: list[_File]) -> str:
+    from urllib.parse import unquote
+
+    return ", ".join("'" + os.path.join(loc, unquote(f.path)).replace("'", "''") + "'" for f in run)
+
+
+def _run_rows(con: Any, loc: str, run: list[_File], mine: pa.Table, keys: tuple[str, ...],
+              schema: pa.Schema) -> pa.RecordBatchReader:
+    """The run's rows without the batch's keys, with the run's upserts, sorted by key."""
+    import pyarrow as pa
+
+    from flowforge.storage.delta import cast_batch
+
+    order = ", ".join(quote(k) for k in keys)
+    con.register("__mine", mine)
+    if run:
+        sql = (f"SELECT * FROM read_parquet([{_file_list(loc, run)}], union_by_name = true) "
+               f"ANTI JOIN __keys USING ({order}) UNION ALL BY NAME SELECT * FROM __mine ORDER BY {order}")
+    else:
+        sql = f"SELECT * FROM __mine ORDER BY {order}"
+    rel = con.sql(sql)
+    fetch = getattr(rel, "to_arrow_reader", None) or rel.fetch_arrow_reader
+    reader = fetch(ROW_GROUP)
+    cols = schema.names
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for b in reader:
+            arrays = [b.column(c) if c in b.schema.names else pa.nulls(b.num_rows, schema.field(c).type)
+                      for c in cols]
+            yield cast_batch(pa.RecordBatch.from_arrays(arrays, names=cols), schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _matched_deletes(con: Any, loc: str, run: list[_File], keys: tuple[str, ...], flag: str) -> int:
+    cols = ", ".join(quote(k) for k in keys)
+    sql = (f"SELECT count(*) FROM (SELECT {cols} FROM read_parquet([{_file_list(loc, run)}], union_by_name = true)) "
+           f"JOIN __keys USING ({cols}) WHERE {quote(flag)}")
+    return int(con.execute(sql).fetchall()[0][0])
+
+
+@dataclass(frozen=True)
+class _Added:
+    path: str
+    size: int
+    stats: str
+
+
+class _Writer:
+    """Parquet files of about FILE_ROWS sorted rows each, with Delta statistics."""
+
+    def __init__(self, loc: str, schema: pa.Schema, keys: tuple[str, ...]) -> None:
+        self.loc, self.schema, self.keys = loc, schema, keys
+        self.added: list[_Added] = []
+
+    def write_run(self, reader: pa.RecordBatchReader, expected: int) -> int:
+        """Write one run's sorted stream into files of even size (about ``expected`` rows in all),
+        so that no small remainder file is left behind."""
+        import math
+
+        files = max(1, round(expected / FILE_ROWS))
+        per_file = max(1, math.ceil(expected / files))
+        rows = in_file = done = 0
+        current: Any = None
+        name = ""
+        stats = _Stats(self.schema)
+        for batch in reader:
+            rows += batch.num_rows
+            while batch.num_rows:
+                if current is None:
+                    name, current = self._open()
+                    in_file, stats = 0, _Stats(self.schema)
+                part = batch.slice(0, per_file - in_file) if done < files - 1 else batch
+                current.write_batch(part, row_group_size=ROW_GROUP)
+                stats.add(part)
+                in_file += part.num_rows
+                batch = batch.slice(part.num_rows)
+                if in_file >= per_file and done < files - 1:
+                    self._finish(current, name, stats)
+                    current, done = None, done + 1
+        if current is not None:
+            self._finish(current, name, stats)
+        return rows
+
+    def _open(self) -> tuple[str, Any]:
+        import pyarrow.parquet as pq
+
+        name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        writer = pq.ParquetWriter(os.path.join(self.loc, name), self.schema, compression="snappy")
+        return name, writer
+
+    def _finish(self, writer: Any, name: str, stats: _Stats) -> None:
+        writer.close()
+        size = os.path.getsize(os.path.join(self.loc, name))
+        self.added.append(_Added(name, size, stats.json()))
+
+    def close(self) -> list[_Added]:
+        return self.added
+
+
+class _Stats:
+    """Delta file statistics: numRecords, nullCount of every flat column, min/max where exact."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        import pyarrow as pa
+
+        self.schema = schema
+        self.rows = 0
+        self.flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
+        self.ranged = [f.name for f in schema if _stats_type(f.type)]
+        self.nulls = dict.fromkeys(self.flat, 0)
+        self.lo: dict[str, Any] = {}
+        self.hi: dict[str, Any] = {}
+        self.dropped: set[str] = set()
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        import pyarrow.compute as pc
+
+        self.rows += batch.num_rows
+        for name in self.flat:
+            self.nulls[name] += batch.column(name).null_count
+        for name in self.ranged:
+            mm = pc.min_max(batch.column(name))
+            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            if lo is None or name in self.dropped:
+                continue
+            if isinstance(lo, str) and max(len(lo), len(hi)) > 256:
+                self.dropped.add(name)  # long text: no range rather than a huge log entry
+                self.lo.pop(name, None)
+                self.hi.pop(name, None)
+                continue
+            self.lo[name] = lo if name not in self.lo else min(self.lo[name], lo)
+            self.hi[name] = hi if name not in self.hi else max(self.hi[name], hi)
+
+    def json(self) -> str:
+        def enc(v: Any) -> Any:
+            return v.isoformat() if hasattr(v, "isoformat") else v
+
+        return json.dumps({"numRecords": self.rows,
+                           "minValues": {k: enc(v) for k, v in self.lo.items()},
+                           "maxValues": {k: enc(v) for k, v in self.hi.items()},
+                           "nullCount": self.nulls})
