@@ -24,7 +24,8 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,10 @@ if TYPE_CHECKING:
 # rows per written file: a changed id then rewrites about this many rows (0.1-0.3 s here)
 FILE_ROWS = 1_048_576
 ROW_GROUP = 131_072
-# DuckDB's memory for sorting one run; a run larger than this spills to a temporary folder
+# a run of touched files up to this many rows is rewritten in memory (Arrow), WORKERS runs at a time
+ARROW_RUN_ROWS = 3 * FILE_ROWS
+WORKERS = 2
+# DuckDB's memory for sorting one larger run; a run larger than this spills to a temporary folder
 SORT_MEMORY = "512MB"
 
 
@@ -90,7 +94,7 @@ def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
 def _files(dt: DeltaTable, key: str) -> list[_File]:
     import pyarrow as pa
 
-    adds = pa.table(dt.get_add_actions(flatten=True))
+    adds = pa.RecordBatchReader.from_stream(dt.get_add_actions(flatten=True)).read_all()  # (pa.table imports pandas)
     n = adds.num_rows
     lo = adds.column(f"min.{key}").to_pylist() if f"min.{key}" in adds.column_names else [None] * n
     hi = adds.column(f"max.{key}").to_pylist() if f"max.{key}" in adds.column_names else [None] * n
@@ -155,7 +159,6 @@ def merge_by_files(dt: DeltaTable, source: pa.Table, keys: tuple[str, ...], *,
     import pyarrow.compute as pc
     from deltalake.transaction import AddAction, RemoveAction
 
-    from flowforge.engine.duckdb_engine import DuckDBEngine
     from flowforge.storage.delta import delta_compatible
 
     source = _last_per_key(source, keys)
@@ -172,32 +175,22 @@ def merge_by_files(dt: DeltaTable, source: pa.Table, keys: tuple[str, ...], *,
     all_files = _files(dt, keys[0])
     runs = plan_runs(all_files, _sorted_keys(source.column(keys[0])))
     loc = dt.table_uri.removeprefix("file://")
-    with tempfile.TemporaryDirectory(prefix="flowforge-merge-") as spill:
-        engine = DuckDBEngine(threads=2)
-        try:
-            con = engine.con
-            con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
-            con.execute(f"SET temp_directory = '{spill}'")
-            con.execute("SET preserve_insertion_order = false")
-            con.register("__keys", source.select(list(keys) + ([delete_flag] if delete_flag else [])))
-            con.register("__upserts", upserts)
-            writer = _Writer(loc, schema, keys)
-            removed = kept = touched_rows = matched_deletes = 0
-            slots, extra = assign(all_files, runs, upserts.column(keys[0]))
-            for i, run in enumerate([*runs, *([[]] * extra)]):
-                mine = upserts.filter(pc.equal(slots, i))
-                if not run and not mine.num_rows:
-                    continue
-                rows_in = sum(f.rows for f in run)
-                touched_rows += rows_in
-                out = _run_rows(con, loc, run, mine, keys, schema)
-                kept += writer.write_run(out, rows_in + mine.num_rows) - mine.num_rows
-                if delete_flag is not None and run:
-                    matched_deletes += _matched_deletes(con, loc, run, keys, delete_flag)
-            removed = touched_rows - kept
-            adds = writer.close()
-        finally:
-            engine.close()
+    slots, extra = assign(all_files, runs, upserts.column(keys[0]))
+    work = [(run, upserts.filter(pc.equal(slots, i))) for i, run in enumerate([*runs, *([[]] * extra)])]
+    work = [(run, mine) for run, mine in work if run or mine.num_rows]
+    found = _KeySet(source, keys, delete_flag, schema)
+    small = [w for w in work if sum(f.rows for f in w[0]) <= ARROW_RUN_ROWS]
+    large = [w for w in work if sum(f.rows for f in w[0]) > ARROW_RUN_ROWS]
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="flowforge-merge") as pool:
+        done = list(pool.map(lambda w: _rewrite_in_memory(loc, schema, keys, found, *w), small))
+    if large:
+        # runs of overlapping files (a table written before FlowForge clustered it): sorted by DuckDB
+        # within SORT_MEMORY, spilling the rest
+        done += _rewrite_sorted(loc, schema, keys, source, upserts.schema, delete_flag, large)
+    adds = [a for d in done for a in d.added]
+    touched_rows = sum(d.rows_in for d in done)
+    removed = touched_rows - sum(d.kept for d in done)
+    matched_deletes = sum(d.deleted for d in done)
     now = int(time.time() * 1000)
     actions: list[Any] = [AddAction(a.path, a.size, {}, now, True, a.stats) for a in adds]
     actions += [RemoveAction(f.path, True, now, f.size, {}) for run in runs for f in run]
@@ -313,10 +306,102 @@ def assign(files: list[_File], runs: list[list[_File]], keys: pa.ChunkedArray) -
     return pa.array(slots), len(gaps)
 
 
-def _file_list(loc: str, run: list[_File]) -> str:
+@dataclass(frozen=True)
+class _Rewritten:
+    added: list[_Added]
+    rows_in: int
+    kept: int
+    deleted: int
+
+
+class _KeySet:
+    """The batch's keys (and the deleted ones among them), to find matched rows in a file."""
+
+    def __init__(self, source: pa.Table, keys: tuple[str, ...], flag: str | None, schema: pa.Schema) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.keys = list(keys)
+        key_schema = pa.schema([schema.field(k) for k in keys])
+        self.all = _conform(source.select(self.keys), key_schema)
+        self.deletes = None
+        if flag is not None:
+            self.deletes = self.all.filter(pc.fill_null(source.column(flag), False))
+
+    def hits(self, table: pa.Table, among: pa.Table | None = None) -> pa.Array:
+        """A mask of the rows of ``table`` whose key is in the batch (or in ``among``)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        keys = self.all if among is None else among
+        if len(self.keys) == 1:
+            k = self.keys[0]
+            return pc.fill_null(pc.is_in(table.column(k), value_set=keys.column(k).combine_chunks()), False)
+        rows = table.select(self.keys).append_column("__row", pa.array(np.arange(table.num_rows)))
+        found = rows.join(keys, keys=self.keys, join_type="left semi").column("__row").to_numpy()
+        mask = np.zeros(table.num_rows, dtype=bool)
+        mask[found] = True
+        return pa.array(mask)
+
+
+def _rewrite_in_memory(loc: str, schema: pa.Schema, keys: tuple[str, ...], found: _KeySet, run: list[_File],
+                       mine: pa.Table) -> _Rewritten:
+    """A run of at most ARROW_RUN_ROWS rows: read, matched rows dropped, upserts added, sorted, written."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    parts, rows_in, deleted = [], 0, 0
+    for f in run:
+        part = _conform(pq.ParquetFile(_path(loc, f)).read(), schema)
+        rows_in += part.num_rows
+        hit = found.hits(part)
+        if found.deletes is not None:
+            deleted += int(pc.sum(found.hits(part.filter(hit), found.deletes)).as_py() or 0)
+        parts.append(part.filter(pc.invert(hit)))
+    kept = sum(p.num_rows for p in parts)
+    table = pa.concat_tables([*parts, mine])
+    del parts
+    table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys]))
+    writer = _Writer(loc, schema)
+    writer.write_run(table.to_batches(ROW_GROUP), table.num_rows)
+    return _Rewritten(writer.added, rows_in, kept, deleted)
+
+
+def _rewrite_sorted(loc: str, schema: pa.Schema, keys: tuple[str, ...], source: pa.Table,
+                    upserts_schema: pa.Schema, flag: str | None,
+                    work: list[tuple[list[_File], pa.Table]]) -> list[_Rewritten]:
+    from flowforge.engine.duckdb_engine import DuckDBEngine
+
+    out = []
+    with tempfile.TemporaryDirectory(prefix="flowforge-merge-") as spill:
+        engine = DuckDBEngine(threads=WORKERS)
+        try:
+            con = engine.con
+            con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
+            con.execute("SET temp_directory = ?", [spill])
+            con.execute("SET preserve_insertion_order = false")
+            con.register("__keys", source.select(list(keys) + ([flag] if flag else [])))
+            for run, mine in work:
+                rows_in = sum(f.rows for f in run)
+                writer = _Writer(loc, schema)
+                written = writer.write_run(_run_rows(con, loc, run, mine, keys, schema), rows_in + mine.num_rows)
+                deleted = _matched_deletes(con, loc, run, keys, flag) if flag is not None else 0
+                out.append(_Rewritten(writer.added, rows_in, written - mine.num_rows, deleted))
+        finally:
+            engine.close()
+    return out
+
+
+def _path(loc: str, f: _File) -> str:
     from urllib.parse import unquote
 
-    return ", ".join("'" + os.path.join(loc, unquote(f.path)).replace("'", "''") + "'" for f in run)
+    return os.path.join(loc, unquote(f.path))
+
+
+def _file_list(loc: str, run: list[_File]) -> str:
+    return ", ".join("'" + _path(loc, f).replace("'", "''") + "'" for f in run)
 
 
 def _run_rows(con: Any, loc: str, run: list[_File], mine: pa.Table, keys: tuple[str, ...],
@@ -364,11 +449,12 @@ class _Added:
 class _Writer:
     """Parquet files of about FILE_ROWS sorted rows each, with Delta statistics."""
 
-    def __init__(self, loc: str, schema: pa.Schema, keys: tuple[str, ...]) -> None:
-        self.loc, self.schema, self.keys = loc, schema, keys
+    def __init__(self, loc: str, schema: pa.Schema) -> None:
+        self.loc, self.schema = loc, schema
+        self.dictionary: list[str] | None = None
         self.added: list[_Added] = []
 
-    def write_run(self, reader: pa.RecordBatchReader, expected: int) -> int:
+    def write_run(self, reader: Iterable[pa.RecordBatch], expected: int) -> int:
         """Write one run's sorted stream into files of even size (about ``expected`` rows in all),
         so that no small remainder file is left behind."""
         import math
@@ -381,6 +467,8 @@ class _Writer:
         stats = _Stats(self.schema)
         for batch in reader:
             rows += batch.num_rows
+            if self.dictionary is None:
+                self.dictionary = _dictionary_columns(batch)
             while batch.num_rows:
                 if current is None:
                     name, current = self._open()
@@ -401,7 +489,8 @@ class _Writer:
         import pyarrow.parquet as pq
 
         name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
-        writer = pq.ParquetWriter(os.path.join(self.loc, name), self.schema, compression="snappy")
+        writer = pq.ParquetWriter(os.path.join(self.loc, name), self.schema, compression="snappy",
+                                  use_dictionary=self.dictionary or False)
         return name, writer
 
     def _finish(self, writer: Any, name: str, stats: _Stats) -> None:
@@ -411,6 +500,21 @@ class _Writer:
 
     def close(self) -> list[_Added]:
         return self.added
+
+
+def _dictionary_columns(batch: pa.RecordBatch) -> list[str]:
+    """Columns with few distinct values (by the first batch): dictionary encoding pays off there,
+    and elsewhere only costs time (about half the write time of a file of unique strings)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = []
+    for f in batch.schema:
+        if pa.types.is_nested(f.type) or not batch.num_rows:
+            continue
+        if pc.count_distinct(batch.column(f.name)).as_py() <= 0.3 * batch.num_rows:
+            out.append(f.name)
+    return out
 
 
 class _Stats:
