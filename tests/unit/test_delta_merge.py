@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from flowforge.storage import delta_merge
+from flowforge.storage import delta_files, delta_merge
 from flowforge.storage.delta import LakehouseStore
 
 DEL = "__deleted"
@@ -19,7 +19,7 @@ DEL = "__deleted"
 @pytest.fixture(autouse=True)
 def small_files(monkeypatch: pytest.MonkeyPatch) -> None:
     # many small files, so that pruning and runs are exercised on a few thousand rows
-    monkeypatch.setattr(delta_merge, "FILE_ROWS", 200)
+    monkeypatch.setattr(delta_files, "FILE_ROWS", 200)
 
 
 def _rows(store: LakehouseStore, table: str) -> dict[Any, dict[str, Any]]:
@@ -114,9 +114,8 @@ def test_merge_matches_a_full_recompute(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_recent_keys_rewrite_only_the_newest_files(tmp_path: Path) -> None:
     store = LakehouseStore(str(tmp_path))
+    # a first build sorted by key, as silver streams it in, comes out in key-clustered files
     store.merge("silver", "t", pa.table({"id": list(range(1, 2001)), "v": [0] * 2000}), ("id",), {})
-    # the first write is delta-rs' (one file); one merge touching everything re-clusters it
-    store.merge("silver", "t", pa.table({"id": list(range(1, 2001, 50)), "v": [1] * 40}), ("id",), {})
     before = _ranges(store, "t")
     assert len(before) == 10 and _overlaps(before) == 0
     changed = pa.table({"id": list(range(1950, 2051)), "v": [2] * 101})  # recent ids and new ones
@@ -125,6 +124,42 @@ def test_recent_keys_rewrite_only_the_newest_files(tmp_path: Path) -> None:
     assert before[:-1] == after[:-1], "files far from the changed keys were rewritten"
     assert after[-1] == (before[-1][0], 2050, before[-1][2] + 50)
     assert _rows(store, "t")[2050]["v"] == 2
+
+
+def test_composite_keys(tmp_path: Path) -> None:
+    store = LakehouseStore(str(tmp_path))
+    first = pa.table({"a": [i // 10 for i in range(1000)], "b": [f"x{i % 10}" for i in range(1000)], "v": [0] * 1000})
+    store.merge("silver", "c", first, ("a", "b"), {})
+    batch = pa.table({"a": [5, 5, 99, 200], "b": ["x1", "zz", "x9", "x0"], "v": [1, 2, 3, 4], DEL: [False, False, True, False]})
+    commit = store.merge("silver", "c", batch, ("a", "b"), {}, delete_flag=DEL)
+    assert (commit.rows_written, commit.rows_updated, commit.rows_deleted) == (2, 1, 1)
+    dt = store.open("silver", "c")
+    assert dt is not None
+    rows = {(r["a"], r["b"]): r["v"] for r in dt.to_pyarrow_table().to_pylist()}
+    assert len(rows) == 1000 + 2 - 1
+    assert rows[(5, "x1")] == 1 and rows[(5, "zz")] == 2 and rows[(200, "x0")] == 4 and (99, "x9") not in rows
+    assert rows[(5, "x2")] == 0
+
+
+def test_statistics_of_written_files_hold_every_value(tmp_path: Path) -> None:
+    import datetime as dt
+    import decimal
+    import json
+
+    store = LakehouseStore(str(tmp_path))
+    ts = dt.datetime(2024, 1, 1, 0, 0, 0, 123456, tzinfo=dt.UTC)
+    data = pa.table({"id": [1, 2], "ts": pa.array([ts, ts + dt.timedelta(seconds=1)], pa.timestamp("us", tz="UTC")),
+                     "f": [0.5, float("nan")], "d": pa.array([decimal.Decimal("1.25"), None], pa.decimal128(10, 2)),
+                     "s": ["a", "b" * 300]})
+    store.merge("silver", "st", data, ("id",), {})
+    log = (tmp_path / "silver" / "st" / "_delta_log" / f"{0:020d}.json").read_text().splitlines()
+    stats = json.loads(next(json.loads(line)["add"]["stats"] for line in log if '"add"' in line))
+    assert stats["minValues"]["ts"] == "2024-01-01T00:00:00.123Z"
+    assert stats["maxValues"]["ts"] == "2024-01-01T00:00:01.124Z"  # rounded up: the range holds .123456
+    assert "f" not in stats["minValues"] and "s" not in stats["maxValues"]  # NaN, and long text: no range
+    assert stats["nullCount"]["d"] == 1 and stats["numRecords"] == 2
+    dt_ = store.open("silver", "st")
+    assert dt_ is not None and dt_.to_pyarrow_table().num_rows == 2
 
 
 def test_string_keys_and_a_batch_that_touches_nothing(tmp_path: Path) -> None:

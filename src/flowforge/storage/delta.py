@@ -278,13 +278,13 @@ class LakehouseStore:
         opts = self.write_options(loc)
         dt = self._open_uri(loc, options=opts)
         if dt is None and delete_flag is None:
-            return self.overwrite(layer, table, source, progress)
+            return self._create(layer, table, source, progress)
         if not isinstance(source, pa_table_type()):
             source = source.read_all()  # a batch of changes: bounded by the change, not the table
         if dt is None:
             assert delete_flag is not None
             source = source.filter(_not(source.column(delete_flag))).drop_columns([delete_flag])
-            return self.overwrite(layer, table, source, progress)
+            return self._create(layer, table, source, progress)
         from flowforge.storage import delta_merge
 
         if delta_merge.applies(dt, keys):
@@ -312,6 +312,23 @@ class LakehouseStore:
                             rows_updated=int(metrics["num_target_rows_updated"]),
                             bytes_written=int(source.nbytes),
                             rows_deleted=int(metrics.get("num_target_rows_deleted", 0)))
+
+    def _create(self, layer: str, table: str, data: pa.RecordBatchReader | pa.Table,
+                progress: dict[str, Any]) -> CommitResult:
+        """A new merged table, in files of ``delta_files.FILE_ROWS`` rows with the statistics merges
+        plan from (written as it comes: a first silver build streams in sorted by key)."""
+        loc = self.location(layer, table)
+        if is_remote(loc):
+            return self.overwrite(layer, table, data, progress)
+        from deltalake import CommitProperties
+
+        from flowforge.storage import delta_files
+
+        props = CommitProperties(custom_metadata={**_encode(progress), COMMIT_ID: uuid.uuid4().hex})
+        with _storage_errors("write", loc):
+            delta_files.create(loc, data, delta_compatible(data.schema), commit_properties=props,
+                               configuration={"delta.checkpointInterval": str(CHECKPOINT_INTERVAL)})
+        return self._commit_result(loc, None, 0)
 
     def write_options(self, location: str) -> dict[str, str] | None:
         """The options for writing ``location``, once the store is known to keep concurrent commits apart.

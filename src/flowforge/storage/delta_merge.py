@@ -19,28 +19,25 @@ merges with delta-rs.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowforge.engine.sql import quote
+from flowforge.storage import delta_files
+from flowforge.storage.delta_files import Added, FileWriter, stats_type
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
     from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties
 
-# rows per written file: a changed id then rewrites about this many rows (0.1-0.3 s here)
-FILE_ROWS = 1_048_576
-ROW_GROUP = 131_072
 # a run of touched files up to this many rows is rewritten in memory (Arrow), WORKERS runs at a time
-ARROW_RUN_ROWS = 3 * FILE_ROWS
+ARROW_RUN_ROWS = 3_145_728  # three files
 WORKERS = 2
 # DuckDB's memory for sorting one larger run; a run larger than this spills to a temporary folder
 SORT_MEMORY = "512MB"
@@ -67,14 +64,6 @@ class _File:
     hi: Any
 
 
-def _stats_type(t: pa.DataType) -> bool:
-    """Types whose min/max FlowForge writes and trusts for planning (exact, totally ordered)."""
-    import pyarrow as pa
-
-    return bool(pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
-                or pa.types.is_date32(t))
-
-
 def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
     from flowforge.storage.options import is_remote
 
@@ -88,7 +77,7 @@ def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
     import pyarrow as pa
 
     names = pa.schema(schema).names
-    return keys[0] in names and _stats_type(pa.schema(schema).field(keys[0]).type)
+    return keys[0] in names and stats_type(pa.schema(schema).field(keys[0]).type)
 
 
 def _files(dt: DeltaTable, key: str) -> list[_File]:
@@ -308,7 +297,7 @@ def assign(files: list[_File], runs: list[list[_File]], keys: pa.ChunkedArray) -
 
 @dataclass(frozen=True)
 class _Rewritten:
-    added: list[_Added]
+    added: list[Added]
     rows_in: int
     kept: int
     deleted: int
@@ -364,8 +353,8 @@ def _rewrite_in_memory(loc: str, schema: pa.Schema, keys: tuple[str, ...], found
     table = pa.concat_tables([*parts, mine])
     del parts
     table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys]))
-    writer = _Writer(loc, schema)
-    writer.write_run(table.to_batches(ROW_GROUP), table.num_rows)
+    writer = FileWriter(loc, schema)
+    writer.write_run(table.to_batches(delta_files.ROW_GROUP), table.num_rows)
     return _Rewritten(writer.added, rows_in, kept, deleted)
 
 
@@ -385,7 +374,7 @@ def _rewrite_sorted(loc: str, schema: pa.Schema, keys: tuple[str, ...], source: 
             con.register("__keys", source.select(list(keys) + ([flag] if flag else [])))
             for run, mine in work:
                 rows_in = sum(f.rows for f in run)
-                writer = _Writer(loc, schema)
+                writer = FileWriter(loc, schema)
                 written = writer.write_run(_run_rows(con, loc, run, mine, keys, schema), rows_in + mine.num_rows)
                 deleted = _matched_deletes(con, loc, run, keys, flag) if flag is not None else 0
                 out.append(_Rewritten(writer.added, rows_in, written - mine.num_rows, deleted))
@@ -420,7 +409,7 @@ def _run_rows(con: Any, loc: str, run: list[_File], mine: pa.Table, keys: tuple[
         sql = f"SELECT * FROM __mine ORDER BY {order}"
     rel = con.sql(sql)
     fetch = getattr(rel, "to_arrow_reader", None) or rel.fetch_arrow_reader
-    reader = fetch(ROW_GROUP)
+    reader = fetch(delta_files.ROW_GROUP)
     cols = schema.names
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -437,125 +426,3 @@ def _matched_deletes(con: Any, loc: str, run: list[_File], keys: tuple[str, ...]
     sql = (f"SELECT count(*) FROM (SELECT {cols} FROM read_parquet([{_file_list(loc, run)}], union_by_name = true)) "
            f"JOIN __keys USING ({cols}) WHERE {quote(flag)}")
     return int(con.execute(sql).fetchall()[0][0])
-
-
-@dataclass(frozen=True)
-class _Added:
-    path: str
-    size: int
-    stats: str
-
-
-class _Writer:
-    """Parquet files of about FILE_ROWS sorted rows each, with Delta statistics."""
-
-    def __init__(self, loc: str, schema: pa.Schema) -> None:
-        self.loc, self.schema = loc, schema
-        self.dictionary: list[str] | None = None
-        self.added: list[_Added] = []
-
-    def write_run(self, reader: Iterable[pa.RecordBatch], expected: int) -> int:
-        """Write one run's sorted stream into files of even size (about ``expected`` rows in all),
-        so that no small remainder file is left behind."""
-        import math
-
-        files = max(1, round(expected / FILE_ROWS))
-        per_file = max(1, math.ceil(expected / files))
-        rows = in_file = done = 0
-        current: Any = None
-        name = ""
-        stats = _Stats(self.schema)
-        for batch in reader:
-            rows += batch.num_rows
-            if self.dictionary is None:
-                self.dictionary = _dictionary_columns(batch)
-            while batch.num_rows:
-                if current is None:
-                    name, current = self._open()
-                    in_file, stats = 0, _Stats(self.schema)
-                part = batch.slice(0, per_file - in_file) if done < files - 1 else batch
-                current.write_batch(part, row_group_size=ROW_GROUP)
-                stats.add(part)
-                in_file += part.num_rows
-                batch = batch.slice(part.num_rows)
-                if in_file >= per_file and done < files - 1:
-                    self._finish(current, name, stats)
-                    current, done = None, done + 1
-        if current is not None:
-            self._finish(current, name, stats)
-        return rows
-
-    def _open(self) -> tuple[str, Any]:
-        import pyarrow.parquet as pq
-
-        name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
-        writer = pq.ParquetWriter(os.path.join(self.loc, name), self.schema, compression="snappy",
-                                  use_dictionary=self.dictionary or False)
-        return name, writer
-
-    def _finish(self, writer: Any, name: str, stats: _Stats) -> None:
-        writer.close()
-        size = os.path.getsize(os.path.join(self.loc, name))
-        self.added.append(_Added(name, size, stats.json()))
-
-    def close(self) -> list[_Added]:
-        return self.added
-
-
-def _dictionary_columns(batch: pa.RecordBatch) -> list[str]:
-    """Columns with few distinct values (by the first batch): dictionary encoding pays off there,
-    and elsewhere only costs time (about half the write time of a file of unique strings)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    out = []
-    for f in batch.schema:
-        if pa.types.is_nested(f.type) or not batch.num_rows:
-            continue
-        if pc.count_distinct(batch.column(f.name)).as_py() <= 0.3 * batch.num_rows:
-            out.append(f.name)
-    return out
-
-
-class _Stats:
-    """Delta file statistics: numRecords, nullCount of every flat column, min/max where exact."""
-
-    def __init__(self, schema: pa.Schema) -> None:
-        import pyarrow as pa
-
-        self.schema = schema
-        self.rows = 0
-        self.flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
-        self.ranged = [f.name for f in schema if _stats_type(f.type)]
-        self.nulls = dict.fromkeys(self.flat, 0)
-        self.lo: dict[str, Any] = {}
-        self.hi: dict[str, Any] = {}
-        self.dropped: set[str] = set()
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        import pyarrow.compute as pc
-
-        self.rows += batch.num_rows
-        for name in self.flat:
-            self.nulls[name] += batch.column(name).null_count
-        for name in self.ranged:
-            mm = pc.min_max(batch.column(name))
-            lo, hi = mm["min"].as_py(), mm["max"].as_py()
-            if lo is None or name in self.dropped:
-                continue
-            if isinstance(lo, str) and max(len(lo), len(hi)) > 256:
-                self.dropped.add(name)  # long text: no range rather than a huge log entry
-                self.lo.pop(name, None)
-                self.hi.pop(name, None)
-                continue
-            self.lo[name] = lo if name not in self.lo else min(self.lo[name], lo)
-            self.hi[name] = hi if name not in self.hi else max(self.hi[name], hi)
-
-    def json(self) -> str:
-        def enc(v: Any) -> Any:
-            return v.isoformat() if hasattr(v, "isoformat") else v
-
-        return json.dumps({"numRecords": self.rows,
-                           "minValues": {k: enc(v) for k, v in self.lo.items()},
-                           "maxValues": {k: enc(v) for k, v in self.hi.items()},
-                           "nullCount": self.nulls})
