@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from flowforge.layers.base import JobContext
     from flowforge.spec.jobs import SilverTable
 
-BUILD_MEMORY = "512MB"
+BUILD_MEMORY = "384MB"
 BATCH_ROWS = 131_072
 
 
