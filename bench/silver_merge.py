@@ -72,7 +72,7 @@ def child_base(root: str, rows: int) -> dict[str, Any]:
 
     con = duckdb.connect()
     reader = con.sql(f"SELECT {COLUMNS} FROM range(1, {rows + 1}) t(id) ORDER BY id").to_arrow_reader(131_072)
-    _store(root).overwrite("silver", "t", pa.RecordBatchReader.from_batches(reader.schema, reader), {})
+    _store(root).merge("silver", "t", pa.RecordBatchReader.from_batches(reader.schema, reader), ("id",), {})
     return {}
 
 
@@ -246,9 +246,9 @@ def merges(work: Path, rows: int, changes: int) -> list[dict[str, Any]]:
             check, _ = _child("check", str(copy))
             if method != "append":
                 checks[method] = check
+            counts = {k: v for k, v in out.items() if k in ("inserted", "updated")}
             results.append({"case": case, "method": method, "seconds": out["seconds"], "peak_rss_mb": round(rss),
-                            "files_after": out["files"], **{k: v for k, v in out.items() if k in ("inserted", "updated")},
-                            "rows_after": check["rows"]})
+                            "files_after": out["files"], **counts, "rows_after": check["rows"]})
             print(f"  {case:7} {method:15} {out['seconds']:7.2f} s {rss:7.0f} MB", flush=True)
         if len({json.dumps(c, sort_keys=True) for c in checks.values()}) != 1:
             raise SystemExit(f"contestants disagree on the merged table ({case}): {checks}")
@@ -300,7 +300,7 @@ def main() -> int:
         for r in (r for r in merged if r["case"] == case):
             rows.append([case, r["method"], r["seconds"], round(r["seconds"] / mine["seconds"], 2),
                          r["peak_rss_mb"], round(r["peak_rss_mb"] / mine["peak_rss_mb"], 2), r["files_after"]])
-    print(format_table(["batch", "method", "s", "× FlowForge s", "peak MB", "× FlowForge MB", "files"], rows,
+    print(format_table(["batch", "method", "s", "x FlowForge s", "peak MB", "x FlowForge MB", "files"], rows,
                        title=f"merge of {args.changes:,} changed rows (50 % updates) into {args.rows:,} rows"))
     if built:
         print(format_table(["rows", "method", "s", "peak MB"],

@@ -3,6 +3,7 @@ keys repeated in a batch, keys that move, new columns; and the files it leaves s
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def _ranges(store: LakehouseStore, table: str) -> list[tuple[Any, Any, int]]:
 
 
 def _overlaps(ranges: list[tuple[Any, Any, int]]) -> int:
-    return sum(1 for a, b in zip(ranges, ranges[1:], strict=False) if b[0] <= a[1])
+    return sum(1 for a, b in itertools.pairwise(ranges) if b[0] <= a[1])
 
 
 def _batch(rng: random.Random, known: list[int], top: int, size: int, cols: list[str],
@@ -130,7 +131,8 @@ def test_composite_keys(tmp_path: Path) -> None:
     store = LakehouseStore(str(tmp_path))
     first = pa.table({"a": [i // 10 for i in range(1000)], "b": [f"x{i % 10}" for i in range(1000)], "v": [0] * 1000})
     store.merge("silver", "c", first, ("a", "b"), {})
-    batch = pa.table({"a": [5, 5, 99, 200], "b": ["x1", "zz", "x9", "x0"], "v": [1, 2, 3, 4], DEL: [False, False, True, False]})
+    batch = pa.table({"a": [5, 5, 99, 200], "b": ["x1", "zz", "x9", "x0"], "v": [1, 2, 3, 4],
+                      DEL: [False, False, True, False]})
     commit = store.merge("silver", "c", batch, ("a", "b"), {}, delete_flag=DEL)
     assert (commit.rows_written, commit.rows_updated, commit.rows_deleted) == (2, 1, 1)
     dt = store.open("silver", "c")

@@ -48,7 +48,8 @@ def discard(engine: DuckDBEngine, spill: str | None) -> None:
         shutil.rmtree(spill, ignore_errors=True)
 
 
-def silver_rows(engine: DuckDBEngine, spec: SilverTable, select: str, spill: str | None) -> pa.Table | pa.RecordBatchReader:
+def silver_rows(engine: DuckDBEngine, spec: SilverTable, select: str,
+                spill: str | None) -> pa.Table | pa.RecordBatchReader:
     """The selection as one table, or (a first build, ``spill`` set) a key-sorted stream that
     closes the engine once read."""
     context = f"silver table {spec.target}"

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties
 
 # a run of touched files up to this many rows is rewritten in memory (Arrow), WORKERS runs at a time
-ARROW_RUN_ROWS = 3_145_728  # three files
+ARROW_RUN_ROWS = 1_572_864  # a file and a half
 WORKERS = 2
 # DuckDB's memory for sorting one larger run; a run larger than this spills to a temporary folder
 SORT_MEMORY = "512MB"
