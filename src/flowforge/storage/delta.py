@@ -279,7 +279,9 @@ class LakehouseStore:
         dt = self._open_uri(loc, options=opts)
         if dt is None and delete_flag is None:
             return self._create(layer, table, source, progress)
-        if not isinstance(source, pa_table_type()):
+        import pyarrow as pa
+
+        if not isinstance(source, pa.Table):
             source = source.read_all()  # a batch of changes: bounded by the change, not the table
         if dt is None:
             assert delete_flag is not None
@@ -476,12 +478,6 @@ def _version_of(dt: DeltaTable, commit_id: str) -> int:
 
 def _encode(progress: dict[str, Any]) -> dict[str, str]:
     return {META_PREFIX + k: json.dumps(v, sort_keys=True, default=str) for k, v in progress.items()}
-
-
-def pa_table_type() -> type:
-    import pyarrow as pa
-
-    return pa.Table
 
 
 def _not(flags: Any) -> Any:

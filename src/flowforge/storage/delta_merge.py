@@ -96,7 +96,8 @@ def _sorted_keys(column: pa.ChunkedArray) -> np.ndarray:
     import pyarrow.compute as pc
 
     values = pc.unique(column.drop_null())
-    return values.take(pc.sort_indices(values)).to_numpy(zero_copy_only=False)
+    out: np.ndarray = values.take(pc.sort_indices(values)).to_numpy(zero_copy_only=False)
+    return out
 
 
 def plan_runs(files: list[_File], keys_sorted: np.ndarray) -> list[list[_File]]:
