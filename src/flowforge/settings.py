@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from flowforge.errors import ConfigError, FlowForgeError, SpecError
+from flowforge.lineage.config import OpenLineageSettings
 from flowforge.spec.maintenance import MaintenancePolicy
 
 PROJECT_FILE = "flowforge.yml"
@@ -75,6 +76,8 @@ class Settings(BaseSettings):
     alert_channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # /metrics without a token (only on a network where everyone may see workflow names and counts)
     metrics_public: bool = False
+    # OpenLineage events of every job run (lineage/config.py): none by default, http or file
+    openlineage: OpenLineageSettings = Field(default_factory=lambda: OpenLineageSettings.model_validate({}))
 
     @field_validator("executor_options", mode="before")
     @classmethod
@@ -180,10 +183,10 @@ class Settings(BaseSettings):
         try:
             return cls(_env_file=str(root / ".env"), **data)  # type: ignore[call-arg]
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
+            from flowforge.spec.problems import describe
+
             raise ConfigError(
-                f"{file}: setting '{where}': {err['msg']}",
+                f"{file}: {describe(exc, cls)}",
                 hint="See 'flowforge init' for a valid flowforge.yml.",
             ) from None
 

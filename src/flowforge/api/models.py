@@ -376,6 +376,58 @@ class LineagePublic(BaseModel):
     edges: list[LineageEdge]
 
 
+class ColumnHop(BaseModel):
+    """A column reached from the asked one, ``depth`` edges away, and the edge that reached it."""
+
+    table: str
+    node: str = Field(description="the lineage node: a table, 'source:<connection>.<table>' or 'sink:<where>'")
+    kind: str = Field(description="table, source or sink")
+    column: str
+    depth: int
+    job: str
+    workflow: str
+    subtype: str = Field(description="IDENTITY, TRANSFORMATION or AGGREGATION")
+    description: str
+    via: dict[str, str]
+
+
+class ColumnEdgePublic(BaseModel):
+    source: dict[str, str]
+    target: dict[str, str]
+    job: str
+    workflow: str
+    type: str = Field(description="DIRECT, or INDIRECT (keys, joins, filters: target column '*')")
+    subtype: str
+    description: str
+    masking: bool
+
+
+class ColumnLineagePublic(BaseModel):
+    table: str
+    node: str
+    kind: str
+    workflow: str | None
+    columns: list[str]
+    column: str | None
+    upstream: list[ColumnHop] = []
+    downstream: list[ColumnHop] = []
+    edges: list[ColumnEdgePublic] = []
+    indirect: list[ColumnEdgePublic] = []
+
+
+class ColumnTable(BaseModel):
+    node: str
+    table: str
+    kind: str
+    columns: list[str]
+
+
+class ColumnGraphPublic(BaseModel):
+    workflow: str
+    tables: list[ColumnTable]
+    edges: list[ColumnEdgePublic]
+
+
 class TemplatePublic(BaseModel):
     name: str
     title: str

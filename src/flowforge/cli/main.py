@@ -168,10 +168,19 @@ def query(sql: Annotated[str, typer.Argument(help="A SELECT over lakehouse table
 
 
 @app.command()
-def lineage(workflow: Annotated[str, typer.Argument(help="Workflow name.")]) -> None:
-    """Table lineage of a workflow: source → bronze → silver → gold."""
+def lineage(workflow: Annotated[str, typer.Argument(help="Workflow name, or TABLE.COLUMN for column lineage.")],
+            indirect: Annotated[bool, typer.Option(help="Column lineage: also the key, join and filter columns "
+                                                        "that shape the tables on the path.")] = False,
+            as_json: Annotated[bool, typer.Option("--json", help="Column lineage as JSON.")] = False) -> None:
+    """Table lineage of a workflow (source → bronze → silver → gold), or where one column comes from and
+    goes to: flowforge lineage gold_customer_360.total_balance"""
     from flowforge.cli import output
 
+    if "." in workflow:
+        from flowforge.cli.lineage import column_lineage
+
+        column_lineage(workflow, indirect=indirect, as_json=as_json)
+        return
     with _context() as ctx:
         graph = ctx.lineage(workflow)
         nodes = {n["id"]: n for n in graph["nodes"]}
