@@ -179,3 +179,42 @@ def test_string_keys_and_a_batch_that_touches_nothing(tmp_path: Path) -> None:
                 delete_flag=DEL)
     assert store.progress("silver", "s", "n") == (2, version + 1)
     assert len(_rows(store, "s")) == 501
+
+
+def test_a_silver_job_builds_and_merges_key_clustered_files(tmp_path: Path) -> None:
+    """Bronze rows in no key order: the first silver build streams them in sorted (files with
+    disjoint key ranges), and the next run's merge keeps it so, rewriting only the newest file."""
+    import yaml
+    from deltalake import write_deltalake
+
+    from flowforge.core.context import Context
+
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "flowforge.yml").write_text(yaml.safe_dump({"lakehouse": "lakehouse", "connections": {}}))
+    wf = {"name": "wf", "jobs": [{"name": "s", "kind": "silver", "tables": [
+        {"target": "silver_t", "source": "bronze_t", "keys": ["id"]}]}]}
+    (tmp_path / "workflows" / "wf.yml").write_text(yaml.safe_dump(wf, sort_keys=False))
+    bronze = str(tmp_path / "lakehouse" / "bronze" / "bronze_t")
+
+    def land(ids: list[int], v: int) -> None:
+        n = len(ids)
+        write_deltalake(bronze, pa.table({
+            "id": ids, "v": [v] * n, "_batch_id": ["b"] * n,
+            "_ingestion_time": pa.array([v * 1_000_000] * n, pa.timestamp("us", tz="UTC")),
+            "_source_system": ["t"] * n, "_source_file": pa.array([None] * n, pa.string()),
+            "_file_modified_time": pa.array([None] * n, pa.timestamp("us", tz="UTC"))}), mode="append")
+
+    ids = list(range(1, 2001))
+    random.Random(7).shuffle(ids)
+    land(ids + ids[:100], 1)  # 100 keys twice in the load: dedup keeps one
+    store = LakehouseStore(str(tmp_path / "lakehouse"))
+    with Context.open(tmp_path) as ctx:
+        assert ctx.run("wf").status == "success"
+        first = _ranges(store, "silver_t")
+        assert len(first) == 10 and _overlaps(first) == 0 and sum(r[2] for r in first) == 2000
+        land([1990, 2001, 2002], 2)
+        assert ctx.run("wf").status == "success"
+    after = _ranges(store, "silver_t")
+    assert after[:-1] == first[:-1] and _overlaps(after) == 0
+    rows = _rows(store, "silver_t")
+    assert len(rows) == 2002 and rows[1990]["v"] == 2 and rows[1]["v"] == 1
