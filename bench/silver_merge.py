@@ -98,7 +98,7 @@ def child_merge(method: str, root: str, batch_path: str) -> dict[str, Any]:
 
     loc = f"{root}/silver/t"
     batch = pq.read_table(batch_path)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     extra: dict[str, Any] = {}
     if method == "flowforge":
         commit = _store(root).merge("silver", "t", batch, ("id",), {})
@@ -134,9 +134,9 @@ def child_merge(method: str, root: str, batch_path: str) -> dict[str, Any]:
         write_deltalake(dt, out.collect().to_arrow(), mode="overwrite")
     elif method == "append":
         write_deltalake(DeltaTable(loc), batch, mode="append")
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     dt = DeltaTable(loc)
-    return {"seconds": round(seconds, 3), "files": len(dt.file_uris()), **extra}
+    return {"seconds": round(seconds, 3), "cpu_s": round(cpu, 3), "files": len(dt.file_uris()), **extra}
 
 
 def child_check(root: str) -> dict[str, Any]:
@@ -247,9 +247,10 @@ def merges(work: Path, rows: int, changes: int) -> list[dict[str, Any]]:
             if method != "append":
                 checks[method] = check
             counts = {k: v for k, v in out.items() if k in ("inserted", "updated")}
-            results.append({"case": case, "method": method, "seconds": out["seconds"], "peak_rss_mb": round(rss),
+            results.append({"case": case, "method": method, "seconds": out["seconds"], "cpu_s": out["cpu_s"],
+                            "peak_rss_mb": round(rss),
                             "files_after": out["files"], **counts, "rows_after": check["rows"]})
-            print(f"  {case:7} {method:15} {out['seconds']:7.2f} s {rss:7.0f} MB", flush=True)
+            print(f"  {case:7} {method:15} {out['seconds']:7.2f} s {out['cpu_s']:7.2f} s CPU {rss:7.0f} MB", flush=True)
         if len({json.dumps(c, sort_keys=True) for c in checks.values()}) != 1:
             raise SystemExit(f"contestants disagree on the merged table ({case}): {checks}")
     shutil.rmtree(work / "copy", ignore_errors=True)
@@ -298,9 +299,11 @@ def main() -> int:
     for case in ("random", "recent") if merged else ():
         mine = next(r for r in merged if r["case"] == case and r["method"] == "flowforge")
         for r in (r for r in merged if r["case"] == case):
-            rows.append([case, r["method"], r["seconds"], round(r["seconds"] / mine["seconds"], 2),
-                         r["peak_rss_mb"], round(r["peak_rss_mb"] / mine["peak_rss_mb"], 2), r["files_after"]])
-    print(format_table(["batch", "method", "s", "x FlowForge s", "peak MB", "x FlowForge MB", "files"], rows,
+            rows.append([case, r["method"], r["seconds"], round(r["seconds"] / mine["seconds"], 2), r["cpu_s"],
+                         round(r["cpu_s"] / mine["cpu_s"], 2), r["peak_rss_mb"],
+                         round(r["peak_rss_mb"] / mine["peak_rss_mb"], 2), r["files_after"]])
+    print(format_table(["batch", "method", "s", "x FlowForge s", "CPU s", "x FlowForge CPU", "peak MB",
+                        "x FlowForge MB", "files"], rows,
                        title=f"merge of {args.changes:,} changed rows (50 % updates) into {args.rows:,} rows"))
     if built:
         print(format_table(["rows", "method", "s", "peak MB"],
