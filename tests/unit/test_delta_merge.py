@@ -218,3 +218,15 @@ def test_a_silver_job_builds_and_merges_key_clustered_files(tmp_path: Path) -> N
     assert after[:-1] == first[:-1] and _overlaps(after) == 0
     rows = _rows(store, "silver_t")
     assert len(rows) == 2002 and rows[1990]["v"] == 2 and rows[1]["v"] == 1
+
+
+def test_tables_with_features_it_does_not_keep_are_merged_by_delta_rs(tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    loc = str(tmp_path / "silver" / "cdf")
+    write_deltalake(loc, pa.table({"id": [1, 2], "v": [0, 0]}), configuration={"delta.enableChangeDataFeed": "true"})
+    store = LakehouseStore(str(tmp_path))
+    dt = store.open("silver", "cdf")
+    assert dt is not None and not delta_merge.applies(dt, ("id",))
+    store.merge("silver", "cdf", pa.table({"id": [2, 3], "v": [1, 1]}), ("id",), {})
+    assert _rows(store, "cdf") == {1: {"id": 1, "v": 0}, 2: {"id": 2, "v": 1}, 3: {"id": 3, "v": 1}}

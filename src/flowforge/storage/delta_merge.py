@@ -41,6 +41,8 @@ ARROW_RUN_ROWS = 1_572_864  # a file and a half
 WORKERS = 2
 # DuckDB's memory for sorting one larger run; a run larger than this spills to a temporary folder
 SORT_MEMORY = "512MB"
+# table features this writer keeps intact (others are left to delta-rs' merge)
+_PLAIN_FEATURES = {"timestampNtz"}
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,13 @@ def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
         return False
     protocol = dt.protocol()
     features = set(protocol.reader_features or []) | set(protocol.writer_features or [])
-    if features & {"deletionVectors", "columnMapping"}:
-        return False
+    if features - _PLAIN_FEATURES:
+        return False  # deletion vectors, column mapping, constraints, generated columns...: delta-rs' merge
+    config = dt.metadata().configuration
+    if any(k.startswith("delta.constraints.") for k in config) or any(
+            str(config.get(k, "")).lower() not in ("", "false", "none")
+            for k in ("delta.enableChangeDataFeed", "delta.appendOnly", "delta.columnMapping.mode")):
+        return False  # the change data feed, constraints, append-only: delta-rs keeps those
     schema = dt.schema().to_arrow()
     import pyarrow as pa
 
@@ -327,7 +334,9 @@ class _KeySet:
         keys = self.all if among is None else among
         if len(self.keys) == 1:
             k = self.keys[0]
-            return pc.fill_null(pc.is_in(table.column(k), value_set=keys.column(k).combine_chunks()), False)
+            # a null key matches nothing (as in SQL and delta-rs' merge)
+            return pc.fill_null(pc.is_in(table.column(k), value_set=keys.column(k).combine_chunks(),
+                                         skip_nulls=True), False)
         rows = table.select(self.keys).append_column("__row", pa.array(np.arange(table.num_rows)))
         found = rows.join(keys, keys=self.keys, join_type="left semi").column("__row").to_numpy()
         mask = np.zeros(table.num_rows, dtype=bool)
