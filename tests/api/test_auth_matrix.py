@@ -67,6 +67,7 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("GET", "/connections/shop/tables", "editor", None),
     ("GET", "/connections/shop/schema?table=products", "editor", None),
     ("GET", "/connections/shop/preview?table=products", "editor", None),
+    ("GET", "/connections/local_files/dialect?table=orders.csv", "editor", None),
     ("PUT", "/connections/shop", "editor", {"type": "sqlite", "options": {"path": "data/shop.db"}}),
     ("GET", "/connections/shop/usage", "viewer", None),
     ("DELETE", "/connections/scratch", "editor", None),

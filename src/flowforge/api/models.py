@@ -246,6 +246,15 @@ class SourceColumnPublic(BaseModel):
     default: str | None = Field(None, description="The declared default as SQL text; null when there is none.")
 
 
+class DialectPublic(BaseModel):
+    """A text file's dialect as sniffed from its head, beside the options FlowForge reads it with."""
+
+    file: str
+    columns: int = Field(description="Columns the sniffed delimiter gives.")
+    sniffed: dict[str, Any]
+    configured: dict[str, Any] = Field(description="delimiter, quote, header, encoding and null_values in use.")
+
+
 class QueryRequest(BaseModel):
     sql: str = Field(max_length=100_000, description="One SELECT over lakehouse tables by name (sandboxed).")
     limit: int = Field(1000, ge=1, le=10_000, description="At most this many rows come back.")

@@ -484,17 +484,23 @@ class Context:
         return wf
 
     def ingest(self, source: str, *, table: str | None = None, query: str | None = None,
-               target: str | None = None, on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
-        """Land one table or query in bronze, outside any workflow file (scripting, benchmarks)."""
+               files: str | None = None, target: str | None = None,
+               on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
+        """Land one table, query or file pattern in bronze, outside any workflow file (scripting,
+        benchmarks). A file pattern lands as ``bronze_<name>``: 'orders*.csv' → bronze_orders."""
         import re
 
         from flowforge.spec.workflow import Workflow
 
         self.require("editor")
         connection = self.use_url(source) if "://" in source else source
-        label = table or "query"
+        if files:
+            stem = files.replace("\\", "/").rsplit("/", 1)[-1].split(".")[0]
+            label = re.sub(r"[*?\[\]]+.*$", "", stem) or "files"
+        else:
+            label = table or "query"
         target = target or "bronze_" + re.sub(r"\W+", "_", label.split(".")[-1]).strip("_").lower()
-        spec = {"table": table} if table else {"query": query}
+        spec = {"table": table} if table else {"files": files} if files else {"query": query}
         wf = Workflow.model_validate({"name": f"ingest_{target}", "jobs": [{
             "name": "ingest", "kind": "ingest", "connection": connection, "tables": [{**spec, "target": target}]}]})
         self.register_workflow(wf)
