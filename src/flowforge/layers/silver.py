@@ -55,7 +55,7 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
         ctx.note(f"{spec.target}: rebuilding from all of {spec.source} (version {current}) in one overwrite commit")
     files = _new_files(ctx, bronze, seen)
     engine = DuckDBEngine()
-    spill = silver_merge.prepare(engine, silver_merge.first_build(ctx, spec))  # a first build streams
+    spill = silver_merge.prepare(engine, silver_merge.first_build(ctx, spec, decision.rebuild))  # streams
     try:
         engine.register_files(BRONZE_VIEW, files, bronze.schema().to_arrow(),
                               storage_options=ctx.store.storage_options)

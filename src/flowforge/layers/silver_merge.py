@@ -1,7 +1,8 @@
 """The rows a silver job commits, as the write wants them.
 
-The first build of a merged table streams: DuckDB's sorted result goes to the Delta writer in
-record batches, sorted by key, so the table starts clustered (each file holds a narrow key
+The first build of a merged table (and a rebuild: a full refresh, changed settings) streams:
+DuckDB's result goes to the Delta writer in record batches, sorted by key, so the table starts
+clustered (each file holds a narrow key
 range, and later merges rewrite only the files a batch can touch; see
 ``flowforge.storage.delta_merge``). DuckDB works within ``BUILD_MEMORY`` and spills the rest of
 the sort to a temporary folder, so the peak stays flat as the table grows. Later batches are the
@@ -28,8 +29,11 @@ BUILD_MEMORY = "384MB"
 BATCH_ROWS = 131_072
 
 
-def first_build(ctx: JobContext, spec: SilverTable) -> bool:
-    return spec.strategy == "merge" and bool(spec.keys) and ctx.store.open("silver", spec.target) is None
+def first_build(ctx: JobContext, spec: SilverTable, rebuild: bool = False) -> bool:
+    """Whether the job writes the whole table (a first build, or a rebuild), sorted by key."""
+    if spec.strategy != "merge" or not spec.keys:
+        return False
+    return rebuild or ctx.store.open("silver", spec.target) is None
 
 
 def prepare(engine: DuckDBEngine, stream: bool) -> str | None:
