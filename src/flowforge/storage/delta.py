@@ -331,7 +331,8 @@ class LakehouseStore:
 
         props = CommitProperties(custom_metadata={**_encode(progress), COMMIT_ID: uuid.uuid4().hex})
         with _storage_errors("write", loc):
-            delta_files.create(loc, data, delta_compatible(data.schema), commit_properties=props,
+            clear_uncommitted(loc)
+            delta_files.create(loc, _first_commit(data), delta_compatible(data.schema), commit_properties=props,
                                configuration={"delta.checkpointInterval": str(CHECKPOINT_INTERVAL)})
         return self._commit_result(loc, None, 0)
 

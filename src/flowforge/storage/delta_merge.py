@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from flowforge.engine.sql import quote
 from flowforge.storage import delta_files
 from flowforge.storage.delta_files import Added, FileWriter, stats_type
+from flowforge.testing import fault_point
 
 if TYPE_CHECKING:
     import numpy as np
@@ -188,6 +189,7 @@ def merge_by_files(dt: DeltaTable, source: pa.Table, keys: tuple[str, ...], *,
     touched_rows = sum(d.rows_in for d in done)
     removed = touched_rows - sum(d.kept for d in done)
     matched_deletes = sum(d.deleted for d in done)
+    fault_point("storage.merge_written")  # the new files are written, the commit not yet
     now = int(time.time() * 1000)
     actions: list[Any] = [AddAction(a.path, a.size, {}, now, True, a.stats) for a in adds]
     actions += [RemoveAction(f.path, True, now, f.size, {}) for run in runs for f in run]
