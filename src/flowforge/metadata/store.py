@@ -14,7 +14,7 @@ from sqlalchemy.sql import ColumnElement
 
 from flowforge.errors import ConfigError, StorageError, map_exceptions, redact
 from flowforge.metadata import queries as q
-from flowforge.metadata.engine import URL_HINT, create_metadata_engine, upgrade_to_head
+from flowforge.metadata.engine import READ_ONLY, URL_HINT, create_metadata_engine, schema_is_current, upgrade_to_head
 from flowforge.metadata.records import (
     AssetIn,
     AssetRecord,
@@ -66,13 +66,16 @@ class MetadataStore:
     def __init__(self, url: str) -> None:
         self._url = url
         self.engine: Engine = create_metadata_engine(url)
+        self._reader: Engine = self.engine.execution_options(**{READ_ONLY: True})
 
     @property
     def url_display(self) -> str:
         return redact(self._url)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision; a no-op when it is already there."""
+        """Bring the schema to the newest revision; a no-op when it is already there (one read)."""
+        if schema_is_current(self.engine):
+            return
         with self._begin() as conn:
             upgrade_to_head(conn)
 
@@ -117,12 +120,12 @@ class MetadataStore:
     def get_workflow(self, name: str | int) -> WorkflowRecord | None:
         """By name, or by numeric id when given an int."""
         where = workflows.c.id == name if isinstance(name, int) else workflows.c.name == name
-        with self._begin() as conn:
+        with self._read() as conn:
             found = q.load_workflows(conn, where)
         return found[0] if found else None
 
     def list_workflows(self) -> list[WorkflowRecord]:
-        with self._begin() as conn:
+        with self._read() as conn:
             return q.load_workflows(conn, None)
 
     def set_workflow_status(self, name: str, status: WorkflowStatus, actor: str) -> WorkflowRecord:
@@ -254,7 +257,7 @@ class MetadataStore:
             return q.load_runs(conn, runs.c.id == run_id)[0]
 
     def get_run(self, run_id: int) -> RunRecord | None:
-        with self._begin() as conn:
+        with self._read() as conn:
             found = q.load_runs(conn, runs.c.id == run_id)
         return found[0] if found else None
 
@@ -263,7 +266,7 @@ class MetadataStore:
                   until: datetime | None = None) -> list[RunRecord]:
         """Newest first, optionally only one workflow, one status, one trigger, or runs started in
         ``[since, until)``."""
-        with self._begin() as conn:
+        with self._read() as conn:
             wf_id = None if workflow_name is None else q.require_workflow(conn, workflow_name).id
             return q.load_runs(conn, q.run_filter(wf_id, status, since, trigger, until), limit=limit)
 
@@ -271,16 +274,16 @@ class MetadataStore:
                         **filters: str | None) -> tuple[list[WorkflowBrief], int]:
         """A page of workflows by name (filters: team, environment, status, tag, search), without
         spec and jobs; and how many match in all."""
-        with self._begin() as conn:
+        with self._read() as conn:
             return q.workflow_briefs(conn, offset=offset, limit=limit, **filters)
 
     def workflow_names(self) -> set[str]:
-        with self._begin() as conn:
+        with self._read() as conn:
             return set(conn.execute(select(workflows.c.name)).scalars())
 
     def latest_runs(self, workflow_ids: list[int] | None = None) -> dict[str, RunRecord]:
         """Each workflow's newest run (without job runs), by workflow name."""
-        with self._begin() as conn:
+        with self._read() as conn:
             return q.latest_runs(conn, workflow_ids)
 
     def _insert_job_run(
@@ -317,7 +320,7 @@ class MetadataStore:
             q.upsert(conn, watermarks, {"table_name": table_name, **values, "updated_at": q.now()}, "table_name")
 
     def get_watermark(self, table_name: str) -> WatermarkRecord | None:
-        with self._begin() as conn:
+        with self._read() as conn:
             row = conn.execute(select(watermarks).where(watermarks.c.table_name == table_name)).first()
         return None if row is None else WatermarkRecord(**row._mapping)
 
@@ -346,7 +349,7 @@ class MetadataStore:
 
     def _select_assets(self, where: ColumnElement[bool] | None) -> list[AssetRecord]:
         query = select(assets).order_by(assets.c.table_name)
-        with self._begin() as conn:
+        with self._read() as conn:
             rows = conn.execute(query if where is None else query.where(where)).all()
         return [AssetRecord(**{**row._mapping, "schema": tuple(row.schema)}) for row in rows]
 
@@ -373,7 +376,7 @@ class MetadataStore:
                 )
 
     def lineage(self, workflow_name: str) -> list[LineageEdgeRecord]:
-        with self._begin() as conn:
+        with self._read() as conn:
             wf_id = q.require_workflow(conn, workflow_name).id
             rows = conn.execute(
                 select(lineage_edges).where(lineage_edges.c.workflow_id == wf_id).order_by(lineage_edges.c.id)
@@ -403,7 +406,7 @@ class MetadataStore:
                 query = query.where(column == value)
         if action is not None:
             query = query.where(audit_log.c.action.startswith(action, autoescape=True))
-        with self._begin() as conn:
+        with self._read() as conn:
             return [AuditRecord(**row._mapping) for row in conn.execute(query)]
 
     # -- connections (secrets arrive already encrypted) ---------------------------------------------
@@ -425,12 +428,12 @@ class MetadataStore:
         return ConnectionRecord(**row._mapping)
 
     def get_connection(self, name: str) -> ConnectionRecord | None:
-        with self._begin() as conn:
+        with self._read() as conn:
             row = conn.execute(select(connections).where(connections.c.name == name)).first()
         return ConnectionRecord(**row._mapping) if row else None
 
     def list_connections(self) -> list[ConnectionRecord]:
-        with self._begin() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(connections).order_by(connections.c.name)).all()
         return [ConnectionRecord(**row._mapping) for row in rows]
 
@@ -495,5 +498,14 @@ class MetadataStore:
         with (
             map_exceptions({OperationalError: StorageError}, f"Metadata store ({self.url_display})", URL_HINT),
             self.engine.begin() as conn,
+        ):
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A transaction that only reads: on SQLite it takes no write lock (see engine.READ_ONLY)."""
+        with (
+            map_exceptions({OperationalError: StorageError}, f"Metadata store ({self.url_display})", URL_HINT),
+            self._reader.begin() as conn,
         ):
             yield conn
