@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from flowforge.metadata import queries as q
 from flowforge.metadata.tables import job_runs, leases, runs
@@ -243,6 +242,6 @@ def abandon_run(conn: Connection, run_id: int, last_seen: datetime | None, owner
 
 
 def _ensure_rows(conn: Connection, names: list[str]) -> None:
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = q.dialect_insert(conn)
     stmt = dialect_insert(leases).values([{"name": n, "takeovers": 0} for n in names])
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
