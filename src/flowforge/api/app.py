@@ -60,7 +60,7 @@ def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: boo
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stop = _start_scheduler(settings) if scheduler else None
+        stop = start_scheduler(settings) if scheduler else None
         yield
         if stop is not None:
             stop()
@@ -143,7 +143,7 @@ def _add_metrics(app: FastAPI, settings: Settings) -> None:
         return PlainTextResponse(render(ctx), media_type=CONTENT_TYPE)
 
 
-def _start_scheduler(settings: Settings) -> Callable[[], None]:
+def start_scheduler(settings: Settings) -> Callable[[], None]:
     """The scheduler on its own Context in a thread; returns what stops it (after its runs end)."""
     import threading
 

@@ -318,10 +318,10 @@ class Context:
         return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]) if folder.is_dir() else []
 
     def load_workflow(self, name_or_path: str) -> Workflow:
-        from flowforge.spec import load_workflow_file
+        """The parsed file (parsed again only when its bytes change: core/spec_cache.py)."""
+        from flowforge.core.spec_cache import spec_cache
 
-        wf: Workflow = load_workflow_file(self.workflow_path(name_or_path))
-        return wf
+        return spec_cache(self).file(self.workflow_path(name_or_path))
 
     def validate(self, name_or_path: str) -> Workflow:
         """Parse the file and check every reference that can be checked without running."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from flowforge.core.spec_cache import spec_cache
 from flowforge.core.spec_text import ValidationIssue, dump_yaml, validation_issues
 from flowforge.errors import ConflictError, FlowForgeError, NotFoundError, SpecError
 
@@ -155,7 +156,7 @@ class WorkflowService:
         path = self._file(name)
         text = path.read_text(encoding="utf-8") if path else dump_yaml(record.spec)
         runs = self.ctx.metadata.list_runs(name, 10)
-        spec = _spec_of(record)
+        spec = spec_cache(self.ctx).registered(record.spec)
         return WorkflowDetail(
             id=record.id, name=record.name, description=record.description, team=record.team,
             environment=record.environment, tags=record.tags, status=record.status,
@@ -235,7 +236,7 @@ class WorkflowService:
     # -- jobs ---------------------------------------------------------------------------------
     def get_job(self, workflow: str, job: str) -> JobInfo:
         self.ctx.require("viewer")
-        spec = _spec_of(self._record(workflow))
+        spec = spec_cache(self.ctx).registered(self._record(workflow).spec)
         for j in spec.jobs:
             if j.name == job:
                 return _job_info(j)
@@ -397,12 +398,6 @@ def _parse(text: str, file: str) -> Workflow:
 
     wf: Workflow = parse_workflow(text, file)
     return wf
-
-
-def _spec_of(record: WorkflowRecord) -> Workflow:
-    from flowforge.spec.workflow import Workflow
-
-    return Workflow.model_validate(record.spec)
 
 
 def _job_index(spec: dict[str, Any], workflow: str, job: str) -> int:

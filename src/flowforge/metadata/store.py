@@ -344,6 +344,10 @@ class MetadataStore:
         found = self._select_assets(assets.c.table_name == table_name)
         return found[0] if found else None
 
+    def assets_named(self, names: list[str]) -> dict[str, AssetRecord]:
+        """The assets of ``names`` that exist, by name, in one query."""
+        return {a.table_name: a for a in self._select_assets(assets.c.table_name.in_(names))} if names else {}
+
     def list_assets(self, layer: str | None = None) -> list[AssetRecord]:
         return self._select_assets(None if layer is None else assets.c.layer == layer)
 
