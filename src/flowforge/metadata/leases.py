@@ -148,12 +148,19 @@ class LeaseStore:
         expired, its process is known dead on this host, or it predates run owners. Returns their ids."""
         now = now or q.now()
         done: list[int] = []
+        live = select(runs.c.id, runs.c.owner, runs.c.heartbeat_at, runs.c.expires_at).where(runs.c.status.in_(LIVE))
+
+        def dead(owner: str | None, expires: datetime | None) -> bool:
+            return owner is None or (expires is not None and expires <= now) or is_dead(owner)
+
+        # Looked at without a write lock first (every run listing calls this): most calls find nothing to do.
+        with self._store._read() as conn:
+            if not any(dead(owner, expires) for _, owner, _, expires in conn.execute(live)):
+                return done
         with self._store._begin() as conn:
-            rows = conn.execute(select(runs.c.id, runs.c.owner, runs.c.heartbeat_at, runs.c.expires_at)
-                                .where(runs.c.status.in_(LIVE))).all()
+            rows = conn.execute(live).all()
             for run_id, owner, seen, expires in rows:
-                dead = owner is None or (expires is not None and expires <= now) or is_dead(owner)
-                if dead and abandon_run(conn, run_id, seen, owner, now):
+                if dead(owner, expires) and abandon_run(conn, run_id, seen, owner, now):
                     done.append(run_id)
         return done
 

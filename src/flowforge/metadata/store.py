@@ -277,9 +277,13 @@ class MetadataStore:
         with self._read() as conn:
             return q.workflow_briefs(conn, offset=offset, limit=limit, **filters)
 
-    def workflow_names(self) -> set[str]:
+    def workflow_names(self, among: list[str] | None = None) -> set[str]:
+        """Names of the registered workflows (only those in ``among``, when given)."""
+        query = select(workflows.c.name)
+        if among is not None:
+            query = query.where(workflows.c.name.in_(among))
         with self._read() as conn:
-            return set(conn.execute(select(workflows.c.name)).scalars())
+            return set(conn.execute(query).scalars())
 
     def latest_runs(self, workflow_ids: list[int] | None = None) -> dict[str, RunRecord]:
         """Each workflow's newest run (without job runs), by workflow name."""
