@@ -124,7 +124,8 @@ class MetadataStoreSuite:
             store.migrate()
             assert schema_is_current(store.engine)
             with store.engine.connect() as conn:
-                assert {r[0] for r in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))} == head_revisions()
+                versions = {r[0] for r in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
+                assert versions == head_revisions()
                 assert {"fires", "leases", "trigger_state"} <= set(inspect(conn).get_table_names())
             assert store.list_workflows() == []
         finally:

@@ -59,7 +59,8 @@ def test_a_broken_file_is_reported_each_time_until_fixed(project: Path) -> None:
 
 def test_registered_specs_are_keyed_by_their_content() -> None:
     cache = SpecCache(max_entries=2)
-    spec = {"name": "w", "jobs": [{"name": "g", "kind": "gold", "tables": [{"target": "gold_x", "sql": "SELECT 1 AS a"}]}]}
+    table = {"target": "gold_x", "sql": "SELECT 1 AS a"}
+    spec = {"name": "w", "jobs": [{"name": "g", "kind": "gold", "tables": [table]}]}
     first = cache.registered(spec)
     assert cache.registered({**spec}) is first
     changed = cache.registered({**spec, "description": "other"})
