@@ -53,6 +53,11 @@ def _modules() -> dict[str, str]:
     return mods
 
 
+def module_of(kind: str) -> str | None:
+    """The module of a connector kind; a built-in kind is found without scanning entry points."""
+    return BUILTIN.get(kind) or _modules().get(kind)
+
+
 def load_builtin_configs() -> None:
     global _loaded
     if _loaded:
@@ -68,7 +73,7 @@ def connector_kinds() -> list[str]:
 
 def connector_class(kind: str) -> type[Connector]:
     if kind not in _CONNECTORS:
-        module = _modules().get(kind)
+        module = module_of(kind)
         if module is None:
             raise ConfigError(f"Unknown connector kind {kind!r}.", hint=f"Known: {', '.join(connector_kinds())}.")
         importlib.import_module(f"{module}.connector")

@@ -47,10 +47,11 @@ def config_models() -> dict[str, type[ConnectionConfig]]:
 def _config_of(kind: str) -> type[ConnectionConfig] | None:
     import importlib
 
-    from flowforge.connectors import _modules
+    from flowforge.connectors import module_of
 
-    if kind not in _CONFIGS and kind in _modules():
-        importlib.import_module(f"{_modules()[kind]}.config")
+    module = module_of(kind) if kind not in _CONFIGS else None
+    if module is not None:
+        importlib.import_module(f"{module}.config")
     return _CONFIGS.get(kind)
 
 
