@@ -96,6 +96,10 @@ class MetadataStore:
             "spec": after["spec"],
             "source_path": wf.source_path,
         }
+        with self._read() as conn:  # a run registers its workflow every time: usually unchanged, no write
+            found = q.load_workflows(conn, workflows.c.name == wf.name)
+        if found and q.record_state(found[0]) == after:
+            return found[0]
         with self._begin() as conn:
             found = q.load_workflows(conn, workflows.c.name == wf.name)
             before = q.record_state(found[0]) if found else None
@@ -364,6 +368,17 @@ class MetadataStore:
     # -- lineage ---------------------------------------------------------------------------------
 
     def replace_lineage(self, workflow_name: str, edges: list[LineageEdgeIn]) -> None:
+        """Make ``edges`` the workflow's table lineage; no write at all when they are already (every run
+        registers its workflow, and the lineage rarely changes)."""
+        wanted = [(e.source, e.target, e.kind, e.source_column, e.target_column) for e in edges]
+        with self._read() as conn:
+            rows = conn.execute(
+                select(lineage_edges.c.source, lineage_edges.c.target, lineage_edges.c.kind,
+                       lineage_edges.c.source_column, lineage_edges.c.target_column)
+                .join(workflows, workflows.c.id == lineage_edges.c.workflow_id)
+                .where(workflows.c.name == workflow_name).order_by(lineage_edges.c.id)).all()
+        if [tuple(r) for r in rows] == wanted and wanted:
+            return
         with self._begin() as conn:
             wf_id = q.require_workflow(conn, workflow_name).id
             conn.execute(delete(lineage_edges).where(lineage_edges.c.workflow_id == wf_id))
