@@ -31,6 +31,8 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("POST", "/auth/logout", None, None),
     ("GET", "/auth/me", "viewer", None),
     ("POST", "/auth/tokens", "viewer", {"name": "mine"}),
+    ("GET", "/auth/tokens", "viewer", None),
+    ("DELETE", "/auth/tokens/{token_id}", "viewer", None),  # someone else's or no token: 404, after the role
     # a too-short new password: 422 for anyone signed in, so the role users keep theirs
     ("POST", "/auth/password", "viewer", {"current_password": "x", "new_password": "short"}),
     ("GET", "/users", "admin", None),
@@ -63,6 +65,8 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("GET", "/connections/shop/tables", "editor", None),
     ("GET", "/connections/shop/schema?table=products", "editor", None),
     ("GET", "/connections/shop/preview?table=products", "editor", None),
+    ("PUT", "/connections/shop", "editor", {"type": "sqlite", "options": {"path": "data/shop.db"}}),
+    ("GET", "/connections/shop/usage", "viewer", None),
     ("DELETE", "/connections/scratch", "editor", None),
     ("POST", "/runs", "editor", {"workflow": "example", "job": "ingest_orders"}),
     ("GET", "/runs", "viewer", None),
@@ -73,6 +77,10 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("GET", "/catalog/tables", "viewer", None),
     ("GET", "/catalog/tables/bronze_orders", "viewer", None),
     ("POST", "/catalog/query", "viewer", {"sql": "SELECT count(*) AS n FROM bronze_orders"}),
+    ("GET", "/catalog/query/history", "viewer", None),
+    ("GET", "/catalog/search?q=order", "viewer", None),
+    ("GET", "/catalog/tables/bronze_orders/docs", "viewer", None),
+    ("PUT", "/catalog/tables/bronze_orders/docs", "editor", {"description": "orders as they landed"}),
     ("GET", "/templates?industry=bfsi", "viewer", None),
     ("GET", "/templates/bfsi_customer_360", "viewer", None),
     ("POST", "/templates/bfsi_customer_360/instantiate", "editor", {"params": {"workflow_name": "matrix_tpl"},

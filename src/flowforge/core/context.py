@@ -20,11 +20,13 @@ if TYPE_CHECKING:
     from flowforge.connectors.config import ConnectionConfig
     from flowforge.core.alerts import AlertService
     from flowforge.core.catalog import TableDetail
+    from flowforge.core.catalog_docs import CatalogService
     from flowforge.core.cdc import CdcService
     from flowforge.core.connections import ConnectionService
     from flowforge.core.maintenance import MaintenanceService
     from flowforge.core.runs import RunService
     from flowforge.core.schedules import ScheduleService
+    from flowforge.core.sql_console import ConsoleService
     from flowforge.core.users import User, UserService
     from flowforge.core.workflows import WorkflowService
     from flowforge.embed.search import SearchService
@@ -239,6 +241,20 @@ class Context:
 
         return AlertService(self)
 
+    @cached_property
+    def catalog(self) -> CatalogService:
+        """Readable types, relative locations, descriptions and comments, catalog search."""
+        from flowforge.core.catalog_docs import CatalogService
+
+        return CatalogService(self)
+
+    @cached_property
+    def console(self) -> ConsoleService:
+        """The SQL console: sandboxed queries with a per-user history."""
+        from flowforge.core.sql_console import ConsoleService
+
+        return ConsoleService(self)
+
     def connection_names(self) -> list[str]:
         return [c.name for c in self.connections.summaries()]
 
@@ -327,7 +343,13 @@ class Context:
         """Parse the file and check every reference that can be checked without running."""
         self.require("editor")
         wf = self.load_workflow(name_or_path)
+        from flowforge.core.dag import job_order
         from flowforge.layers.bronze import check_capabilities
+
+        try:
+            job_order(wf)
+        except SpecError as exc:
+            raise SpecError(exc.message, file=str(self.workflow_path(name_or_path)), hint=exc.hint) from None
         from flowforge.spec.jobs import IngestJob
 
         produced = set(wf.producers())
