@@ -89,6 +89,14 @@ def require_workflow(conn: Connection, name: str) -> WorkflowRecord:
     return found[0]
 
 
+def workflow_id(conn: Connection, name: str) -> int:
+    """The id of a registered workflow (one indexed lookup; no spec or jobs loaded)."""
+    found = conn.execute(select(workflows.c.id).where(workflows.c.name == name)).scalar()
+    if found is None:
+        return require_workflow(conn, name).id  # raises the usual error
+    return int(found)
+
+
 def unknown_run(run_id: int) -> ConfigError:
     return ConfigError(f"Run {run_id} does not exist.", hint="Check 'flowforge runs list'.")
 

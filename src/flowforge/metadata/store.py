@@ -271,7 +271,7 @@ class MetadataStore:
         """Newest first, optionally only one workflow, one status, one trigger, or runs started in
         ``[since, until)``."""
         with self._read() as conn:
-            wf_id = None if workflow_name is None else q.require_workflow(conn, workflow_name).id
+            wf_id = None if workflow_name is None else q.workflow_id(conn, workflow_name)
             return q.load_runs(conn, q.run_filter(wf_id, status, since, trigger, until), limit=limit)
 
     def workflow_briefs(self, *, offset: int = 0, limit: int | None = None,
@@ -380,7 +380,7 @@ class MetadataStore:
         if [tuple(r) for r in rows] == wanted and wanted:
             return
         with self._begin() as conn:
-            wf_id = q.require_workflow(conn, workflow_name).id
+            wf_id = q.workflow_id(conn, workflow_name)
             conn.execute(delete(lineage_edges).where(lineage_edges.c.workflow_id == wf_id))
             if edges:
                 conn.execute(
@@ -400,7 +400,7 @@ class MetadataStore:
 
     def lineage(self, workflow_name: str) -> list[LineageEdgeRecord]:
         with self._read() as conn:
-            wf_id = q.require_workflow(conn, workflow_name).id
+            wf_id = q.workflow_id(conn, workflow_name)
             rows = conn.execute(
                 select(lineage_edges).where(lineage_edges.c.workflow_id == wf_id).order_by(lineage_edges.c.id)
             ).all()
