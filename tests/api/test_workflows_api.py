@@ -167,7 +167,7 @@ def test_run_stream_polls_runs_started_elsewhere(api: Api) -> None:
 def test_catalog_detail_and_lineage_after_the_example_ran(api: Api) -> None:
     run = api.post("/runs", "editor", json={"workflow": "example"}).json()
     wait_for_run(api, run["id"])
-    run = api.post("/runs", "editor", json={"workflow": "example"}).json()
+    run = api.post("/runs", "editor", json={"workflow": "example", "force": True}).json()  # gold rebuilt anyway
     wait_for_run(api, run["id"])
     tables = api.get("/catalog/tables?layer=gold", "viewer").json()
     assert "gold_daily_revenue" in [t["name"] for t in tables] and {t["layer"] for t in tables} == {"gold"}
@@ -175,7 +175,7 @@ def test_catalog_detail_and_lineage_after_the_example_ran(api: Api) -> None:
     assert detail["layer"] == "silver" and detail["rows"] == 3 and detail["last_updated"]
     assert {"name": "amount", "type": "decimal128(38, 2)", "nullable": True} in detail["columns"]
     assert detail["history"][-1]["version"] == 0 and detail["history"][-1]["rows_added"] == 3
-    gold = api.get("/catalog/tables/gold_daily_revenue", "viewer").json()  # rebuilt by every run
+    gold = api.get("/catalog/tables/gold_daily_revenue", "viewer").json()  # rebuilt by the forced run
     assert len(gold["history"]) >= 2 and gold["history"][0]["version"] == gold["version"] >= 1
     assert all(v["operation"] and v["timestamp"] for v in gold["history"])
     assert len(detail["sample"]) == 2
@@ -193,6 +193,24 @@ def test_catalog_detail_and_lineage_after_the_example_ran(api: Api) -> None:
     wf_id = api.get("/workflows/example", "viewer").json()["id"]
     assert api.get(f"/workflows/{wf_id}/lineage", "viewer").json() == graph
     assert api.get("/workflows/nope/lineage", "viewer").status_code == 404
+
+
+def test_column_lineage_of_the_example(api: Api) -> None:
+    if not api.get("/catalog/tables?layer=silver", "viewer").json():
+        wait_for_run(api, api.post("/runs", "editor", json={"workflow": "example"}).json()["id"])
+    found = api.get("/lineage/columns?table=silver_orders&column=amount", "viewer").json()
+    assert (found["table"], found["column"], found["workflow"]) == ("silver_orders", "amount", "example")
+    assert [(h["table"], h["column"], h["kind"]) for h in found["upstream"]] == [
+        ("bronze_orders", "amount", "table"), ("local_files.orders*.csv", "amount", "source")]
+    assert ("gold_daily_revenue", 1) in [(h["table"], h["depth"]) for h in found["downstream"]]
+    graph = api.get("/workflows/example/lineage/columns", "viewer").json()
+    assert {"node": "bronze_orders", "table": "bronze_orders", "kind": "table"}.items() <= next(
+        t for t in graph["tables"] if t["node"] == "bronze_orders").items()
+    assert all(e["type"] == "DIRECT" for e in graph["edges"])
+    table = api.get("/lineage/columns?table=orders", "viewer")  # without its layer prefix: ambiguous
+    assert table.status_code == 404 and table.json()["hint"] == "Did you mean bronze_orders, silver_orders?"
+    assert api.get("/lineage/columns?table=silver_orders&column=nope", "viewer").status_code == 404
+    assert api.get("/lineage/columns", "viewer").status_code == 422
 
 
 def test_every_change_is_audited_with_the_actor(api: Api) -> None:

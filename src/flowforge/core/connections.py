@@ -70,8 +70,9 @@ def check_name(name: str) -> str:
 def check_source_name(name: str) -> str:
     """A source table or file name as a user types it: printable, at most 512 characters."""
     if not name or len(name) > 512 or _CONTROL.search(name):
-        raise ConfigError(f"{name[:80]!r} is not a valid table name.",
-                          hint="Give schema.table as the source database names it.")
+        raise ConfigError(f"{name[:80]!r} is not a valid table or file name.",
+                          hint="Give schema.table as the source database names it, or a file (pattern) of a "
+                               "files connection.")
     return name
 
 
@@ -249,6 +250,29 @@ class ConnectionService:
         self.ctx.require("editor")
         with self.ctx.connector(name) as conn:
             return conn.columns(ReadRequest(table=check_source_name(table)))
+
+    def dialect(self, name: str, table: str) -> dict[str, Any] | None:
+        """For a text file: the dialect sniffed from it beside the options it is read with."""
+        from flowforge.connectors.base import ReadRequest
+
+        self.ctx.require("editor")
+        with self.ctx.connector(name) as conn:
+            return conn.dialect(ReadRequest(table=check_source_name(table)))
+
+    def row_count(self, name: str, table: str) -> int:
+        from flowforge.connectors.base import ReadRequest
+
+        self.ctx.require("editor")
+        with self.ctx.connector(name) as conn:
+            return conn.row_count(ReadRequest(table=check_source_name(table)))
+
+    def preview_table(self, name: str, table: str, limit: int = 10) -> Any:
+        """The first ``limit`` rows as an Arrow table (for the CLI)."""
+        from flowforge.connectors.base import ReadRequest
+
+        self.ctx.require("editor")
+        with self.ctx.connector(name) as conn:
+            return conn.preview(ReadRequest(table=check_source_name(table)), limit)
 
     def preview(self, name: str, table: str, limit: int = 10) -> list[dict[str, Any]]:
         """The first ``limit`` rows as JSON-safe dicts."""

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from flowforge.core.workflows import WorkflowService
     from flowforge.embed.search import SearchService
     from flowforge.export.service import ExportedFile, ExportRequest, ExportResult
+    from flowforge.lineage.service import LineageService
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
     from flowforge.metadata.users import Role
     from flowforge.quality.service import QualityService
@@ -221,6 +222,13 @@ class Context:
         from flowforge.embed.search import SearchService
 
         return SearchService(self)
+
+    @cached_property
+    def column_lineage(self) -> LineageService:
+        """Column lineage across workflows (``flowforge.lineage.service``)."""
+        from flowforge.lineage.service import LineageService
+
+        return LineageService(self)
 
     @cached_property
     def quality(self) -> QualityService:
@@ -419,12 +427,19 @@ class Context:
     def run(self, name_or_path: str, *, trigger: str = "manual",
             on_event: Callable[[JobEvent], None] | None = None, select: Sequence[str] | None = None,
             force: bool = False, on_start: Callable[[int], None] | None = None, slot: datetime | None = None,
-            parent_run_id: int | None = None, on_wait: Callable[[str], None] | None = None) -> RunSummary:
-        """Run a workflow (only the jobs in ``select`` when given); a paused one only with ``force``.
+            parent_run_id: int | None = None, on_wait: Callable[[str], None] | None = None,
+            full_refresh: bool = False, tables: Sequence[str] | None = None) -> RunSummary:
+        """Run a workflow (only the jobs in ``select`` when given); a paused one only with ``force``,
+        which also recomputes gold tables whose inputs did not change. ``full_refresh`` rebuilds the
+        workflow's tables (or ``tables`` and what depends on them) from their sources.
         One run of a workflow at a time: see runner/executor.py for what ``concurrency`` does."""
+        from flowforge.runner.refresh import plan_refresh
+
         wf = self.prepare_run(name_or_path, force=force)
+        refresh, select = plan_refresh(wf, full_refresh=full_refresh, tables=tables, jobs=select, force=force)
         return self.runner().run(wf, trigger=trigger, actor=self.actor, on_event=on_event, select=select,
-                                 on_start=on_start, slot=slot, parent_run_id=parent_run_id, on_wait=on_wait)
+                                 on_start=on_start, slot=slot, parent_run_id=parent_run_id, on_wait=on_wait,
+                                 refresh=refresh)
 
     def runner(self, keeper: LeaseKeeper | None = None) -> Runner:
         """A Runner for this project: its lease timeout, executor, alerts and table maintenance."""
@@ -476,17 +491,23 @@ class Context:
         return wf
 
     def ingest(self, source: str, *, table: str | None = None, query: str | None = None,
-               target: str | None = None, on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
-        """Land one table or query in bronze, outside any workflow file (scripting, benchmarks)."""
+               files: str | None = None, target: str | None = None,
+               on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
+        """Land one table, query or file pattern in bronze, outside any workflow file (scripting,
+        benchmarks). A file pattern lands as ``bronze_<name>``: 'orders*.csv' → bronze_orders."""
         import re
 
         from flowforge.spec.workflow import Workflow
 
         self.require("editor")
         connection = self.use_url(source) if "://" in source else source
-        label = table or "query"
+        if files:
+            stem = files.replace("\\", "/").rsplit("/", 1)[-1].split(".")[0]
+            label = re.sub(r"[*?\[\]]+.*$", "", stem) or "files"
+        else:
+            label = table or "query"
         target = target or "bronze_" + re.sub(r"\W+", "_", label.split(".")[-1]).strip("_").lower()
-        spec = {"table": table} if table else {"query": query}
+        spec = {"table": table} if table else {"files": files} if files else {"query": query}
         wf = Workflow.model_validate({"name": f"ingest_{target}", "jobs": [{
             "name": "ingest", "kind": "ingest", "connection": connection, "tables": [{**spec, "target": target}]}]})
         self.register_workflow(wf)

@@ -99,6 +99,7 @@ def register() -> None:
                 ui.tab("Sample rows")
                 ui.tab("Versions")
                 ui.tab("Quality")
+                ui.tab("Lineage")
             with ui.tab_panels(tabs, value="Schema").classes("w-full"):
                 with ui.tab_panel("Schema"):
                     schema_tab(user, entry)
@@ -109,6 +110,10 @@ def register() -> None:
                             "operation": v.operation, "rows added": v.rows_added} for v in detail.history])
                 with ui.tab_panel("Quality"):
                     quality.table_tab(name, user)
+                with ui.tab_panel("Lineage"):  # each column, with links to its column lineage
+                    from flowforge.ui.column_lineage import catalog_tab
+
+                    catalog_tab(user, name)
         return None
 
 

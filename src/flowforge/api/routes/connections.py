@@ -6,6 +6,7 @@ from flowforge.api.models import (
     ConnectionPublic,
     ConnectionTestPublic,
     ConnectionViewerPublic,
+    DialectPublic,
     RowsPublic,
     SourceColumnPublic,
     SourceTablePublic,
@@ -80,3 +81,10 @@ def source_preview(name: str, _: EditorUser, ctx: Ctx, table: str = Query(...),
                    limit: int = Query(10, ge=1, le=1000)) -> RowsPublic:
     rows = ctx.connections.preview(name, table, limit)
     return RowsPublic(rows=rows, count=len(rows))
+
+
+@router.get("/{name}/dialect", response_model=DialectPublic | None)
+def source_dialect(name: str, _: EditorUser, ctx: Ctx, table: str = Query(...)) -> DialectPublic | None:
+    """How a file of a files connection looks (null for databases and non-text files)."""
+    found = ctx.connections.dialect(name, table)
+    return DialectPublic.model_validate(found) if found else None
