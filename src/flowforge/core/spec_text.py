@@ -39,16 +39,13 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
 
 def validation_issues(exc: ValidationError, loaded: Any, prefix: tuple[str | int, ...]) -> list[ValidationIssue]:
     from flowforge.spec.loader import line_for, strip_tags
+    from flowforge.spec.messages import plain_message
 
     out = []
     for err in exc.errors():
         loc = strip_tags(err["loc"])
         inside = loc[len(prefix):] if loc[:len(prefix)] == prefix else None
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field '{loc[-1]}'"
-        elif err["type"] == "missing":
-            msg = f"missing required field '{loc[-1]}'"
+        msg = plain_message({**err, "loc": loc})
         if inside is None:
             out.append(ValidationIssue(".".join(map(str, loc)) or "(workflow)", None, msg))
         else:
