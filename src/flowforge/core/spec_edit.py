@@ -162,23 +162,25 @@ def _splice_jobs(text: str, doc: CommentedMap, new: Mapping[str, Any]) -> str | 
     column = old_jobs[0].lc.col - 2  # where the "- " of a job stands
     if column < 0 or any(j.lc.col - 2 != column for j in old_jobs):
         return None
-    if old_names == new_names:
+    if old_names == new_names[:len(old_names)]:  # jobs changed, and perhaps some added at the end
+        if len(new_names) > len(old_names):
+            b = ranges[-1][1]
+            tail = "" if lines[b - 1].endswith("\n") else "\n"
+            lines[b:b] = [tail + "".join(_job_lines(_fresh(j), column) for j in new_jobs[len(old_names):])]
         for i in reversed(range(len(old_jobs))):
             if _plain(old_jobs[i]) != new_jobs[i]:
                 a, b = ranges[i]
                 lines[a:b] = [_job_lines(merge(old_jobs[i], new_jobs[i]), column)]
-    elif old_names == new_names[:len(old_names)]:  # jobs added at the end
-        a, b = ranges[-1]
-        tail = "" if lines[b - 1].endswith("\n") else "\n"
-        added = "".join(_job_lines(_fresh(j), column) for j in new_jobs[len(old_names):])
-        if any(_plain(o) != n for o, n in zip(old_jobs, new_jobs, strict=False)):
-            return None
-        lines[b:b] = [tail + added]
     elif [n for n in old_names if n in new_names] == new_names and len(set(old_names)) == len(old_names):
+        floor = doc.lc.key("jobs")[0] + 1
+        above = []  # a removed job takes the comment lines just above it along, and leaves the next one's
+        for i, start in enumerate(starts):
+            while start - 1 >= max(floor, starts[i - 1] + 1 if i else floor) and lines[start - 1].lstrip().startswith("#"):
+                start -= 1
+            above.append(start)
         for i in reversed(range(len(old_jobs))):  # jobs removed
             if old_names[i] not in new_names:
-                a, b = ranges[i]
-                del lines[a:b]
+                del lines[above[i]:(above[i + 1] if i + 1 < len(above) else end)]
             elif _plain(old_jobs[i]) != new_jobs[new_names.index(old_names[i])]:
                 return None
     else:
@@ -210,10 +212,38 @@ def _job_lines(node: Any, column: int) -> str:
     return "".join(pad + r[indent:] if r.strip() else r for r in rows)
 
 
+def _job_spans(doc: CommentedMap, lines: list[str]) -> list[tuple[int, int]] | None:
+    """Each job's lines: from its ``- `` line to the comment lines above the next job (or the end of
+    the list), trailing blank lines left out. None when the jobs are not a block list of mappings."""
+    jobs = doc.get("jobs")
+    if not isinstance(jobs, CommentedSeq) or not jobs or not all(isinstance(j, CommentedMap) for j in jobs):
+        return None
+    if any(j.lc.col < 2 or j.lc.col != jobs[0].lc.col for j in jobs):
+        return None
+    starts = [j.lc.line for j in jobs]
+    end = _jobs_end(doc, lines)
+    floor = doc.lc.key("jobs")[0] + 1
+    spans = []
+    for i, start in enumerate(starts):
+        stop = starts[i + 1] if i + 1 < len(starts) else end
+        while stop - 1 > start and (not lines[stop - 1].strip() or lines[stop - 1].lstrip().startswith("#")) \
+                and (i + 1 < len(starts) or not lines[stop - 1].strip()):
+            stop -= 1
+        spans.append((max(start, floor), stop))
+    return spans
+
+
 def job_text(text: str, index: int) -> str:
-    """The YAML of the workflow's ``index``-th job, with its comments."""
+    """The YAML of the workflow's ``index``-th job as the file writes it, comments included."""
     doc = load(text)
-    return dump(doc["jobs"][index])
+    lines = text.splitlines(keepends=True)
+    spans = _job_spans(doc, lines)
+    if spans is None:
+        return dump(doc["jobs"][index])
+    a, b = spans[index]
+    cut = doc["jobs"][index].lc.col
+    out = "".join(r[cut:] if r[:cut].strip() in ("", "-") else r.lstrip() for r in lines[a:b])
+    return out if out.endswith("\n") else out + "\n"
 
 
 def job_node(text: str, file: str = "job") -> Any:
@@ -227,18 +257,19 @@ def replace_job(text: str, index: int | None, job_yaml: str) -> str:
     doc = load(text)
     node = job_node(job_yaml)
     jobs = doc["jobs"]
-    if index is not None and dump(jobs[index]) == dump(node):  # nothing changed, comments included
+    if index is not None and job_text(text, index) == job_yaml:
         return text
     lines = text.splitlines(keepends=True)
-    if isinstance(jobs, CommentedSeq) and jobs and all(isinstance(j, CommentedMap) for j in jobs):
+    spans = _job_spans(doc, lines)
+    if spans is not None:
         column = jobs[0].lc.col - 2
-        starts = [j.lc.line for j in jobs]
-        end = _jobs_end(doc, lines)
         body = _as_item(job_yaml, column)
         if index is None:
+            end = _jobs_end(doc, lines)
             lines[end:end] = ["" if not lines or lines[end - 1].endswith("\n") else "\n", body]
         else:
-            lines[starts[index]:([*starts[1:], end])[index]] = [body]
+            a, b = spans[index]
+            lines[a:b] = [body]
         out = "".join(lines)
         expected = [*_plain(jobs)]
         if index is None:
@@ -246,7 +277,7 @@ def replace_job(text: str, index: int | None, job_yaml: str) -> str:
         else:
             expected[index] = _plain(node)
         try:
-            if column >= 0 and _plain(load(out)).get("jobs") == expected:
+            if _plain(load(out)).get("jobs") == expected:
                 return out
         except SpecError:
             pass

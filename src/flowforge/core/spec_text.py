@@ -39,10 +39,10 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
 
 def validation_issues(exc: ValidationError, loaded: Any, prefix: tuple[str | int, ...]) -> list[ValidationIssue]:
     from flowforge.spec.loader import line_for, strip_tags
-    from flowforge.spec.messages import plain_message
+    from flowforge.spec.messages import plain_message, relevant
 
     out = []
-    for err in exc.errors():
+    for err in relevant(exc.errors()):
         loc = strip_tags(err["loc"])
         inside = loc[len(prefix):] if loc[:len(prefix)] == prefix else None
         msg = plain_message({**err, "loc": loc})

@@ -99,6 +99,17 @@ def field_path(loc: Sequence[Any], tags: Sequence[str] = ()) -> str:
     return ".".join(str(p) for p in kept)
 
 
+def relevant(errors: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The errors worth showing: pydantic adds "at least 1 item" for a list whose items all failed,
+    which only repeats what the items' own errors say."""
+    def inside(outer: tuple[Any, ...], e: Mapping[str, Any]) -> bool:
+        loc = tuple(e.get("loc") or ())
+        return len(loc) > len(outer) and loc[:len(outer)] == outer
+
+    return [e for e in errors if not (e.get("type") == "too_short" and any(
+        inside(tuple(e.get("loc") or ()), other) for other in errors))]
+
+
 def plain_messages(errors: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Every error as ``field: message``, one per line, in the order pydantic found them."""
-    return [f"{field_path(e.get('loc') or ()) or '(top level)'}: {plain_message(e)}" for e in errors]
+    """Every relevant error as ``field: message``, in the order pydantic found them."""
+    return [f"{field_path(e.get('loc') or ()) or '(top level)'}: {plain_message(e)}" for e in relevant(errors)]
