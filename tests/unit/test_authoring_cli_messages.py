@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tests.cli_helpers import init_project, invoke
 
 from flowforge.core.spec_edit import merge_text, replace_job
 from flowforge.spec.messages import plain_message, plain_messages, relevant
 from flowforge.spec.workflow import Workflow
-from tests.cli_helpers import init_project, invoke
 
 
 def test_templates_use_warns_of_tables_already_written(tmp_path: Path) -> None:
@@ -84,7 +84,8 @@ def test_in_place_edits_keep_comments_and_the_rest_of_the_file() -> None:
     assert out.replace("SELECT 3", "SELECT 2") == COMMENTED
     spec["jobs"].append({"name": "c", "kind": "gold", "tables": [{"target": "gold_c", "sql": "SELECT 4 AS z"}]})
     out = merge_text(COMMENTED, spec)
-    assert out.replace("SELECT 3", "SELECT 2").startswith(COMMENTED.split("triggers:")[0]) and out.endswith("triggers:\n  - every: 1h  # hourly\n")
+    assert out.replace("SELECT 3", "SELECT 2").startswith(COMMENTED.split("triggers:")[0])
+    assert out.endswith("triggers:\n  - every: 1h  # hourly\n")
     assert yaml.safe_load(out) == spec
     spec = yaml.safe_load(COMMENTED)
     del spec["jobs"][0]

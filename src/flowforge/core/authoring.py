@@ -167,8 +167,8 @@ class AuthoringService:
     def conflicts(self, spec: Mapping[str, Any] | str, *,
                   ignore: str | None = None) -> builtins.list[TableWriter]:
         """Tables the workflow ``spec`` writes that a workflow other than itself (or ``ignore``) writes."""
-        from flowforge.core.workflows import _parse
         from flowforge.core.spec_text import dump_yaml
+        from flowforge.core.workflows import _parse
 
         self.ctx.require("viewer")
         wf = _parse(spec if isinstance(spec, str) else dump_yaml(spec), "workflow")

@@ -175,7 +175,8 @@ def _splice_jobs(text: str, doc: CommentedMap, new: Mapping[str, Any]) -> str | 
         floor = doc.lc.key("jobs")[0] + 1
         above = []  # a removed job takes the comment lines just above it along, and leaves the next one's
         for i, start in enumerate(starts):
-            while start - 1 >= max(floor, starts[i - 1] + 1 if i else floor) and lines[start - 1].lstrip().startswith("#"):
+            lowest = max(floor, starts[i - 1] + 1 if i else floor)
+            while start - 1 >= lowest and lines[start - 1].lstrip().startswith("#"):
                 start -= 1
             above.append(start)
         for i in reversed(range(len(old_jobs))):  # jobs removed

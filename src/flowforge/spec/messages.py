@@ -22,7 +22,8 @@ from typing import Any
 _KIND_WORDS = {
     "string_type": "must be text", "int_type": "must be a whole number", "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number", "float_type": "must be a number", "float_parsing": "must be a number",
-    "decimal_parsing": "must be a number", "bool_type": "must be true or false", "bool_parsing": "must be true or false",
+    "decimal_parsing": "must be a number", "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
     "list_type": "must be a list", "tuple_type": "must be a list", "set_type": "must be a list",
     "dict_type": "must be a mapping (key: value lines)", "model_type": "must be a mapping (key: value lines)",
     "model_attributes_type": "must be a mapping (key: value lines)", "none_required": "must be left out",

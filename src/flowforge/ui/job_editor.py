@@ -7,6 +7,7 @@ What the form does not show is kept: the draft starts from the job as its file s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -46,13 +47,16 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
             files = [c.name for c in services.connection_summaries(user) if c.kind == "files"]
             ui.select(sorted({*files, v["files_connection"]} - {""}), label="Folder connection").bind_value(
                 v, "files_connection").classes("w-64")
+    def change(step: Callable[[], object]) -> None:
+        step()
+        tables_view.refresh()
+
     with ui.card().classes("w-full"):
         with ui.row().classes("items-center gap-4"):
             ui.label("Tables").classes("text-lg font-medium")
-            ui.button("Add table", icon="add", on_click=lambda: (draft.add_table(), tables_view.refresh())).props(
+            ui.button("Add table", icon="add", on_click=lambda: change(draft.add_table)).props(
                 "outline dense data-testid=add-table")
-            ui.button("Remove this table", icon="remove", on_click=lambda: (draft.remove_table(),
-                                                                             tables_view.refresh())).props(
+            ui.button("Remove this table", icon="remove", on_click=lambda: change(draft.remove_table)).props(
                 "outline dense color=negative data-testid=remove-table").bind_visibility_from(
                 draft, "tables", backward=lambda t: len(t) > 1)
 
@@ -60,7 +64,7 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
         def tables_view() -> None:
             rows = draft.table_rows()
             grid = table(rows, row_key="#").props("data-testid=job-tables")
-            grid.on("rowClick", lambda e: (draft.select(int(e.args[1]["#"]) - 1), tables_view.refresh()))
+            grid.on("rowClick", lambda e: change(lambda: draft.select(int(e.args[1]["#"]) - 1)))
             ui.label(f"Editing table {draft.current + 1} of {len(rows)}"
                      + (" — click another row to edit it." if len(rows) > 1 else ".")).classes(
                 "text-gray-600 text-sm").props("data-testid=editing-table")
