@@ -82,7 +82,8 @@ def test_a_template_plan_warns_of_a_second_writer(api: Api) -> None:
     clean = api.post("/templates/bfsi_customer_360/plan", "viewer",
                      json={"params": {"workflow_name": "bank_b"}, "tables": renamed, "tags": ["pilot"]}).json()
     assert clean["conflicts"] == [] and clean["warnings"] == []
-    assert "gold_customer_360_b" in clean["writes"] and "tags:\n- pilot" in clean["yaml"]
+    assert "gold_customer_360_b" in clean["writes"] and "tags: [pilot]" in clean["yaml"]
+    assert "bronze_core_customers_b, incremental: modified_date}" in clean["yaml"]  # the template's layout stays
 
 
 def test_problems_in_plain_words(api: Api) -> None:

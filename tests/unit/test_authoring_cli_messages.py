@@ -22,7 +22,7 @@ def test_templates_use_warns_of_tables_already_written(tmp_path: Path) -> None:
                        "--tag", "pilot")
     assert code == 0, out
     assert "Warning:" in out and "'gold_customer_360' is already written by job 'build_gold_customer_360'" in out
-    assert "tags:\n- pilot" in (project / "workflows" / "bank_two.yml").read_text()
+    assert "tags: [pilot]" in (project / "workflows" / "bank_two.yml").read_text()
     code, out = invoke(project, "templates", "use", "product_search", "--table",
                        "bronze_products=bronze_products_v2")
     assert "Warning:" not in out

@@ -89,29 +89,36 @@ def merge(old: Any, new: Any) -> Any:
 
 
 def _merge_seq(old: CommentedSeq, new: list[Any]) -> CommentedSeq:
+    """Items matched by identity (a job's name, a table's target), else by position when the old item
+    at that position is not wanted elsewhere; matched items keep their node, style and comments."""
     keys_old = [_identity(x) for x in old]
     keys_new = [_identity(x) for x in new]
-    matched = all(k is not None for k in keys_new) and len(set(keys_new)) == len(keys_new)
-    if matched:
-        # drop items whose identity is gone (comments shift with them), then merge or insert in the new order
-        for i in reversed(range(len(old))):
-            if keys_old[i] not in keys_new:
-                del old[i]
-        for i, (key, value) in enumerate(zip(keys_new, new, strict=True)):
-            at = next((j for j in range(i, len(old)) if _identity(old[j]) == key), None)
-            if at is None:
-                old.insert(i, _fresh(value))
-            else:
-                if at != i:
-                    old.insert(i, old.pop(at))
-                old[i] = merge(old[i], value)
+    where = {k: j for j, k in enumerate(keys_old) if k is not None and keys_old.count(k) == 1}
+    match: list[int | None] = []
+    used: set[int] = set()
+    for k in keys_new:
+        j = where.get(k) if k is not None else None
+        match.append(j if j is not None and j not in used else None)
+        if j is not None:
+            used.add(j)
+    for i, j in enumerate(match):
+        if j is None and i < len(old) and i not in used and (keys_old[i] is None or keys_old[i] not in keys_new):
+            match[i] = i
+            used.add(i)
+    taken = [j for j in match if j is not None]
+    if taken != sorted(taken):  # reordered: rebuilt (comments between items may move)
+        items = [merge(old[j], v) if j is not None else _fresh(v) for j, v in zip(match, new, strict=True)]
+        del old[:]
+        old.extend(items)
         return old
-    for i, value in enumerate(new):
-        if i < len(old):
-            old[i] = merge(old[i], value)
+    for j in reversed(range(len(old))):
+        if j not in used:
+            del old[j]
+    for i, (j, value) in enumerate(zip(match, new, strict=True)):
+        if j is None:
+            old.insert(i, _fresh(value))
         else:
-            old.append(_fresh(value))
-    del old[len(new):]
+            old[i] = merge(old[i], value)
     return old
 
 

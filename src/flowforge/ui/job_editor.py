@@ -50,6 +50,8 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
     def change(step: Callable[[], object]) -> None:
         step()
         tables_view.refresh()
+        current = v["delta_column"]  # the picker offers this table's delta column even before a test
+        delta.set_options(sorted({*form.columns, *([current] if current else [])}), value=current)
 
     with ui.card().classes("w-full"):
         with ui.row().classes("items-center gap-4"):
@@ -82,9 +84,11 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
         ui.label("Incremental loading").classes("font-medium")
         with ui.row().classes("gap-4 items-center"):
             ui.switch("Only new and changed rows").bind_value(v, "incremental").props("data-testid=incremental")
-            column_pickers.append(ui.select([], label="Delta column (e.g. modified_date)", new_value_mode="add-unique",
-                                            with_input=True).bind_value(v, "delta_column").bind_visibility_from(
-                v, "incremental").classes("w-72").props("data-testid=delta-column"))
+            delta = ui.select([v["delta_column"]] if v["delta_column"] else [], with_input=True,
+                              label="Delta column (e.g. modified_date)", new_value_mode="add-unique").bind_value(
+                v, "delta_column")
+            delta.bind_visibility_from(v, "incremental").classes("w-72").props("data-testid=delta-column")
+            column_pickers.append(delta)
             ui.input("Lookback", placeholder="15m").bind_value(v, "lookback").bind_visibility_from(
                 v, "incremental").props("data-testid=lookback")
     if draft.is_new:
