@@ -118,3 +118,43 @@ def test_yaml_tab_keeps_the_comments_the_user_writes(editor_user: tuple[Context,
     assert "kind: ingest  # files, not a database" in path.read_text(encoding="utf-8")
     again = workflow_services.job_source(user, "bfsi_customer_360", "ingest_crm")
     assert "# files, not a database" in again.text
+
+
+def test_hostile_yaml_and_names_change_nothing(editor_user: tuple[Context, services.UiUser], tmp_path: Path) -> None:
+    from flowforge.errors import FlowForgeError
+
+    ctx, user = editor_user
+    path = ctx.instantiate_template("bfsi_customer_360")
+    before = path.read_text(encoding="utf-8")
+    marker = tmp_path / "pwned"
+    hostile = [
+        f"name: ingest_crm\nkind: ingest\nconnection: !!python/object/apply:os.system ['touch {marker}']\n"
+        "tables:\n  - {files: a.csv, target: bronze_crm_customers}\n",
+        "name: ingest_crm\nkind: ingest\nconnection: crm_files\ntables: &a [*a]\n",
+        "name: ../../etc/passwd\nkind: gold\ntables:\n  - {target: gold_x, sql: SELECT 1 AS x}\n",
+        "- not\n- a mapping\n",
+        "name: ingest_crm\nkind: ingest\nconnection: crm_files\nparams:\n  l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 8))
+        + "tables: *l7\n",  # aliases that multiply to ten million values
+    ]
+    for text in hostile:
+        with pytest.raises(FlowForgeError):
+            services.save_job(user, "bfsi_customer_360", text, "ingest_crm")
+        assert path.read_text(encoding="utf-8") == before
+    assert not marker.exists()
+    for bad in ("../escape", "x/../../y", "with space", ""):
+        with pytest.raises(FlowForgeError):
+            workflow_services.create_blank(user, bad, "", "", "dev", [])
+        with pytest.raises(FlowForgeError):
+            workflow_services.set_details(user, "bfsi_customer_360", new_name=bad or "1x", description="",
+                                          team="", environment="", tags=[])
+    assert sorted(p.name for p in path.parent.iterdir()) == ["bfsi_customer_360.yml", "example.yml"]
+    viewer = ctx.users.create_user("vic", "vic-Pass-00001", "viewer")
+    seen = services.UiUser("vic", "viewer", viewer, ctx.users.issue_session(viewer))
+    with pytest.raises(FlowForgeError):
+        workflow_services.set_details(seen, "bfsi_customer_360", new_name="", description="mine", team="",
+                                      environment="", tags=[])
+    with pytest.raises(FlowForgeError):
+        workflow_services.create_blank(seen, "viewer_made", "", "", "dev", [])
+    assert workflow_services.job_source(seen, "bfsi_customer_360", "ingest_crm").kind == "ingest"
+    assert path.read_text(encoding="utf-8") == before

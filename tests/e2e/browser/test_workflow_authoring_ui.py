@@ -22,7 +22,8 @@ BLANK = "scratch_pad"
 RENAMED = "scratch_orders"
 BANK = "bank_ui"
 LONG = "gold_a_very_long_table_name_for_the_branch_network_daily_summary"
-SUFFIX = "_for_the_branch_network_pilot"  # long table names, as a big organisation writes them
+SUFFIX = "_for_the_branch_network_pilot"
+HOSTILE = "Orders <img src=x onerror=window.pwned=1> by hand"  # long table names, as a big organisation writes them
 
 
 def field(page: Any, testid: str) -> Any:
@@ -57,10 +58,13 @@ def test_1_empty_list_then_a_blank_workflow_with_its_details(admin_page: Any, se
     field(page, "wf-team").fill("finance")
     field(page, "wf-environment").fill("prod")
     field(page, "wf-tags").fill("orders")
+    field(page, "wf-description").fill(HOSTILE)
     shot(page, "authoring_04_edit_details")
     page.click("[data-testid=save-details]")
     page.wait_for_url(f"**/ui/workflows/{RENAMED}")
     page.get_by_text("team: finance · environment: prod · tags: orders").wait_for()
+    page.get_by_text(HOSTILE, exact=True).wait_for()  # shown as the text it is
+    assert page.evaluate("() => window.pwned === undefined")
     assert not (ui_project / "workflows" / f"{BLANK}.yml").exists()
     saved = yaml.safe_load((ui_project / "workflows" / f"{RENAMED}.yml").read_text())
     assert (saved["name"], saved["team"], saved["environment"], saved["tags"]) == (RENAMED, "finance", "prod",
