@@ -180,10 +180,10 @@ class Settings(BaseSettings):
         try:
             return cls(_env_file=str(root / ".env"), **data)  # type: ignore[call-arg]
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
+            from flowforge.spec.problems import describe
+
             raise ConfigError(
-                f"{file}: setting '{where}': {err['msg']}",
+                f"{file}: {describe(exc, cls)}",
                 hint="See 'flowforge init' for a valid flowforge.yml.",
             ) from None
 

@@ -97,10 +97,10 @@ class AlertService:
         try:
             config: ChannelConfig = _CHANNEL.validate_python(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"] if p not in ("webhook", "email"))
-            raise ConfigError(f"Alert channel '{name}' ({where}): {field or 'type'}: "
-                              f"{str(err['msg']).removeprefix('Value error, ')}",
+            from flowforge.spec.problems import describe
+
+            untagged = describe(exc, AnyChannel, lambda loc: tuple(p for p in loc if p not in ("webhook", "email")))
+            raise ConfigError(f"Alert channel '{name}' ({where}): {untagged}",
                               hint="A channel is {type: webhook, url, format: json|slack|teams} or "
                                    "{type: email, host, port, sender, to: [...]}.") from None
         return config

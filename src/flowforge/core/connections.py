@@ -133,9 +133,11 @@ class ConnectionService:
         try:
             config = parse_connection(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"Connection '{name}' ({where}): {field}: {err['msg']}",
+            from flowforge.connectors.config import config_models
+            from flowforge.spec.problems import describe
+
+            model = config_models().get(str(data.get("type")))
+            raise ConfigError(f"Connection '{name}' ({where}): {describe(exc, model)}",
                               hint="Fix the connection's settings.") from None
         return check_connection(self.ctx.settings, name, config)
 

@@ -334,7 +334,13 @@ class Context:
         """Parse the file and check every reference that can be checked without running."""
         self.require("editor")
         wf = self.load_workflow(name_or_path)
+        from flowforge.core.dag import job_order
         from flowforge.layers.bronze import check_capabilities
+
+        try:
+            job_order(wf)
+        except SpecError as exc:
+            raise SpecError(exc.message, file=str(self.workflow_path(name_or_path)), hint=exc.hint) from None
         from flowforge.spec.jobs import IngestJob
 
         produced = set(wf.producers())

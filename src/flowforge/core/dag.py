@@ -30,12 +30,24 @@ def job_order(workflow: Workflow) -> list[str]:
     while len(order) < len(names):
         ready = [n for n in names if n not in placed and deps[n] <= placed]
         if not ready:
-            cycle = sorted(n for n in names if n not in placed)
-            raise SpecError(f"workflow '{workflow.name}': jobs {', '.join(cycle)} depend on each other in a cycle",
-                            hint="Remove one of the dependencies.")
+            cycle = _cycle(deps, [n for n in names if n not in placed])
+            raise SpecError(f"workflow '{workflow.name}': jobs depend on each other in a cycle: "
+                            f"{' → '.join(cycle)}",
+                            hint="A job waits for the jobs that write the tables it reads, and for its depends_on; "
+                                 "remove one of these dependencies.")
         order.extend(ready)
         placed.update(ready)
     return order
+
+
+def _cycle(deps: dict[str, set[str]], left: list[str]) -> list[str]:
+    """One cycle among the jobs that could not be placed, as a path that returns to its start."""
+    path: list[str] = []
+    node = left[0]
+    while node not in path:
+        path.append(node)
+        node = sorted(d for d in deps[node] if d in left)[0]  # every unplaced job waits for an unplaced one
+    return [*path[path.index(node):], node][::-1]
 
 
 def downstream_closure(workflow: Workflow, job: str) -> set[str]:

@@ -129,11 +129,10 @@ class ScheduleService:
         try:
             parsed: Trigger = _TRIGGER.validate_python(trigger)
         except ValidationError as exc:
-            err = exc.errors()[0]
             from flowforge.spec.loader import strip_tags
+            from flowforge.spec.problems import describe
 
-            where = ".".join(str(p) for p in strip_tags(tuple(err["loc"]))) or "trigger"
-            raise SpecError(f"{where}: {str(err['msg']).removeprefix('Value error, ')}",
+            raise SpecError(describe(exc, AnyTrigger, strip_tags),
                             hint="See the trigger examples in the schedule editor or spec/triggers.py.") from None
         return parsed
 

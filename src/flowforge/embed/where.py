@@ -28,9 +28,9 @@ def boolean_expression(text: str) -> Any:
     try:
         parsed = [t for t in sqlglot.parse(text, read="duckdb") if t is not None]
     except (ParseError, TokenError) as exc:
-        errors = getattr(exc, "errors", None) or [{}]
-        detail = errors[0].get("description") or str(exc).splitlines()[0]
-        raise ValueError(f"the filter does not parse: {detail}") from None
+        from flowforge.engine.sandbox import parse_error_detail
+
+        raise ValueError(f"the filter does not parse: {parse_error_detail(exc)}") from None
     if len(parsed) != 1:
         raise ValueError("the filter must be one expression, not several statements")
     tree = parsed[0]

@@ -109,7 +109,7 @@ def _parse_one(sql: str, where: str) -> Any:
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb", error_level=ErrorLevel.RAISE) if s is not None]
     except ParseError as exc:
-        raise UnsafeSQL(f"{where}: the SQL does not parse: {_parse_detail(exc)}") from None
+        raise UnsafeSQL(f"{where}: the SQL does not parse: {parse_error_detail(exc)}") from None
     except SqlglotError as exc:
         raise UnsafeSQL(f"{where}: the SQL does not parse: {str(exc).splitlines()[0][:200]}") from None
     if len(statements) != 1:
@@ -117,15 +117,24 @@ def _parse_one(sql: str, where: str) -> Any:
     return statements[0]
 
 
-def _parse_detail(exc: Exception) -> str:
+_TOKEN = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: \d+, col: \d+, start: \d+, end: \d+, "
+                    r"comments: \[.*?\]>")
+
+
+def parse_error_detail(exc: Exception) -> str:
+    """A sqlglot error in a user's words: what, at which line and column, and the text around it
+    (``Invalid expression / Unexpected token at line 2, column 18, near 'AS FROM >>bronze_orders<<'``)."""
     errors = getattr(exc, "errors", None) or []
     if not errors:
-        return str(exc).splitlines()[0][:200]
+        return _TOKEN.sub(lambda m: f"'{m.group(1)}'", str(exc).splitlines()[0])[:200]
     first = errors[0]
-    text = " ".join(str(first.get("description", "syntax error")).split())
+    text = _TOKEN.sub(lambda m: f"'{m.group(1)}'", " ".join(str(first.get("description", "syntax error")).split()))
     where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
-    near = str(first.get("highlight") or "").strip()
-    return f"{text}{where}" + (f" (near '{near[:40]}')" if near else "")
+    before = " ".join(str(first.get("start_context") or "").split())[-24:]
+    near = " ".join(str(first.get("highlight") or "").split())[:40]
+    after = " ".join(str(first.get("end_context") or "").split())[:16]
+    shown = f"{before} >>{near}<< {after}".strip() if near else ""
+    return f"{text}{where}" + (f", near '{shown}'" if shown else "")
 
 
 def _statement(tree: exp.Expression) -> str:

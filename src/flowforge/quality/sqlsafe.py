@@ -40,9 +40,9 @@ def _expression(sql: str, what: str, *, aggregate: bool) -> str:
     try:
         trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
     except ParseError as exc:
-        first = exc.errors[0] if exc.errors else {}
-        detail = first.get("description", str(exc).splitlines()[0])
-        raise ValueError(f"{what}: SQL does not parse: {detail}") from None
+        from flowforge.engine.sandbox import parse_error_detail
+
+        raise ValueError(f"{what}: SQL does not parse: {parse_error_detail(exc)}") from None
     if len(trees) != 1:
         raise ValueError(f"{what}: give one SQL expression, not {len(trees)} statements")
     tree = trees[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from flowforge.errors import SpecError
 
@@ -96,19 +96,24 @@ def strip_tags(loc: tuple[str | int, ...]) -> Loc:
     return tuple(p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in tags))
 
 
-def spec_error_from(exc: ValidationError, loaded: LoadedYaml) -> SpecError:
-    """Turn the first pydantic error into a SpecError pointing at the offending line."""
-    err = exc.errors()[0]
-    loc = strip_tags(err["loc"])
-    field = ".".join(str(p) for p in loc) or "(top level)"
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = f"unknown field '{loc[-1]}'"
-    elif err["type"] == "missing":
-        msg = f"missing required field '{loc[-1]}'"
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return SpecError(f"{field}: {msg}{more}", file=loaded.file, line=line_for(loaded, loc),
-                     hint="Fix the field and run 'flowforge validate'.")
+def spec_error_from(exc: ValidationError, loaded: LoadedYaml, root: type[BaseModel] | None = None) -> SpecError:
+    """Every pydantic error as one SpecError: the first problem's line, and each problem with its own line."""
+    from flowforge.spec.problems import problems
+
+    if root is None:
+        from flowforge.spec.workflow import Workflow
+
+        root = Workflow
+    found = sorted(problems(exc, root, strip_tags), key=lambda p: line_for(loaded, p.loc) or 0)
+    first = found[0]
+    hint = "Fix the field and run 'flowforge validate'." if len(found) == 1 else \
+        "Fix these fields and run 'flowforge validate'."
+    if len(found) == 1:
+        return SpecError(f"{first.field}: {first.message}", file=loaded.file, line=line_for(loaded, first.loc),
+                         hint=hint)
+    listed = "\n".join(f"  line {line_for(loaded, p.loc) or '?'}: {p.field}: {p.message}" for p in found)
+    return SpecError(f"{len(found)} problems:\n{listed}", file=loaded.file, line=line_for(loaded, first.loc),
+                     hint=hint)
 
 
 def parse_workflow(text: str, file: str = "<string>") -> Any:

@@ -74,15 +74,15 @@ def ensure_read_only(query: str, dialect: str, where: str) -> str:
     """
     import sqlglot
     from sqlglot import exp
-    from sqlglot.errors import ParseError, SqlglotError
+    from sqlglot.errors import SqlglotError
 
     hint = "Rewrite it as a SELECT; load results of procedures or DML into a table first."
     try:
         statements = [s for s in sqlglot.parse(query, read=dialect) if s is not None]
     except SqlglotError as exc:
-        first = exc.errors[0] if isinstance(exc, ParseError) and exc.errors else {}
-        detail = (f"{first.get('description')} at line {first.get('line')}, column {first.get('col')}"
-                  if first else str(exc).splitlines()[0])
+        from flowforge.engine.sandbox import parse_error_detail
+
+        detail = parse_error_detail(exc)
         raise SourceSchemaError(
             f"{where}: the query could not be parsed ({detail}); {READ_ONLY_MESSAGE}.",
             hint="Check the SQL. If the database accepts it but FlowForge cannot parse it, "
