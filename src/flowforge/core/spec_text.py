@@ -38,14 +38,16 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
 
 
 def validation_issues(exc: ValidationError, loaded: Any, prefix: tuple[str | int, ...]) -> list[ValidationIssue]:
+    """Every problem of a workflow's validation in plain words (close matches and allowed fields for an
+    unknown one), with its line; locations inside ``prefix`` (one job) are given relative to it."""
     from flowforge.spec.loader import line_for, strip_tags
-    from flowforge.spec.messages import plain_message, relevant
+    from flowforge.spec.problems import problems
+    from flowforge.spec.workflow import Workflow
 
     out = []
-    for err in relevant(exc.errors()):
-        loc = strip_tags(err["loc"])
+    for problem in problems(exc, Workflow, strip_tags):
+        loc, msg = problem.loc, problem.message
         inside = loc[len(prefix):] if loc[:len(prefix)] == prefix else None
-        msg = plain_message({**err, "loc": loc})
         if inside is None:
             out.append(ValidationIssue(".".join(map(str, loc)) or "(workflow)", None, msg))
         else:

@@ -1,9 +1,10 @@
 """Validation problems in plain words, for the UI, the API and the CLI alike.
 
 pydantic says "Tuple should have at least 1 item after validation" or "Input should be a valid
-string"; a FlowForge user reads "'tables' needs at least one entry" and "must be text". These
+string"; a FlowForge user reads "tables: needs at least one entry" and "tags: must be a list". These
 are pure functions over pydantic's error dicts (``ValidationError.errors()``), so every place
-that shows a spec problem words it the same way.
+that shows a spec problem words it the same way: ``spec/problems.py`` (all problems of a file, with
+close matches and allowed fields) words each one with ``plain_message``.
 
 Example::
 
@@ -66,7 +67,7 @@ def plain_message(err: Mapping[str, Any]) -> str:
         least = ctx.get("min_length", 1)
         if kind == "string_too_short":
             return "must not be empty" if least == 1 else f"must be at least {least} characters"
-        return f"'{name}' needs at least {_items(least)}"
+        return f"needs at least {_items(least)}"
     if kind in ("too_long", "string_too_long"):
         most = ctx.get("max_length")
         return f"must be at most {most} characters" if kind == "string_too_long" else f"takes at most {_items(most)}"
