@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -167,14 +168,21 @@ def jobs_panel(user: services.UiUser, detail: WorkflowDetail) -> None:
         return
     jobs.on("rowClick", lambda e: go(f"/workflows/{name}/jobs/{e.args[1]['job']}"))
     ui.label("Click a job to edit it.").classes("text-gray-500 text-sm")
+    choice: dict[str, str | None] = {"job": None}
+
+    def on_chosen(act: Callable[[services.UiUser, str, str], None]) -> None:
+        if not choice["job"]:
+            ui.notify("Choose the job first.", type="warning")
+            return
+        act(user, name, choice["job"])
+
     with ui.row().classes("gap-2 items-center"):
-        choice = {"job": detail.jobs[0].name}
-        ui.select([j.name for j in detail.jobs], label="Job").bind_value(choice, "job").classes("w-72").props(
-            "data-testid=job-action-pick")
-        ui.button("Clone job", icon="content_copy", on_click=lambda: clone_job(user, name, choice["job"])).props(
+        ui.select([j.name for j in detail.jobs], label="Job to clone or delete").bind_value(choice, "job").classes(
+            "w-72").props("data-testid=job-action-pick")
+        ui.button("Clone job", icon="content_copy", on_click=lambda: on_chosen(clone_job)).props(
             "outline data-testid=clone-job")
-        ui.button("Delete job", icon="delete", color="negative", on_click=lambda: delete_job(
-            user, name, choice["job"])).props("outline data-testid=delete-job")
+        ui.button("Delete job", icon="delete", color="negative", on_click=lambda: on_chosen(delete_job)).props(
+            "outline data-testid=delete-job")
     cdc = [j.name for j in detail.jobs if j.kind == "cdc"]
     with ui.row().classes("gap-2"):
         for job_name in cdc:
