@@ -158,3 +158,16 @@ def test_hostile_yaml_and_names_change_nothing(editor_user: tuple[Context, servi
         workflow_services.create_blank(seen, "viewer_made", "", "", "dev", [])
     assert workflow_services.job_source(seen, "bfsi_customer_360", "ingest_crm").kind == "ingest"
     assert path.read_text(encoding="utf-8") == before
+
+
+def test_a_spec_saved_as_data_keeps_the_files_comments(editor_user: tuple[Context, services.UiUser]) -> None:
+    """The schedule editor saves triggers as data (``workflows.update`` with a mapping)."""
+    ctx, _ = editor_user
+    path = ctx.instantiate_template("bfsi_customer_360")
+    path.write_text("# owned by the analytics team\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    ctx.workflows.update("bfsi_customer_360", {**spec, "triggers": [{"cron": "0 6 * * *"}]})
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# owned by the analytics team\n")
+    assert yaml.safe_load(text)["triggers"] == [{"cron": "0 6 * * *"}]
+    assert "      - {table: customers, target: bronze_core_customers, incremental: modified_date}\n" in text

@@ -179,7 +179,10 @@ class WorkflowService:
     def update(self, name: str, source: Source) -> WorkflowDetail:
         self.ctx.require("editor")
         self._record(name)
-        text = _text(source)
+        path = self._file(name)
+        # a spec given as data (triggers from the schedule editor, say) is laid over the file: comments stay
+        text = merge_text(path.read_text(encoding="utf-8"), source) if path and not isinstance(source, str) \
+            else _text(source)
         wf = _parse(text, f"workflow '{name}'")
         if wf.name != name:
             raise SpecError(f"name: the workflow is '{name}'; a new name would be a new workflow",
