@@ -111,6 +111,8 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
 
     def validate() -> bool:
         messages.clear()
+        if form.values.get("table") and not v["table"]:  # picked, though its preview failed
+            v["table"] = form.values["table"]
         found = [f"{i.field}: {i.message}" for job in draft.jobs(form.connection_name())
                  for i in services.validate_job(user, workflow, job)]
         if v["source"] == "database" and form.values["mode"] == "new" and not form.tested:
