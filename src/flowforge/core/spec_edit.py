@@ -195,8 +195,19 @@ def _splice_jobs(text: str, doc: CommentedMap, new: Mapping[str, Any]) -> str | 
         return None
     out = "".join(lines)
     try:
-        return out if _plain(load(out)) == new else None
+        return out if _reads_as(out) == new else None
     except SpecError:
+        return None
+
+
+def _reads_as(text: str) -> Any:
+    """What ``text`` says, read by PyYAML's C loader (a fast check that a splice says what was meant)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)  # a safe loader (C or Python)
+    except yaml.YAMLError:
         return None
 
 
@@ -285,7 +296,7 @@ def replace_job(text: str, index: int | None, job_yaml: str) -> str:
         else:
             expected[index] = _plain(node)
         try:
-            if _plain(load(out)).get("jobs") == expected:
+            if (_reads_as(out) or {}).get("jobs") == expected:
                 return out
         except SpecError:
             pass
