@@ -249,8 +249,14 @@ def test_7_run_logs_wrap_and_long_names_fit_the_lineage_graph(admin_page: Any, s
     log.wait_for()
     wrap = log.evaluate("el => getComputedStyle(el.querySelector('pre') || el).whiteSpace")
     assert wrap == "pre-wrap"
-    box = log.bounding_box()
-    assert box["width"] <= page.viewport_size["width"]
+    # a log line as long as a stack trace or a generated SQL statement: it wraps, nothing scrolls sideways
+    wide, room, tall = log.evaluate("""el => {
+        const pre = el.querySelector('pre') || el;
+        const before = pre.getBoundingClientRect().height;
+        pre.querySelector('code').append('\\nERROR reading s3://lake/' + 'very/long/path/'.repeat(60) + 'part-0.parquet');
+        return [pre.scrollWidth, pre.clientWidth, pre.getBoundingClientRect().height / before];
+    }""")
+    assert wide <= room + 1 and tall > 2
     shot(page, "authoring_13_run_log_wraps")
 
     page.goto(server + f"/ui/workflows/{BANK}_two")
