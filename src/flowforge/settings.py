@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from flowforge.errors import ConfigError, FlowForgeError, SpecError
+from flowforge.lineage.config import OpenLineageSettings
 from flowforge.spec.maintenance import MaintenancePolicy
 
 PROJECT_FILE = "flowforge.yml"
@@ -75,6 +76,8 @@ class Settings(BaseSettings):
     alert_channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # /metrics without a token (only on a network where everyone may see workflow names and counts)
     metrics_public: bool = False
+    # OpenLineage events of every job run (lineage/config.py): none by default, http or file
+    openlineage: OpenLineageSettings = Field(default_factory=lambda: OpenLineageSettings.model_validate({}))
 
     @field_validator("executor_options", mode="before")
     @classmethod

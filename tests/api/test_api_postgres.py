@@ -43,3 +43,20 @@ def test_round_trip_on_postgres_metadata(pg_api: Api) -> None:
     actions = {(e["actor"], e["action"]) for e in api.get("/audit", "admin").json()}
     assert ("editor", "workflow.status") in actions and ("test-setup", "user.create") in actions
     api.assert_no_secrets()
+
+
+def test_console_history_and_catalog_docs_on_postgres_metadata(pg_api: Api) -> None:
+    from flowforge.metadata.console import HISTORY_KEPT, ConsoleStore
+
+    api = pg_api
+    run = api.post("/runs", "editor", json={"workflow": "example"}).json()
+    assert wait_for_run(api, run["id"])["status"] == "success"
+    store = ConsoleStore(api.ctx.metadata)
+    for i in range(HISTORY_KEPT + 5):
+        store.add_history("viewer", f"SELECT {i}", 1, None)
+    kept = store.history("viewer", HISTORY_KEPT + 10)
+    assert len(kept) == HISTORY_KEPT and kept[0].sql == f"SELECT {HISTORY_KEPT + 4}"
+    answer = api.call("PUT", "/catalog/tables/silver_orders/docs", "editor",
+                      json={"description": "orders, cleaned", "columns": {"amount": "EUR"}})
+    assert answer.status_code == 200, answer.text
+    assert api.get("/catalog/search?q=eur", "viewer").json()[0]["column"] == "amount"

@@ -45,6 +45,24 @@ def test_explore_a_source(api: Api) -> None:
     assert preview["count"] == 1 and preview["rows"][0]["name"] == "tea"
 
 
+def test_explore_files_of_a_files_connection(api: Api) -> None:
+    data = api.ctx.settings.resolve_path("data")
+    with open(f"{data}/ledger.asc", "w", encoding="utf-8") as fh:
+        fh.write("entry;amount\n1;2.50\n2;?\n")
+    names = [t["name"] for t in api.get("/connections/local_files/tables", "editor").json()]
+    assert "ledger.asc" in names and "orders.csv" in names
+    dialect = api.get("/connections/local_files/dialect?table=ledger.asc", "editor").json()
+    assert dialect["sniffed"]["delimiter"] == ";" and dialect["configured"]["delimiter"] == ","
+    assert dialect["sniffed"]["null_values"] == ["?"]
+    refused = api.get("/connections/local_files/schema?table=ledger.asc", "editor")
+    assert refused.status_code >= 400 and "with ';' it has 2 columns" in refused.text
+    schema = api.get("/connections/local_files/schema?table=orders.csv", "editor").json()
+    assert [c["name"] for c in schema] == ["order_id", "customer", "amount", "updated_at"]
+    preview = api.get("/connections/local_files/preview?table=orders.csv&limit=2", "editor").json()
+    assert [r["customer"] for r in preview["rows"]] == ["alice", "bob"]
+    assert api.get("/connections/shop/dialect?table=products", "editor").json() is None
+
+
 def test_a_failing_connection_test_says_why_without_the_password(api: Api) -> None:
     api.post("/connections", "editor", json={"name": "unreachable", "type": "postgres",
                                              "options": {"host": "127.0.0.1", "port": 1, "database": "x",

@@ -197,6 +197,24 @@ def test_catalog_detail_and_lineage_after_the_example_ran(api: Api) -> None:
     assert api.get("/workflows/nope/lineage", "viewer").status_code == 404
 
 
+def test_column_lineage_of_the_example(api: Api) -> None:
+    if not api.get("/catalog/tables?layer=silver", "viewer").json():
+        wait_for_run(api, api.post("/runs", "editor", json={"workflow": "example"}).json()["id"])
+    found = api.get("/lineage/columns?table=silver_orders&column=amount", "viewer").json()
+    assert (found["table"], found["column"], found["workflow"]) == ("silver_orders", "amount", "example")
+    assert [(h["table"], h["column"], h["kind"]) for h in found["upstream"]] == [
+        ("bronze_orders", "amount", "table"), ("local_files.orders*.csv", "amount", "source")]
+    assert ("gold_daily_revenue", 1) in [(h["table"], h["depth"]) for h in found["downstream"]]
+    graph = api.get("/workflows/example/lineage/columns", "viewer").json()
+    assert {"node": "bronze_orders", "table": "bronze_orders", "kind": "table"}.items() <= next(
+        t for t in graph["tables"] if t["node"] == "bronze_orders").items()
+    assert all(e["type"] == "DIRECT" for e in graph["edges"])
+    table = api.get("/lineage/columns?table=orders", "viewer")  # without its layer prefix: ambiguous
+    assert table.status_code == 404 and table.json()["hint"] == "Did you mean bronze_orders, silver_orders?"
+    assert api.get("/lineage/columns?table=silver_orders&column=nope", "viewer").status_code == 404
+    assert api.get("/lineage/columns", "viewer").status_code == 422
+
+
 def test_every_change_is_audited_with_the_actor(api: Api) -> None:
     api.post("/workflows", "editor", json={"yaml": DAILY.replace("daily_orders", "audit_wf")})
     api.post("/workflows/audit_wf/pause", "admin")

@@ -281,7 +281,8 @@ def test_07_a_huge_body_is_refused_before_it_is_parsed(server: Server) -> None:
 
 @pytest.mark.parametrize(("page", "least"), [("/ui/workflows", "viewer"), ("/ui/runs", "viewer"),
                                              ("/ui/catalog", "viewer"), ("/ui/templates", "viewer"),
-                                             ("/ui/audit", "editor")])
+                                             ("/ui/audit", "editor"), ("/ui/connections", "viewer"),
+                                             ("/ui/sql", "viewer"), ("/ui/account", "viewer"), ("/ui/users", "admin")])
 def test_08_ui_pages_follow_the_same_roles_as_the_api(server: Server, page: str, least: str) -> None:
     roles = ("viewer", "editor", "admin")
     anonymous = httpx.get(server.base + page, follow_redirects=False)
@@ -292,6 +293,9 @@ def test_08_ui_pages_follow_the_same_roles_as_the_api(server: Server, page: str,
             api = client.get("/api/v1/audit").status_code
         allowed = roles.index(role) >= roles.index(least)
         assert ("access-denied" not in html) == allowed, (role, page)
+        if page == "/ui/users":
+            with server.client(role) as client:
+                assert (client.get(page).status_code == 200) == allowed  # 403 below admin
         if page == "/ui/audit":
             assert (api == 200) == allowed  # the page and the API agree
             assert ("auth.login" in html or "user.create" in html) == allowed
@@ -299,7 +303,8 @@ def test_08_ui_pages_follow_the_same_roles_as_the_api(server: Server, page: str,
 
 @pytest.mark.parametrize(("page", "control"), [("/ui/workflows", "run-example"),
                                                 ("/ui/workflows/example", "run-workflow"),
-                                                ("/ui/workflows", "new-workflow")])
+                                                ("/ui/workflows", "new-workflow"),
+                                                ("/ui/connections", "new-connection")])
 def test_08_controls_that_change_things_are_for_editors(server: Server, page: str, control: str) -> None:
     for role, shown in (("viewer", False), ("editor", True), ("admin", True)):
         with server.client(role) as client:

@@ -134,7 +134,10 @@ def test_ingest_docstring_examples_load() -> None:
     assert job.outputs() == ("bronze_customers",) and job.tables[0].sub_microseconds == "error"
     tables = [IngestTable.model_validate(t) for t in _yaml_example(IngestTable.__doc__)]  # type: ignore[attr-defined]
     assert [(t.target, t.sub_microseconds) for t in tables] == [("bronze_audit_trail", "truncate"),
-                                                                ("bronze_trades", "string")]
+                                                                ("bronze_trades", "string"),
+                                                                ("bronze_accounts", "error")]
+    assert tables[2].read is not None and tables[2].read.delimiter == ";"
+    assert tables[2].read.encoding == "iso8859-1" and tables[2].read.columns == {"balance": "decimal(14,2)"}
 
 
 def test_an_unknown_sub_microseconds_choice_lists_the_choices() -> None:

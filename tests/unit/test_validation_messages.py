@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.cli_helpers import init_project, invoke
 
 from flowforge.errors import SpecError
 from flowforge.spec.loader import parse_workflow
-from tests.cli_helpers import init_project, invoke
 
 MISTYPED = """\
 name: typos

@@ -246,6 +246,15 @@ class SourceColumnPublic(BaseModel):
     default: str | None = Field(None, description="The declared default as SQL text; null when there is none.")
 
 
+class DialectPublic(BaseModel):
+    """A text file's dialect as sniffed from its head, beside the options FlowForge reads it with."""
+
+    file: str
+    columns: int = Field(description="Columns the sniffed delimiter gives.")
+    sniffed: dict[str, Any]
+    configured: dict[str, Any] = Field(description="delimiter, quote, header, encoding and null_values in use.")
+
+
 class QueryRequest(BaseModel):
     sql: str = Field(max_length=100_000, description="One SELECT over lakehouse tables by name (sandboxed).")
     limit: int = Field(1000, ge=1, le=10_000, description="At most this many rows come back.")
@@ -374,6 +383,58 @@ class LineagePublic(BaseModel):
     workflow: str
     nodes: list[LineageNode]
     edges: list[LineageEdge]
+
+
+class ColumnHop(BaseModel):
+    """A column reached from the asked one, ``depth`` edges away, and the edge that reached it."""
+
+    table: str
+    node: str = Field(description="the lineage node: a table, 'source:<connection>.<table>' or 'sink:<where>'")
+    kind: str = Field(description="table, source or sink")
+    column: str
+    depth: int
+    job: str
+    workflow: str
+    subtype: str = Field(description="IDENTITY, TRANSFORMATION or AGGREGATION")
+    description: str
+    via: dict[str, str]
+
+
+class ColumnEdgePublic(BaseModel):
+    source: dict[str, str]
+    target: dict[str, str]
+    job: str
+    workflow: str
+    type: str = Field(description="DIRECT, or INDIRECT (keys, joins, filters: target column '*')")
+    subtype: str
+    description: str
+    masking: bool
+
+
+class ColumnLineagePublic(BaseModel):
+    table: str
+    node: str
+    kind: str
+    workflow: str | None
+    columns: list[str]
+    column: str | None
+    upstream: list[ColumnHop] = []
+    downstream: list[ColumnHop] = []
+    edges: list[ColumnEdgePublic] = []
+    indirect: list[ColumnEdgePublic] = []
+
+
+class ColumnTable(BaseModel):
+    node: str
+    table: str
+    kind: str
+    columns: list[str]
+
+
+class ColumnGraphPublic(BaseModel):
+    workflow: str
+    tables: list[ColumnTable]
+    edges: list[ColumnEdgePublic]
 
 
 class TemplatePublic(BaseModel):

@@ -11,14 +11,8 @@ from flowforge.cli.common import _context
 
 connections_app = typer.Typer(help="Source connections (secrets are stored encrypted).", no_args_is_help=True)
 
-TableArg = Annotated[str, typer.Argument(help="Table name, schema.table allowed.")]
+TableArg = Annotated[str, typer.Argument(help="Table name (schema.table allowed), or a file of a files connection.")]
 NameArg = Annotated[str, typer.Argument(help="Connection name.")]
-
-
-def _request(table: str | None, query: str | None = None) -> Any:
-    from flowforge.connectors.base import ReadRequest
-
-    return ReadRequest(table=table, query=query)
 
 
 @connections_app.command("add")
@@ -84,26 +78,27 @@ def test_(name: NameArg) -> None:
 
 @connections_app.command("tables")
 def tables(name: NameArg) -> None:
-    """Schemas and tables the connection can read, with row estimates."""
+    """Schemas and tables the connection can read, with row estimates (for files: every file)."""
     from flowforge.cli import output
 
-    with _context() as ctx, ctx.connector(name) as conn:
+    with _context() as ctx:
         rows = [{"schema": t.schema or "", "table": t.name,
                  "rows (estimate)": "" if t.row_estimate is None else f"{t.row_estimate:,}"}
-                for t in conn.list_tables()]
+                for t in ctx.connections.tables(name)]
         output.records(rows, ["schema", "table", "rows (estimate)"], title=f"Tables of '{name}'")
 
 
 @connections_app.command("schema")
 def schema(name: NameArg, table: TableArg) -> None:
-    """Columns of a table: source type, Arrow type, nullable, primary key, default."""
+    """Columns of a table or file: source type, Arrow type, nullable, primary key, default."""
     from flowforge.cli import output
 
-    with _context() as ctx, ctx.connector(name) as conn:
+    with _context() as ctx:
+        _dialect(ctx, name, table)  # first: it explains a file refused for its delimiter
         rows = [{"column": c.name, "source type": c.source_type, "arrow type": str(c.arrow_type),
                  "nullable": "yes" if c.nullable else "no", "key": "PK" if c.primary_key else "",
                  "default": "" if c.default is None else c.default}
-                for c in conn.columns(_request(table))]
+                for c in ctx.connections.schema(name, table)]
         output.records(rows, ["column", "source type", "arrow type", "nullable", "key", "default"], title=table)
 
 
@@ -111,13 +106,36 @@ def schema(name: NameArg, table: TableArg) -> None:
 def preview(name: NameArg, table: TableArg,
             limit: Annotated[int, typer.Option(help="Rows to show.")] = 10,
             count: Annotated[bool, typer.Option(help="Also count rows exactly.")] = False) -> None:
-    """The first rows of a table (and its exact row count with --count)."""
+    """The first rows of a table or file (and its exact row count with --count)."""
     from flowforge.cli import output
 
-    with _context() as ctx, ctx.connector(name) as conn:
-        output.arrow_table(conn.preview(_request(table), limit), limit)
+    with _context() as ctx:
+        _dialect(ctx, name, table)
+        output.arrow_table(ctx.connections.preview_table(name, table, limit), limit)
         if count:
-            output.info(f"{conn.row_count(_request(table)):,} rows")
+            output.info(f"{ctx.connections.row_count(name, table):,} rows")
+
+
+def _dialect(ctx: Any, name: str, table: str) -> None:
+    """A text file's sniffed dialect beside the options FlowForge reads it with."""
+    from rich.markup import escape
+
+    from flowforge.cli import output
+
+    found = ctx.connections.dialect(name, table)
+    if not found:
+        return
+    sniffed, configured = found["sniffed"], found["configured"]
+    rows = [{"option": key, "sniffed": _show(sniffed[key]), "read with": _show(configured[key]),
+             "note": "" if sniffed[key] == configured[key] or key == "null_values" else "differs"}
+            for key in sniffed]
+    output.records(rows, ["option", "sniffed", "read with", "note"], title=f"Dialect of {escape(found['file'])}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(repr(v) for v in value)
+    return str(value)
 
 
 @connections_app.command("remove")

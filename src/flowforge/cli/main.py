@@ -168,10 +168,19 @@ def query(sql: Annotated[str, typer.Argument(help="A SELECT over lakehouse table
 
 
 @app.command()
-def lineage(workflow: Annotated[str, typer.Argument(help="Workflow name.")]) -> None:
-    """Table lineage of a workflow: source → bronze → silver → gold."""
+def lineage(workflow: Annotated[str, typer.Argument(help="Workflow name, or TABLE.COLUMN for column lineage.")],
+            indirect: Annotated[bool, typer.Option(help="Column lineage: also the key, join and filter columns "
+                                                        "that shape the tables on the path.")] = False,
+            as_json: Annotated[bool, typer.Option("--json", help="Column lineage as JSON.")] = False) -> None:
+    """Table lineage of a workflow (source → bronze → silver → gold), or where one column comes from and
+    goes to: flowforge lineage gold_customer_360.total_balance"""
     from flowforge.cli import output
 
+    if "." in workflow:
+        from flowforge.cli.lineage import column_lineage
+
+        column_lineage(workflow, indirect=indirect, as_json=as_json)
+        return
     with _context() as ctx:
         graph = ctx.lineage(workflow)
         nodes = {n["id"]: n for n in graph["nodes"]}
@@ -297,20 +306,23 @@ def demo_change(directory: Annotated[Path, typer.Option("--dir", help="Demo proj
 def ingest(source: Annotated[str, typer.Option("--from", help="Connection name or URL (postgresql://, sqlite:///...).")],
            table: Annotated[str | None, typer.Option(help="Table to land.")] = None,
            query: Annotated[str | None, typer.Option(help="Read-only query to land instead of a table.")] = None,
+           files: Annotated[str | None, typer.Option(help="File name or glob of a files connection "
+                                                           "('orders*.csv').")] = None,
            target: Annotated[str | None, typer.Option(help="Bronze table name (default bronze_<table>).")] = None,
            into: Annotated[str | None, typer.Option(help="Lakehouse root (default: the project's).")] = None) -> None:
-    """Land one table or query in bronze, outside any workflow (scripting, benchmarking)."""
+    """Land one table, query or file pattern in bronze, outside any workflow (scripting, benchmarking)."""
     from flowforge.cli import output
     from flowforge.settings import Settings
 
-    if (table is None) == (query is None):
-        output.error("give exactly one of --table or --query")
+    if sum(x is not None for x in (table, query, files)) != 1:
+        output.error("give exactly one of --table, --query or --files")
         raise typer.Exit(2)
     settings = _guard(lambda: Settings.load(_state["project"]))
     if into:
         settings = settings.model_copy(update={"lakehouse": into})
     with _context(settings=settings) as ctx:
-        summary = ctx.ingest(source, table=table, query=query, target=target, on_event=output.job_event)
+        summary = ctx.ingest(source, table=table, query=query, files=files, target=target,
+                             on_event=output.job_event)
     output.run_summary(summary)
     if summary.status != "success":
         raise typer.Exit(1)

@@ -82,6 +82,7 @@ class ReadRequest:
     lookback: Any = None
     type_fallback: str | None = None
     batch_size: int = 100_000
+    read_options: Any = None  # a files connector's per-table options (``read`` of the ingest table)
 
     @property
     def label(self) -> str:
@@ -99,6 +100,10 @@ class ReadPlan:
     description: str = ""
     bounds: tuple[Any, Any] | None = None  # (exclusive lower, inclusive upper) of the delta column
     files: tuple[FileEntry, ...] = ()
+    # sources (``_source_file`` names) whose earlier rows this read replaces in one commit: files
+    # read again because their read options changed; ``replaces_all``: they are all the table had
+    replaces: tuple[str, ...] = ()
+    replaces_all: bool = False
     # CDC: whether ``new_state`` is worth a commit when the read yields no events (a slot that
     # holds WAL on the server says so only once enough has piled up: see ``CdcPoll``)
     commit_without_events: bool = True
@@ -173,6 +178,11 @@ class Connector(ABC):
                     break
             break
         return pa.Table.from_batches(batches, schema=plan.schema).slice(0, limit)
+
+    def dialect(self, request: ReadRequest) -> dict[str, Any] | None:
+        """How a text source looks (sniffed delimiter, quote, header, encoding, null tokens), for
+        ``connections schema``/``preview``; None for sources that have no dialect."""
+        return None
 
     def row_count(self, request: ReadRequest) -> int:
         """Exact number of rows; SQL connectors override this with ``COUNT(*)``."""

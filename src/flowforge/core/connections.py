@@ -70,8 +70,9 @@ def check_name(name: str) -> str:
 def check_source_name(name: str) -> str:
     """A source table or file name as a user types it: printable, at most 512 characters."""
     if not name or len(name) > 512 or _CONTROL.search(name):
-        raise ConfigError(f"{name[:80]!r} is not a valid table name.",
-                          hint="Give schema.table as the source database names it.")
+        raise ConfigError(f"{name[:80]!r} is not a valid table or file name.",
+                          hint="Give schema.table as the source database names it, or a file (pattern) of a "
+                               "files connection.")
     return name
 
 
@@ -250,6 +251,29 @@ class ConnectionService:
         with self.ctx.connector(name) as conn:
             return conn.columns(ReadRequest(table=check_source_name(table)))
 
+    def dialect(self, name: str, table: str) -> dict[str, Any] | None:
+        """For a text file: the dialect sniffed from it beside the options it is read with."""
+        from flowforge.connectors.base import ReadRequest
+
+        self.ctx.require("editor")
+        with self.ctx.connector(name) as conn:
+            return conn.dialect(ReadRequest(table=check_source_name(table)))
+
+    def row_count(self, name: str, table: str) -> int:
+        from flowforge.connectors.base import ReadRequest
+
+        self.ctx.require("editor")
+        with self.ctx.connector(name) as conn:
+            return conn.row_count(ReadRequest(table=check_source_name(table)))
+
+    def preview_table(self, name: str, table: str, limit: int = 10) -> Any:
+        """The first ``limit`` rows as an Arrow table (for the CLI)."""
+        from flowforge.connectors.base import ReadRequest
+
+        self.ctx.require("editor")
+        with self.ctx.connector(name) as conn:
+            return conn.preview(ReadRequest(table=check_source_name(table)), limit)
+
     def preview(self, name: str, table: str, limit: int = 10) -> list[dict[str, Any]]:
         """The first ``limit`` rows as JSON-safe dicts."""
         from flowforge.connectors.base import ReadRequest
@@ -258,6 +282,89 @@ class ConnectionService:
         self.ctx.require("editor")
         with self.ctx.connector(name) as conn:
             return sample_rows(conn.preview(ReadRequest(table=check_source_name(table)), limit))
+
+    # -- editing and usage (the Connections page) -------------------------------------------------
+    def create(self, name: str, data: dict[str, Any]) -> ConnectionConfig:
+        """A new stored connection; an existing name is refused (``save`` would replace it, secrets and all)."""
+        from flowforge.errors import ConflictError
+
+        self.ctx.require("editor")
+        if name in self.ctx.settings.connections or self.ctx.metadata.get_connection(name) is not None:
+            raise ConflictError(f"A connection named '{name}' exists already.",
+                                hint="Pick another name, or edit the existing connection.")
+        return self.save(name, data)
+
+    def editable(self, name: str) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+        """(kind, non-secret options, names of the secret fields that hold a value) of a stored
+        connection, to fill an edit form (editors). The secrets themselves never leave."""
+        from flowforge.errors import NotFoundError
+
+        self.ctx.require("editor")
+        if name in self.ctx.settings.connections:
+            raise ConfigError(f"Connection '{name}' is defined in flowforge.yml; edit it there.")
+        record = self.ctx.metadata.get_connection(name)
+        if record is None:
+            raise NotFoundError(f"No stored connection named '{name}'.", hint="See the Connections page.")
+        options, secrets = split_secrets(self.stored(name) or self.parse(name, record.options, "stored connection"))
+        return record.kind, options, tuple(sorted(_secret_keys(secrets)))
+
+    def update(self, name: str, data: dict[str, Any]) -> ConnectionConfig:
+        """Save a stored connection again. A secret field left out or empty keeps its stored value,
+        but only while the connection still points at the same place (kind, host, port, path, URL):
+        a changed address needs the secret typed again, so an editor cannot send the stored
+        password to a server of their choosing."""
+        return self.save(name, self._with_stored_secrets(name, data))
+
+    def check_update(self, name: str, data: dict[str, Any]) -> ConnectionTest:
+        """Test an edit before saving it, with the stored secrets kept as ``update`` would keep them."""
+        from flowforge.connectors import open_connector
+
+        merged = self._with_stored_secrets(name, data)
+        with open_connector(name, self.parse(name, merged, "edited connection")) as conn:
+            return conn.test()
+
+    def _with_stored_secrets(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        from flowforge.errors import NotFoundError
+
+        self.ctx.require("editor")
+        check_name(name)
+        if self.ctx.metadata.get_connection(name) is None:
+            raise NotFoundError(f"No stored connection named '{name}'.", hint="Create it instead.")
+        old = self.stored(name)
+        data = {k: v for k, v in data.items() if v not in ("", None)}
+        if old is None:
+            return data
+        old_options, old_secrets = split_secrets(old)
+        same_place = data.get("type") == old.type and all(
+            str(data.get(k, "")) == str(old_options.get(k, "")) for k in _ADDRESS if k in data or k in old_options)
+        for key, value in old_secrets.items():
+            if key in data and not (isinstance(value, dict) and isinstance(data[key], dict)):
+                continue
+            if isinstance(value, dict):  # a 'storage' mapping: keep each secret key left out
+                value = {**value, **data.get(key, {})}
+                if value == data.get(key):
+                    continue
+            if not same_place:
+                raise ConfigError(f"Connection '{name}' now points elsewhere; type its {key} again.",
+                                  hint="A stored secret is kept only while the address stays the same.")
+            data[key] = value
+        return data
+
+    def usage(self) -> dict[str, list[tuple[str, str]]]:
+        """{connection: [(workflow, job or 'trigger'), ...]} for every registered workflow."""
+        self.ctx.require("viewer")
+        used: dict[str, list[tuple[str, str]]] = {}
+        for summary in self.ctx.workflows.list():
+            if summary.id is None:
+                continue
+            detail = self.ctx.workflows.get(summary.name)
+            for job in detail.jobs:
+                for ref in sorted(_references(job.spec)):
+                    used.setdefault(ref, []).append((summary.name, job.name))
+            for trigger in detail.spec.get("triggers") or []:
+                if isinstance(trigger, dict) and isinstance(trigger.get("files"), str):
+                    used.setdefault(trigger["files"], []).append((summary.name, "trigger"))
+        return used
 
     def rotate_key(self) -> int:
         """Re-encrypt every stored secret with a new key; the key file then holds only it."""
@@ -276,6 +383,33 @@ class ConnectionService:
         count += self.ctx.metadata.alerts.reencrypt(ring.rotate)  # alert channels share the key
         write_key_file(path, ring.keys[:1])
         return count
+
+
+_ADDRESS = ("host", "port", "path", "database", "aws_endpoint")
+
+
+def _secret_keys(secrets: dict[str, Any]) -> list[str]:
+    keys = []
+    for key, value in secrets.items():
+        keys += [f"{key}.{k}" for k in value] if isinstance(value, dict) else [key]
+    return keys
+
+
+def _references(spec: Any) -> set[str]:
+    """Connection names a job spec refers to: every ``connection:`` value, at any depth (ingest,
+    cdc, publish and embedding targets), and an export job's ``source``."""
+    found: set[str] = set()
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            export_source = key == "source" and spec.get("kind") == "export" and "://" not in str(value)
+            if isinstance(value, str) and (key == "connection" or export_source):
+                found.add(value)
+            else:
+                found |= _references(value)
+    elif isinstance(spec, list):
+        for item in spec:
+            found |= _references(item)
+    return found
 
 
 def _where_options(kind: str, options: dict[str, Any]) -> str:

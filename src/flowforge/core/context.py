@@ -21,15 +21,18 @@ if TYPE_CHECKING:
     from flowforge.core.alerts import AlertService
     from flowforge.core.authoring import AuthoringService
     from flowforge.core.catalog import TableDetail
+    from flowforge.core.catalog_docs import CatalogService
     from flowforge.core.cdc import CdcService
     from flowforge.core.connections import ConnectionService
     from flowforge.core.maintenance import MaintenanceService
     from flowforge.core.runs import RunService
     from flowforge.core.schedules import ScheduleService
+    from flowforge.core.sql_console import ConsoleService
     from flowforge.core.users import User, UserService
     from flowforge.core.workflows import WorkflowService
     from flowforge.embed.search import SearchService
     from flowforge.export.service import ExportedFile, ExportRequest, ExportResult
+    from flowforge.lineage.service import LineageService
     from flowforge.metadata import AuditRecord, MetadataStore, RunRecord
     from flowforge.metadata.users import Role
     from flowforge.quality.service import QualityService
@@ -228,6 +231,13 @@ class Context:
         return SearchService(self)
 
     @cached_property
+    def column_lineage(self) -> LineageService:
+        """Column lineage across workflows (``flowforge.lineage.service``)."""
+        from flowforge.lineage.service import LineageService
+
+        return LineageService(self)
+
+    @cached_property
     def quality(self) -> QualityService:
         """Data tests, their results, quarantine and replay, dbt import."""
         from flowforge.quality.service import QualityService
@@ -245,6 +255,20 @@ class Context:
         from flowforge.core.alerts import AlertService
 
         return AlertService(self)
+
+    @cached_property
+    def catalog(self) -> CatalogService:
+        """Readable types, relative locations, descriptions and comments, catalog search."""
+        from flowforge.core.catalog_docs import CatalogService
+
+        return CatalogService(self)
+
+    @cached_property
+    def console(self) -> ConsoleService:
+        """The SQL console: sandboxed queries with a per-user history."""
+        from flowforge.core.sql_console import ConsoleService
+
+        return ConsoleService(self)
 
     def connection_names(self) -> list[str]:
         return [c.name for c in self.connections.summaries()]
@@ -470,17 +494,23 @@ class Context:
         return wf
 
     def ingest(self, source: str, *, table: str | None = None, query: str | None = None,
-               target: str | None = None, on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
-        """Land one table or query in bronze, outside any workflow file (scripting, benchmarks)."""
+               files: str | None = None, target: str | None = None,
+               on_event: Callable[[JobEvent], None] | None = None) -> RunSummary:
+        """Land one table, query or file pattern in bronze, outside any workflow file (scripting,
+        benchmarks). A file pattern lands as ``bronze_<name>``: 'orders*.csv' → bronze_orders."""
         import re
 
         from flowforge.spec.workflow import Workflow
 
         self.require("editor")
         connection = self.use_url(source) if "://" in source else source
-        label = table or "query"
+        if files:
+            stem = files.replace("\\", "/").rsplit("/", 1)[-1].split(".")[0]
+            label = re.sub(r"[*?\[\]]+.*$", "", stem) or "files"
+        else:
+            label = table or "query"
         target = target or "bronze_" + re.sub(r"\W+", "_", label.split(".")[-1]).strip("_").lower()
-        spec = {"table": table} if table else {"query": query}
+        spec = {"table": table} if table else {"files": files} if files else {"query": query}
         wf = Workflow.model_validate({"name": f"ingest_{target}", "jobs": [{
             "name": "ingest", "kind": "ingest", "connection": connection, "tables": [{**spec, "target": target}]}]})
         self.register_workflow(wf)

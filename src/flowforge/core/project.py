@@ -28,6 +28,9 @@ lakehouse: {lakehouse}
 # Metadata (workflows, runs, watermarks, catalog). Default: SQLite in .flowforge/metadata.db
 # metadata_url: postgresql+psycopg://flowforge@db-host/flowforge
 
+# OpenLineage events of every job run (Marquez or any OpenLineage endpoint; off by default)
+# openlineage: {{transport: http, url: "http://marquez:5000", api_key: "${{OPENLINEAGE_API_KEY}}"}}
+
 # The only local folders that files and sqlite connections may read (the state folder and the
 # lakehouse never are). Only whoever edits this file changes it; the API and web UI cannot.
 data_roots: {data_roots}

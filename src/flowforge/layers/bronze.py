@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowforge.connectors.base import ReadRequest
 from flowforge.errors import ConfigError, FlowForgeError
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from flowforge.connectors.base import Connector, ReadPlan
 
 WATERMARK = "watermark"
+REPLACES = "replaces"
 
 
 def audit_fields() -> list[pa.Field]:
@@ -47,7 +48,7 @@ def request_for(spec: IngestTable) -> ReadRequest:
     return ReadRequest(table=spec.table, query=spec.query, files=spec.files, procedure=spec.procedure,
                        params=tuple(spec.params.items()), incremental_column=inc.column if inc else None,
                        lookback=inc.lookback_value() if inc else None, type_fallback=spec.type_fallback,
-                       batch_size=spec.batch_size)
+                       batch_size=spec.batch_size, read_options=spec.read)
 
 
 def check_capabilities(connector: Connector, spec: IngestTable) -> None:
@@ -79,17 +80,45 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
     found = ctx.store.progress("bronze", spec.target, WATERMARK)
     state = found[0] if found else None
     plan = connector.plan(request_for(spec), state)
+    if plan.replaces:  # files read again with changed options: their own commit, then the new files
+        first = _land(ctx, connector, spec, plan)
+        plan = connector.plan(request_for(spec), plan.new_state)
+        if not plan.has_data:
+            return first
+        second = _land(ctx, connector, spec, plan)
+        return TableResult(spec.target, "bronze", first.rows_read + second.rows_read,
+                           first.rows_written + second.rows_written,
+                           bytes_written=first.bytes_written + second.bytes_written, version=second.version)
     if not plan.has_data:
         ctx.note(f"{spec.target}: no new data ({plan.description or 'watermark unchanged'})")
         return TableResult(spec.target, "bronze", 0, 0, note="up to date")
+    return _land(ctx, connector, spec, plan)
+
+
+def _replacing(ctx: JobContext, spec: IngestTable, plan: ReadPlan) -> tuple[str, Any]:
+    """How the commit changes the table: append, or replace the rows of files read again (the whole
+    table, schema included, when they are all it holds) in the same commit as the new rows."""
+    if not plan.replaces:
+        return "append", lambda rows, progress: ctx.store.append("bronze", spec.target, rows, progress)
+    if plan.replaces_all:
+        return "overwrite", lambda rows, progress: ctx.store.overwrite("bronze", spec.target, rows, progress)
+    names = ", ".join("'" + n.replace("'", "''") + "'" for n in plan.replaces)
+    predicate = f"_source_file IN ({names})"
+    return "append", lambda rows, progress: ctx.store.replace("bronze", spec.target, rows, predicate, progress)
+
+
+def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPlan) -> TableResult:
+    mode, write = _replacing(ctx, spec, plan)
     counter = _Counter()
     fine = SubMicroseconds(spec.sub_microseconds, plan.schema, spec.target)
     reader = _audited_stream(ctx, connector, plan, counter, fine)
     try:
         commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader,
                                 progress={WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
-                                          "run_id": ctx.run_id},
-                                write=lambda rows, progress: ctx.store.append("bronze", spec.target, rows, progress))
+                                          "run_id": ctx.run_id,
+                                          # consumers see which sources this commit replaced (not appended)
+                                          **({REPLACES: list(plan.replaces)} if plan.replaces else {})},
+                                write=write, mode=mode)
     except FlowForgeError:
         if counter.failure is not None:  # delta-rs reports it as an opaque write error: raise the original
             raise counter.failure from None
@@ -99,10 +128,14 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
                                schema=reader.schema, progress=plan.new_state)
     where = f" where {spec.incremental.column} in {plan.bounds}" if spec.incremental and plan.bounds else ""
     what = plan.description or f"{spec.table or 'query'}{where}"
-    ctx.note(f"{spec.target}: appended {commit.rows_written} rows from {what} (version {commit.version})")
+    done = "replaced the earlier rows of those files with" if plan.replaces else "appended"
+    landed = counter.rows if plan.replaces else commit.rows_written
+    ctx.note(f"{spec.target}: {done} {landed} rows from {what} (version {commit.version})")
     if (truncated := fine.note()) is not None:
         ctx.note(f"{spec.target}: {truncated}")
-    return TableResult(spec.target, "bronze", counter.rows, commit.rows_written,
+    # a replacing commit rewrites the files it shares with other sources: count only the rows read
+    written = min(commit.rows_written, counter.rows) if plan.replaces else commit.rows_written
+    return TableResult(spec.target, "bronze", counter.rows, written,
                        bytes_written=commit.bytes_written, version=commit.version)
 
 

@@ -375,3 +375,30 @@ run_alerts = Table(
     Column("at", UTCDateTime(), nullable=False),
     UniqueConstraint("run_id", "channel", "event"),  # one alert per run, channel and event
 )
+
+# -- the SQL console's history and the catalog's descriptions (revision 0009) -----------------------
+query_history = Table(
+    "query_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", Text, nullable=False),
+    Column("sql", Text, nullable=False),
+    Column("ran_at", UTCDateTime(), nullable=False),
+    Column("rows", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_query_history_username_id", "username", "id"),
+)
+
+# a table's description (column "") and its columns' comments, kept apart from the Delta log so
+# a full refresh that recreates the table keeps them
+table_docs = Table(
+    "table_docs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("table_name", Text, nullable=False),
+    Column("column_name", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", Text, nullable=False),
+    UniqueConstraint("table_name", "column_name"),
+)

@@ -105,7 +105,17 @@ def execute_job(env: JobEnv, workflow: Workflow, name: str, *, run_id: int, batc
                          settings=env.settings)
         for note in notes:
             ctx.note(note)
-        return _attempts(env, ctx, recorded, index, total, start)
+        from flowforge.lineage.openlineage import job_lineage  # OpenLineage events; a no-op unless configured
+
+        lineage = job_lineage(env, workflow, job, run_id)
+        lineage.start()
+        try:
+            event = _attempts(env, ctx, recorded, index, total, start)
+        except BaseException as exc:
+            lineage.interrupted(exc)
+            raise
+        lineage.finish(event)
+        return event
     finally:
         keeper.release(leases)
 

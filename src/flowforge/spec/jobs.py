@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
+from flowforge.connectors.files.options import ReadOptions
 from flowforge.quality.spec import Tests
 from flowforge.spec.base import Identifier, SpecModel, SqlExpression, SqlType
 from flowforge.spec.scd2 import Scd2Fields
@@ -97,7 +98,13 @@ class IngestTable(SpecModel):
     - files: "trades/*.parquet"
       target: bronze_trades
       sub_microseconds: string
+    - files: "exports/accounts_*.asc"
+      target: bronze_accounts
+      read: {delimiter: ";", encoding: latin-1, columns: {balance: "decimal(14,2)"}}
     ```
+
+    ``read`` sets a files connection's read options for this table only (see the README's
+    table of options); a changed option reads the files already landed again.
     """
 
     table: str | None = None
@@ -110,6 +117,7 @@ class IngestTable(SpecModel):
     type_fallback: Literal["string"] | None = None
     sub_microseconds: SubMicrosecondMode = "error"
     batch_size: int = Field(100_000, ge=1, le=10_000_000)
+    read: ReadOptions | None = None
     tests: Tests = ()
 
     @field_validator("incremental", mode="before")
@@ -124,6 +132,8 @@ class IngestTable(SpecModel):
             raise ValueError("give exactly one of 'table', 'query', 'procedure' or 'files'")
         if self.params and not self.procedure:
             raise ValueError("'params' are the arguments of a 'procedure'")
+        if self.read is not None and not self.files:
+            raise ValueError("'read' sets how 'files' are read (delimiter, columns...); give 'files'")
         return self
 
 

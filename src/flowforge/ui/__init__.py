@@ -31,6 +31,7 @@ def mount(app: FastAPI, settings: Settings) -> None:
         alerts,
         audit,
         catalog,
+        connections,
         dashboards,
         job_editor,
         lineage,
@@ -38,7 +39,9 @@ def mount(app: FastAPI, settings: Settings) -> None:
         runs,
         search,
         services,
+        sql_console,
         templates,
+        users,
         workflow_detail,
         workflows,
     )
@@ -56,7 +59,7 @@ def mount(app: FastAPI, settings: Settings) -> None:
         return
     _mounted.append(True)
     for module in (login, workflows, workflow_detail, job_editor, templates, lineage, runs, catalog, audit, search,
-                   dashboards, alerts):
+                   dashboards, alerts, connections, users, sql_console):
         module.register()
     ui.run_with(app, mount_path=PREFIX, title="FlowForge", favicon="🌊", storage_secret=secrets.token_urlsafe(32),
                 show_welcome_message=False)

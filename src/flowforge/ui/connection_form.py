@@ -143,3 +143,107 @@ def read_only_summary(user: services.UiUser, name: str) -> None:
     found = next((c for c in services.connection_summaries(user) if c.name == name), None)
     ui.label(f"Connection {name}: {found.kind} · {found.where}" if found else f"Connection {name}").classes(
         "text-gray-700")
+
+
+# -- the Connections page's create/edit form (database and files connections) ---------------------
+EDIT_KINDS = {"postgres": "PostgreSQL", "mysql": "MySQL / MariaDB", "sqlserver": "SQL Server", "sqlite": "SQLite file",
+              "files": "Files (CSV, JSON, Parquet; folder or s3://)"}
+FILE_FORMATS = ("csv", "json", "parquet")
+KEEP = "stored — leave empty to keep"
+
+
+class ConnectionEditor:
+    """Fields of a stored connection. Secret fields start empty: on an edit an empty secret keeps
+    the stored one (the service decides, and asks again when the address changed)."""
+
+    def __init__(self, name: str = "", kind: str = "postgres", options: dict[str, Any] | None = None,
+                 secrets_set: tuple[str, ...] = ()) -> None:
+        o = dict(options or {})
+        self.editing = bool(name)
+        self.secrets_set = set(secrets_set)
+        self.values: dict[str, Any] = {
+            "name": name, "kind": kind if kind in EDIT_KINDS else "postgres",
+            "entry": "string" if "url" in self.secrets_set else "fields",
+            "host": o.get("host", "localhost"), "port": o.get("port", DEFAULT_PORTS.get(kind, 5432)),
+            "database": o.get("database", ""), "user": o.get("user", ""), "password": "", "url": "",
+            "schema": o.get("schema", ""), "path": o.get("path", ""), "format": o.get("format", "csv"),
+            "delimiter": o.get("delimiter", ","), "header": bool(o.get("header", True)),
+            "aws_endpoint": o.get("aws_endpoint", ""), "aws_region": o.get("aws_region", ""),
+            "aws_access_key_id": o.get("aws_access_key_id", ""), "aws_secret_access_key": "",
+            "aws_allow_http": bool(o.get("aws_allow_http", False))}
+
+    def data(self) -> dict[str, Any]:
+        v = self.values
+        kind = str(v["kind"])
+        if kind == "sqlite":
+            return {"type": "sqlite", "path": v["path"]}
+        if kind == "files":
+            data: dict[str, Any] = {"type": "files", "path": v["path"], "format": v["format"]}
+            if v["format"] == "csv":
+                data |= {"delimiter": v["delimiter"] or ",", "header": bool(v["header"])}
+            for key in ("aws_endpoint", "aws_region", "aws_access_key_id", "aws_secret_access_key"):
+                if v[key]:
+                    data[key] = v[key]
+            if v["aws_allow_http"]:
+                data["aws_allow_http"] = True
+            return data
+        if v["entry"] == "string":
+            data = {"type": kind, "url": v["url"]}
+        else:
+            data = {"type": kind, "host": v["host"], "port": int(v["port"] or 0) or None,
+                    "database": v["database"] or None, "user": v["user"] or None, "password": v["password"]}
+        if v["schema"]:
+            data["schema"] = v["schema"]
+        return {k: val for k, val in data.items() if val not in (None, "")}
+
+    def _secret_label(self, label: str, key: str) -> str:
+        return f"{label} ({KEEP})" if self.editing and key in self.secrets_set else label
+
+    def render(self) -> None:
+        v = self.values
+        with ui.row().classes("gap-4 items-center"):
+            name = ui.input("Connection name", placeholder="core_banking").bind_value(v, "name").props(
+                "data-testid=edit-conn-name")
+            if self.editing:
+                name.props("readonly")
+            ui.select(EDIT_KINDS, label="Kind", on_change=self._kind_changed).bind_value(v, "kind").classes(
+                "w-72").props("data-testid=edit-conn-kind")
+        databases = ("postgres", "mysql", "sqlserver")
+        with ui.column().bind_visibility_from(v, "kind", backward=lambda k: k in databases).classes("gap-1"):
+            ui.toggle({"fields": "Individual fields", "string": "Connection string"}).bind_value(v, "entry")
+            with ui.column().bind_visibility_from(v, "entry", value="fields").classes("gap-1"):
+                with ui.row().classes("gap-4"):
+                    ui.input("Host").bind_value(v, "host").props("data-testid=edit-conn-host")
+                    ui.number("Port", format="%d").bind_value(v, "port").props("data-testid=edit-conn-port")
+                    ui.input("Database").bind_value(v, "database").props("data-testid=edit-conn-database")
+                with ui.row().classes("gap-4"):
+                    ui.input("User").bind_value(v, "user").props("data-testid=edit-conn-user")
+                    ui.input(self._secret_label("Password", "password"), password=True,
+                             password_toggle_button=True).bind_value(v, "password").classes("w-96").props(
+                        "data-testid=edit-conn-password autocomplete=new-password")
+            ui.input(self._secret_label("Connection string", "url"), password=True,
+                     placeholder="postgresql://user:pass@host:5432/db").bind_value(v, "url").bind_visibility_from(
+                v, "entry", value="string").classes("w-[560px]").props("autocomplete=off")
+            ui.input("Schema (optional)").bind_value(v, "schema")
+        with ui.column().bind_visibility_from(v, "kind", value="sqlite"):
+            ui.input("Database file (under the project's data folders)").bind_value(v, "path").classes(
+                "w-96").props("data-testid=edit-conn-sqlite-path")
+        with ui.column().bind_visibility_from(v, "kind", value="files").classes("gap-1"):
+            with ui.row().classes("gap-4 items-center"):
+                ui.input("Folder or s3://bucket/prefix").bind_value(v, "path").classes("w-96").props(
+                    "data-testid=edit-conn-path")
+                ui.select(list(FILE_FORMATS), label="Format").bind_value(v, "format").classes("w-32").props(
+                    "data-testid=edit-conn-format")
+                ui.input("Delimiter").bind_value(v, "delimiter").bind_visibility_from(v, "format", value="csv").classes(
+                    "w-24")
+                ui.checkbox("Header row").bind_value(v, "header").bind_visibility_from(v, "format", value="csv")
+            with ui.row().classes("gap-4 items-center"):
+                ui.input("S3 endpoint (optional)").bind_value(v, "aws_endpoint")
+                ui.input("Region").bind_value(v, "aws_region").classes("w-32")
+                ui.input("Access key id").bind_value(v, "aws_access_key_id")
+                ui.input(self._secret_label("Secret access key", "aws_secret_access_key"), password=True).bind_value(
+                    v, "aws_secret_access_key").classes("w-80").props("autocomplete=new-password")
+                ui.checkbox("Allow http").bind_value(v, "aws_allow_http")
+
+    def _kind_changed(self, e: Any) -> None:
+        self.values["port"] = DEFAULT_PORTS.get(str(e.value), self.values["port"])

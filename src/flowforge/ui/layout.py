@@ -18,7 +18,9 @@ NAV = (("Workflows", "/workflows", "account_tree", "viewer"),
        ("Templates", "/templates", "dashboard_customize", "viewer"),
        ("Runs", "/runs", "play_circle", "viewer"), ("Catalog", "/catalog", "table_view", "viewer"),
        ("Search", "/search", "search", "viewer"), ("Audit log", "/audit", "history", "editor"),
-       ("Dashboards", "/dashboards", "insights", "viewer"), ("Alerts", "/alerts", "notifications", "editor"))
+       ("Dashboards", "/dashboards", "insights", "viewer"), ("Alerts", "/alerts", "notifications", "editor"),
+       ("Connections", "/connections", "cable", "viewer"), ("SQL", "/sql", "terminal", "viewer"),
+       ("Users", "/users", "group", "admin"))
 SESSION_CHECK_SECONDS = 15
 # logs and other code blocks wrap long lines instead of scrolling sideways
 PAGE_CSS = """
@@ -68,7 +70,10 @@ def frame(title: str, user: services.UiUser) -> Iterator[None]:
                     ui.icon(icon)
                     ui.label(label)
         with ui.row().classes("items-center gap-2"):
-            ui.label(f"{user.name} ({user.role})").props("data-testid=current-user")
+            with ui.link(target="/account").classes("text-white no-underline flex items-center gap-1").props(
+                    "data-testid=my-account"):
+                ui.icon("account_circle")
+                ui.label(f"{user.name} ({user.role})").props("data-testid=current-user")
             ui.html(LOGOUT_FORM.format(action=url("/auth/logout")), sanitize=False)
     _watch_session(user)
     with ui.column().classes("w-full max-w-7xl mx-auto p-4 gap-4"):

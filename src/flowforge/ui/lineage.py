@@ -1,5 +1,7 @@
 """Lineage: a left-to-right ECharts graph (source → bronze → silver → gold) with zoom, pan,
-hover details, click-through to the catalog and the highlighted path of a selected job."""
+hover details, click-through to the catalog and the highlighted path of a selected job; below it
+the column graph (``ui/column_lineage.py``), where a click highlights a column's upstream and
+downstream columns."""
 
 from __future__ import annotations
 
@@ -120,8 +122,13 @@ def jobs_of(detail: WorkflowDetail) -> list[dict[str, Any]]:
 
 
 def register() -> None:
+    from flowforge.ui import column_lineage
+
+    column_lineage.register()
+
     @ui.page("/workflows/{name}/lineage")
-    def lineage_page(request: Request, name: str) -> RedirectResponse | None:
+    def lineage_page(request: Request, name: str, column: str | None = None) -> RedirectResponse | None:
+        """``?column=table.column`` selects a column in the column graph below the table graph."""
         user = current_user(request)
         if user is None:
             return login_redirect(request)
@@ -134,6 +141,9 @@ def register() -> None:
                 return None
             ui.link("← Back to the workflow", f"/workflows/{name}")
             lineage_view(name, graph, jobs_of(detail))
+            ui.label("Columns").classes("text-xl font-bold mt-4")
+            select = tuple(column.rsplit(".", 1)) if column and "." in column else None
+            column_lineage.column_view(user, name, select)  # type: ignore[arg-type]
         return None
 
     @ui.page("/workflows/{name}/lineage.json")

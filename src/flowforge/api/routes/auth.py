@@ -1,7 +1,15 @@
 from fastapi import APIRouter, Request, Response
 
-from flowforge.api.deps import BaseCtx, Ctx, CurrentUser
-from flowforge.api.models import LoginRequest, LoginResponse, PasswordChange, TokenCreate, TokenCreated, UserPublic
+from flowforge.api.deps import BaseCtx, Ctx, CurrentUser, Id
+from flowforge.api.models import (
+    LoginRequest,
+    LoginResponse,
+    PasswordChange,
+    TokenCreate,
+    TokenCreated,
+    TokenPublic,
+    UserPublic,
+)
 from flowforge.core.users import SESSION_COOKIE
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -56,3 +64,15 @@ def change_own_password(body: PasswordChange, user: CurrentUser, ctx: Ctx) -> Us
 def create_own_token(body: TokenCreate, user: CurrentUser, ctx: Ctx) -> TokenCreated:
     """A new API token for the signed-in user, shown once."""
     return TokenCreated(name=body.name, token=ctx.users.create_token(user.username, body.name))
+
+
+@router.get("/tokens", response_model=list[TokenPublic])
+def list_own_tokens(user: CurrentUser, ctx: Ctx) -> list[TokenPublic]:
+    """The signed-in user's API tokens (names and dates; a token itself is never shown again)."""
+    return [TokenPublic.model_validate(t) for t in ctx.users.list_tokens(user.username)]
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_own_token(token_id: Id, user: CurrentUser, ctx: Ctx) -> None:
+    """Revoke one of the signed-in user's own tokens (another user's token is a 404)."""
+    ctx.users.revoke_token(user.username, token_id)

@@ -6,10 +6,12 @@ from flowforge.api.models import (
     ConnectionPublic,
     ConnectionTestPublic,
     ConnectionViewerPublic,
+    DialectPublic,
     RowsPublic,
     SourceColumnPublic,
     SourceTablePublic,
 )
+from flowforge.api.models_admin import ConnectionUpdate, ConnectionUse
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
@@ -36,6 +38,20 @@ def create_connection(body: ConnectionCreate, user: EditorUser, ctx: Ctx) -> Con
 @router.get("/{name}", response_model=ConnectionPublic | ConnectionViewerPublic)
 def get_connection(name: str, user: CurrentUser, ctx: Ctx) -> ConnectionViewerPublic:
     return _public(ctx.connections.detail(name), user.can("editor"))
+
+
+@router.put("/{name}", response_model=ConnectionPublic)
+def update_connection(name: str, body: ConnectionUpdate, user: EditorUser, ctx: Ctx) -> ConnectionViewerPublic:
+    """Save a stored connection again; a secret left out keeps its stored value while the address is unchanged."""
+    ctx.connections.update(name, body.data())
+    return _public(ctx.connections.detail(name), True)
+
+
+@router.get("/{name}/usage", response_model=list[ConnectionUse])
+def connection_usage(name: str, _: CurrentUser, ctx: Ctx) -> list[ConnectionUse]:
+    """The workflow jobs (and file triggers) that use this connection."""
+    ctx.connections.detail(name)  # 404 for an unknown name
+    return [ConnectionUse(workflow=w, job=j) for w, j in ctx.connections.usage().get(name, [])]
 
 
 @router.delete("/{name}", status_code=204)
@@ -65,3 +81,10 @@ def source_preview(name: str, _: EditorUser, ctx: Ctx, table: str = Query(...),
                    limit: int = Query(10, ge=1, le=1000)) -> RowsPublic:
     rows = ctx.connections.preview(name, table, limit)
     return RowsPublic(rows=rows, count=len(rows))
+
+
+@router.get("/{name}/dialect", response_model=DialectPublic | None)
+def source_dialect(name: str, _: EditorUser, ctx: Ctx, table: str = Query(...)) -> DialectPublic | None:
+    """How a file of a files connection looks (null for databases and non-text files)."""
+    found = ctx.connections.dialect(name, table)
+    return DialectPublic.model_validate(found) if found else None
