@@ -253,7 +253,8 @@ def test_7_run_logs_wrap_and_long_names_fit_the_lineage_graph(admin_page: Any, s
     wide, room, tall = log.evaluate("""el => {
         const pre = el.querySelector('pre') || el;
         const before = pre.getBoundingClientRect().height;
-        pre.querySelector('code').append('\\nERROR reading s3://lake/' + 'very/long/path/'.repeat(60) + 'part-0.parquet');
+        const line = 'ERROR reading s3://lake/' + 'very/long/path/'.repeat(60) + 'part-0.parquet';
+        pre.querySelector('code').append('\\n' + line);
         return [pre.scrollWidth, pre.clientWidth, pre.getBoundingClientRect().height / before];
     }""")
     assert wide <= room + 1 and tall > 2
