@@ -56,8 +56,9 @@ def versions(ctx: Context) -> dict[str, int]:
     return {t.name: t.version for t in ctx.tables() if t.name.endswith("_events")}
 
 
-def cancel_at(ctx: Context, point: str, nth: int = 1) -> tuple[int, dict[str, str]]:
-    """Run 'big', cancelling it the ``nth`` time it reaches ``point``; (run id, job → status)."""
+def cancel_at(ctx: Context, point: str, nth: int = 1, force: bool = False) -> tuple[int, dict[str, str]]:
+    """Run 'big', cancelling it the ``nth`` time it reaches ``point``; (run id, job → status).
+    ``force`` rebuilds gold even though its inputs did not change."""
     started: list[int] = []
     seen = [0]
 
@@ -67,7 +68,7 @@ def cancel_at(ctx: Context, point: str, nth: int = 1) -> tuple[int, dict[str, st
             ctx.run_service.cancel(started[-1])
 
     with at_point(point, maybe_cancel):
-        summary = ctx.run("big", on_start=started.append)
+        summary = ctx.run("big", on_start=started.append, force=force)
     assert summary.status == "cancelled"
     run = ctx.run_detail(summary.run_id)
     return summary.run_id, {j.job_name: j.status for j in run.job_runs}
@@ -98,7 +99,7 @@ def test_cancel_in_the_middle_of_silver(ctx: Context, tmp_path: Path) -> None:
 
 def test_cancel_in_the_middle_of_gold(ctx: Context) -> None:
     before = versions(ctx)
-    _, jobs = cancel_at(ctx, "gold.batch")  # the first of three batches written, two to go
+    _, jobs = cancel_at(ctx, "gold.batch", force=True)  # the first of three batches written, two to go
     assert jobs["report"] == "cancelled"
     assert versions(ctx)["gold_events"] == before["gold_events"]
     assert ctx.query("SELECT count(*) AS n FROM gold_events").column("n")[0].as_py() == 250_000

@@ -277,7 +277,12 @@ class RowsPublic(BaseModel):
 class RunCreate(BaseModel):
     workflow: str = Field(description="Workflow name or numeric id.")
     job: str | None = Field(None, description="Run only this job.")
-    force: bool = Field(False, description="Run even when the workflow is paused.")
+    force: bool = Field(False, description="Run even when the workflow is paused; recompute gold tables whose "
+                                           "inputs did not change.")
+    full_refresh: bool = Field(False, description="Rebuild the tables from their sources (overwrite commits: "
+                                                  "history and time travel are kept).")
+    select: list[str] | None = Field(None, description="With full_refresh: only these tables and what depends on "
+                                                       "them.")
 
 
 class RunPublic(Public):

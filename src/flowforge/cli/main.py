@@ -72,22 +72,35 @@ def run(workflow: Annotated[str, typer.Argument(help="Workflow name (workflows/<
         follow: Annotated[bool, typer.Option("--follow", help="Run the cdc jobs in micro-batches until Ctrl-C.")]
         = False,
         interval: Annotated[float | None, typer.Option(help="Seconds between micro-batches (--follow).")] = None,
-        force: Annotated[bool, typer.Option("--force", help="Run even if the workflow is paused.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Run even if the workflow is paused, and recompute "
+                                                           "gold tables whose inputs did not change.")] = False,
         job: Annotated[list[str] | None, typer.Option("--job", help="Run only this job (repeat it for more).")]
         = None,
+        full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild the tables from their sources "
+                                                   "(one overwrite commit each: history and time travel are kept).")]
+        = False,
+        select: Annotated[list[str] | None, typer.Option("--select", help="With --full-refresh: only these tables "
+                                                         "and what depends on them (repeat it, or separate with "
+                                                         "commas).")] = None,
         ) -> None:
     """Run a workflow: jobs in dependency order, incremental where configured. While another run of it is
-    in progress this one waits (concurrency: queue), or is skipped or refused (skip, fail)."""
+    in progress this one waits (concurrency: queue), or is skipped or refused (skip, fail). A table whose
+    settings changed since its last commit is rebuilt, or the run says what needs --full-refresh."""
     from flowforge.cli import output
     from flowforge.runner.executor import WorkflowBusy
 
+    if follow and (full_refresh or select):
+        output.error("--full-refresh and --select rebuild tables once; run them without --follow")
+        raise typer.Exit(2)
     if follow:
         with _context() as ctx:
             ctx.follow(workflow, interval=interval, on_event=output.job_event, on_wait=output.info)
         return
     with _context() as ctx:
         try:
-            summary = ctx.run(workflow, on_event=output.job_event, force=force, select=job, on_wait=output.info)
+            tables = [t.strip() for item in select or () for t in item.split(",") if t.strip()] or None
+            summary = ctx.run(workflow, on_event=output.job_event, force=force, select=job, on_wait=output.info,
+                              full_refresh=full_refresh, tables=tables)
         except WorkflowBusy as exc:
             if not exc.skipped:
                 raise

@@ -39,6 +39,9 @@ def vacuum(tables: Annotated[list[str] | None, typer.Argument(help="Tables (defa
            retention: Annotated[str | None, typer.Option(help="Only files older than this (36h, 7d, 2w; default "
                                                                 "the project's maintenance.vacuum_retention).")]
            = None,
+           retention_hours: Annotated[float | None, typer.Option("--retention-hours", help="The retention in "
+                                                                 "hours (at least 1), instead of --retention.")]
+           = None,
            versions: Annotated[bool, typer.Option("--versions", help="Also delete the files of versions older "
                                                                       "than the retention (time travel to them "
                                                                       "ends).")] = False,
@@ -48,6 +51,11 @@ def vacuum(tables: Annotated[list[str] | None, typer.Argument(help="Tables (defa
     with --versions, old versions' files too."""
     from flowforge.cli import output
 
+    if retention_hours is not None:
+        if retention is not None:
+            output.error("give --retention or --retention-hours, not both")
+            raise typer.Exit(2)
+        retention = f"{retention_hours:g}h"
     with _context() as ctx:
         done = ctx.maintenance.vacuum(tables or None, retention=retention, versions=versions, dry_run=dry_run)
     output.records([{"table": d.table, "layer": d.layer, "result": ("would be: " if dry_run else "") + d.detail}

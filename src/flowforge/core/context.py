@@ -434,12 +434,19 @@ class Context:
     def run(self, name_or_path: str, *, trigger: str = "manual",
             on_event: Callable[[JobEvent], None] | None = None, select: Sequence[str] | None = None,
             force: bool = False, on_start: Callable[[int], None] | None = None, slot: datetime | None = None,
-            parent_run_id: int | None = None, on_wait: Callable[[str], None] | None = None) -> RunSummary:
-        """Run a workflow (only the jobs in ``select`` when given); a paused one only with ``force``.
+            parent_run_id: int | None = None, on_wait: Callable[[str], None] | None = None,
+            full_refresh: bool = False, tables: Sequence[str] | None = None) -> RunSummary:
+        """Run a workflow (only the jobs in ``select`` when given); a paused one only with ``force``,
+        which also recomputes gold tables whose inputs did not change. ``full_refresh`` rebuilds the
+        workflow's tables (or ``tables`` and what depends on them) from their sources.
         One run of a workflow at a time: see runner/executor.py for what ``concurrency`` does."""
+        from flowforge.runner.refresh import plan_refresh
+
         wf = self.prepare_run(name_or_path, force=force)
+        refresh, select = plan_refresh(wf, full_refresh=full_refresh, tables=tables, jobs=select, force=force)
         return self.runner().run(wf, trigger=trigger, actor=self.actor, on_event=on_event, select=select,
-                                 on_start=on_start, slot=slot, parent_run_id=parent_run_id, on_wait=on_wait)
+                                 on_start=on_start, slot=slot, parent_run_id=parent_run_id, on_wait=on_wait,
+                                 refresh=refresh)
 
     def runner(self, keeper: LeaseKeeper | None = None) -> Runner:
         """A Runner for this project: its lease timeout, executor, alerts and table maintenance."""

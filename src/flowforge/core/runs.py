@@ -149,7 +149,8 @@ class RunService:
         self.ctx = ctx
 
     def trigger(self, workflow: str, job: str | None = None, trigger: str = "api", force: bool = False, *,
-                jobs: list[str] | None = None, parent_run_id: int | None = None) -> int:
+                jobs: list[str] | None = None, parent_run_id: int | None = None, full_refresh: bool = False,
+                tables: list[str] | None = None) -> int:
         """Start a run in a background thread (its own Context and metadata connection, acting as the
         same user) and return its id once recorded (``queued`` if another run of the workflow holds it).
         Validation errors, a paused workflow and a busy one with ``concurrency: skip|fail`` are raised
@@ -164,6 +165,9 @@ class RunService:
         if unknown:
             raise SpecError(f"Workflow '{name}' has no job '{unknown[0]}'.",
                             hint=f"Jobs: {', '.join(j.name for j in wf.jobs)}.")
+        from flowforge.runner.refresh import plan_refresh
+
+        plan_refresh(wf, full_refresh=full_refresh, tables=tables, jobs=select)  # bad table names fail here
         settings = self.ctx.settings
         started = threading.Event()
         box: dict[str, Any] = {}
@@ -181,6 +185,7 @@ class RunService:
             try:
                 with Context(settings, principal=principal) as bg:
                     summary = bg.run(name, trigger=trigger, select=select, force=force, on_event=on_event,
+                                     full_refresh=full_refresh, tables=tables,
                                      on_start=on_start, parent_run_id=parent_run_id)
                 final: dict[str, Any] = {"status": summary.status, "seconds": round(summary.seconds, 3)}
             except BaseException as exc:  # reported to the caller or the stream, never lost

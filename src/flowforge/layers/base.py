@@ -27,6 +27,21 @@ class ProgressMirror(Protocol):
     def table_accounted(self, *, job: str, accounting: Any) -> None: ...
 
 
+@dataclass(frozen=True)
+class Refresh:
+    """What a run rebuilds beyond new data: ``tables`` from their sources (``--full-refresh``), and
+    with ``force`` also gold tables whose inputs did not change (``--force``)."""
+
+    tables: frozenset[str] = frozenset()
+    force: bool = False
+
+    def rebuilds(self, table: str) -> bool:
+        return table in self.tables
+
+    def forces(self, table: str) -> bool:
+        return self.force or table in self.tables
+
+
 @dataclass
 class JobContext:
     job: JobSpec
@@ -45,6 +60,7 @@ class JobContext:
     # raises RunCancelled or LeaseLost; executors call it between batches and before each commit
     checkpoint: Callable[[], None] = field(default=lambda: None)
     on_note: Callable[[list[str]], None] | None = None  # the log so far, for live logs while it runs
+    refresh: Refresh = field(default_factory=Refresh)
 
     def note(self, message: str) -> None:
         """A line for the job run's log (kept in the metadata store and shown by the CLI)."""

@@ -9,11 +9,11 @@ a crash after it leaves both new.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from flowforge.connectors.base import ReadRequest
-from flowforge.errors import ConfigError, FlowForgeError
+from flowforge.errors import CheckFailed, ConfigError, FlowForgeError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.layers.sub_microseconds import SubMicroseconds
 from flowforge.quality.gate import commit_checked
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from flowforge.connectors.base import Connector, ReadPlan
+    from flowforge.storage import CommitResult
 
 WATERMARK = "watermark"
 REPLACES = "replaces"
@@ -77,29 +78,51 @@ def run_ingest(ctx: JobContext) -> JobResult:
 
 
 def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> TableResult:
-    found = ctx.store.progress("bronze", spec.target, WATERMARK)
-    state = found[0] if found else None
+    from flowforge.layers.fingerprint import (
+        FINGERPRINT,
+        REBUILT,
+        bronze_fingerprint,
+        decide,
+        ignored_for_files,
+        refuse,
+    )
+
+    found = ctx.store.progress_many("bronze", spec.target, (WATERMARK,), recent=(FINGERPRINT,))
+    disposition = spec.disposition
+    decision = decide(ctx, "bronze", spec.target, bronze_fingerprint(spec, connector),
+                      found[FINGERPRINT][0] if FINGERPRINT in found else None)
+    if decision.changes and not decision.refresh and disposition != "replace" and not (
+            spec.files and ignored_for_files(decision.changes)):
+        done = "appended" if disposition == "append" else "merged"
+        refuse(ctx, spec.target, decision, f"Its {done} rows were read with the old settings, and an incremental "
+               "load cannot read them again.")
+    # a full refresh or a replace reads everything; the watermark restarts in the commit that replaces the table
+    fresh = decision.refresh or disposition == "replace"
+    state = None if fresh else found[WATERMARK][0] if WATERMARK in found else None
     plan = connector.plan(request_for(spec), state)
+    progress = {FINGERPRINT: decision.fingerprint.record(), **({REBUILT: True} if decision.refresh else {})}
+    mode = "overwrite" if fresh else disposition
     if plan.replaces:  # files read again with changed options: their own commit, then the new files
-        first = _land(ctx, connector, spec, plan)
+        first = _land(ctx, connector, spec, plan, progress, mode)
         plan = connector.plan(request_for(spec), plan.new_state)
         if not plan.has_data:
             return first
-        second = _land(ctx, connector, spec, plan)
+        second = _land(ctx, connector, spec, plan, progress, mode)
         return TableResult(spec.target, "bronze", first.rows_read + second.rows_read,
                            first.rows_written + second.rows_written,
                            bytes_written=first.bytes_written + second.bytes_written, version=second.version)
     if not plan.has_data:
         ctx.note(f"{spec.target}: no new data ({plan.description or 'watermark unchanged'})")
         return TableResult(spec.target, "bronze", 0, 0, note="up to date")
-    return _land(ctx, connector, spec, plan)
+    return _land(ctx, connector, spec, plan, progress, mode)
 
 
-def _replacing(ctx: JobContext, spec: IngestTable, plan: ReadPlan) -> tuple[str, Any]:
-    """How the commit changes the table: append, or replace the rows of files read again (the whole
-    table, schema included, when they are all it holds) in the same commit as the new rows."""
+def _replacing(ctx: JobContext, spec: IngestTable, plan: ReadPlan, mode: str) -> tuple[str, Any]:
+    """How the commit changes the table: as the write disposition (or a full refresh) says, or
+    replace the rows of files read again (the whole table, schema included, when they are all it
+    holds) in the same commit as the new rows."""
     if not plan.replaces:
-        return "append", lambda rows, progress: ctx.store.append("bronze", spec.target, rows, progress)
+        return mode, _writer(ctx, spec, mode)
     if plan.replaces_all:
         return "overwrite", lambda rows, progress: ctx.store.overwrite("bronze", spec.target, rows, progress)
     names = ", ".join("'" + n.replace("'", "''") + "'" for n in plan.replaces)
@@ -107,18 +130,20 @@ def _replacing(ctx: JobContext, spec: IngestTable, plan: ReadPlan) -> tuple[str,
     return "append", lambda rows, progress: ctx.store.replace("bronze", spec.target, rows, predicate, progress)
 
 
-def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPlan) -> TableResult:
-    mode, write = _replacing(ctx, spec, plan)
+def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPlan, recorded: dict[str, Any],
+          disposition: str) -> TableResult:
+    """Read ``plan`` and commit it, with ``recorded`` (the fingerprint) in the same commit."""
+    mode, write = _replacing(ctx, spec, plan, disposition)
     counter = _Counter()
     fine = SubMicroseconds(spec.sub_microseconds, plan.schema, spec.target)
     reader = _audited_stream(ctx, connector, plan, counter, fine)
     try:
         commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader,
                                 progress={WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
-                                          "run_id": ctx.run_id,
+                                          "run_id": ctx.run_id, **recorded,
                                           # consumers see which sources this commit replaced (not appended)
                                           **({REPLACES: list(plan.replaces)} if plan.replaces else {})},
-                                write=write, mode=mode)
+                                write=write, mode=mode, keys=spec.primary_key)
     except FlowForgeError:
         if counter.failure is not None:  # delta-rs reports it as an opaque write error: raise the original
             raise counter.failure from None
@@ -128,15 +153,52 @@ def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPl
                                schema=reader.schema, progress=plan.new_state)
     where = f" where {spec.incremental.column} in {plan.bounds}" if spec.incremental and plan.bounds else ""
     what = plan.description or f"{spec.table or 'query'}{where}"
-    done = "replaced the earlier rows of those files with" if plan.replaces else "appended"
+    if plan.replaces:
+        done = "replaced the earlier rows of those files with"
+    else:
+        done = {"overwrite": "replaced the table with", "merge": "merged"}.get(mode, "appended")
     landed = counter.rows if plan.replaces else commit.rows_written
-    ctx.note(f"{spec.target}: {done} {landed} rows from {what} (version {commit.version})")
+    updated = f" ({commit.rows_updated} updated)" if mode == "merge" and not plan.replaces else ""
+    ctx.note(f"{spec.target}: {done} {landed} rows{updated} from {what} (version {commit.version})")
     if (truncated := fine.note()) is not None:
         ctx.note(f"{spec.target}: {truncated}")
     # a replacing commit rewrites the files it shares with other sources: count only the rows read
     written = min(commit.rows_written, counter.rows) if plan.replaces else commit.rows_written
-    return TableResult(spec.target, "bronze", counter.rows, written,
+    return TableResult(spec.target, "bronze", counter.rows, written, rows_updated=commit.rows_updated,
                        bytes_written=commit.bytes_written, version=commit.version)
+
+
+def _writer(ctx: JobContext, spec: IngestTable, mode: str) -> Callable[[Any, dict[str, Any]], CommitResult]:
+    """How the checked rows reach the table: appended, swapped in by one overwrite commit, or
+    upserted on the primary key (the last row read of each key wins)."""
+    if mode == "overwrite":
+        return lambda rows, progress: ctx.store.overwrite("bronze", spec.target, rows, progress)
+    if mode == "merge":
+        return lambda rows, progress: ctx.store.merge("bronze", spec.target, _last_per_key(rows, spec),
+                                                      spec.primary_key, progress)
+    return lambda rows, progress: ctx.store.append("bronze", spec.target, rows, progress)
+
+
+def _last_per_key(rows: pa.Table | pa.RecordBatchReader, spec: IngestTable) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = rows if isinstance(rows, pa.Table) else rows.read_all()
+    missing = [k for k in spec.primary_key if k not in table.column_names]
+    if missing:
+        raise ConfigError(f"Bronze table {spec.target}: primary_key column(s) {', '.join(missing)} are not in what "
+                          f"the source returned.", hint=f"Columns: {', '.join(table.column_names)}.")
+    nulls = sum(table.column(k).null_count for k in spec.primary_key)
+    if nulls:
+        raise CheckFailed(f"Bronze table {spec.target}: {nulls} row(s) have a null primary key "
+                          f"({', '.join(spec.primary_key)}); nothing was merged.",
+                          hint="Fix the source rows, or filter them out with a query.")
+    index = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    last = index.group_by(list(spec.primary_key), use_threads=False).aggregate([("__row", "max")])
+    if last.num_rows == table.num_rows:
+        return table
+    keep = last.column("__row_max").combine_chunks()
+    return table.take(pc.take(keep, pc.sort_indices(keep)))
 
 
 class _Counter:

@@ -348,20 +348,21 @@ def check_null_keys(engine: DuckDBEngine, keys: tuple[str, ...], target: str, so
 
 def silver_scd2(ctx: JobContext, spec: SilverTable) -> TableResult:
     """New bronze rows (all of them, not only each key's latest) into an SCD2 silver table."""
-    from flowforge.layers.silver import BRONZE_VIEW, SOURCE_VERSION, _check_columns, _new_files
+    from flowforge.layers.fingerprint import FINGERPRINT
+    from flowforge.layers.silver import BRONZE_VIEW, SOURCE_VERSION, _check_columns, _new_files, processed
 
     found = ctx.store.find(spec.source)
     if found is None:
         raise ConfigError(f"Silver table {spec.target} reads {spec.source}, which does not exist yet.",
                           hint=f"Run the job that writes {spec.source} first.")
     _, bronze = found
-    done = ctx.store.progress("silver", spec.target, SOURCE_VERSION)
-    seen = int(done[0]["version"]) if done and done[0].get("table") == spec.source else None
+    seen, decision = processed(ctx, spec, bronze)
     current = bronze.version()
     if seen == current:
         ctx.note(f"{spec.target}: {spec.source} has no new versions (at {current})")
         return TableResult(spec.target, "silver", 0, 0, note="up to date")
-    target = ctx.store.open("silver", spec.target)
+    # a rebuild replays every bronze row into a new history, committed as one overwrite
+    target = None if decision.rebuild else ctx.store.open("silver", spec.target)
     engine = DuckDBEngine()
     try:
         engine.register_files(BRONZE_VIEW, _new_files(ctx, bronze, seen), bronze.schema().to_arrow(),
@@ -383,7 +384,7 @@ def silver_scd2(ctx: JobContext, spec: SilverTable) -> TableResult:
         changes = scd2_changes(engine, plan, target is not None, deleted_at)
     finally:
         engine.close()
-    progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
+    progress = {SOURCE_VERSION: {"table": spec.source, "version": current}, FINGERPRINT: decision.fingerprint.record()}
     if changes.empty and target is not None:
         import pyarrow as pa
 
@@ -418,10 +419,17 @@ def _silver_input_sql(spec: SilverTable, source: str) -> str:
 
 def gold_scd2(ctx: JobContext, spec: GoldTable) -> TableResult:
     """The gold SQL's rows as the live state of each key, versioned against the stored history."""
+    from flowforge.layers.fingerprint import FINGERPRINT, decide, gold_fingerprint, refuse
     from flowforge.storage.delta import row_count
 
     started = dt.datetime.now(dt.UTC)
-    target = ctx.store.open("gold", spec.target)
+    found_print = ctx.store.progress_many("gold", spec.target, (), recent=(FINGERPRINT,)).get(FINGERPRINT)
+    decision = decide(ctx, "gold", spec.target, gold_fingerprint(spec), found_print[0] if found_print else None)
+    if not decision.refresh and any(c.setting != "sql" for c in decision.changes):
+        refuse(ctx, spec.target, decision, "Its history was kept with the old settings and cannot be recomputed "
+               "from the sources.")
+    # a full refresh starts a new history (one overwrite commit); a changed SQL is versioned against the old one
+    target = None if decision.refresh else ctx.store.open("gold", spec.target)
     engine = DuckDBEngine()
     try:
         versions: dict[str, int] = {}
@@ -462,7 +470,8 @@ def gold_scd2(ctx: JobContext, spec: GoldTable) -> TableResult:
     if changes.empty and target is not None:
         ctx.note(f"{spec.target}: no changes in {changes.keys_touched} keys (version {target.version()})")
         return TableResult(spec.target, "gold", rows_in, 0, version=target.version(), note="no changes")
-    commit = write_changes(ctx.store, "gold", spec.target, target, plan, changes, {"sources": versions})
+    commit = write_changes(ctx.store, "gold", spec.target, target, plan, changes,
+                           {"sources": versions, FINGERPRINT: decision.fingerprint.record()})
     return _finish(ctx, spec.target, "gold", commit, changes, rows_in, None,
                    ", ".join(f"{k}@v{v}" for k, v in versions.items()))
 

@@ -7,6 +7,7 @@ simply reprocesses the same versions next time; merging on the key makes that id
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from flowforge.engine.duckdb_engine import DuckDBEngine
@@ -14,6 +15,7 @@ from flowforge.engine.sandbox import check_type
 from flowforge.engine.sql import quote
 from flowforge.errors import CheckFailed, ConfigError, SourceSchemaError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
+from flowforge.layers.fingerprint import FINGERPRINT, Decision, decide, rebuilt_since, silver_fingerprint
 from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import AUDIT_COLUMNS, SilverJob, SilverTable
 from flowforge.testing import fault_point
@@ -43,12 +45,13 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
         raise ConfigError(f"Silver table {spec.target} reads {spec.source}, which does not exist yet.",
                           hint=f"Run the job that writes {spec.source} first.")
     _, bronze = found
-    done = ctx.store.progress("silver", spec.target, SOURCE_VERSION)
-    seen = int(done[0]["version"]) if done and done[0].get("table") == spec.source else None
+    seen, decision = processed(ctx, spec, bronze)
     current = bronze.version()
     if seen == current:
         ctx.note(f"{spec.target}: {spec.source} has no new versions (at {current})")
         return TableResult(spec.target, "silver", 0, 0, note="up to date")
+    if decision.rebuild:
+        ctx.note(f"{spec.target}: rebuilding from all of {spec.source} (version {current}) in one overwrite commit")
     files = _new_files(ctx, bronze, seen)
     engine = DuckDBEngine()
     try:
@@ -60,14 +63,15 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
         rows_in = int(engine.rows(f"SELECT count(*) FROM {quote(BRONZE_VIEW)}")[0][0])
     finally:
         engine.close()
-    progress = {SOURCE_VERSION: {"table": spec.source, "version": current}}
+    progress = {SOURCE_VERSION: {"table": spec.source, "version": current}, FINGERPRINT: decision.fingerprint.record()}
     fault_point("silver.before_commit")
     ctx.checkpoint()  # the last safe point before the commit
-    merge = spec.strategy == "merge"
+    merge = spec.strategy == "merge" and not decision.rebuild
     commit = commit_checked(ctx, spec.tests, layer="silver", table=spec.target, data=data, progress=progress,
-                            mode="merge" if merge else "append", keys=spec.keys,
-                            write=lambda rows, p: ctx.store.merge("silver", spec.target, rows, spec.keys, p) if merge
-                            else ctx.store.append("silver", spec.target, rows, p))
+                            mode="overwrite" if decision.rebuild else "merge" if merge else "append", keys=spec.keys,
+                            write=lambda rows, p: ctx.store.overwrite("silver", spec.target, rows, p)
+                            if decision.rebuild else ctx.store.merge("silver", spec.target, rows, spec.keys, p)
+                            if merge else ctx.store.append("silver", spec.target, rows, p))
     fault_point("silver.committed")
     ctx.mirror.table_committed(table=spec.target, layer="silver", job=ctx.job.name, commit=commit,
                                schema=data.schema, progress=progress[SOURCE_VERSION])
@@ -76,6 +80,23 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
              f"{commit.rows_updated} updated (version {commit.version})")
     return TableResult(spec.target, "silver", rows_in, commit.rows_written, rows_updated=commit.rows_updated,
                        bytes_written=commit.bytes_written, version=commit.version)
+
+
+def processed(ctx: JobContext, spec: SilverTable, bronze: DeltaTable) -> tuple[int | None, Decision]:
+    """The bronze version the table has processed (None: start from the first), and whether its
+    settings changed, a full refresh was asked for, or its bronze table was rebuilt by one since
+    (then it is rebuilt from all of bronze)."""
+    found = ctx.store.progress_many("silver", spec.target, (SOURCE_VERSION,), recent=(FINGERPRINT,))
+    done = found.get(SOURCE_VERSION)
+    decision = decide(ctx, "silver", spec.target, silver_fingerprint(spec),
+                      found[FINGERPRINT][0] if FINGERPRINT in found else None)
+    if decision.rebuild or not done or not isinstance(done[0], dict) or done[0].get("table") != spec.source:
+        return None, decision
+    seen = int(done[0]["version"])
+    if seen < bronze.version() and rebuilt_since(bronze, seen):
+        ctx.note(f"{spec.target}: {spec.source} was rebuilt by a full refresh since version {seen}")
+        return None, replace(decision, rebuild=True)
+    return seen, decision
 
 
 def _new_files(ctx: JobContext, bronze: DeltaTable, seen: int | None) -> list[str]:

@@ -157,7 +157,8 @@ class _Coordinator:
         plan = self.plan
         job_run = plan.env.metadata.start_job_run(plan.run_id, name, status="queued")
         payload = {"workflow": plan.workflow.name, "digest": self.digest, "run_id": plan.run_id, "job": name,
-                   "job_run_id": job_run.id, "batch_id": plan.batch_id, "index": index, "total": total}
+                   "job_run_id": job_run.id, "batch_id": plan.batch_id, "index": index, "total": total,
+                   "refresh": sorted(plan.refresh.tables), "force": plan.refresh.force}
         self.app.send_task(TASK, args=[payload], queue=self.queue)
         plan.emit(JobEvent(name, plan.workflow.job(name).kind, "start", index, total))
         return job_run.id
@@ -195,6 +196,7 @@ def _context() -> Context:
 def _run_job(payload: dict[str, Any]) -> None:
     """One job, on a worker; the job run in the metadata store says how it ended."""
     from flowforge.errors import FlowForgeError
+    from flowforge.layers.base import Refresh
     from flowforge.runner.control import RunControl
     from flowforge.runner.executor import MetadataMirror
     from flowforge.runner.jobs import JobEnv, execute_job
@@ -221,7 +223,8 @@ def _run_job(payload: dict[str, Any]) -> None:
     try:
         event = execute_job(env, workflow, name, run_id=run_id, batch_id=str(payload["batch_id"]),
                             index=int(payload["index"]), total=int(payload["total"]), keeper=keeper,
-                            control=control, job_run_id=job_run_id)
+                            control=control, job_run_id=job_run_id,
+                            refresh=Refresh(frozenset(payload.get("refresh") or ()), bool(payload.get("force"))))
         log.info("job %s of run %s: %s", name, run_id, event.status)
     except FlowForgeError as exc:
         log.error("job %s of run %s could not run: %s", name, run_id, exc.message)

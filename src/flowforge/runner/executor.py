@@ -21,11 +21,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from flowforge.core.dag import downstream_closure, job_order
 from flowforge.errors import ConflictError, FlowForgeError, LeaseLost, RunCancelled, SpecError, redact
+from flowforge.layers.base import Refresh
 from flowforge.runner.control import RunControl
 from flowforge.runner.jobs import JobEnv, JobEvent, execute_job
 from flowforge.runner.leases import DEFAULT_TIMEOUT, LeaseKeeper, workflow_lease
@@ -119,6 +120,7 @@ class RunPlan:
     keeper: LeaseKeeper
     control: RunControl
     emit: Callable[[JobEvent], None]
+    refresh: Refresh = field(default_factory=Refresh)  # --full-refresh / --force
 
     def skip(self, name: str, index: int, reason: str) -> JobEvent:
         self.env.metadata.skip_job_run(self.run_id, name, reason)
@@ -146,7 +148,8 @@ def run_in_process(plan: RunPlan) -> list[JobEvent]:
             continue
         plan.emit(JobEvent(name, plan.workflow.job(name).kind, "start", index, len(plan.order)))
         event = execute_job(plan.env, plan.workflow, name, run_id=plan.run_id, batch_id=plan.batch_id, index=index,
-                            total=len(plan.order), keeper=plan.keeper, control=plan.control, emit=plan.emit)
+                            total=len(plan.order), keeper=plan.keeper, control=plan.control, emit=plan.emit,
+                            refresh=plan.refresh)
         events.append(event)
         plan.emit(event)
         if event.status == "failed":
@@ -178,8 +181,9 @@ class Runner:
             select: Sequence[str] | None = None,
             on_start: Callable[[int], None] | None = None,
             slot: dt.datetime | None = None, parent_run_id: int | None = None,
-            on_wait: Callable[[str], None] | None = None) -> RunSummary:
-        """Run every job, or only the jobs named in ``select`` (in dependency order).
+            on_wait: Callable[[str], None] | None = None, refresh: Refresh | None = None) -> RunSummary:
+        """Run every job, or only the jobs named in ``select`` (in dependency order); ``refresh`` says
+        which tables to rebuild from their sources (see runner/refresh.py).
 
         ``on_start`` receives the run id as soon as the run is recorded (queued or running);
         ``on_wait`` a message when it has to wait for another run of the workflow.
@@ -196,7 +200,8 @@ class Runner:
         try:
             return self._run(workflow, keeper, order, start, trigger=trigger, actor=actor,
                              emit=on_event or (lambda e: None), selection=order if select is not None else None,
-                             on_start=on_start, slot=slot, parent_run_id=parent_run_id, on_wait=on_wait)
+                             on_start=on_start, slot=slot, parent_run_id=parent_run_id, on_wait=on_wait,
+                             refresh=refresh or Refresh())
         finally:
             if self.keeper is None:
                 keeper.close()
@@ -204,7 +209,7 @@ class Runner:
     def _run(self, workflow: Workflow, keeper: LeaseKeeper, order: list[str], start: float, *, trigger: str,
              actor: str, emit: Callable[[JobEvent], None], selection: list[str] | None,
              on_start: Callable[[int], None] | None, slot: dt.datetime | None, parent_run_id: int | None,
-             on_wait: Callable[[str], None] | None) -> RunSummary:
+             on_wait: Callable[[str], None] | None, refresh: Refresh) -> RunSummary:
         lease = workflow_lease(workflow.name)
         grant = keeper.try_acquire([lease], abandon=True)
         if not grant.acquired and workflow.concurrency != "queue":
@@ -230,7 +235,7 @@ class Runner:
             env = JobEnv(self.metadata, self.store, self.connector, MetadataMirror(self.metadata, self.store,
                          workflow.name, run.id), self.retries, self.backoff_seconds, self.settings)
             batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{run.id}-{uuid.uuid4().hex[:6]}"
-            plan = RunPlan(env, workflow, run.id, order, batch_id, keeper, control, emit)
+            plan = RunPlan(env, workflow, run.id, order, batch_id, keeper, control, emit, refresh)
             events = (self.dispatch or run_in_process)(plan)
             self._maintain(workflow, events, actor)
             status, error = _outcome(events, control)

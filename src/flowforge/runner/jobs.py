@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowforge.errors import FlowForgeError, LeaseLost, RunCancelled, redact
-from flowforge.layers.base import JobContext, JobResult, ProgressMirror, executor_for
+from flowforge.layers.base import JobContext, JobResult, ProgressMirror, Refresh, executor_for
 from flowforge.runner.leases import table_lease
 from flowforge.runner.owner import process_id, worker_label
 
@@ -63,7 +63,7 @@ class JobEnv:
 
 def execute_job(env: JobEnv, workflow: Workflow, name: str, *, run_id: int, batch_id: str, index: int, total: int,
                 keeper: LeaseKeeper, control: RunControl, job_run_id: int | None = None,
-                emit: Callable[[JobEvent], None] | None = None) -> JobEvent:
+                emit: Callable[[JobEvent], None] | None = None, refresh: Refresh | None = None) -> JobEvent:
     """Run job ``name`` of ``workflow`` for run ``run_id``; ``job_run_id`` is the queued job run a worker
     picks up (None: record a new one). ``emit`` hears the job's progress events."""
     job = workflow.job(name)
@@ -102,7 +102,7 @@ def execute_job(env: JobEnv, workflow: Workflow, name: str, *, run_id: int, batc
                          mirror=env.mirror, connector=env.connector, log=log, checkpoint=control.checkpoint,
                          on_note=lambda lines: env.metadata.leases.write_log(recorded, "\n".join(lines)),
                          on_progress=_progress_emitter(emit, name, job.kind, index, total) if emit else None,
-                         settings=env.settings)
+                         settings=env.settings, refresh=refresh or Refresh())
         for note in notes:
             ctx.note(note)
         from flowforge.lineage.openlineage import job_lineage  # OpenLineage events; a no-op unless configured

@@ -76,6 +76,7 @@ class Incremental(SpecModel):
 
 
 SubMicrosecondMode = Literal["error", "truncate", "string"]
+WriteDisposition = Literal["append", "replace", "merge"]
 
 
 class IngestTable(SpecModel):
@@ -103,6 +104,20 @@ class IngestTable(SpecModel):
       read: {delimiter: ";", encoding: latin-1, columns: {balance: "decimal(14,2)"}}
     ```
 
+    ``write_disposition`` (dlt's words) says how a load changes the bronze table: ``append`` adds
+    the rows read; ``replace`` swaps the whole table for them in one Delta commit (an overwrite:
+    earlier versions stay readable by time travel until vacuumed); ``merge`` upserts them on
+    ``primary_key``. The default is ``replace`` for a table, query or procedure read without
+    ``incremental`` (reading it twice must not double bronze) and ``append`` otherwise (an
+    incremental read, or files, each read once).
+
+    ```yaml
+    - {table: branches, target: bronze_branches}                      # replace (whole table each run)
+    - {table: orders, target: bronze_orders, incremental: updated_at} # append
+    - {table: customers, target: bronze_customers, incremental: modified_date,
+       write_disposition: merge, primary_key: [customer_id]}
+    ```
+
     ``read`` sets a files connection's read options for this table only (see the README's
     table of options); a changed option reads the files already landed again.
     """
@@ -117,6 +132,8 @@ class IngestTable(SpecModel):
     type_fallback: Literal["string"] | None = None
     sub_microseconds: SubMicrosecondMode = "error"
     batch_size: int = Field(100_000, ge=1, le=10_000_000)
+    write_disposition: WriteDisposition | None = None
+    primary_key: tuple[str, ...] = ()
     read: ReadOptions | None = None
     tests: Tests = ()
 
@@ -125,6 +142,19 @@ class IngestTable(SpecModel):
     def _shorthand(cls, value: object) -> object:
         return {"column": value} if isinstance(value, str) else value
 
+    @field_validator("primary_key", mode="before")
+    @classmethod
+    def _one_key(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @property
+    def disposition(self) -> WriteDisposition:
+        """``write_disposition`` as given, else ``replace`` for a full read and ``append`` for an
+        incremental one (files are read once each: incremental by file)."""
+        if self.write_disposition is not None:
+            return self.write_disposition
+        return "append" if self.incremental is not None or self.files else "replace"
+
     @model_validator(mode="after")
     def _one_source(self) -> IngestTable:
         given = [k for k in ("table", "query", "procedure", "files") if getattr(self, k)]
@@ -132,6 +162,11 @@ class IngestTable(SpecModel):
             raise ValueError("give exactly one of 'table', 'query', 'procedure' or 'files'")
         if self.params and not self.procedure:
             raise ValueError("'params' are the arguments of a 'procedure'")
+        if self.write_disposition == "merge" and not self.primary_key:
+            raise ValueError("write_disposition 'merge' needs 'primary_key' (the column(s) to upsert on)")
+        if self.write_disposition == "replace" and self.incremental is not None:
+            raise ValueError("write_disposition 'replace' reads the whole source on every run: remove "
+                             "'incremental', or use 'append' or 'merge'")
         if self.read is not None and not self.files:
             raise ValueError("'read' sets how 'files' are read (delimiter, columns...); give 'files'")
         return self

@@ -250,6 +250,9 @@ class LakehouseStore:
         dt = self._open_uri(loc, options=opts)
         with _storage_errors("write", loc, opts):
             if dt is None:
+                if not is_remote(loc):
+                    clear_uncommitted(loc)
+                data = _first_commit(data)
                 write_deltalake(loc, data, mode=mode, schema_mode=schema_mode,  # type: ignore[call-overload]
                                 storage_options=opts, commit_properties=props, writer_properties=_writer(),
                                 configuration={"delta.checkpointInterval": str(CHECKPOINT_INTERVAL)})
@@ -378,8 +381,11 @@ class LakehouseStore:
         return self.progress_many(layer, table, (key,)).get(key)
 
     def progress_many(self, layer: str, table: str, keys: tuple[str, ...],
-                      dt: DeltaTable | None = None) -> dict[str, tuple[Any, int]]:
-        """``progress`` of several keys from one read of the history (of ``dt`` when given)."""
+                      dt: DeltaTable | None = None, recent: tuple[str, ...] = ()) -> dict[str, tuple[Any, int]]:
+        """``progress`` of several keys from one read of the history (of ``dt`` when given); keys in
+        ``recent`` are looked for only in the newest commits (never worth reading the whole log)."""
+        keys = (*keys, *recent)
+        needed = len(keys) - len(recent)
         dt = dt if dt is not None else self.open(layer, table)
         found: dict[str, tuple[Any, int]] = {}
         if dt is None:
@@ -393,7 +399,7 @@ class LakehouseStore:
                         raw = commit.get(META_PREFIX + key)
                         if raw is not None and key not in found:
                             found[key] = (json.loads(raw), int(commit["version"]))
-                if len(found) == len(keys) or (limit is not None and dt.version() < limit):
+                if sum(k in found for k in keys[:needed]) == needed or (limit is not None and dt.version() < limit):
                     break
         return found
 
@@ -420,6 +426,33 @@ def has_commit(loc: str) -> bool:
     if not os.path.isdir(log):
         return False
     return any(n[:20].isdigit() and n.endswith((".json", ".parquet")) for n in os.listdir(log))
+
+
+def clear_uncommitted(loc: str) -> None:
+    """Remove what a first commit that never completed left in a local table folder (data files, an
+    ``_delta_log`` without a commit), so that it cannot trip a reader once the table exists. Only the
+    writer of the table calls it, holding the table's lease: no one else is writing there."""
+    import shutil
+
+    if os.path.isdir(loc) and not has_commit(loc):
+        shutil.rmtree(loc, ignore_errors=True)
+
+
+def _first_commit(data: pa.RecordBatchReader | pa.Table) -> pa.RecordBatchReader | pa.Table:
+    """The same rows, with fault point ``storage.first_commit`` once the last one is handed to the
+    writer of a new table (its data files are written; its first commit is under way)."""
+    import pyarrow as pa
+
+    from flowforge.testing import fault_point
+
+    reader = data if isinstance(data, pa.RecordBatchReader) else pa.RecordBatchReader.from_batches(
+        data.schema, data.to_batches())
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from reader
+        fault_point("storage.first_commit")
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 def _hooks(dt: DeltaTable) -> PostCommitHookProperties:

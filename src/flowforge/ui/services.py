@@ -370,6 +370,11 @@ def runs_filtered(user: UiUser, workflow_name: str | None, status: str | None, t
         return c.run_service.history(workflow_name or None, status or None, since, limit, trigger=trigger or None)
 
 
+def full_refresh(user: UiUser, workflow_name: str, tables: list[str] | None) -> int:
+    with acting(user) as c:
+        return c.run_service.trigger(workflow_name, trigger="ui", full_refresh=True, tables=tables)
+
+
 def run_job(user: UiUser, workflow_name: str, job: str) -> int:
     with acting(user) as c:
         return c.run_service.trigger(workflow_name, job=job, trigger="ui")

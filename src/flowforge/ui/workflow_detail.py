@@ -24,6 +24,7 @@ from flowforge.ui.layout import (
     table,
 )
 from flowforge.ui.lineage import jobs_of, lineage_view
+from flowforge.ui.refresh import ask_full_refresh
 from flowforge.ui.schedule_editor import schedule_tab
 from flowforge.ui.workflows import ask_clone, confirm_delete, details_fields, start_run, toggle_pause
 
@@ -268,6 +269,9 @@ def register() -> None:
                         f"/workflows/{name}/jobs/new")).props("outline data-testid=add-job")
                     ui.button("Run one job", icon="play_circle_outline", on_click=lambda: run_one_job(
                         name, [j.name for j in detail.jobs], user)).props("outline data-testid=run-one-job")
+                    ui.button("Full refresh", icon="restart_alt", on_click=lambda: ask_full_refresh(
+                        name, [t for j in detail.jobs for t in j.outputs], user)).props(
+                        "outline data-testid=full-refresh")
                     ui.button("Delete", icon="delete", color="negative", on_click=lambda: confirm_delete(
                         user, name, lambda: go("/workflows"))).props("outline")
             with ui.tabs().classes("w-full") as tabs:

@@ -18,8 +18,8 @@ RECHECK_SECONDS = 10.0
 @router.post("", response_model=RunPublic, status_code=202)
 def trigger_run(body: RunCreate, user: EditorUser, ctx: Ctx) -> RunPublic:
     """Start a workflow (or one of its jobs) in the background; follow it at /runs/{id}/events."""
-    run_id = ctx.run_service.trigger(body.workflow, job=body.job, trigger="api",
-                                     force=body.force)
+    run_id = ctx.run_service.trigger(body.workflow, job=body.job, trigger="api", force=body.force,
+                                     full_refresh=body.full_refresh, tables=body.select)
     return RunPublic.model_validate(ctx.run_service.status(run_id))
 
 
