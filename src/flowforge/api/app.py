@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from flowforge.core.context import Context
@@ -82,6 +83,15 @@ def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: boo
     app.add_middleware(SecurityHeaders, api_prefix=API_PREFIX, docs_prefix=DOCS_PATH)
 
     _add_metrics(app, settings)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 body, each problem worded in plain words (``spec/messages.py``)."""
+        from flowforge.spec.messages import plain_message
+
+        detail = [{"loc": list(e.get("loc", ())), "msg": plain_message(e), "type": e.get("type")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(FlowForgeError)
     async def flowforge_error(_request: Request, exc: FlowForgeError) -> JSONResponse:

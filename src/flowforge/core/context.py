@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from flowforge.connectors.base import Connector
     from flowforge.connectors.config import ConnectionConfig
     from flowforge.core.alerts import AlertService
+    from flowforge.core.authoring import AuthoringService
     from flowforge.core.catalog import TableDetail
     from flowforge.core.catalog_docs import CatalogService
     from flowforge.core.cdc import CdcService
@@ -191,6 +192,12 @@ class Context:
         from flowforge.core.workflows import WorkflowService
 
         return WorkflowService(self)
+
+    @cached_property
+    def authoring(self) -> AuthoringService:
+        from flowforge.core.authoring import AuthoringService
+
+        return AuthoringService(self)
 
     @cached_property
     def run_service(self) -> RunService:
@@ -482,6 +489,9 @@ class Context:
     def prepare_run(self, name_or_path: str, *, force: bool = False) -> Workflow:
         """Validate and register a workflow before a run; refuses a paused workflow unless forced."""
         wf = self.validate(name_or_path)
+        if not wf.jobs:
+            raise ConfigError(f"Workflow '{wf.name}' has no jobs yet, so there is nothing to run.",
+                              hint="Add a job to it first (the workflow page's 'Add job', or its YAML).")
         record = self.metadata.get_workflow(wf.name)
         if record is not None and record.status == "paused" and not force:
             raise ConfigError(f"Workflow '{wf.name}' is paused; it does not run until resumed.",

@@ -28,6 +28,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from flowforge.core.spec_cache import spec_cache
+from flowforge.core.spec_edit import merge_text, replace_job
 from flowforge.core.spec_text import ValidationIssue, dump_yaml, validation_issues
 from flowforge.errors import ConflictError, FlowForgeError, NotFoundError, SpecError
 
@@ -182,7 +183,10 @@ class WorkflowService:
     def update(self, name: str, source: Source) -> WorkflowDetail:
         self.ctx.require("editor")
         self._record(name)
-        text = _text(source)
+        path = self._file(name)
+        # a spec given as data (triggers from the schedule editor, say) is laid over the file: comments stay
+        text = merge_text(path.read_text(encoding="utf-8"), source) if path and not isinstance(source, str) \
+            else _text(source)
         wf = _parse(text, f"workflow '{name}'")
         if wf.name != name:
             raise SpecError(f"name: the workflow is '{name}'; a new name would be a new workflow",
@@ -205,10 +209,12 @@ class WorkflowService:
             self.ctx.metadata.audit(self.ctx.actor, "workflow.delete", "workflow", name, {"file": str(path)})
 
     def clone(self, name: str, new_name: str) -> WorkflowDetail:
+        """A copy under ``new_name`` (comments kept); it writes the same tables, so rename them in the copy."""
         self.ctx.require("editor")
         spec = self._spec_dict(name)
         spec["name"] = new_name
-        return self.create(spec)
+        path = self._file(name)
+        return self.create(merge_text(path.read_text(encoding="utf-8"), spec) if path else spec)
 
     def pause(self, name: str) -> WorkflowSummary:
         self.ctx.require("editor")
@@ -253,7 +259,7 @@ class WorkflowService:
         if any(j.get("name") == new.get("name") for j in spec["jobs"]):
             raise ConflictError(f"Workflow '{workflow}' already has a job '{new.get('name')}'.")
         spec["jobs"].append(new)
-        self._save(workflow, spec, "job.create", str(new.get("name")))
+        self._save(workflow, spec, "job.create", str(new.get("name")), (None, job) if isinstance(job, str) else None)
         return self.get_job(workflow, str(new["name"]))
 
     def update_job(self, workflow: str, job: str, new: Source) -> JobInfo:
@@ -262,7 +268,7 @@ class WorkflowService:
         data = _mapping(new)
         index = _job_index(spec, workflow, job)
         spec["jobs"][index] = data
-        self._save(workflow, spec, "job.update", job)
+        self._save(workflow, spec, "job.update", job, (index, new) if isinstance(new, str) else None)
         return self.get_job(workflow, str(data.get("name", job)))
 
     def delete_job(self, workflow: str, job: str) -> None:
@@ -342,9 +348,18 @@ class WorkflowService:
             raise SpecError("the workflow file has no list of jobs", file=str(path))
         return data
 
-    def _save(self, name: str, spec: dict[str, Any], action: str, job: str) -> None:
-        text = dump_yaml(spec)
+    def _save(self, name: str, spec: dict[str, Any], action: str, job: str,
+              job_text: tuple[int | None, str] | None = None) -> None:
+        """Write ``spec`` over the file in place (its comments stay); a job given as text (``job_text``:
+        its index, None for a new one, and its YAML) goes in as written, with its own comments."""
         path = self._file(name) or self.ctx.settings.workflows_path / f"{name}.yml"
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        if not old:
+            text = dump_yaml(spec)
+        elif job_text is not None:
+            text = replace_job(old, job_text[0], job_text[1])
+        else:
+            text = merge_text(old, spec, str(path))
         self._write(path, text, _parse(text, str(path)))
         self.ctx.metadata.audit(self.ctx.actor, action, "job", f"{name}.{job}")
 

@@ -152,6 +152,14 @@ class MetadataStore:
             )
             return q.load_workflows(conn, workflows.c.id == current.id)[0]
 
+    def rename_workflow(self, name: str, new_name: str, actor: str) -> None:
+        """Give a workflow a new name; its runs, jobs and lineage stay with it (they refer to its id)."""
+        with self._begin() as conn:
+            current = q.require_workflow(conn, name)
+            conn.execute(update(workflows).where(workflows.c.id == current.id).values(name=new_name,
+                                                                                   updated_at=q.now()))
+            q.write_audit(conn, actor, "workflow.rename", "workflow", new_name, {"name": name}, {"name": new_name})
+
     def delete_workflow(self, name: str, actor: str) -> None:
         """Delete a workflow with its jobs, runs and lineage (foreign keys cascade)."""
         with self._begin() as conn:
