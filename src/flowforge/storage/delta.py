@@ -520,11 +520,19 @@ def _not(flags: Any) -> Any:
     return pc.invert(flags)
 
 
-def add_actions(dt: DeltaTable) -> list[tuple[str, int, int]]:
-    """(relative path, size in bytes, row count) of every file in the snapshot."""
+def add_actions_table(dt: DeltaTable) -> pa.Table:
+    """The snapshot's add actions (``path``, ``size_bytes``, ``num_records``, statistics...) as Arrow.
+
+    Read through the Arrow C stream: ``pa.table()`` of delta-rs' result first asks whether it is a
+    pandas DataFrame, which imports pandas (about 0.4 s) just to count rows."""
     import pyarrow as pa
 
-    adds = pa.table(dt.get_add_actions(flatten=True))
+    return pa.RecordBatchReader.from_stream(dt.get_add_actions(flatten=True)).read_all()
+
+
+def add_actions(dt: DeltaTable) -> list[tuple[str, int, int]]:
+    """(relative path, size in bytes, row count) of every file in the snapshot."""
+    adds = add_actions_table(dt)
     return list(zip(adds.column("path").to_pylist(),
                     (s or 0 for s in adds.column("size_bytes").to_pylist()),
                     (n or 0 for n in adds.column("num_records").to_pylist()), strict=True))
