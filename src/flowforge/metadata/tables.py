@@ -144,6 +144,7 @@ runs = Table(
     Column("parent_run_id", Integer, nullable=True),
     Column("selection", json_type(none_as_null=True), nullable=True),
     Index(None, "status"),
+    Index(None, "started_at"),  # migration 0010: the run list across workflows is ordered by it
 )
 
 job_runs = Table(
