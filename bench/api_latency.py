@@ -1,13 +1,18 @@
-"""API latency under load: p50/p99 and requests/s of the workflow list and lineage endpoints.
+"""API latency under load: p50/p99 and requests/s of the workflow list, detail, lineage and run endpoints.
 
     python bench/api_latency.py                       # 1,000 workflows, 100,000 runs, 50 clients
     python bench/api_latency.py --requests 500        # quicker
     python bench/api_latency.py --metadata-url postgresql://postgres@127.0.0.1:5432/flowforge_bench
+    python bench/api_latency.py --server before=/tmp/old/src:1 --server now=src:1 --server now_w4=src:4
 
 The metadata store is filled directly (bulk inserts of workflows, jobs, lineage edges, assets,
 runs and job runs), ``flowforge serve`` starts in a subprocess on a free loopback port, and
 ``--clients`` concurrent httpx clients send a bounded number of requests to each endpoint.
-Results print as a table and go to bench/results/api_latency.json.
+Each ``--server LABEL=SRC[:WORKERS]`` is one server of the same filled project, FlowForge taken
+from SRC (put first on PYTHONPATH; ``-`` = the installed one) with ``--workers WORKERS``; all of
+them are up at once and driven in turns, round after round, so they share the machine's load
+alike (the figures to compare are their ratios). Results print as a table and go to
+bench/results/api_latency[_<backend>].json.
 """
 
 from __future__ import annotations
@@ -52,8 +57,8 @@ def fill(project: Path, metadata_url: str | None, workflows: int, runs: int) -> 
         (project / "flowforge.yml").write_text((project / "flowforge.yml").read_text()
                                                + f"\nmetadata_url: {metadata_url}\n")
     ctx = Context(settings)
-    ctx.users.create_user("admin", ADMIN_PASSWORD, "admin", actor="bench")
-    token = ctx.users.create_token("admin", "bench", actor="bench")
+    ctx.users.create_user("admin", ADMIN_PASSWORD, "admin")
+    token = ctx.users.create_token("admin", "bench")
     start = time.perf_counter()
     now = datetime.now(UTC)
     names, wf_rows, specs = [], [], []
@@ -132,14 +137,18 @@ def free_port() -> int:
         return port
 
 
-def start_server(project: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(project: Path, port: int, src: str | None = None, workers: int = 1) -> subprocess.Popen[bytes]:
     import httpx
 
     env = {**os.environ, "FLOWFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    proc = subprocess.Popen([sys.executable, "-m", "flowforge", "-p", str(project), "serve", "--no-ui",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(src).resolve()), env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "flowforge", "-p", str(project), "serve", "--no-ui", "--host", "127.0.0.1",
+           "--port", str(port), "--log-level", "warning"]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
@@ -149,7 +158,36 @@ def start_server(project: Path, port: int) -> subprocess.Popen[bytes]:
         except httpx.TransportError:
             time.sleep(0.2)
     proc.terminate()
-    raise SystemExit("server did not start in 120 s")
+    raise SystemExit("server did not start in 180 s")
+
+
+def server_cpu(proc: subprocess.Popen[bytes]) -> float:
+    """CPU seconds used so far by the server and its worker processes: a figure that the machine's
+    other load disturbs far less than latency does."""
+    import psutil
+
+    try:
+        root = psutil.Process(proc.pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in tree:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 async def drive(base: str, token: str, paths: list[str], clients: int) -> dict[str, float]:
@@ -160,7 +198,7 @@ async def drive(base: str, token: str, paths: list[str], clients: int) -> dict[s
     errors = 0
     queue = list(reversed(paths))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120,
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300,
                                  limits=limits) as client:
         async def worker() -> None:
             nonlocal errors
@@ -179,9 +217,32 @@ async def drive(base: str, token: str, paths: list[str], clients: int) -> dict[s
         await asyncio.gather(*(worker() for _ in range(clients)))
         wall = time.perf_counter() - start
     latencies.sort()
+    if not latencies:  # every request failed (timed out): say so rather than stop the benchmark
+        nan = float("nan")
+        return {"requests": 0, "errors": errors, "p50_ms": nan, "p99_ms": nan, "mean_ms": nan, "max_ms": nan,
+                "requests_per_s": 0.0}
     return {"requests": len(latencies), "errors": errors, "p50_ms": statistics.median(latencies),
             "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
             "mean_ms": statistics.fmean(latencies), "max_ms": latencies[-1], "requests_per_s": len(latencies) / wall}
+
+
+def parse_server(text: str) -> tuple[str, str | None, int]:
+    """``LABEL=SRC[:WORKERS]`` → (label, src or None for the installed FlowForge, workers)."""
+    label, _, rest = text.partition("=")
+    src, _, workers = (rest or "-").partition(":")
+    return label, None if src in ("", "-") else src, int(workers or 1)
+
+
+def endpoints(names: list[str], run_ids: int, requests: int) -> dict[str, list[str]]:
+    rng = random.Random(11)
+    return {
+        "GET /workflows (page of 100)": ["/workflows"] * requests,
+        "GET /workflows?limit=1000": ["/workflows?limit=1000"] * max(1, requests // 10),
+        "GET /workflows/{name}": [f"/workflows/{rng.choice(names)}" for _ in range(requests)],
+        "GET /workflows/{name}/lineage": [f"/workflows/{rng.choice(names)}/lineage" for _ in range(requests)],
+        "GET /runs?limit=50": ["/runs?limit=50"] * requests,
+        "GET /runs/{id}/jobs": [f"/runs/{rng.randint(1, run_ids)}/jobs" for _ in range(requests)],
+    }
 
 
 def main() -> None:
@@ -189,49 +250,83 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=2000, help="per endpoint")
+    parser.add_argument("--requests", type=int, default=2000, help="per endpoint and round (limit=1000: a tenth)")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--metadata-url", default=None, help="PostgreSQL URL of an empty database (default SQLite)")
+    parser.add_argument("--server", action="append", default=[], metavar="LABEL=SRC[:WORKERS]",
+                        help="a server to measure (repeatable); default: the installed FlowForge, one worker")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
+    servers = [parse_server(text) for text in args.server] or [("flowforge", None, 1)]
 
+    results: dict[str, dict[str, dict[str, float]]] = {label: {} for label, _, _ in servers}
     with tempfile.TemporaryDirectory(prefix="ff-api-bench-", dir=args.workdir) as tmp:
         project = Path(tmp) / "project"
         token, names, timings = fill(project, args.metadata_url, args.workflows, args.runs)
-        port = free_port()
-        server = start_server(project, port)
+        procs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
         try:
-            base = f"http://127.0.0.1:{port}/api/v1"
-            rng = random.Random(11)
-            asyncio.run(drive(base, token, ["/workflows"] * min(50, args.requests), args.clients))  # warm up
-            results = {
-                "GET /workflows (page of 100)": asyncio.run(drive(base, token, ["/workflows"] * args.requests,
-                                                                  args.clients)),
-                "GET /workflows?limit=1000": asyncio.run(drive(base, token, ["/workflows?limit=1000"] * args.requests,
-                                                               args.clients)),
-                "GET /workflows/{name}/lineage": asyncio.run(drive(
-                    base, token, [f"/workflows/{rng.choice(names)}/lineage" for _ in range(args.requests)],
-                    args.clients)),
-            }
+            for label, src, workers in servers:
+                port = free_port()
+                procs[label] = (start_server(project, port, src, workers), f"http://127.0.0.1:{port}/api/v1")
+            for round_ in range(args.rounds):
+                paths = endpoints(names, args.runs, args.requests)
+                for endpoint, urls in paths.items():
+                    for label, (_, base) in procs.items():
+                        if round_ == 0:  # warm up: caches, pools, workers' first imports
+                            asyncio.run(drive(base, token, urls[:min(100, len(urls) // 2 + 1)], args.clients))
+                        cpu = server_cpu(procs[label][0])
+                        measured = asyncio.run(drive(base, token, urls, args.clients))
+                        measured["server_cpu_ms_per_request"] = ((server_cpu(procs[label][0]) - cpu) * 1000
+                                                                 / max(1.0, measured["requests"]))
+                        results[label].setdefault(endpoint, {"rounds": 0})
+                        _merge(results[label][endpoint], measured)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            for proc, _ in procs.values():
+                stop_server(proc)
     backend = "postgresql" if args.metadata_url else "sqlite"
     print(f"\nAPI latency: {args.workflows:,} workflows, {args.runs:,} runs, {args.clients} clients, "
-          f"{backend} metadata, one uvicorn process")
+          f"{backend} metadata, {args.rounds} round(s)")
     print(f"(fill: {', '.join(f'{k} {v:.1f}s' for k, v in timings.items())})")
-    print(f"{'endpoint':34} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}")
-    for name, r in results.items():
-        print(f"{name:34} {r['requests']:>8.0f} {r['errors']:>6.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-              f"{r['max_ms']:>8.1f} {r['requests_per_s']:>8.1f}")
+    first = servers[0][0]
+    print(f"{'server':12} {'endpoint':32} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'req/s':>8} {'vs first':>8} {'CPU ms/req':>10}")
+    for label, _, _ in servers:
+        for endpoint, r in results[label].items():
+            base = results[first][endpoint]["requests_per_s"] or float("nan")
+            print(f"{label:12} {endpoint:32} {r['requests']:>8.0f} {r['errors']:>6.0f} {r['p50_ms']:>8.1f} "
+                  f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['requests_per_s']:>8.1f} "
+                  f"{r['requests_per_s'] / base:>8.2f} {r['server_cpu_ms_per_request']:>10.1f}")
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "api_latency.json"
+    out = RESULTS / ("api_latency.json" if backend == "sqlite" else f"api_latency_{backend}.json")
     out.write_text(json.dumps({"workflows": args.workflows, "runs": args.runs, "clients": args.clients,
-                               "metadata": backend, "fill_seconds": timings, "results": results}, indent=2))
+                               "metadata": backend, "rounds": args.rounds, "fill_seconds": timings,
+                               "commit": _commit(), "load_average": os.getloadavg(),
+                               "servers": [{"label": label, "src": src, "workers": workers}
+                                           for label, src, workers in servers],
+                               "results": results}, indent=2))
     print(f"\nwritten to {out}")
+
+
+def _merge(into: dict[str, float], measured: dict[str, float]) -> None:
+    """Rounds combined: worst p99 and max, mean of the other figures."""
+    n = into["rounds"]
+    for key, value in measured.items():
+        if key in ("p99_ms", "max_ms"):
+            into[key] = max(into.get(key, 0.0), value)
+        elif key in ("requests", "errors"):
+            into[key] = into.get(key, 0.0) + value
+        else:
+            into[key] = (into.get(key, 0.0) * n + value) / (n + 1)
+    into["rounds"] = n + 1
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ it reaches ``<point>``. Points: ``bronze.batch`` (a batch handed to the Delta wr
 ``bronze.committed`` (after the Delta commit, before the metadata mirror is written),
 ``silver.committed``, ``silver.before_commit`` (merged rows computed, nothing committed),
 ``gold.batch`` (a gold batch handed to the Delta writer), ``storage.first_commit`` (every row of a
-new table handed to the Delta writer, its first commit not yet written). Unset, a fault point costs one dict lookup.
+new table handed to the Delta writer, its first commit not yet written), ``storage.merge_written`` (a
+key merge's new files written, its commit not yet). Unset, a fault point costs one dict lookup.
 
 In-process tests can instead run a callback at a point (``with at_point("bronze.batch", fn):``),
 e.g. to cancel a run exactly there.

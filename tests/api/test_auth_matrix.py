@@ -46,6 +46,7 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("POST", "/workflows/validate", "viewer", {"yaml": WF_YAML}),
     ("GET", "/workflows/{wf}", "viewer", None),
     ("PUT", "/workflows/{wf}", "editor", {"yaml": WF_YAML}),
+    ("PATCH", "/workflows/{wf}", "editor", {"description": "Orders from the shop", "tags": ["orders"]}),
     ("POST", "/workflows/{wf}/clone", "editor", {"new_name": "matrix_clone"}),
     ("POST", "/workflows/{wf}/pause", "editor", None),
     ("POST", "/workflows/{wf}/resume", "editor", None),
@@ -57,6 +58,7 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("POST", "/workflows/{wf}/jobs", "editor", {"spec": JOB}),
     ("POST", "/workflows/{wf}/jobs/validate", "viewer", {"spec": JOB}),
     ("GET", "/workflows/{wf}/jobs/ingest", "viewer", None),
+    ("GET", "/workflows/{wf}/jobs/ingest/source", "viewer", None),
     ("PUT", "/workflows/{wf}/jobs/ingest", "editor", {"yaml": "name: ingest\nkind: ingest\nconnection: local_files\n"
                                                       "tables:\n  - {files: 'orders*.csv', target: bronze_matrix}\n"}),
     ("POST", "/workflows/{wf}/jobs/ingest/clone", "editor", {"new_name": "ingest_copy"}),
@@ -87,6 +89,7 @@ ROUTES: list[tuple[str, str, str | None, Any]] = [
     ("PUT", "/catalog/tables/bronze_orders/docs", "editor", {"description": "orders as they landed"}),
     ("GET", "/templates?industry=bfsi", "viewer", None),
     ("GET", "/templates/bfsi_customer_360", "viewer", None),
+    ("POST", "/templates/bfsi_customer_360/plan", "viewer", {"params": {"workflow_name": "matrix_plan"}}),
     ("POST", "/templates/bfsi_customer_360/instantiate", "editor", {"params": {"workflow_name": "matrix_tpl"},
                                                                     "overwrite": True}),
     ("GET", "/audit", "editor", None),

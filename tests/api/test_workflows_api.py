@@ -112,8 +112,10 @@ def test_jobs_crud_and_inline_validation(api: Api) -> None:
     unknown = {"name": "x", "kind": "ingest", "connection": "nope", "tables": [{"files": "a.csv", "target": "b_x"}]}
     issues = api.post("/workflows/jobs_wf/jobs/validate", "viewer", json={"spec": unknown}).json()["issues"]
     assert issues[0]["field"] == "connection" and "nope" in issues[0]["message"]
-    wf_check = api.post("/workflows/validate", "viewer", json={"yaml": "name: w\njobs: []\n"}).json()
+    wf_check = api.post("/workflows/validate", "viewer", json={"yaml": "name: w\njobs: every day\n"}).json()
     assert wf_check["valid"] is False and wf_check["issues"][0]["field"] == "jobs"
+    blank = api.post("/workflows/validate", "viewer", json={"yaml": "name: w\njobs: []\n"}).json()
+    assert blank["valid"] is True  # a new workflow has no jobs until they are added
 
     good = {"name": "gold_totals", "kind": "gold",
             "tables": [{"target": "gold_jobs_wf", "sql": "SELECT count(*) AS n FROM silver_jobs_wf"}]}

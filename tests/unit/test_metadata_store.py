@@ -104,6 +104,38 @@ class MetadataStoreSuite:
         finally:
             store.close()
 
+    def test_database_at_an_older_revision_is_upgraded_on_open(self, fresh_url: str) -> None:
+        # A database an older FlowForge created: the cheap version check sees it differs and migrates.
+        from alembic import command
+
+        from flowforge.metadata.engine import create_metadata_engine, head_revisions, schema_is_current
+
+        cfg = alembic_config()
+        engine = create_metadata_engine(fresh_url)
+        try:
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "0005")
+        finally:
+            engine.dispose()
+        store = MetadataStore(fresh_url)
+        try:
+            assert not schema_is_current(store.engine)
+            store.migrate()
+            assert schema_is_current(store.engine)
+            with store.engine.connect() as conn:
+                versions = {r[0] for r in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
+                assert versions == head_revisions()
+                assert {"fires", "leases", "trigger_state"} <= set(inspect(conn).get_table_names())
+            assert store.list_workflows() == []
+        finally:
+            store.close()
+
+    def test_the_version_check_knows_the_newest_shipped_revision(self) -> None:
+        from flowforge.metadata.engine import head_revisions
+
+        assert head_revisions() == set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
     def test_database_from_a_newer_version_is_refused(self, fresh_url: str) -> None:
         store = MetadataStore(fresh_url)
         try:

@@ -48,8 +48,8 @@ def test_every_problem_is_listed_with_its_line_a_close_match_and_the_allowed_fie
 
 def test_pydantic_wording_becomes_plain_words() -> None:
     with pytest.raises(SpecError) as caught:
-        parse_workflow("name: empty\njobs: []\n", "empty.yml")
-    assert "jobs: needs at least 1 item(s)" in str(caught.value)
+        parse_workflow("name: empty\njobs:\n  - {name: a, kind: ingest, connection: c, tables: []}\n", "empty.yml")
+    assert "jobs.0.tables: needs at least one entry" in str(caught.value)
     assert "Tuple should" not in str(caught.value)
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from flowforge.core.context import Context
@@ -60,7 +61,7 @@ def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: boo
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stop = _start_scheduler(settings) if scheduler else None
+        stop = start_scheduler(settings) if scheduler else None
         yield
         if stop is not None:
             stop()
@@ -82,6 +83,15 @@ def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: boo
     app.add_middleware(SecurityHeaders, api_prefix=API_PREFIX, docs_prefix=DOCS_PATH)
 
     _add_metrics(app, settings)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 body, each problem worded in plain words (``spec/messages.py``)."""
+        from flowforge.spec.messages import plain_message
+
+        detail = [{"loc": list(e.get("loc", ())), "msg": plain_message(e), "type": e.get("type")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(FlowForgeError)
     async def flowforge_error(_request: Request, exc: FlowForgeError) -> JSONResponse:
@@ -143,7 +153,7 @@ def _add_metrics(app: FastAPI, settings: Settings) -> None:
         return PlainTextResponse(render(ctx), media_type=CONTENT_TYPE)
 
 
-def _start_scheduler(settings: Settings) -> Callable[[], None]:
+def start_scheduler(settings: Settings) -> Callable[[], None]:
     """The scheduler on its own Context in a thread; returns what stops it (after its runs end)."""
     import threading
 

@@ -635,3 +635,37 @@ class IngestPlanRowPublic(Public):
     delta_column: str | None
     load: str
     listed: bool
+
+
+# -- writing workflows: names and ownership, jobs as written, template plans ---------------------
+class WorkflowDetails(BaseModel):
+    """Fields to change; those left out stay as they are. An empty ``team`` clears it."""
+
+    new_name: str | None = Field(None, max_length=128, description="Rename the workflow (runs stay with it).")
+    description: str | None = Field(None, max_length=2000)
+    team: str | None = Field(None, max_length=128)
+    environment: str | None = Field(None, max_length=64)
+    tags: list[str] | None = Field(None, max_length=50)
+
+
+class JobSourcePublic(Public):
+    workflow: str
+    name: str
+    kind: str
+    data: dict[str, Any] = Field(description="The job as its file writes it (shorthands kept).")
+    text: str = Field(description="The job's YAML with its comments.")
+
+
+class TableWriterPublic(Public):
+    table: str
+    workflow: str
+    job: str
+
+
+class TemplatePlanPublic(Public):
+    template: str
+    workflow: str
+    yaml: str
+    writes: list[str]
+    conflicts: list[TableWriterPublic] = Field(description="Tables another workflow already writes.")
+    warnings: list[str]

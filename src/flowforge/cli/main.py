@@ -244,13 +244,22 @@ def templates_list(industry: Annotated[str | None, typer.Option()] = None,
 
 @templates_app.command("use")
 def templates_use(name: Annotated[str, typer.Argument(help="Template name.")],
-                  param: Annotated[list[str] | None, typer.Option("--param", help="key=value")] = None) -> None:
-    """Create workflows/<workflow_name>.yml from a template."""
+                  param: Annotated[list[str] | None, typer.Option("--param", help="key=value")] = None,
+                  tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeat it); replaces the "
+                                                                "template's tags.")] = None,
+                  table: Annotated[list[str] | None, typer.Option("--table", help="old=new: rename a table the "
+                                                                  "template writes (repeat it).")] = None) -> None:
+    """Create workflows/<workflow_name>.yml from a template; warns when another workflow already writes
+    one of its tables."""
     from flowforge.cli import output
 
     params = dict(p.split("=", 1) for p in (param or []) if "=" in p)
+    tables = dict(t.split("=", 1) for t in (table or []) if "=" in t)
     with _context() as ctx:
-        path = ctx.instantiate_template(name, params)
+        plan = ctx.authoring.template_plan(name, params, tags=tag, tables=tables)
+        path = ctx.instantiate_template(name, params, tags=tag, tables=tables or None)
+        for warning in plan.warnings:
+            output.warn(warning)
         output.info(f"created {path}\nNext: flowforge run {path.stem}")
 
 

@@ -188,3 +188,7 @@ def info(message: str) -> None:
     console.print(message, soft_wrap=True)
 
 
+
+
+def warn(message: str) -> None:
+    err_console.print(Text.assemble(("Warning:", "yellow"), " ", message), soft_wrap=True)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flowforge.cli.common import _context
+
+if TYPE_CHECKING:
+    from flowforge.settings import Settings
 
 log = logging.getLogger("flowforge.serve")
 
@@ -23,13 +26,21 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
           scheduler: Annotated[bool, typer.Option("--scheduler/--no-scheduler", help="Also run the scheduler "
                                                   "(triggers fire; off when 'flowforge scheduler' runs apart).")]
           = True,
-          log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info") -> None:
+          log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+          workers: Annotated[int, typer.Option(min=1, max=64, help="API processes sharing the port (more than 1 "
+                                               "needs --no-ui; the scheduler still runs once).")] = 1) -> None:
     """Serve the REST API (/api/v1, docs at /api/v1/docs) and the web UI on one port.
 
     On first start, with no users yet, it creates the admin: the password comes from
     FLOWFORGE_ADMIN_PASSWORD or a prompt; there is no default password.
     """
     from flowforge.cli import output
+
+    if workers > 1 and ui:
+        output.error("The web UI keeps each open page's state in the process that served it, so it runs in one "
+                     "process: use --workers with --no-ui (and serve the UI from a second 'flowforge serve' "
+                     "on another port).")
+        raise typer.Exit(2)
 
     try:
         import uvicorn
@@ -43,11 +54,37 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         if not ctx.users.has_users():
             _create_first_admin(ctx)
         settings = ctx.settings
-    app = create_app(settings, scheduler=scheduler and settings.scheduler.in_serve)
+    run_scheduler = scheduler and settings.scheduler.in_serve
+    if workers > 1:
+        _serve_workers(settings, host, port, log_level, workers, run_scheduler)
+        return
+    app = create_app(settings, scheduler=run_scheduler)
     if ui:
         _mount_ui(app, settings)
     output.info(f"FlowForge on http://{host}:{port}  (API docs: http://{host}:{port}/api/v1/docs)")
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _serve_workers(settings: Settings, host: str, port: int, log_level: str, workers: int,
+                   run_scheduler: bool) -> None:
+    """``workers`` uvicorn processes serve the API on one port; this process supervises them and runs
+    the one scheduler (so it fires once, however many workers there are)."""
+    import uvicorn
+
+    from flowforge.api.app import start_scheduler
+    from flowforge.api.workers import PROJECT_ENV
+    from flowforge.cli import output
+
+    os.environ[PROJECT_ENV] = str(settings.project_dir)  # the spawned workers load the same project
+    stop = start_scheduler(settings) if run_scheduler else None
+    output.info(f"FlowForge API on http://{host}:{port} with {workers} worker processes "
+                f"(API docs: http://{host}:{port}/api/v1/docs)")
+    try:
+        uvicorn.run("flowforge.api.workers:app", factory=True, host=host, port=port, log_level=log_level,
+                    workers=workers)
+    finally:
+        if stop is not None:
+            stop()
 
 
 def _create_first_admin(ctx: object) -> None:

@@ -44,12 +44,26 @@ def config_models() -> dict[str, type[ConnectionConfig]]:
     return dict(_CONFIGS)
 
 
+def _config_of(kind: str) -> type[ConnectionConfig] | None:
+    import importlib
+
+    from flowforge.connectors import module_of
+
+    module = module_of(kind) if kind not in _CONFIGS else None
+    if module is not None:
+        importlib.import_module(f"{module}.config")
+    return _CONFIGS.get(kind)
+
+
 def parse_connection(data: dict[str, Any]) -> ConnectionConfig:
     """Validate a connection mapping against the model its ``type`` names."""
     from flowforge.errors import ConfigError
 
-    models = config_models()
     kind = data.get("type")
+    model = _config_of(kind) if isinstance(kind, str) else None
+    if model is not None:  # only this kind's module is imported, not every connector's
+        return model.model_validate(data)
+    models = config_models()
     if kind not in models:
         raise ConfigError(
             f"Unknown connection type {kind!r}.",

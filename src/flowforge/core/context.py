@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from flowforge.connectors.base import Connector
     from flowforge.connectors.config import ConnectionConfig
     from flowforge.core.alerts import AlertService
+    from flowforge.core.authoring import AuthoringService
     from flowforge.core.catalog import TableDetail
     from flowforge.core.catalog_docs import CatalogService
     from flowforge.core.cdc import CdcService
@@ -194,6 +195,12 @@ class Context:
         return WorkflowService(self)
 
     @cached_property
+    def authoring(self) -> AuthoringService:
+        from flowforge.core.authoring import AuthoringService
+
+        return AuthoringService(self)
+
+    @cached_property
     def run_service(self) -> RunService:
         from flowforge.core.runs import RunService
 
@@ -349,10 +356,10 @@ class Context:
         return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]) if folder.is_dir() else []
 
     def load_workflow(self, name_or_path: str) -> Workflow:
-        from flowforge.spec import load_workflow_file
+        """The parsed file (parsed again only when its bytes change: core/spec_cache.py)."""
+        from flowforge.core.spec_cache import spec_cache
 
-        wf: Workflow = load_workflow_file(self.workflow_path(name_or_path))
-        return wf
+        return spec_cache(self).file(self.workflow_path(name_or_path))
 
     def validate(self, name_or_path: str) -> Workflow:
         """Parse the file and check every reference that can be checked without running."""
@@ -490,6 +497,9 @@ class Context:
     def prepare_run(self, name_or_path: str, *, force: bool = False) -> Workflow:
         """Validate and register a workflow before a run; refuses a paused workflow unless forced."""
         wf = self.validate(name_or_path)
+        if not wf.jobs:
+            raise ConfigError(f"Workflow '{wf.name}' has no jobs yet, so there is nothing to run.",
+                              hint="Add a job to it first (the workflow page's 'Add job', or its YAML).")
         record = self.metadata.get_workflow(wf.name)
         if record is not None and record.status == "paused" and not force:
             raise ConfigError(f"Workflow '{wf.name}' is paused; it does not run until resumed.",

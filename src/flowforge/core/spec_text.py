@@ -38,17 +38,16 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
 
 
 def validation_issues(exc: ValidationError, loaded: Any, prefix: tuple[str | int, ...]) -> list[ValidationIssue]:
+    """Every problem of a workflow's validation in plain words (close matches and allowed fields for an
+    unknown one), with its line; locations inside ``prefix`` (one job) are given relative to it."""
     from flowforge.spec.loader import line_for, strip_tags
+    from flowforge.spec.problems import problems
+    from flowforge.spec.workflow import Workflow
 
     out = []
-    for err in exc.errors():
-        loc = strip_tags(err["loc"])
+    for problem in problems(exc, Workflow, strip_tags):
+        loc, msg = problem.loc, problem.message
         inside = loc[len(prefix):] if loc[:len(prefix)] == prefix else None
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field '{loc[-1]}'"
-        elif err["type"] == "missing":
-            msg = f"missing required field '{loc[-1]}'"
         if inside is None:
             out.append(ValidationIssue(".".join(map(str, loc)) or "(workflow)", None, msg))
         else:

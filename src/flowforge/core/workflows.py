@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from flowforge.core.spec_cache import spec_cache
+from flowforge.core.spec_edit import merge_text, replace_job
 from flowforge.core.spec_text import ValidationIssue, dump_yaml, validation_issues
 from flowforge.errors import ConflictError, FlowForgeError, NotFoundError, SpecError
 
@@ -127,7 +130,9 @@ class WorkflowService:
         """One page of matching workflows (filtered and paged in the metadata store), the number matching,
         and the workflow files that do not parse. A file not yet registered is registered first."""
         self.ctx.require("viewer")
-        invalid, _ = self._register_new_files(self.ctx.metadata.workflow_names())
+        files = self.ctx.workflow_files()
+        known = self.ctx.metadata.workflow_names([p.stem for p in files]) if files else set()
+        invalid, _ = self._register_new_files(known, files)
         briefs, total = self.ctx.metadata.workflow_briefs(team=team, environment=environment, status=status,
                                                           tag=tag, search=search, offset=offset, limit=limit)
         last = self.ctx.metadata.latest_runs([b.id for b in briefs]) if briefs else {}
@@ -155,7 +160,7 @@ class WorkflowService:
         path = self._file(name)
         text = path.read_text(encoding="utf-8") if path else dump_yaml(record.spec)
         runs = self.ctx.metadata.list_runs(name, 10)
-        spec = _spec_of(record)
+        spec = spec_cache(self.ctx).registered(record.spec)
         return WorkflowDetail(
             id=record.id, name=record.name, description=record.description, team=record.team,
             environment=record.environment, tags=record.tags, status=record.status,
@@ -178,7 +183,10 @@ class WorkflowService:
     def update(self, name: str, source: Source) -> WorkflowDetail:
         self.ctx.require("editor")
         self._record(name)
-        text = _text(source)
+        path = self._file(name)
+        # a spec given as data (triggers from the schedule editor, say) is laid over the file: comments stay
+        text = merge_text(path.read_text(encoding="utf-8"), source) if path and not isinstance(source, str) \
+            else _text(source)
         wf = _parse(text, f"workflow '{name}'")
         if wf.name != name:
             raise SpecError(f"name: the workflow is '{name}'; a new name would be a new workflow",
@@ -201,10 +209,12 @@ class WorkflowService:
             self.ctx.metadata.audit(self.ctx.actor, "workflow.delete", "workflow", name, {"file": str(path)})
 
     def clone(self, name: str, new_name: str) -> WorkflowDetail:
+        """A copy under ``new_name`` (comments kept); it writes the same tables, so rename them in the copy."""
         self.ctx.require("editor")
         spec = self._spec_dict(name)
         spec["name"] = new_name
-        return self.create(spec)
+        path = self._file(name)
+        return self.create(merge_text(path.read_text(encoding="utf-8"), spec) if path else spec)
 
     def pause(self, name: str) -> WorkflowSummary:
         self.ctx.require("editor")
@@ -235,7 +245,7 @@ class WorkflowService:
     # -- jobs ---------------------------------------------------------------------------------
     def get_job(self, workflow: str, job: str) -> JobInfo:
         self.ctx.require("viewer")
-        spec = _spec_of(self._record(workflow))
+        spec = spec_cache(self.ctx).registered(self._record(workflow).spec)
         for j in spec.jobs:
             if j.name == job:
                 return _job_info(j)
@@ -249,7 +259,7 @@ class WorkflowService:
         if any(j.get("name") == new.get("name") for j in spec["jobs"]):
             raise ConflictError(f"Workflow '{workflow}' already has a job '{new.get('name')}'.")
         spec["jobs"].append(new)
-        self._save(workflow, spec, "job.create", str(new.get("name")))
+        self._save(workflow, spec, "job.create", str(new.get("name")), (None, job) if isinstance(job, str) else None)
         return self.get_job(workflow, str(new["name"]))
 
     def update_job(self, workflow: str, job: str, new: Source) -> JobInfo:
@@ -258,7 +268,7 @@ class WorkflowService:
         data = _mapping(new)
         index = _job_index(spec, workflow, job)
         spec["jobs"][index] = data
-        self._save(workflow, spec, "job.update", job)
+        self._save(workflow, spec, "job.update", job, (index, new) if isinstance(new, str) else None)
         return self.get_job(workflow, str(data.get("name", job)))
 
     def delete_job(self, workflow: str, job: str) -> None:
@@ -338,9 +348,18 @@ class WorkflowService:
             raise SpecError("the workflow file has no list of jobs", file=str(path))
         return data
 
-    def _save(self, name: str, spec: dict[str, Any], action: str, job: str) -> None:
-        text = dump_yaml(spec)
+    def _save(self, name: str, spec: dict[str, Any], action: str, job: str,
+              job_text: tuple[int | None, str] | None = None) -> None:
+        """Write ``spec`` over the file in place (its comments stay); a job given as text (``job_text``:
+        its index, None for a new one, and its YAML) goes in as written, with its own comments."""
         path = self._file(name) or self.ctx.settings.workflows_path / f"{name}.yml"
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        if not old:
+            text = dump_yaml(spec)
+        elif job_text is not None:
+            text = replace_job(old, job_text[0], job_text[1])
+        else:
+            text = merge_text(old, spec, str(path))
         self._write(path, text, _parse(text, str(path)))
         self.ctx.metadata.audit(self.ctx.actor, action, "job", f"{name}.{job}")
 
@@ -357,10 +376,11 @@ class WorkflowService:
                                                        self.ctx.actor)
         return _summary(record, self.ctx.metadata.latest_runs().get(name))
 
-    def _register_new_files(self, known: set[str]) -> tuple[builtins.list[WorkflowSummary], int]:
+    def _register_new_files(self, known: set[str], files: builtins.list[Path] | None = None,
+                            ) -> tuple[builtins.list[WorkflowSummary], int]:
         """Register workflow files not in ``known``; (summaries of files that do not parse, count registered)."""
         invalid, registered = [], 0
-        for path in self.ctx.workflow_files():
+        for path in self.ctx.workflow_files() if files is None else files:
             if path.stem in known:
                 continue
             try:
@@ -399,12 +419,6 @@ def _parse(text: str, file: str) -> Workflow:
     return wf
 
 
-def _spec_of(record: WorkflowRecord) -> Workflow:
-    from flowforge.spec.workflow import Workflow
-
-    return Workflow.model_validate(record.spec)
-
-
 def _job_index(spec: dict[str, Any], workflow: str, job: str) -> int:
     for i, j in enumerate(spec["jobs"]):
         if j.get("name") == job:
@@ -430,9 +444,17 @@ def _brief_summary(b: WorkflowBrief, last: RunRecord | None) -> WorkflowSummary:
                            triggers=describe_triggers(b.schedule, b.triggers))
 
 
+@functools.cache
+def _trigger_adapter() -> TypeAdapter[Any]:
+    """Built once: building a TypeAdapter of the trigger union costs about half a millisecond."""
+    from flowforge.spec.triggers import AnyTrigger
+
+    return TypeAdapter(AnyTrigger)
+
+
 def describe_triggers(schedule: str | None, triggers: Any) -> tuple[str, ...]:
     """One line per trigger of a registered spec (the older ``schedule:`` first)."""
-    from flowforge.spec.triggers import AnyTrigger, legacy_schedule
+    from flowforge.spec.triggers import legacy_schedule
 
     out = []
     if schedule:
@@ -440,7 +462,7 @@ def describe_triggers(schedule: str | None, triggers: Any) -> tuple[str, ...]:
             out.append(legacy_schedule(schedule).describe())
         except ValidationError:
             out.append(f"schedule {schedule} (invalid)")
-    adapter = TypeAdapter(AnyTrigger)
+    adapter = _trigger_adapter()
     for raw in triggers if isinstance(triggers, list) else ():
         try:
             out.append(adapter.validate_python(raw).describe())

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from flowforge.arrowutil import constant
 from flowforge.connectors.base import ReadRequest
 from flowforge.errors import CheckFailed, ConfigError, FlowForgeError
 from flowforge.layers import schema_drift
@@ -245,7 +246,7 @@ def _audited_stream(ctx: JobContext, connector: Connector, plan: ReadPlan, count
         if key not in cache:
             if len(cache) > 64:
                 cache.clear()
-            cache[key] = pa.array([value] * n, type_)
+            cache[key] = constant(value, type_, n)  # not pa.array: that imports pandas
         return cache[key]
 
     def source() -> Iterator[tuple[pa.RecordBatch, str, dt.datetime | None]]:

@@ -35,9 +35,9 @@ class Chunk:
 
 def _uris(dt: DeltaTable) -> dict[str, str]:
     """Relative path of every file in the snapshot (as the log writes it) → its URI."""
-    import pyarrow as pa
+    from flowforge.storage.delta import add_actions_table
 
-    paths = pa.table(dt.get_add_actions(flatten=True)).column("path").to_pylist()
+    paths = add_actions_table(dt).column("path").to_pylist()
     uris = dt.file_uris()
     out = {}
     for path, uri in zip(paths, uris, strict=True):

@@ -66,11 +66,11 @@ def _gold_table(ctx: JobContext, spec: GoldTable) -> TableResult:
         engine.close()
     ctx.mirror.table_committed(table=spec.target, layer="gold", job=ctx.job.name, commit=commit,
                                schema=reader.schema, progress=None)
-    ctx.note(f"{spec.target}: rebuilt with {commit.rows_written} rows from "
-             f"{', '.join(f'{k}@v{v}' for k, v in versions.items())} (version {commit.version})")
+    inputs = ", ".join(f"{k}@v{v}" for k, v in versions.items()) or "no lakehouse tables"
+    rows = f"{commit.rows_written} row{'' if commit.rows_written == 1 else 's'}"
+    ctx.note(f"{spec.target}: rebuilt with {rows} from {inputs} (version {commit.version})")
     return TableResult(spec.target, "gold", rows_in, commit.rows_written,
                        bytes_written=commit.bytes_written, version=commit.version)
-
 
 
 def _up_to_date(ctx: JobContext, spec: GoldTable, versions: dict[str, int], fingerprint: Fingerprint) -> int | None:

@@ -122,9 +122,9 @@ def due(store: LakehouseStore, layer: str, table: str, policy: MaintenancePolicy
     with _lock:
         _last_check[loc] = version
     if last is not None and version - last < policy.optimize_every:
-        import pyarrow as pa
+        from flowforge.storage.delta import add_actions_table
 
-        sizes = pa.table(dt_.get_add_actions(flatten=True)).column("size_bytes").to_pylist()
+        sizes = add_actions_table(dt_).column("size_bytes").to_pylist()
         small = sum(1 for s in sizes if (s or 0) < policy.small_file_mb * _MB)
         return f"{small} small files" if small >= policy.max_small_files else None
     state = health(dt_, int(policy.small_file_mb * _MB))

@@ -465,40 +465,57 @@ def _drift(ctx: JobContext, layer: str, table: str, policy: Policy, existing: An
     return drift
 
 
-def silver_batch(ctx: JobContext, *, table: str, source_table: Any, policy: Policy, data: pa.Table,
-                 keys: Sequence[str]) -> tuple[pa.Table, Drift | None]:
+def silver_batch(ctx: JobContext, *, table: str, source_table: Any, policy: Policy,
+                 data: pa.Table | pa.RecordBatchReader,
+                 keys: Sequence[str]) -> tuple[pa.Table | pa.RecordBatchReader, Drift | None]:
     """A silver batch as the silver table will take it, and the drift ``before_commit`` applies.
     Columns the bronze table marks dropped are marked dropped here too, and for keys silver already
     holds they keep the value silver has (a merge never overwrites it with the NULL the source no
     longer sends)."""
+    import pyarrow as pa
+
     existing = ctx.store.open("silver", table)
-    if existing is None:
+    if existing is None:  # a first build (streamed, when large): its columns make the table
         return data, None
+    if isinstance(data, pa.RecordBatchReader):
+        data = data.read_all()
     upstream = {c: {**v, "upstream": True} for c, v in dropped_columns(source_table).items() if c in data.schema.names}
     drift = _drift(ctx, "silver", table, policy, existing, data.schema, (), "casts", upstream)
     carry = [c for c in drift.dropped if c in drift.target.names]
     if carry and keys and data.num_rows:
         data = _carry(ctx, table, data, carry, keys)
-    import pyarrow as pa
-
     batches = [conform(b, drift.target, f"silver table {table}") for b in data.to_batches()]
     return pa.Table.from_batches(batches, schema=drift.target), (None if drift.none and not drift.rewrite else drift)
 
 
-def rebuilt_batch(ctx: JobContext, *, table: str, source_table: Any, data: pa.Table,
-                  keys: Sequence[str]) -> pa.Table:
-    """A batch that rebuilds a silver table: for columns the bronze table marks dropped, keys the
-    table already holds keep its value (the newest bronze row of such a key holds NULL there)."""
+def rebuilt_batch(ctx: JobContext, *, table: str, source_table: Any, data: pa.Table | pa.RecordBatchReader,
+                  keys: Sequence[str]) -> pa.Table | pa.RecordBatchReader:
+    """A batch (or a stream of them) that rebuilds a silver table: for columns the bronze table marks
+    dropped, keys the table already holds keep its value (the newest bronze row of such a key holds
+    NULL there)."""
     import pyarrow as pa
 
     existing = ctx.store.open("silver", table)
     held = pa.schema(existing.schema().to_arrow()).names if existing is not None else []
     columns = [c for c in dropped_columns(source_table) if c in data.schema.names and c in held]
-    if not columns or not keys or not data.num_rows:
+    if not columns or not keys:
         return data
-    out = _carry(ctx, table, data, columns, keys)
-    return pa.Table.from_batches([conform(b, data.schema, f"silver table {table}") for b in out.to_batches()],
-                                 schema=data.schema)
+    schema = data.schema
+    where = f"silver table {table}"
+
+    def carried(part: pa.Table) -> list[pa.RecordBatch]:
+        if not part.num_rows:
+            return list(part.to_batches())
+        return [conform(b, schema, where) for b in _carry(ctx, table, part, columns, keys).to_batches()]
+
+    if isinstance(data, pa.Table):
+        return pa.Table.from_batches(carried(data), schema=schema)
+
+    def batches() -> Iterator[pa.RecordBatch]:  # a streamed rebuild: carried batch by batch
+        for batch in data:
+            yield from carried(pa.Table.from_batches([batch], schema=schema))
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _carry(ctx: JobContext, table: str, data: pa.Table, columns: Sequence[str], keys: Sequence[str]) -> pa.Table:

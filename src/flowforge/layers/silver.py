@@ -14,7 +14,7 @@ from flowforge.engine.duckdb_engine import DuckDBEngine
 from flowforge.engine.sandbox import check_type
 from flowforge.engine.sql import quote
 from flowforge.errors import CheckFailed, ConfigError, SourceSchemaError
-from flowforge.layers import schema_drift
+from flowforge.layers import schema_drift, silver_merge
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.layers.fingerprint import FINGERPRINT, Decision, decide, rebuilt_since, silver_fingerprint
 from flowforge.quality.gate import commit_checked
@@ -55,14 +55,18 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
         ctx.note(f"{spec.target}: rebuilding from all of {spec.source} (version {current}) in one overwrite commit")
     files = _new_files(ctx, bronze, seen)
     engine = DuckDBEngine()
+    spill = silver_merge.prepare(engine, silver_merge.first_build(ctx, spec, decision.rebuild))  # streams
     try:
         engine.register_files(BRONZE_VIEW, files, bronze.schema().to_arrow(),
                               storage_options=ctx.store.storage_options)
         _check_columns(engine, spec)
         _check_keys(engine, spec)
-        data = engine.query(build_select(spec, BRONZE_VIEW), f"silver table {spec.target}")
         rows_in = int(engine.rows(f"SELECT count(*) FROM {quote(BRONZE_VIEW)}")[0][0])
-    finally:
+        data = silver_merge.silver_rows(engine, spec, build_select(spec, BRONZE_VIEW), spill)
+    except BaseException:
+        silver_merge.discard(engine, spill)
+        raise
+    if spill is None:
         engine.close()
     drift = None
     if decision.rebuild:  # the table is rebuilt: its columns are what the batch has (values of dropped ones kept)
@@ -84,7 +88,7 @@ def _silver_table(ctx: JobContext, spec: SilverTable) -> TableResult:
     fault_point("silver.committed")
     ctx.mirror.table_committed(table=spec.target, layer="silver", job=ctx.job.name, commit=commit,
                                schema=data.schema, progress=progress[SOURCE_VERSION])
-    ctx.note(f"{spec.target}: {spec.strategy} of {data.num_rows} rows from {spec.source} versions "
+    ctx.note(f"{spec.target}: {spec.strategy} of {getattr(data, 'num_rows', rows_in)} rows from {spec.source} versions "
              f"{'start' if seen is None else seen + 1}..{current}: {commit.rows_written} inserted, "
              f"{commit.rows_updated} updated (version {commit.version})")
     return TableResult(spec.target, "silver", rows_in, commit.rows_written, rows_updated=commit.rows_updated,

@@ -44,21 +44,24 @@ def lineage_graph(ctx: Context, workflow: str) -> dict[str, Any]:
 
         raise ConfigError(f"Workflow '{workflow}' has not run or been registered yet.",
                           hint=f"Run it once: flowforge run {workflow}")
-    from flowforge.spec.workflow import Workflow
-
-    spec = Workflow.model_validate(record.spec)
     edges = ctx.metadata.lineage(workflow)
     names = list(dict.fromkeys([e.source for e in edges] + [e.target for e in edges]))
+    found = ctx.metadata.assets_named([n for n in names if not n.startswith("source:")])  # one query
+    spec: Workflow | None = None
     nodes: list[dict[str, Any]] = []
     for name in names:
         if name.startswith("source:"):
             nodes.append({"id": name, "type": "source", "label": name.removeprefix("source:"), "layer": None,
                           "rows": None, "last_updated": None, "location": None})
             continue
-        asset = ctx.metadata.get_asset(name)
+        asset = found.get(name)
+        if asset is None and spec is None:  # a table not built yet: its layer comes from the spec
+            from flowforge.core.spec_cache import spec_cache
+
+            spec = spec_cache(ctx).registered(record.spec)
         nodes.append({
             "id": name, "type": asset.layer if asset else "table", "label": name,
-            "layer": asset.layer if asset else spec.layer_of(name),
+            "layer": asset.layer if asset else spec.layer_of(name) if spec else None,
             "rows": asset.row_count if asset else None,
             "last_updated": asset.last_updated.isoformat() if asset and asset.last_updated else None,
             "location": asset.location if asset else None,

@@ -1,27 +1,70 @@
-"""Engine set-up for the metadata store and its programmatic Alembic upgrade."""
+"""Engine set-up for the metadata store and its programmatic Alembic upgrade.
+
+Every command and server start opens the store, so the schema check is cheap: one read of the
+version table compared with the newest revision of the shipped migrations (found by reading their
+``revision``/``down_revision`` lines, without loading Alembic). Alembic is imported and run only
+when the two differ: a new database, or one an older FlowForge created.
+"""
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from flowforge.errors import ConfigError, MissingDependencyError, StorageError, redact
 from flowforge.metadata.tables import VERSION_TABLE
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+# Execution option of read-only transactions: on SQLite they BEGIN DEFERRED (a shared snapshot,
+# no write lock), so readers neither queue behind each other nor behind a writer.
+READ_ONLY: Final = "flowforge_read_only"
+_REVISION = re.compile(r"^revision\b[^=]*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+_DOWN = re.compile(r"^down_revision\b[^=]*=\s*(.+)$", re.MULTILINE)
 URL_HINT: Final = "Check FLOWFORGE_METADATA_URL (metadata_url in settings) and that the database is reachable."
 _SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 _MIGRATE_LOCK_KEY: Final = 0x466C6F77466F7267  # "FlowForg"
 _ALEMBIC_LOCK: Final = threading.Lock()
+
+
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The newest revision(s) of the shipped migrations, read from their files without Alembic:
+    every ``revision`` no other file names as its ``down_revision``."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        found = _REVISION.search(source)
+        if found is None:
+            continue
+        revisions.add(found.group(1))
+        down = _DOWN.search(source)
+        if down is not None:
+            parents.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
+    return frozenset(revisions - parents)
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """True when the database's schema revision is the newest one this FlowForge ships: one read
+    that takes no write lock. False when it differs or cannot be read (no version table yet)."""
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(**{READ_ONLY: True})
+            with conn.begin():
+                found = {row[0] for row in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
+    except DBAPIError:
+        return False
+    return bool(found) and found == head_revisions()
 
 
 def upgrade_to_head(conn: Connection) -> None:
@@ -29,6 +72,10 @@ def upgrade_to_head(conn: Connection) -> None:
 
     Returns early when already at head (no Alembic environment is loaded then).
     """
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     cfg = alembic_config()
     script = ScriptDirectory.from_config(cfg)
     if conn.dialect.name == "postgresql":
@@ -55,6 +102,8 @@ def upgrade_to_head(conn: Connection) -> None:
 
 def alembic_config() -> Config:
     """An Alembic Config built in code: no alembic.ini is needed or read."""
+    from alembic.config import Config
+
     cfg = Config()
     # ConfigParser interpolates '%'; a path may contain one.
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
@@ -114,4 +163,6 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_on_begin(conn: Connection) -> None:
     # IMMEDIATE takes the write lock up front: a second process waits on busy_timeout instead of
     # failing with SQLITE_BUSY when it upgrades a read to a write. Transactions here are short.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only transactions (MetadataStore._read) never write, so they take no lock: in WAL mode
+    # they read a snapshot while one writer works.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from flowforge.metadata import queries as q
@@ -99,7 +98,7 @@ class FireStore:
         """The trigger's cursor row, created at ``now`` with ``cursor`` if it does not exist yet."""
         now = now or q.now()
         with self._store._begin() as conn:
-            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            dialect_insert = q.dialect_insert(conn)
             conn.execute(dialect_insert(trigger_state).values(
                 workflow_id=workflow_id, trigger_key=key, kind=kind, armed_at=now, cursor=q.jsonable(cursor),
                 version=0, updated_at=now).on_conflict_do_nothing(index_elements=["workflow_id", "trigger_key"]))
@@ -119,7 +118,7 @@ class FireStore:
                 cursor=q.jsonable(cursor), version=state.version + 1, updated_at=now)).rowcount
             if not moved or fire is None:
                 return bool(moved), None
-            dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            dialect_insert = q.dialect_insert(conn)
             fire_id = conn.execute(dialect_insert(fires).values(
                 workflow_id=state.workflow_id, trigger_key=state.trigger_key, kind=fire.kind,
                 slot_key=fire.slot_key, slot=fire.slot, status="pending", claimed_by=owner, claimed_at=now,

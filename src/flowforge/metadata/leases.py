@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from flowforge.metadata import queries as q
 from flowforge.metadata.tables import job_runs, leases, runs
@@ -149,12 +148,19 @@ class LeaseStore:
         expired, its process is known dead on this host, or it predates run owners. Returns their ids."""
         now = now or q.now()
         done: list[int] = []
+        live = select(runs.c.id, runs.c.owner, runs.c.heartbeat_at, runs.c.expires_at).where(runs.c.status.in_(LIVE))
+
+        def dead(owner: str | None, expires: datetime | None) -> bool:
+            return owner is None or (expires is not None and expires <= now) or is_dead(owner)
+
+        # Looked at without a write lock first (every run listing calls this): most calls find nothing to do.
+        with self._store._read() as conn:
+            if not any(dead(owner, expires) for _, owner, _, expires in conn.execute(live)):
+                return done
         with self._store._begin() as conn:
-            rows = conn.execute(select(runs.c.id, runs.c.owner, runs.c.heartbeat_at, runs.c.expires_at)
-                                .where(runs.c.status.in_(LIVE))).all()
+            rows = conn.execute(live).all()
             for run_id, owner, seen, expires in rows:
-                dead = owner is None or (expires is not None and expires <= now) or is_dead(owner)
-                if dead and abandon_run(conn, run_id, seen, owner, now):
+                if dead(owner, expires) and abandon_run(conn, run_id, seen, owner, now):
                     done.append(run_id)
         return done
 
@@ -243,6 +249,6 @@ def abandon_run(conn: Connection, run_id: int, last_seen: datetime | None, owner
 
 
 def _ensure_rows(conn: Connection, names: list[str]) -> None:
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = q.dialect_insert(conn)
     stmt = dialect_insert(leases).values([{"name": n, "takeovers": 0} for n in names])
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))

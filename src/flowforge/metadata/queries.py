@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 
 from sqlalchemy import Connection, Table, Text, and_, cast, func, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement
 
 from flowforge.errors import ConfigError
@@ -88,6 +87,14 @@ def require_workflow(conn: Connection, name: str) -> WorkflowRecord:
             hint="Run 'flowforge run <file>' or check 'flowforge workflows list'.",
         )
     return found[0]
+
+
+def workflow_id(conn: Connection, name: str) -> int:
+    """The id of a registered workflow (one indexed lookup; no spec or jobs loaded)."""
+    found = conn.execute(select(workflows.c.id).where(workflows.c.name == name)).scalar()
+    if found is None:
+        return require_workflow(conn, name).id  # raises the usual error
+    return int(found)
 
 
 def unknown_run(run_id: int) -> ConfigError:
@@ -208,8 +215,19 @@ def write_audit(
     )
 
 
+def dialect_insert(conn: Connection) -> Any:
+    """The backend's own ``insert`` (with ``on_conflict_do_*``); its dialect module loads on first use,
+    so a SQLite project never imports the PostgreSQL one."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
+
+
 def upsert(conn: Connection, table: Table, values: dict[str, Any], key: str) -> None:
     """Atomic insert-or-update on ``key`` (ON CONFLICT exists on both supported backends)."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(table).values(values)
+    stmt = dialect_insert(conn)(table).values(values)
     conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_={k: v for k, v in values.items() if k != key}))

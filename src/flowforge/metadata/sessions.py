@@ -52,20 +52,24 @@ class SessionStore:
         with ``touch``, marks it seen (at most every 30 s, so a busy page does not turn reads into
         writes). A page polling whether it is still signed in does not touch: idling still ends it."""
         now = q.now()
-        with self._store._begin() as conn:
+        # Checked in a read-only transaction; the rare write (ending or touching it) goes apart.
+        with self._store._read() as conn:
             row = conn.execute(select(sessions).where(sessions.c.token_hash == token_hash,
                                                       sessions.c.ended_at.is_(None))).first()
             if row is None:
                 return None
-            why = ("expired" if row.expires_at <= now else
-                   "idle timeout" if row.last_seen_at + idle <= now else None)
             found = conn.execute(select(users).where(users.c.id == row.user_id)).first()
-            if why is None and (found is None or found.disabled):
-                why = "disabled"
-            if why is not None:
-                conn.execute(update(sessions).where(sessions.c.id == row.id).values(ended_at=now, ended_why=why))
-                return None
-            if touch and now - row.last_seen_at > _TOUCH_EVERY:
+        why = ("expired" if row.expires_at <= now else
+               "idle timeout" if row.last_seen_at + idle <= now else None)
+        if why is None and (found is None or found.disabled):
+            why = "disabled"
+        if why is not None:
+            with self._store._begin() as conn:
+                conn.execute(update(sessions).where(sessions.c.id == row.id, sessions.c.ended_at.is_(None))
+                             .values(ended_at=now, ended_why=why))
+            return None
+        if touch and now - row.last_seen_at > _TOUCH_EVERY:
+            with self._store._begin() as conn:
                 conn.execute(update(sessions).where(sessions.c.id == row.id).values(last_seen_at=now))
         assert found is not None
         info = SessionInfo(row.id, row.user_id, row.created_at, now if touch else row.last_seen_at, row.expires_at)
@@ -89,7 +93,7 @@ class SessionStore:
 
     def open_count(self, user_id: int) -> int:
         now = q.now()
-        with self._store._begin() as conn:
+        with self._store._read() as conn:
             rows = conn.execute(select(sessions.c.id).where(sessions.c.user_id == user_id,
                                                             sessions.c.ended_at.is_(None),
                                                             sessions.c.expires_at > now)).all()
@@ -99,7 +103,7 @@ class SessionStore:
     def locked_until(self, keys: list[str]) -> datetime | None:
         """The latest lock-out end among ``keys`` that is still in the future."""
         now = q.now()
-        with self._store._begin() as conn:
+        with self._store._read() as conn:
             rows = conn.execute(select(login_failures.c.locked_until).where(
                 login_failures.c.key.in_(keys), login_failures.c.locked_until > now)).all()
         return max((r.locked_until for r in rows), default=None)

@@ -14,7 +14,7 @@ from sqlalchemy.sql import ColumnElement
 
 from flowforge.errors import ConfigError, StorageError, map_exceptions, redact
 from flowforge.metadata import queries as q
-from flowforge.metadata.engine import URL_HINT, create_metadata_engine, upgrade_to_head
+from flowforge.metadata.engine import READ_ONLY, URL_HINT, create_metadata_engine, schema_is_current, upgrade_to_head
 from flowforge.metadata.records import (
     AssetIn,
     AssetRecord,
@@ -66,13 +66,16 @@ class MetadataStore:
     def __init__(self, url: str) -> None:
         self._url = url
         self.engine: Engine = create_metadata_engine(url)
+        self._reader: Engine = self.engine.execution_options(**{READ_ONLY: True})
 
     @property
     def url_display(self) -> str:
         return redact(self._url)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision; a no-op when it is already there."""
+        """Bring the schema to the newest revision; a no-op when it is already there (one read)."""
+        if schema_is_current(self.engine):
+            return
         with self._begin() as conn:
             upgrade_to_head(conn)
 
@@ -93,6 +96,10 @@ class MetadataStore:
             "spec": after["spec"],
             "source_path": wf.source_path,
         }
+        with self._read() as conn:  # a run registers its workflow every time: usually unchanged, no write
+            found = q.load_workflows(conn, workflows.c.name == wf.name)
+        if found and q.record_state(found[0]) == after:
+            return found[0]
         with self._begin() as conn:
             found = q.load_workflows(conn, workflows.c.name == wf.name)
             before = q.record_state(found[0]) if found else None
@@ -117,12 +124,12 @@ class MetadataStore:
     def get_workflow(self, name: str | int) -> WorkflowRecord | None:
         """By name, or by numeric id when given an int."""
         where = workflows.c.id == name if isinstance(name, int) else workflows.c.name == name
-        with self._begin() as conn:
+        with self._read() as conn:
             found = q.load_workflows(conn, where)
         return found[0] if found else None
 
     def list_workflows(self) -> list[WorkflowRecord]:
-        with self._begin() as conn:
+        with self._read() as conn:
             return q.load_workflows(conn, None)
 
     def set_workflow_status(self, name: str, status: WorkflowStatus, actor: str) -> WorkflowRecord:
@@ -144,6 +151,14 @@ class MetadataStore:
                 {"status": status},
             )
             return q.load_workflows(conn, workflows.c.id == current.id)[0]
+
+    def rename_workflow(self, name: str, new_name: str, actor: str) -> None:
+        """Give a workflow a new name; its runs, jobs and lineage stay with it (they refer to its id)."""
+        with self._begin() as conn:
+            current = q.require_workflow(conn, name)
+            conn.execute(update(workflows).where(workflows.c.id == current.id).values(name=new_name,
+                                                                                   updated_at=q.now()))
+            q.write_audit(conn, actor, "workflow.rename", "workflow", new_name, {"name": name}, {"name": new_name})
 
     def delete_workflow(self, name: str, actor: str) -> None:
         """Delete a workflow with its jobs, runs and lineage (foreign keys cascade)."""
@@ -254,7 +269,7 @@ class MetadataStore:
             return q.load_runs(conn, runs.c.id == run_id)[0]
 
     def get_run(self, run_id: int) -> RunRecord | None:
-        with self._begin() as conn:
+        with self._read() as conn:
             found = q.load_runs(conn, runs.c.id == run_id)
         return found[0] if found else None
 
@@ -263,24 +278,28 @@ class MetadataStore:
                   until: datetime | None = None) -> list[RunRecord]:
         """Newest first, optionally only one workflow, one status, one trigger, or runs started in
         ``[since, until)``."""
-        with self._begin() as conn:
-            wf_id = None if workflow_name is None else q.require_workflow(conn, workflow_name).id
+        with self._read() as conn:
+            wf_id = None if workflow_name is None else q.workflow_id(conn, workflow_name)
             return q.load_runs(conn, q.run_filter(wf_id, status, since, trigger, until), limit=limit)
 
     def workflow_briefs(self, *, offset: int = 0, limit: int | None = None,
                         **filters: str | None) -> tuple[list[WorkflowBrief], int]:
         """A page of workflows by name (filters: team, environment, status, tag, search), without
         spec and jobs; and how many match in all."""
-        with self._begin() as conn:
+        with self._read() as conn:
             return q.workflow_briefs(conn, offset=offset, limit=limit, **filters)
 
-    def workflow_names(self) -> set[str]:
-        with self._begin() as conn:
-            return set(conn.execute(select(workflows.c.name)).scalars())
+    def workflow_names(self, among: list[str] | None = None) -> set[str]:
+        """Names of the registered workflows (only those in ``among``, when given)."""
+        query = select(workflows.c.name)
+        if among is not None:
+            query = query.where(workflows.c.name.in_(among))
+        with self._read() as conn:
+            return set(conn.execute(query).scalars())
 
     def latest_runs(self, workflow_ids: list[int] | None = None) -> dict[str, RunRecord]:
         """Each workflow's newest run (without job runs), by workflow name."""
-        with self._begin() as conn:
+        with self._read() as conn:
             return q.latest_runs(conn, workflow_ids)
 
     def _insert_job_run(
@@ -317,7 +336,7 @@ class MetadataStore:
             q.upsert(conn, watermarks, {"table_name": table_name, **values, "updated_at": q.now()}, "table_name")
 
     def get_watermark(self, table_name: str) -> WatermarkRecord | None:
-        with self._begin() as conn:
+        with self._read() as conn:
             row = conn.execute(select(watermarks).where(watermarks.c.table_name == table_name)).first()
         return None if row is None else WatermarkRecord(**row._mapping)
 
@@ -341,20 +360,35 @@ class MetadataStore:
         found = self._select_assets(assets.c.table_name == table_name)
         return found[0] if found else None
 
+    def assets_named(self, names: list[str]) -> dict[str, AssetRecord]:
+        """The assets of ``names`` that exist, by name, in one query."""
+        return {a.table_name: a for a in self._select_assets(assets.c.table_name.in_(names))} if names else {}
+
     def list_assets(self, layer: str | None = None) -> list[AssetRecord]:
         return self._select_assets(None if layer is None else assets.c.layer == layer)
 
     def _select_assets(self, where: ColumnElement[bool] | None) -> list[AssetRecord]:
         query = select(assets).order_by(assets.c.table_name)
-        with self._begin() as conn:
+        with self._read() as conn:
             rows = conn.execute(query if where is None else query.where(where)).all()
         return [AssetRecord(**{**row._mapping, "schema": tuple(row.schema)}) for row in rows]
 
     # -- lineage ---------------------------------------------------------------------------------
 
     def replace_lineage(self, workflow_name: str, edges: list[LineageEdgeIn]) -> None:
+        """Make ``edges`` the workflow's table lineage; no write at all when they are already (every run
+        registers its workflow, and the lineage rarely changes)."""
+        wanted = [(e.source, e.target, e.kind, e.source_column, e.target_column) for e in edges]
+        with self._read() as conn:
+            rows = conn.execute(
+                select(lineage_edges.c.source, lineage_edges.c.target, lineage_edges.c.kind,
+                       lineage_edges.c.source_column, lineage_edges.c.target_column)
+                .join(workflows, workflows.c.id == lineage_edges.c.workflow_id)
+                .where(workflows.c.name == workflow_name).order_by(lineage_edges.c.id)).all()
+        if [tuple(r) for r in rows] == wanted and wanted:
+            return
         with self._begin() as conn:
-            wf_id = q.require_workflow(conn, workflow_name).id
+            wf_id = q.workflow_id(conn, workflow_name)
             conn.execute(delete(lineage_edges).where(lineage_edges.c.workflow_id == wf_id))
             if edges:
                 conn.execute(
@@ -373,8 +407,8 @@ class MetadataStore:
                 )
 
     def lineage(self, workflow_name: str) -> list[LineageEdgeRecord]:
-        with self._begin() as conn:
-            wf_id = q.require_workflow(conn, workflow_name).id
+        with self._read() as conn:
+            wf_id = q.workflow_id(conn, workflow_name)
             rows = conn.execute(
                 select(lineage_edges).where(lineage_edges.c.workflow_id == wf_id).order_by(lineage_edges.c.id)
             ).all()
@@ -403,7 +437,7 @@ class MetadataStore:
                 query = query.where(column == value)
         if action is not None:
             query = query.where(audit_log.c.action.startswith(action, autoescape=True))
-        with self._begin() as conn:
+        with self._read() as conn:
             return [AuditRecord(**row._mapping) for row in conn.execute(query)]
 
     # -- connections (secrets arrive already encrypted) ---------------------------------------------
@@ -425,12 +459,12 @@ class MetadataStore:
         return ConnectionRecord(**row._mapping)
 
     def get_connection(self, name: str) -> ConnectionRecord | None:
-        with self._begin() as conn:
+        with self._read() as conn:
             row = conn.execute(select(connections).where(connections.c.name == name)).first()
         return ConnectionRecord(**row._mapping) if row else None
 
     def list_connections(self) -> list[ConnectionRecord]:
-        with self._begin() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(connections).order_by(connections.c.name)).all()
         return [ConnectionRecord(**row._mapping) for row in rows]
 
@@ -495,5 +529,14 @@ class MetadataStore:
         with (
             map_exceptions({OperationalError: StorageError}, f"Metadata store ({self.url_display})", URL_HINT),
             self.engine.begin() as conn,
+        ):
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A transaction that only reads: on SQLite it takes no write lock (see engine.READ_ONLY)."""
+        with (
+            map_exceptions({OperationalError: StorageError}, f"Metadata store ({self.url_display})", URL_HINT),
+            self._reader.begin() as conn,
         ):
             yield conn

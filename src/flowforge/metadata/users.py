@@ -51,7 +51,7 @@ class UserStore:
         self._store = store
 
     def count(self) -> int:
-        with self._store._begin() as conn:
+        with self._store._read() as conn:
             return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
 
     def add(self, username: str, password_hash: str, role: Role, actor: str) -> UserRecord:
@@ -65,17 +65,17 @@ class UserStore:
             return self._one(conn, username)
 
     def get(self, username: str) -> UserRecord | None:
-        with self._store._begin() as conn:
+        with self._store._read() as conn:
             row = conn.execute(select(users).where(users.c.username == username)).first()
         return UserRecord(**row._mapping) if row else None
 
     def get_by_id(self, user_id: int) -> UserRecord | None:
-        with self._store._begin() as conn:
+        with self._store._read() as conn:
             row = conn.execute(select(users).where(users.c.id == user_id)).first()
         return UserRecord(**row._mapping) if row else None
 
     def all(self) -> list[UserRecord]:
-        with self._store._begin() as conn:
+        with self._store._read() as conn:
             return [UserRecord(**r._mapping) for r in conn.execute(select(users).order_by(users.c.username))]
 
     def change(self, username: str, actor: str, *, role: Role | None = None, disabled: bool | None = None,
@@ -113,15 +113,16 @@ class UserStore:
     def user_for_token(self, token_hash: str) -> UserRecord | None:
         """The user a live token belongs to; marks the token used (at most once a minute, so a busy
         client does not turn every read into a write)."""
-        with self._store._begin() as conn:
+        with self._store._read() as conn:
             row = conn.execute(select(api_tokens.c.id, api_tokens.c.user_id, api_tokens.c.last_used_at).where(
                 api_tokens.c.token_hash == token_hash, api_tokens.c.revoked.is_(False))).first()
             if row is None:
                 return None
-            now = q.now()
-            if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
-                conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now))
             found = conn.execute(select(users).where(users.c.id == row.user_id)).first()
+        now = q.now()
+        if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
+            with self._store._begin() as conn:
+                conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now))
         return UserRecord(**found._mapping) if found else None
 
     def tokens(self, username: str) -> list[TokenRecord]:

@@ -146,7 +146,7 @@ def _failing_rows(scope: Scope, outcomes: list[RowOutcome], parts: list[tuple[in
         o = outcomes[i]
         o.rows = batch.num_rows
         mine = positions.filter(failing.column(f"__f{i}"))
-        mine = mine.take(pc.sort_indices(mine)).combine_chunks() if len(mine) else pa.array([], pa.int64())
+        mine = mine.take(pc.sort_indices(mine)).combine_chunks() if len(mine) else pa.nulls(0, pa.int64())
         o.failing = len(mine)
         o.first = mine.slice(0, SAMPLE_ROWS).to_pylist()
         o.all_ids = mine if o.failing else None

@@ -21,18 +21,31 @@ class LoadedYaml:
     file: str
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+_MAX_VALUES = 200_000  # a spec has thousands; aliases that multiply (a "billion laughs") stop here
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], inside: set[int], count: list[int]) -> None:
+    """Record each value's line; refuses an alias that contains itself and aliases that multiply."""
+    count[0] += 1
+    if count[0] > _MAX_VALUES:
+        raise SpecError(f"the YAML expands to more than {_MAX_VALUES:,} values",
+                        hint="Write the values out instead of repeating anchors (&name / *name).")
+    if id(node) in inside:
+        raise SpecError("a YAML alias refers to the value that contains it", line=node.start_mark.line + 1,
+                        hint="Remove the alias (*name) or point it at another anchor.")
     lines[loc] = node.start_mark.line + 1
+    inside.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             k = key.value
             lines[(*loc, k)] = key.start_mark.line + 1
-            _walk(value, (*loc, k), lines)
+            _walk(value, (*loc, k), lines, inside, count)
             # the key's own line is more useful than the value's for "unknown field"
             lines[(*loc, k)] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*loc, i), lines)
+            _walk(item, (*loc, i), lines, inside, count)
+    inside.discard(id(node))
 
 
 def load_yaml_text(text: str, file: str) -> LoadedYaml:
@@ -48,7 +61,10 @@ def load_yaml_text(text: str, file: str) -> LoadedYaml:
         raise SpecError(f"invalid YAML: {exc}", file=file) from None
     lines: dict[Loc, int] = {}
     if node is not None:
-        _walk(node, (), lines)
+        try:
+            _walk(node, (), lines, set(), [0])
+        except SpecError as exc:
+            raise SpecError(exc.message, file=file, line=exc.line, hint=exc.hint) from None
     return LoadedYaml(data=data, lines=lines, file=file)
 
 

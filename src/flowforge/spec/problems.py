@@ -89,40 +89,11 @@ def allowed_fields(root: Any, loc: tuple[str | int, ...]) -> list[str]:
     return sorted(names)
 
 
-_PLAIN = {
-    "missing": "missing required field '{field}'",
-    "too_short": "needs at least {min_length} item(s)",
-    "too_long": "has more than {max_length} item(s)",
-    "int_parsing": "must be a whole number",
-    "int_type": "must be a whole number",
-    "float_parsing": "must be a number",
-    "bool_parsing": "must be true or false",
-    "string_type": "must be text",
-    "list_type": "must be a list (for example [a, b])",
-    "tuple_type": "must be a list (for example [a, b])",
-    "dict_type": "must be a mapping of names to values",
-    "model_type": "must be a mapping of fields",
-    "greater_than": "must be greater than {gt}",
-    "greater_than_equal": "must be at least {ge}",
-    "less_than_equal": "must be at most {le}",
-    "string_too_short": "must not be empty",
-}
-
-
 def _message(err: Any) -> str:
-    kind = err["type"]
-    ctx = {**(err.get("ctx") or {}), "field": err["loc"][-1] if err["loc"] else ""}
-    if kind in _PLAIN:
-        try:
-            return _PLAIN[kind].format(**ctx)
-        except (KeyError, IndexError):
-            pass
-    if kind == "literal_error" and "expected" in ctx:
-        return f"must be one of {ctx['expected']}"
-    msg = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    return msg
+    """One problem in plain words (the wording lives in ``spec/messages.py``, shared with the UI and API)."""
+    from flowforge.spec.messages import plain_message
+
+    return plain_message(err)
 
 
 def describe(exc: ValidationError, root: Any, strip: Any = None) -> str:

@@ -44,7 +44,7 @@ class Workflow(SpecModel):
     environment: str = "dev"
     tags: tuple[str, ...] = ()
     schedule: str | None = None  # older form of one cron trigger in UTC; see spec/triggers.py
-    jobs: tuple[JobUnion, ...] = Field(min_length=1)
+    jobs: tuple[JobUnion, ...] = ()  # a new workflow has none until jobs are added
     triggers: tuple[AnyTrigger, ...] = ()
     concurrency: Concurrency = "queue"
     alerts: tuple[AlertRule, ...] = ()

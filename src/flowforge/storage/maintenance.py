@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flowforge.storage.delta import _encode, _storage_errors, _writer, has_commit
+from flowforge.storage.delta import _encode, _storage_errors, _writer, add_actions_table, has_commit
 from flowforge.storage.options import is_remote
 
 if TYPE_CHECKING:
@@ -61,9 +61,7 @@ class VacuumResult:
 
 def health(dt_: DeltaTable, small_bytes: int) -> TableHealth:
     """File counts from the snapshot and commits since the last compaction (from the history)."""
-    import pyarrow as pa
-
-    sizes = pa.table(dt_.get_add_actions(flatten=True)).column("size_bytes").to_pylist()
+    sizes = add_actions_table(dt_).column("size_bytes").to_pylist()
     since = 0
     for limit in (100, None):
         history = dt_.history(limit)

@@ -20,7 +20,7 @@ from flowforge.errors import ConfigError
 
 def customise(text: str, *, tags: Sequence[str] | None = None, tables: Mapping[str, str] | None = None) -> str:
     """The workflow YAML with ``tags`` replaced and tables renamed (old name → new name)."""
-    from flowforge.core.spec_text import dump_yaml
+    from flowforge.core.spec_edit import merge_text
 
     if tags is None and not tables:
         return text
@@ -50,7 +50,7 @@ def customise(text: str, *, tags: Sequence[str] | None = None, tables: Mapping[s
                     table["source"] = tables.get(table["source"], table["source"])
                 if "sql" in table:
                     table["sql"] = rename_tables(table["sql"], tables)
-    return dump_yaml(spec)
+    return merge_text(text, spec)  # the template's layout and comments stay
 
 
 def rename_tables(sql: str, names: Mapping[str, str], dialect: str = "duckdb") -> str:

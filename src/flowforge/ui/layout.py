@@ -22,6 +22,13 @@ NAV = (("Workflows", "/workflows", "account_tree", "viewer"),
        ("Connections", "/connections", "cable", "viewer"), ("SQL", "/sql", "terminal", "viewer"),
        ("Users", "/users", "group", "admin"))
 SESSION_CHECK_SECONDS = 15
+# logs and other code blocks wrap long lines instead of scrolling sideways
+PAGE_CSS = """
+.ff-log, .ff-log pre, .ff-log code {
+  white-space: pre-wrap !important; overflow-wrap: anywhere; word-break: break-word;
+}
+.ff-log pre { max-height: 32rem; overflow-y: auto; }
+"""
 LOGOUT_FORM = ('<form method="post" action="{action}" style="margin:0">'
                '<button type="submit" data-testid="sign-out" class="text-white px-3 py-1 rounded '
                'hover:bg-white/10">Sign out</button></form>')
@@ -52,6 +59,7 @@ def frame(title: str, user: services.UiUser) -> Iterator[None]:
     """Header with navigation; the page body goes inside."""
     ui.page_title(f"{title} · FlowForge")
     ui.colors(primary="#1f4e79")
+    ui.add_css(PAGE_CSS)
     with ui.header(fixed=False).classes("items-center justify-between px-4 py-2"):
         with ui.row().classes("items-center gap-6"):
             ui.link("FlowForge", "/workflows").classes("text-xl font-bold text-white no-underline")
@@ -113,3 +121,17 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None, **props:
     keys = columns or (list(rows[0]) if rows else [])
     cols = [{"name": k, "label": k, "field": k, "align": "left", "sortable": True} for k in keys]
     return ui.table(columns=cols, rows=rows, **props).classes("w-full").props("dense flat bordered wrap-cells")
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 job', '3 jobs', '0 jobs' (``many`` for irregular plurals)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def empty_state(message: str, testid: str = "empty-state") -> ui.column:
+    """What an empty page or list says: what is missing and what to do; buttons go inside."""
+    box = ui.column().classes("w-full items-start gap-2 p-6 border border-dashed rounded text-gray-700").props(
+        f"data-testid={testid}")
+    with box:
+        ui.label(message)
+    return box

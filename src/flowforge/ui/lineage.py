@@ -73,9 +73,11 @@ def chart_options(graph: dict[str, Any], highlight: set[str] | None = None) -> d
         "tooltip": {"trigger": "item", "confine": True},
         "xAxis": {"show": False}, "yAxis": {"show": False},
         "series": [{
-            "type": "graph", "layout": "none", "roam": True, "symbol": "roundRect", "symbolSize": [150, 34],
+            "type": "graph", "layout": "none", "roam": True, "symbol": "roundRect", "symbolSize": [170, 46],
             "edgeSymbol": ["none", "arrow"], "edgeSymbolSize": 9, "data": data, "links": links,
-            "label": {"position": "inside", "color": "#fff", "fontSize": 11, "overflow": "truncate", "width": 140},
+            # long names wrap inside the box (at any character: names have no spaces) instead of being cut off
+            "label": {"position": "inside", "color": "#fff", "fontSize": 11, "lineHeight": 13, "overflow": "breakAll",
+                      "width": 160, "align": "center"},
             "emphasis": {"focus": "adjacency"}, "lineStyle": {"curveness": 0.1},
         }],
         "graphic": [{"type": "text", "left": f"{4 + i * 24}%", "top": 4, "style": {"text": layer.upper(),

@@ -118,6 +118,14 @@ def register() -> None:
                 grid.selected = []
                 selected["run"] = None
                 grid.update()
+                show_empty()
+
+            def show_empty() -> None:
+                filtered = any(filters.values())
+                empty.set_visibility(not grid.rows)
+                empty.text = ("No run matches these filters; clear them to see every run." if filtered else
+                              "No runs yet. Open a workflow and press 'Run now', or give it a trigger on its "
+                              "Schedule tab; its runs appear here.")
 
             with ui.row().classes("gap-4 items-center"):
                 ui.select(services.workflow_names(user), label="Workflow", clearable=True,
@@ -134,6 +142,9 @@ def register() -> None:
             grid = table(history_rows(user, 200, filters), row_key="run", pagination=25, selection="single",
                          on_select=lambda e: selected.update(run=e.selection[0]["run"] if e.selection else None))
             grid.props("data-testid=runs-table")
+            empty = ui.label().classes("w-full p-6 border border-dashed rounded text-gray-700").props(
+                "data-testid=runs-empty")
+            show_empty()
             grid.on("rowClick", lambda e: go(f"/runs/{e.args[1]['run']}"))
             ui.label("Click a run to see its jobs and logs; tick it to cancel or rerun it.").classes(
                 "text-gray-500 text-sm")
@@ -214,7 +225,7 @@ def register() -> None:
                 if job.error:
                     ui.label(job.error).classes("text-negative")
                 ui.code(logs.get(job.job) or ("(no lines yet)" if job.status in LIVE else "(no lines)"),
-                        language="text").classes("w-full text-xs").props(f"data-testid=log-{job.job}")
+                        language="text").classes("w-full text-xs ff-log").props(f"data-testid=log-{job.job}")
         if detail.alerts:
             ui.label("Alerts").classes("text-lg font-medium")
             table([{"alert": a.event, "channel": a.channel, "status": a.status, "detail": a.detail or "",

@@ -145,12 +145,6 @@ def validate_job(user: UiUser, workflow_name: str, job: dict[str, Any] | str) ->
         return c.workflows.validate_job(workflow_name, job)
 
 
-def job_yaml(spec: dict[str, Any]) -> str:
-    from flowforge.core.spec_text import dump_yaml
-
-    return dump_yaml(spec)
-
-
 # -- runs -----------------------------------------------------------------------------------
 def trigger_run(user: UiUser, name: str) -> int:
     with acting(user) as c:

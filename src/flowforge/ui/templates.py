@@ -8,8 +8,8 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from flowforge.templates.registry import Template
-from flowforge.ui import services
-from flowforge.ui.layout import current_user, frame, go, login_redirect, notify_error, table
+from flowforge.ui import services, workflow_services
+from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, notify_error, plural, table
 from flowforge.ui.lineage import chart_options
 
 
@@ -28,10 +28,18 @@ def preview(tpl: Template) -> None:
 
 
 def wizard(user: services.UiUser, tpl: Template) -> None:
-    """Steps: name and ownership, connections, review and create."""
+    """Steps: name, ownership and tags; connections and table names; review (with a warning for tables
+    another workflow already writes) and create."""
     values = tpl.defaults()
+    extra: dict[str, str] = {"tags": ""}
+    tables = {t: t for t in workflow_services.template_tables(tpl.name)}
     connections = [c.name for c in services.connection_summaries(user)]
-    with ui.dialog() as dialog, ui.card().classes("w-[720px] max-w-full"):
+
+    def tags() -> list[str] | None:
+        given = workflow_services.split_tags(extra["tags"])
+        return given or None
+
+    with ui.dialog() as dialog, ui.card().classes("w-[760px] max-w-full"):
         ui.label(f"Create a workflow from {tpl.title}").classes("text-xl font-semibold")
         with ui.stepper().props("vertical").classes("w-full") as stepper:
             with ui.step("Name"):
@@ -39,9 +47,11 @@ def wizard(user: services.UiUser, tpl: Template) -> None:
                     if key in tpl.parameters:
                         ui.input(str(tpl.parameters[key].get("description", key)), value=values[key]).bind_value(
                             values, key).props(f"data-testid=param-{key}").classes("w-96")
+                ui.input("Tags (comma-separated; empty keeps the template's)", placeholder="bfsi, pilot").bind_value(
+                    extra, "tags").props("data-testid=param-tags").classes("w-96")
                 with ui.stepper_navigation():
                     ui.button("Next", on_click=stepper.next).props("data-testid=wizard-next-1")
-            with ui.step("Sources"):
+            with ui.step("Sources and tables"):
                 for key, meta in tpl.parameters.items():
                     if key in ("workflow_name", "team", "environment"):
                         continue
@@ -52,15 +62,45 @@ def wizard(user: services.UiUser, tpl: Template) -> None:
                     else:
                         ui.input(label, value=values[key]).bind_value(values, key).props(
                             f"data-testid=param-{key}").classes("w-96")
+                ui.label("Tables this workflow writes (rename any of them)").classes("font-medium mt-2")
+                with ui.grid(columns=2).classes("w-full gap-x-4 gap-y-0"):
+                    for name in tables:
+                        ui.input(value=name).bind_value(tables, name).props(
+                            f"dense data-testid=table-{name}").classes("w-full")
+
+                async def to_review() -> None:
+                    review.refresh()
+                    stepper.next()
+
                 with ui.stepper_navigation():
-                    ui.button("Next", on_click=stepper.next).props("data-testid=wizard-next-2")
+                    ui.button("Next", on_click=to_review).props("data-testid=wizard-next-2")
                     ui.button("Back", on_click=stepper.previous).props("flat")
             with ui.step("Create"):
-                ui.label().bind_text_from(values, "workflow_name", lambda n: f"Creates workflows/{n}.yml")
+                @ui.refreshable
+                def review() -> None:
+                    ui.label(f"Creates workflows/{values.get('workflow_name', '')}.yml").props(
+                        "data-testid=wizard-file")
+                    try:
+                        plan = workflow_services.template_plan(user, tpl.name, values, tags(), tables)
+                    except Exception as exc:
+                        ui.label(error_message(exc)).classes("text-negative").props("data-testid=wizard-problem")
+                        return
+                    ui.label(f"It writes {plural(len(plan.writes), 'table')}: {', '.join(plan.writes)}").classes(
+                        "text-sm text-gray-700 break-words")
+                    if plan.conflicts:
+                        with ui.column().classes("gap-1 p-3 rounded bg-amber-50 border border-amber-300").props(
+                                "data-testid=wizard-conflicts"):
+                            ui.label(f"⚠ {plural(len(plan.conflicts), 'table')} already written by another "
+                                     "workflow. Two writers of one table overwrite each other's data; go back and "
+                                     "rename them, or create it anyway.").classes("text-amber-900 font-medium")
+                            for warning in plan.warnings:
+                                ui.label(warning).classes("text-sm text-amber-900")
+
+                review()
 
                 def create() -> None:
                     try:
-                        name = services.create_from_template(user, tpl.name, dict(values))
+                        name = workflow_services.create_from_template(user, tpl.name, values, tags(), tables)
                     except Exception as exc:
                         notify_error(exc)
                         return
@@ -95,7 +135,8 @@ def register() -> None:
             def cards() -> None:
                 found = services.templates(filters["industry"], filters["category"])
                 if not found:
-                    ui.label("No template matches these filters.").classes("text-gray-600")
+                    ui.label("No template matches these filters; clear the industry or category to see them "
+                             "all.").classes("text-gray-600").props("data-testid=templates-none-match")
                 with ui.row().classes("gap-4"):
                     for tpl in found:
                         with ui.card().classes("w-96").props(f"data-testid=template-{tpl.name}"):

@@ -1,7 +1,9 @@
-"""One workflow: jobs, last runs, status and triggers, actions, and its lineage tab."""
+"""One workflow: jobs (edit, clone, delete), last runs, status and triggers, actions, its details
+(name, description, team, environment, tags), its YAML with validation, and its lineage tab."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -9,9 +11,10 @@ from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
 from flowforge.core.workflows import WorkflowDetail
-from flowforge.ui import services
+from flowforge.ui import services, workflow_services
 from flowforge.ui.layout import (
     current_user,
+    empty_state,
     error_message,
     frame,
     go,
@@ -23,7 +26,7 @@ from flowforge.ui.layout import (
 from flowforge.ui.lineage import jobs_of, lineage_view
 from flowforge.ui.refresh import ask_full_refresh
 from flowforge.ui.schedule_editor import schedule_tab
-from flowforge.ui.workflows import ask_clone, confirm_delete, start_run, toggle_pause
+from flowforge.ui.workflows import ask_clone, confirm_delete, details_fields, start_run, toggle_pause
 
 
 def _job_rows(detail: WorkflowDetail) -> list[dict[str, Any]]:
@@ -82,6 +85,153 @@ def confirm_cdc_reset(user: services.UiUser, name: str, job: str) -> None:
     dialog.open()
 
 
+def edit_details(user: services.UiUser, detail: WorkflowDetail) -> None:
+    values = {"name": detail.name, "description": detail.description, "team": detail.team or "",
+              "environment": detail.environment, "tags": ", ".join(detail.tags)}
+    with ui.dialog() as dialog, ui.card().classes("w-[560px] max-w-full"):
+        ui.label(f"Edit {detail.name}").classes("text-xl font-semibold")
+        details_fields(values)
+        ui.label("A new name keeps the run history; the file's comments stay as they are.").classes(
+            "text-xs text-gray-500")
+
+        def save() -> None:
+            try:
+                name = workflow_services.set_details(
+                    user, detail.name, new_name=values["name"].strip(), description=values["description"],
+                    team=values["team"], environment=values["environment"],
+                    tags=workflow_services.split_tags(values["tags"]))
+            except Exception as exc:
+                notify_error(exc)
+                return
+            dialog.close()
+            ui.notify("Saved.", type="positive")
+            go(f"/workflows/{name}")
+
+        with ui.row():
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Save", icon="save", on_click=save).props("data-testid=save-details")
+    dialog.open()
+
+
+def clone_job(user: services.UiUser, workflow: str, job: str) -> None:
+    with ui.dialog() as dialog, ui.card():
+        ui.label(f"Clone job '{job}'. The copy writes its own tables (named with _copy) so each table keeps one "
+                 "writer.").classes("max-w-md")
+        new_name = ui.input("Name of the copy", value=f"{job}_copy").props("data-testid=clone-job-name")
+
+        def do_clone() -> None:
+            try:
+                made = workflow_services.clone_job(user, workflow, job, new_name.value.strip())
+            except Exception as exc:
+                notify_error(exc)
+                return
+            dialog.close()
+            ui.notify(f"Cloned to '{made}'.", type="positive")
+            ui.navigate.reload()
+
+        with ui.row():
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Clone", on_click=do_clone).props("data-testid=confirm-clone-job")
+    dialog.open()
+
+
+def delete_job(user: services.UiUser, workflow: str, job: str) -> None:
+    with ui.dialog() as dialog, ui.card():
+        ui.label(f"Delete job '{job}' from '{workflow}'? Its tables and their data stay in the lakehouse.")
+
+        def do_delete() -> None:
+            try:
+                workflow_services.delete_job(user, workflow, job)
+            except Exception as exc:
+                notify_error(exc)
+                return
+            dialog.close()
+            ui.notify(f"Deleted job '{job}'.", type="positive")
+            ui.navigate.reload()
+
+        with ui.row():
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Delete", color="negative", on_click=do_delete).props("data-testid=confirm-delete-job")
+    dialog.open()
+
+
+def jobs_panel(user: services.UiUser, detail: WorkflowDetail) -> None:
+    name = detail.name
+    if not detail.jobs:
+        with empty_state("This workflow has no jobs yet. Add a job that lands a source table or file in bronze; "
+                         "silver and gold jobs build on it." if user.can_edit else
+                         "This workflow has no jobs yet.", "jobs-empty"):
+            if user.can_edit:
+                ui.button("Add the first job", icon="add", on_click=lambda: go(f"/workflows/{name}/jobs/new"))
+        return
+    jobs = table(_job_rows(detail), row_key="job")
+    if not user.can_edit:
+        return
+    jobs.on("rowClick", lambda e: go(f"/workflows/{name}/jobs/{e.args[1]['job']}"))
+    ui.label("Click a job to edit it.").classes("text-gray-500 text-sm")
+    choice: dict[str, str | None] = {"job": None}
+
+    def on_chosen(act: Callable[[services.UiUser, str, str], None]) -> None:
+        if not choice["job"]:
+            ui.notify("Choose the job first.", type="warning")
+            return
+        act(user, name, choice["job"])
+
+    with ui.row().classes("gap-2 items-center"):
+        ui.select([j.name for j in detail.jobs], label="Job to clone or delete").bind_value(choice, "job").classes(
+            "w-72").props("data-testid=job-action-pick")
+        ui.button("Clone job", icon="content_copy", on_click=lambda: on_chosen(clone_job)).props(
+            "outline data-testid=clone-job")
+        ui.button("Delete job", icon="delete", color="negative", on_click=lambda: on_chosen(delete_job)).props(
+            "outline data-testid=delete-job")
+    cdc = [j.name for j in detail.jobs if j.kind == "cdc"]
+    with ui.row().classes("gap-2"):
+        for job_name in cdc:
+            ui.button(f"Reset CDC: {job_name}", icon="restart_alt",
+                      on_click=lambda _, j=job_name: confirm_cdc_reset(user, name, j)).props(
+                f"outline color=negative data-testid=cdc-reset-{job_name}")
+
+
+def yaml_panel(user: services.UiUser, detail: WorkflowDetail) -> None:
+    """The whole workflow as YAML: edit, validate (problems with their lines), save; nothing is saved
+    while it has a problem."""
+    text = ui.textarea("Workflow YAML", value=detail.yaml).classes("w-full font-mono text-sm").props(
+        f"autogrow spellcheck=false data-testid=workflow-yaml {'' if user.can_edit else 'readonly'}")
+    messages = ui.column().props("data-testid=yaml-messages")
+
+    def validate() -> bool:
+        messages.clear()
+        try:
+            found = workflow_services.check_workflow_yaml(user, text.value)
+        except Exception as exc:
+            notify_error(exc)
+            return False
+        with messages:
+            for issue in found:
+                where = f"line {issue.line}: " if issue.line else ""
+                ui.label(f"⚠ {where}{issue.field}: {issue.message}").classes("text-negative")
+            if not found:
+                ui.label("✔ The workflow is valid.").classes("text-positive")
+        return not found
+
+    def save() -> None:
+        if not validate():
+            ui.notify("Nothing was saved: fix the problems shown first.", type="warning")
+            return
+        try:
+            workflow_services.save_workflow_yaml(user, detail.name, text.value)
+        except Exception as exc:
+            notify_error(exc)
+            return
+        ui.notify("Saved.", type="positive")
+        ui.navigate.reload()
+
+    with ui.row():
+        ui.button("Validate", icon="rule", on_click=validate).props("outline data-testid=validate-workflow-yaml")
+        if user.can_edit:
+            ui.button("Save", icon="save", on_click=save).props("data-testid=save-workflow-yaml")
+
+
 def register() -> None:
     @ui.page("/workflows/{name}")
     def workflow_page(request: Request, name: str) -> RedirectResponse | None:
@@ -111,6 +261,8 @@ def register() -> None:
                     ui.button("Resume" if paused else "Pause", icon="play_circle" if paused else "pause",
                               on_click=lambda: toggle_pause(user, name, not paused, ui.navigate.reload)).props(
                         "outline data-testid=pause-workflow")
+                    ui.button("Edit details", icon="edit", on_click=lambda: edit_details(user, detail)).props(
+                        "outline data-testid=edit-details")
                     ui.button("Clone", icon="content_copy", on_click=lambda: ask_clone(
                         user, name, lambda new: go(f"/workflows/{new}"))).props("outline")
                     ui.button("Add job", icon="add", on_click=lambda: ui.navigate.to(
@@ -127,21 +279,17 @@ def register() -> None:
                 runs_tab = ui.tab("Runs")
                 schedule_tab_ = ui.tab("Schedule").props("data-testid=schedule-tab")
                 lineage_tab = ui.tab("Lineage").props("data-testid=lineage-tab")
+                yaml_tab = ui.tab("YAML").props("data-testid=yaml-tab")
             with ui.tab_panels(tabs, value=jobs_tab).classes("w-full").props("keep-alive"):
                 with ui.tab_panel(jobs_tab):
-                    jobs = table(_job_rows(detail), row_key="job")
-                    if user.can_edit:
-                        jobs.on("rowClick", lambda e: go(f"/workflows/{name}/jobs/{e.args[1]['job']}"))
-                        ui.label("Click a job to edit it.").classes("text-gray-500 text-sm")
-                        cdc = [j.name for j in detail.jobs if j.kind == "cdc"]
-                        with ui.row().classes("gap-2"):
-                            for job_name in cdc:
-                                ui.button(f"Reset CDC: {job_name}", icon="restart_alt",
-                                          on_click=lambda _, j=job_name: confirm_cdc_reset(user, name, j)).props(
-                                    f"outline color=negative data-testid=cdc-reset-{job_name}")
+                    jobs_panel(user, detail)
                 with ui.tab_panel(runs_tab):
-                    runs = table(_run_rows(detail), row_key="run")
-                    runs.on("rowClick", lambda e: go(f"/runs/{e.args[1]['run']}"))
+                    if detail.runs:
+                        runs = table(_run_rows(detail), row_key="run")
+                        runs.on("rowClick", lambda e: go(f"/runs/{e.args[1]['run']}"))
+                    else:
+                        empty_state("No runs yet. Press 'Run now' to run every job, or 'Run one job'; a trigger "
+                                    "on the Schedule tab runs it by itself.", "runs-empty")
                 with ui.tab_panel(schedule_tab_):
                     schedule_tab(name, user, detail.concurrency)
                 with ui.tab_panel(lineage_tab):
@@ -149,4 +297,6 @@ def register() -> None:
                         lineage_view(name, services.lineage(user, name), jobs_of(detail))
                     except Exception as exc:
                         notify_error(exc)
+                with ui.tab_panel(yaml_tab):
+                    yaml_panel(user, detail)
         return None

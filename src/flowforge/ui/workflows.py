@@ -1,15 +1,26 @@
-"""Workflows list: status, jobs, triggers and last run, with run, pause/resume, clone and delete."""
+"""Workflows list: search and filters, aligned cards (jobs, triggers, status, last run) with run,
+pause/resume, clone and delete; a blank workflow or one from a template."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
-from flowforge.ui import services
-from flowforge.ui.layout import current_user, frame, go, login_redirect, notify_error, status_badge
+from flowforge.ui import services, workflow_services
+from flowforge.ui.layout import (
+    current_user,
+    empty_state,
+    frame,
+    go,
+    login_redirect,
+    notify_error,
+    plural,
+    status_badge,
+)
 
 
 async def start_run(name: str, user: services.UiUser) -> None:
@@ -71,6 +82,50 @@ def toggle_pause(user: services.UiUser, name: str, paused: bool, after: Callable
     after()
 
 
+STATUSES = ["active", "paused", "invalid"]
+# name and description | jobs | triggers | status | last run | actions: the same columns on every card
+CARD_COLUMNS = "minmax(0, 1fr) 4.5rem 13rem 5.5rem 16rem 10.5rem"
+
+
+def new_workflow_dialog(user: services.UiUser) -> None:
+    """A blank workflow: name, description, team, environment and tags; jobs are added next."""
+    values = {"name": "", "description": "", "team": "", "environment": "dev", "tags": ""}
+    with ui.dialog() as dialog, ui.card().classes("w-[560px] max-w-full"):
+        ui.label("New blank workflow").classes("text-xl font-semibold")
+        details_fields(values)
+
+        def create() -> None:
+            try:
+                name = workflow_services.create_blank(user, values["name"].strip(), values["description"],
+                                                      values["team"], values["environment"],
+                                                      workflow_services.split_tags(values["tags"]))
+            except Exception as exc:
+                notify_error(exc)
+                return
+            dialog.close()
+            ui.notify(f"Workflow '{name}' created; add its first job.", type="positive")
+            go(f"/workflows/{name}")
+
+        with ui.row():
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Create workflow", icon="check", on_click=create).props("data-testid=create-blank")
+    dialog.open()
+
+
+def details_fields(values: dict[str, str]) -> None:
+    ui.input("Name", placeholder="daily_orders").bind_value(values, "name").classes("w-full").props(
+        "data-testid=wf-name")
+    ui.input("Description", placeholder="What this workflow makes, for whom").bind_value(
+        values, "description").classes("w-full").props("data-testid=wf-description")
+    with ui.row().classes("w-full gap-4 no-wrap"):
+        ui.input("Team", placeholder="analytics").bind_value(values, "team").classes("grow").props(
+            "data-testid=wf-team")
+        ui.input("Environment", placeholder="dev").bind_value(values, "environment").classes("grow").props(
+            "data-testid=wf-environment")
+    ui.input("Tags", placeholder="orders, daily (comma-separated)").bind_value(values, "tags").classes(
+        "w-full").props("data-testid=wf-tags")
+
+
 def register() -> None:
     @ui.page("/workflows")
     def workflows_page(request: Request) -> RedirectResponse | None:
@@ -78,46 +133,85 @@ def register() -> None:
         if user is None:
             return login_redirect(request)
         with frame("Workflows", user):
-            if user.can_edit:
-                with ui.row():
-                    ui.button("New from template", icon="add",
-                              on_click=lambda: go("/templates")).props("data-testid=new-workflow")
-            listing()
+            filters: dict[str, Any] = {"search": "", "team": None, "environment": None, "status": None, "tag": None}
+            with ui.row().classes("w-full items-center gap-4"):
+                if user.can_edit:
+                    ui.button("New workflow", icon="add", on_click=lambda: new_workflow_dialog(user)).props(
+                        "data-testid=new-blank-workflow")
+                    ui.button("New from template", icon="dashboard_customize",
+                              on_click=lambda: go("/templates")).props("outline data-testid=new-workflow")
+                ui.space()
+                facets = workflow_services.workflow_facets(user)
+                ui.input("Search", placeholder="name or description", on_change=lambda: listing.refresh()
+                         ).bind_value(filters, "search").props("clearable debounce=300 data-testid=wf-search").classes(
+                    "w-64")
+                for key, label in (("team", "Team"), ("environment", "Environment"), ("tag", "Tag")):
+                    ui.select(facets[key], label=label, clearable=True, on_change=lambda: listing.refresh()
+                              ).bind_value(filters, key).classes("w-40").props(f"data-testid=wf-filter-{key}")
+                ui.select(STATUSES, label="Status", clearable=True, on_change=lambda: listing.refresh()
+                          ).bind_value(filters, "status").classes("w-36").props("data-testid=wf-filter-status")
+            listing(filters)
         return None
 
     @ui.refreshable
-    def listing() -> None:
+    def listing(filters: dict[str, Any]) -> None:
         user = current_user(ui.context.client.request)
         if user is None:
             ui.navigate.to("/login")
             return
-        rows = services.workflow_summaries(user)
+        found = workflow_services.workflow_page(user, **filters)
+        rows = [*found.items, *found.invalid]
         if not rows:
-            ui.label("No workflows yet. Create one from a template.").classes("text-gray-600")
+            if any(filters.values()):
+                with empty_state("No workflow matches this search and these filters. Clear them to see every "
+                                 "workflow.", "workflows-none-match"):
+                    ui.button("Clear search and filters", icon="filter_alt_off",
+                              on_click=ui.navigate.reload).props("outline data-testid=clear-filters")
+            else:
+                with empty_state("No workflows yet. Start from a template (a complete pipeline to adapt), or "
+                                 "create a blank workflow and add jobs to it." if user.can_edit else
+                                 "No workflows yet. An editor creates them from a template or from scratch.",
+                                 "workflows-empty"), ui.row():
+                    if user.can_edit:
+                        ui.button("Browse templates", icon="dashboard_customize", on_click=lambda: go("/templates"))
+                        ui.button("New blank workflow", icon="add", on_click=lambda: new_workflow_dialog(user)).props(
+                            "outline")
+            return
+        ui.label(f"{plural(len(rows), 'workflow')}" + (" match" if any(filters.values()) else "")).classes(
+            "text-sm text-gray-600").props("data-testid=workflow-count")
         with ui.column().classes("w-full gap-2"):
             for row in rows:
-                last = row.last_run
-                card = ui.card().classes("w-full").props(f"data-testid=workflow-{row.name}")
-                with card, ui.row().classes("w-full items-center justify-between"):
-                        with ui.column().classes("gap-0"):
-                            ui.link(row.name, f"/workflows/{row.name}").classes("text-lg font-medium")
-                            ui.label(row.error or row.description).classes("text-gray-600 text-sm")
-                        with ui.row().classes("items-center gap-4 text-sm"):
-                            ui.label(f"{row.jobs} jobs")
-                            with ui.row().classes("gap-1").props(f"data-testid=triggers-{row.name}"):
-                                for text in row.triggers or ("manual",):
-                                    ui.badge(text, color="blue-grey").props("outline")
-                            status_badge(row.status)
-                            ui.label("last run:")
-                            status_badge(last.status if last else "never run")
-                            if last:
-                                ui.link(f"#{last.id} {last.started_at:%Y-%m-%d %H:%M}", f"/runs/{last.id}")
-                        if user is not None and user.can_edit:
-                            actions(row.name, row.status, user)
+                card(row, user)
 
+    def card(row: Any, user: services.UiUser) -> None:
+        last = row.last_run
+        with ui.card().classes("w-full").props(f"data-testid=workflow-{row.name}"), ui.element("div").classes(
+                "grid w-full items-center gap-x-4 text-sm").style(f"grid-template-columns: {CARD_COLUMNS}"):
+            with ui.column().classes("gap-0 min-w-0"):
+                ui.link(row.name, f"/workflows/{row.name}").classes("text-lg font-medium break-all")
+                ui.label(row.error or row.description or "").classes("text-gray-600 text-sm break-words")
+                if row.team or row.tags:
+                    ui.label(" · ".join(filter(None, [row.team and f"team {row.team}", row.environment,
+                                                      ", ".join(row.tags)]))).classes("text-xs text-gray-500")
+            ui.label(plural(row.jobs, "job")).classes("text-right tabular-nums").props(f"data-testid=jobs-{row.name}")
+            with ui.row().classes("gap-1").props(f"data-testid=triggers-{row.name}"):
+                for text in row.triggers or ("manual",):
+                    ui.badge(text, color="blue-grey").props("outline")
+            with ui.element("div"):
+                status_badge(row.status)
+            with ui.row().classes("items-center gap-2 no-wrap"):
+                ui.label("last run:").classes("text-gray-500")
+                status_badge(last.status if last else "never run")
+                if last:
+                    ui.link(f"#{last.id} {last.started_at:%Y-%m-%d %H:%M}", f"/runs/{last.id}").classes(
+                        "whitespace-nowrap")
+            if user.can_edit:
+                actions(row.name, row.status, user)
+            else:
+                ui.element("div")
 
     def actions(name: str, status: str, user: services.UiUser) -> None:
-        with ui.row().classes("gap-1"):
+        with ui.row().classes("gap-1 justify-end no-wrap"):
             ui.button(icon="play_arrow", on_click=lambda: start_run(name, user)).props(
                 f"flat round data-testid=run-{name}").tooltip("Run now")
             paused = status == "paused"

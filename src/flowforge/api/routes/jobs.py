@@ -5,6 +5,7 @@ from flowforge.api.models import (
     CloneRequest,
     JobCreate,
     JobPublic,
+    JobSourcePublic,
     JobUpdate,
     ValidationIssuePublic,
     ValidationResult,
@@ -33,6 +34,12 @@ def validate_job(workflow: str, body: JobCreate, _: CurrentUser, ctx: Ctx) -> Va
 @router.get("/{job}", response_model=JobPublic)
 def get_job(workflow: str, job: str, _: CurrentUser, ctx: Ctx) -> JobPublic:
     return JobPublic.model_validate(ctx.workflows.get_job(workflow, job))
+
+
+@router.get("/{job}/source", response_model=JobSourcePublic)
+def job_source(workflow: str, job: str, _: CurrentUser, ctx: Ctx) -> JobSourcePublic:
+    """The job as its workflow file writes it, and its YAML with comments (what an editor opens)."""
+    return JobSourcePublic.model_validate(ctx.authoring.job_source(workflow, job))
 
 
 @router.put("/{job}", response_model=JobPublic)

@@ -1,7 +1,13 @@
 from fastapi import APIRouter
 
 from flowforge.api.deps import Ctx, CurrentUser, EditorUser
-from flowforge.api.models import TemplateDetailPublic, TemplateInstantiate, TemplatePublic, WorkflowDetailPublic
+from flowforge.api.models import (
+    TemplateDetailPublic,
+    TemplateInstantiate,
+    TemplatePlanPublic,
+    TemplatePublic,
+    WorkflowDetailPublic,
+)
 
 router = APIRouter(prefix="/templates", tags=["templates"])
 
@@ -31,3 +37,12 @@ def instantiate(name: str, body: TemplateInstantiate, user: EditorUser, ctx: Ctx
     path = ctx.instantiate_template(name, body.params, overwrite=body.overwrite,
                                     tags=body.tags, tables=body.tables)
     return WorkflowDetailPublic.model_validate(ctx.workflows.get(path.stem))
+
+
+@router.post("/{name}/plan", response_model=TemplatePlanPublic)
+def plan(name: str, body: TemplateInstantiate, _: CurrentUser, ctx: Ctx) -> TemplatePlanPublic:
+    """What instantiating would create: the workflow's YAML, the tables it writes, and warnings for
+    tables another workflow already writes (rename them with ``tables``)."""
+    result = ctx.authoring.template_plan(name, body.params, tags=body.tags, tables=body.tables)
+    return TemplatePlanPublic.model_validate({**result.__dict__, "conflicts": list(result.conflicts),
+                                              "writes": list(result.writes), "warnings": list(result.warnings)})

@@ -8,6 +8,7 @@ from flowforge.api.models import (
     ValidationResult,
     WorkflowCreate,
     WorkflowDetailPublic,
+    WorkflowDetails,
     WorkflowPublic,
     WorkflowsPublic,
     WorkflowUpdate,
@@ -47,6 +48,14 @@ def get_workflow(name: str, _: CurrentUser, ctx: Ctx) -> WorkflowDetailPublic:
 @router.put("/{name}", response_model=WorkflowDetailPublic)
 def update_workflow(name: str, body: WorkflowUpdate, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
     return WorkflowDetailPublic.model_validate(ctx.workflows.update(name, body.source()))
+
+
+@router.patch("/{name}", response_model=WorkflowDetailPublic)
+def set_workflow_details(name: str, body: WorkflowDetails, user: EditorUser, ctx: Ctx) -> WorkflowDetailPublic:
+    """Change the name, description, team, environment or tags; the file keeps its comments."""
+    return WorkflowDetailPublic.model_validate(ctx.authoring.set_details(
+        name, new_name=body.new_name, description=body.description, team=body.team,
+        environment=body.environment, tags=body.tags))
 
 
 @router.delete("/{name}", status_code=204)

@@ -34,7 +34,18 @@ READ_ONLY_MESSAGE = "only read-only queries are allowed (SELECT, WITH … SELECT
 
 # -- identifiers and SQL text ---------------------------------------------------------
 
+# The quoting sqlglot applies, for the dialects FlowForge reads (written out: an ingest of a table
+# then needs no SQL parser, whose import costs more than reading a small table).
+_QUOTES: dict[str, tuple[str, str]] = {"sqlite": ('"', '"'), "postgres": ('"', '"'), "duckdb": ('"', '"'),
+                                       "mysql": ("`", "`"), "tsql": ("[", "]")}
+_PLAIN_TABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?")
+
+
 def quote_ident(name: str, dialect: str) -> str:
+    quotes = _QUOTES.get(dialect)
+    if quotes is not None:
+        start, end = quotes
+        return start + name.replace(end, end + end) + end
     from sqlglot import exp
 
     return exp.to_identifier(name, quoted=True).sql(dialect)
@@ -42,6 +53,9 @@ def quote_ident(name: str, dialect: str) -> str:
 
 def split_table(name: str, dialect: str) -> tuple[str | None, str]:
     """``schema.table`` (quotes allowed, as the user would type it) → (schema or None, table)."""
+    plain = _PLAIN_TABLE.fullmatch(name)
+    if plain is not None:  # what sqlglot gives for unquoted names, without importing it
+        return (plain.group(1), plain.group(2)) if plain.group(2) else (None, plain.group(1))
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
 

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from flowforge.errors import SourceSchemaError
 
@@ -151,6 +150,8 @@ def _vectorized(values: Sequence[Any], kinds: set[type], typ: pa.DataType) -> pa
         if ((pa.types.is_timestamp(typ) and typ.tz is None) or pa.types.is_date32(typ)) and kinds == {str}:
             return pa.array(values, pa.string()).cast(typ, safe=True)
         if pa.types.is_boolean(typ) and kinds == {int}:
+            import pyarrow.compute as pc
+
             ints = pa.array(values, pa.int64())
             bounds = pc.min_max(ints).as_py()
             if bounds["min"] is not None and (bounds["min"] < 0 or bounds["max"] > 1):

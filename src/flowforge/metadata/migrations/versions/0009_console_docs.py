@@ -1,7 +1,7 @@
 """The SQL console's per-user query history and the catalog's table descriptions and column comments.
 
 Revision ID: 0009
-Revises: 0006 (the next free parent on this branch; the chain is rewired when revisions land together)
+Revises: 0006
 Create Date: 2026-12-05
 """
 

@@ -1,0 +1,36 @@
+"""What a command loads is what a user waits for: ``--help`` loads no data library, and a run
+loads neither pandas (0.4 s, and FlowForge's core never uses it) nor Alembic (only to migrate)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.cli_helpers import init_project
+
+pytestmark = pytest.mark.slow
+
+
+def _imported(*args: str) -> set[str]:
+    """Top-level modules a ``python -m flowforge ...`` process imported (from ``-X importtime``)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "flowforge", *args], capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "COLUMNS": "120"}, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    return {name.split(".")[0] for name in lines}
+
+
+def test_help_loads_no_data_library() -> None:
+    assert not _imported("--help") & {"sqlalchemy", "pyarrow", "duckdb", "deltalake", "pandas", "sqlglot", "alembic"}
+
+
+def test_runs_load_neither_pandas_nor_alembic(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "p")
+    first = _imported("-p", str(project), "run", "example")  # creates the metadata database: migrates
+    assert "pandas" not in first
+    again = _imported("-p", str(project), "run", "example")  # nothing new: the usual scheduled run
+    assert {"deltalake", "sqlalchemy"} <= again  # the listing works: these a run always needs
+    assert not again & {"pandas", "alembic"}
