@@ -341,3 +341,16 @@ def test_a_table_replaced_each_run_still_follows_its_policy(project: Project) ->
     assert set(_dropped(project, "bronze_t")) == {"name"}
     assert [(r["id"], r["name"], r["amount"]) for r in project.rows("silver", "silver_t")] == [
         (1, "ada", Decimal("1.00")), (2, "bob", Decimal("20.25"))]
+
+
+def test_a_full_refresh_of_silver_keeps_the_values_of_a_dropped_column(project: Project) -> None:
+    _start(project)
+    project.source.drop("name")
+    project.source.execute("UPDATE t SET amount = 3, rv = 3 WHERE id = 1")
+    _ok(project)
+    with Context.open(project.folder) as ctx:
+        summary = ctx.run("drift", full_refresh=True, tables=["silver_t"])
+    assert summary.status == "success"
+    # the newest bronze row of key 1 has no name; the rebuilt table still has the one it held
+    assert [(r["id"], r["name"], r["amount"]) for r in project.rows("silver", "silver_t")] == [
+        (1, "ada", Decimal("3.00")), (2, "bob", Decimal("20.25"))]

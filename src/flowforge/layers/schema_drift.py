@@ -492,7 +492,7 @@ def rebuilt_batch(ctx: JobContext, *, table: str, source_table: Any, data: pa.Ta
                   keys: Sequence[str]) -> pa.Table | pa.RecordBatchReader:
     """A batch (or a stream of them) that rebuilds a silver table: for columns the bronze table marks
     dropped, keys the table already holds keep its value (the newest bronze row of such a key holds
-    NULL there)."""
+    NULL there). Only then is a stream read whole."""
     import pyarrow as pa
 
     existing = ctx.store.open("silver", table)
@@ -508,14 +508,10 @@ def rebuilt_batch(ctx: JobContext, *, table: str, source_table: Any, data: pa.Ta
             return list(part.to_batches())
         return [conform(b, schema, where) for b in _carry(ctx, table, part, columns, keys).to_batches()]
 
-    if isinstance(data, pa.Table):
-        return pa.Table.from_batches(carried(data), schema=schema)
-
-    def batches() -> Iterator[pa.RecordBatch]:  # a streamed rebuild: carried batch by batch
-        for batch in data:
-            yield from carried(pa.Table.from_batches([batch], schema=schema))
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    # a streamed rebuild is read whole first: the stream is drained by the Delta writer, inside
+    # which the silver table cannot be opened again
+    whole = data if isinstance(data, pa.Table) else data.read_all()
+    return pa.Table.from_batches(carried(whole), schema=schema)
 
 
 def _carry(ctx: JobContext, table: str, data: pa.Table, columns: Sequence[str], keys: Sequence[str]) -> pa.Table:
