@@ -56,7 +56,7 @@ def table_detail(ctx: Context, name: str, sample: int = 10) -> TableDetail:
         raise NotFoundError(f"Table '{name}' is not in the lakehouse (tables: {known}).")
     layer, table = found
     schema = pa.schema(table.schema().to_arrow())
-    from flowforge.layers.schema_drift import dropped_columns, schema_events
+    from flowforge.layers.schema_drift_apply import dropped_columns, schema_events
 
     dropped = dropped_columns(table)
     columns = tuple({"name": f.name, "type": str(f.type), "nullable": f.nullable,

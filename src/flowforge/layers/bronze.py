@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flowforge.arrowutil import constant
 from flowforge.connectors.base import ReadRequest
 from flowforge.errors import CheckFailed, ConfigError, FlowForgeError
-from flowforge.layers import schema_drift
+from flowforge.layers import schema_drift_apply as schema_drift
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.layers.sub_microseconds import SubMicroseconds
 from flowforge.quality.gate import commit_checked

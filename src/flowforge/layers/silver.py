@@ -14,7 +14,8 @@ from flowforge.engine.duckdb_engine import DuckDBEngine
 from flowforge.engine.sandbox import check_type
 from flowforge.engine.sql import quote
 from flowforge.errors import CheckFailed, ConfigError, SourceSchemaError
-from flowforge.layers import schema_drift, silver_merge
+from flowforge.layers import schema_drift_apply as schema_drift
+from flowforge.layers import silver_merge
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.layers.fingerprint import FINGERPRINT, Decision, decide, rebuilt_since, silver_fingerprint
 from flowforge.quality.gate import commit_checked
