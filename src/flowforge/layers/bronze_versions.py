@@ -63,7 +63,7 @@ def new_data(store: LakehouseStore, dt: DeltaTable, seen: int | None, limit: int
             return None
         adds: list[tuple[str, int]] = []
         if any((a.get("commitInfo") or {}).get("flowforge.schema_rewrite") for a in actions):
-            # the same rows cast to wider types (schema_drift.rewrite): no new data, unless it
+            # the same rows cast to wider types (schema_drift_apply.rewrite): no new data, unless it
             # rewrote files this consumer has not read yet
             if any(str(a["remove"]["path"]) in fresh for a in actions if a.get("remove")):
                 return None
