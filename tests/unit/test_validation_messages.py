@@ -48,9 +48,13 @@ def test_every_problem_is_listed_with_its_line_a_close_match_and_the_allowed_fie
 
 def test_pydantic_wording_becomes_plain_words() -> None:
     with pytest.raises(SpecError) as caught:
-        parse_workflow("name: empty\njobs:\n  - {name: a, kind: ingest, connection: c, tables: []}\n", "empty.yml")
+        parse_workflow("name: empty\njobs:\n  - {name: a, kind: silver, tables: []}\n", "empty.yml")
     assert "jobs.0.tables: needs at least one entry" in str(caught.value)
     assert "Tuple should" not in str(caught.value)
+    # an ingest job may find its tables in the source instead: it says how
+    with pytest.raises(SpecError) as caught:
+        parse_workflow("name: empty\njobs:\n  - {name: a, kind: ingest, connection: c, tables: []}\n", "empty.yml")
+    assert "jobs.0: give 'tables' (a list, or \"*\" for every table) or 'include' patterns" in str(caught.value)
 
 
 def test_a_sql_error_names_line_column_and_the_offending_text_without_token_dumps() -> None:
