@@ -89,7 +89,8 @@ def test_a_template_plan_warns_of_a_second_writer(api: Api) -> None:
 def test_problems_in_plain_words(api: Api) -> None:
     bad = "name: plain\njobs:\n  - name: land\n    kind: ingest\n    connection: local_files\n    tables: []\n"
     issues = api.post("/workflows/validate", "viewer", json={"yaml": bad}).json()["issues"]
-    assert issues[0]["message"] == "needs at least one entry" and issues[0]["line"] == 6
+    assert issues[0]["message"] == ("needs at least one entry, or 'include' patterns (tables: \"*\" lands every "
+                                    "table)") and issues[0]["line"] == 6
     wrong_kind = "name: plain\njobs:\n  - name: land\n    kind: ingets\n"
     issues = api.post("/workflows/validate", "viewer", json={"yaml": wrong_kind}).json()["issues"]
     assert issues[0]["message"].startswith("kind 'ingets' is not known; use one of 'ingest'")

@@ -36,7 +36,10 @@ def _errors(data: dict[str, object]) -> list[str]:
 
 def test_messages_say_what_is_wrong_in_plain_words() -> None:
     ingest = {"name": "a", "kind": "ingest", "connection": "c"}
-    assert _errors({"name": "w", "jobs": [{**ingest, "tables": []}]}) == ["needs at least one entry"]
+    assert _errors({"name": "w", "jobs": [{"name": "a", "kind": "silver", "tables": []}]}) == [
+        "needs at least one entry"]
+    assert _errors({"name": "w", "jobs": [{**ingest, "tables": []}]}) == [
+        "needs at least one entry, or 'include' patterns (tables: \"*\" lands every table)"]
     assert _errors({"name": "w", "jobs": [{"name": "a"}]}) == ["missing required field 'kind'"]
     assert _errors({"name": "w", "concurrency": "never", "jobs": []}) == [
         "must be one of 'queue', 'skip', 'fail' (not 'never')"]

@@ -54,7 +54,8 @@ def test_pydantic_wording_becomes_plain_words() -> None:
     # an ingest job may find its tables in the source instead: it says how
     with pytest.raises(SpecError) as caught:
         parse_workflow("name: empty\njobs:\n  - {name: a, kind: ingest, connection: c, tables: []}\n", "empty.yml")
-    assert "jobs.0: give 'tables' (a list, or \"*\" for every table) or 'include' patterns" in str(caught.value)
+    assert ("jobs.0.tables: needs at least one entry, or 'include' patterns (tables: \"*\" lands every table)"
+            in str(caught.value))
 
 
 def test_a_sql_error_names_line_column_and_the_offending_text_without_token_dumps() -> None:

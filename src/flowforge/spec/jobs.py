@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from flowforge.connectors.files.options import ReadOptions
 from flowforge.quality.spec import Tests
@@ -229,9 +229,9 @@ class IngestJob(JobSpec):
     kind: Literal["ingest"]
     layer: ClassVar[str] = "bronze"
     connection: Identifier
-    tables: tuple[IngestTable, ...] = ()
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    tables: tuple[IngestTable, ...] = Field((), validate_default=True)
     target_template: str = "bronze_{table}"
     on_schema_change: SchemaChangePolicy = "evolve"  # for the tables found by include
 
@@ -250,10 +250,15 @@ class IngestJob(JobSpec):
             raise ValueError(f"target_template '{value}' must hold {{table}} and may hold {{schema}}, nothing else")
         return value
 
+    @field_validator("tables")
+    @classmethod
+    def _some_tables(cls, value: tuple[IngestTable, ...], info: ValidationInfo) -> tuple[IngestTable, ...]:
+        if not value and not info.data.get("include"):
+            raise ValueError("needs at least one entry, or 'include' patterns (tables: \"*\" lands every table)")
+        return value
+
     @model_validator(mode="after")
-    def _some_tables(self) -> IngestJob:
-        if not self.tables and not self.include:
-            raise ValueError("give 'tables' (a list, or \"*\" for every table) or 'include' patterns")
+    def _narrowed(self) -> IngestJob:
         if self.exclude and not self.include:
             raise ValueError("'exclude' narrows 'include' (or tables: \"*\"); give one of those too")
         return self
