@@ -76,7 +76,7 @@ def table_detail(ctx: Context, name: str, sample: int = 10) -> TableDetail:
 def _version(entry: dict[str, Any]) -> TableVersion:
     metrics = entry.get("operationMetrics") or {}
     added = next((metrics[k] for k in ("num_added_rows", "numOutputRows", "num_target_rows_inserted")
-                  if k in metrics), None)
+                  if k in metrics), entry.get("flowforge.rows_added"))  # commits FlowForge writes itself
     stamp = entry.get("timestamp")
     return TableVersion(
         version=int(entry.get("version", 0)),

@@ -7,6 +7,8 @@ forced (``--force``, ``--full-refresh``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flowforge.engine.duckdb_engine import DuckDBEngine
 from flowforge.errors import ConfigError, FlowForgeError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
@@ -15,6 +17,9 @@ from flowforge.layers.fingerprint import FINGERPRINT, Fingerprint, decide, gold_
 from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import GoldJob, GoldTable
 from flowforge.storage.delta import conform_reader, row_count
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 SOURCES = "sources"  # commit metadata: the version of each table the SQL read
 
@@ -31,15 +36,7 @@ def _gold_table(ctx: JobContext, spec: GoldTable) -> TableResult:
         from flowforge.layers.scd2_batch import gold_scd2
 
         return gold_scd2(ctx, spec)
-    sources = {}
-    for name in spec.references:
-        found = ctx.store.find(name)
-        if found is None:
-            known = ", ".join(t for _, t in ctx.store.tables()) or "none yet"
-            raise ConfigError(f"Gold table {spec.target}: its SQL reads '{name}', which is not in the "
-                              f"lakehouse (tables: {known}).",
-                              hint="Fix the table name, or run the job that writes it first.")
-        sources[name] = found[1]
+    sources = gold_sources(ctx, spec)
     versions = {name: dt.version() for name, dt in sources.items()}
     fingerprint = gold_fingerprint(spec)
     current = _up_to_date(ctx, spec, versions, fingerprint)
@@ -71,6 +68,20 @@ def _gold_table(ctx: JobContext, spec: GoldTable) -> TableResult:
     ctx.note(f"{spec.target}: rebuilt with {rows} from {inputs} (version {commit.version})")
     return TableResult(spec.target, "gold", rows_in, commit.rows_written,
                        bytes_written=commit.bytes_written, version=commit.version)
+
+
+def gold_sources(ctx: JobContext, spec: GoldTable) -> dict[str, DeltaTable]:
+    """The lakehouse tables a gold table's SQL reads, by the name the SQL uses."""
+    sources: dict[str, DeltaTable] = {}
+    for name in spec.references:
+        found = ctx.store.find(name)
+        if found is None:
+            known = ", ".join(t for _, t in ctx.store.tables()) or "none yet"
+            raise ConfigError(f"Gold table {spec.target}: its SQL reads '{name}', which is not in the "
+                              f"lakehouse (tables: {known}).",
+                              hint="Fix the table name, or run the job that writes it first.")
+        sources[name] = found[1]
+    return sources
 
 
 def _up_to_date(ctx: JobContext, spec: GoldTable, versions: dict[str, int], fingerprint: Fingerprint) -> int | None:

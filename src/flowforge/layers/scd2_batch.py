@@ -434,16 +434,12 @@ def gold_scd2(ctx: JobContext, spec: GoldTable) -> TableResult:
     try:
         versions: dict[str, int] = {}
         rows_in = 0
-        for name in spec.references:
-            found = ctx.store.find(name)
-            if found is None:
-                known = ", ".join(t for _, t in ctx.store.tables()) or "none yet"
-                raise ConfigError(f"Gold table {spec.target}: its SQL reads '{name}', which is not in the "
-                                  f"lakehouse (tables: {known}).",
-                                  hint="Fix the table name, or run the job that writes it first.")
-            engine.register_delta(name, found[1])
-            versions[name] = found[1].version()
-            rows_in += row_count(found[1])
+        from flowforge.layers.gold import gold_sources
+
+        for name, source in gold_sources(ctx, spec).items():
+            engine.register_delta(name, source)
+            versions[name] = source.version()
+            rows_in += row_count(source)
         register_target(engine, target)
         materialize(engine, "__gold_sql", spec.sql, f"gold table {spec.target}")
         run_time = utc_literal(started, "TIMESTAMP WITH TIME ZONE")

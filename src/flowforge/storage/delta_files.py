@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
+ROWS_ADDED = "flowforge.rows_added"  # commit metadata of the commits written here
+
 # rows per written file: a changed id then rewrites about this many rows
 FILE_ROWS = 1_048_576
 ROW_GROUP = 131_072
@@ -192,6 +194,16 @@ class Stats:
                            "maxValues": {k: hi[k] for k in keep}, "nullCount": self.nulls})
 
 
+def with_rows_added(commit_properties: Any, rows: int) -> Any:
+    """``commit_properties`` that also record the rows a commit added: a commit FlowForge writes itself has
+    none of the operation metrics delta-rs' own writers record, and the catalog's history shows this one."""
+    from deltalake import CommitProperties
+
+    return CommitProperties(custom_metadata={**(commit_properties.custom_metadata or {}), ROWS_ADDED: str(rows)},
+                            max_commit_retries=commit_properties.max_commit_retries,
+                            app_transactions=commit_properties.app_transactions)
+
+
 def create(loc: str, data: pa.Table | pa.RecordBatchReader, schema: pa.Schema, *, configuration: dict[str, str],
            commit_properties: Any) -> list[Added]:
     """A new table of ``data`` (a stream is written as it comes, in files of FILE_ROWS rows), in one commit."""
@@ -205,11 +217,12 @@ def create(loc: str, data: pa.Table | pa.RecordBatchReader, schema: pa.Schema, *
     os.makedirs(loc, exist_ok=True)
     batches = data.to_batches(ROW_GROUP) if isinstance(data, pa.Table) else data
     writer = FileWriter(loc, schema)
-    writer.write_run((cast_batch(b, schema) for b in batches if b.num_rows), None)
+    rows = writer.write_run((cast_batch(b, schema) for b in batches if b.num_rows), None)
     now = int(time.time() * 1000)
     from deltalake import Schema as DeltaSchema
 
     create_table_with_add_actions(loc, DeltaSchema.from_arrow(schema),
                                   [AddAction(a.path, a.size, {}, now, True, a.stats) for a in writer.added],
-                                  mode="error", configuration=configuration, commit_properties=commit_properties)
+                                  mode="error", configuration=configuration,
+                                  commit_properties=with_rows_added(commit_properties, rows))
     return writer.added

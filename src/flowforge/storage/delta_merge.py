@@ -194,7 +194,11 @@ def merge_by_files(dt: DeltaTable, source: pa.Table, keys: tuple[str, ...], *,
     actions: list[Any] = [AddAction(a.path, a.size, {}, now, True, a.stats) for a in adds]
     actions += [RemoveAction(f.path, True, now, f.size, {}) for run in runs for f in run]
     if actions:
-        dt.create_write_transaction(actions, "append", schema, commit_properties=commit_properties,
+        from flowforge.storage.delta_files import with_rows_added
+
+        inserted = upserts.num_rows - (removed - matched_deletes)  # removed rows are the updated and deleted keys
+        dt.create_write_transaction(actions, "append", schema,
+                                    commit_properties=with_rows_added(commit_properties, inserted),
                                     post_commithook_properties=hooks)
     else:
         from deltalake import write_deltalake

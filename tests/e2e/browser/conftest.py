@@ -66,39 +66,51 @@ def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-@pytest.fixture(scope="session")
-def server(ui_project: Path) -> Iterator[str]:
+def require_browser() -> None:
+    """Skip (on a user's machine) or fail (CI) when there is no Chromium to drive."""
     missing = _missing_browser()
     if missing:
         if os.environ.get("FLOWFORGE_REQUIRE_BROWSER"):
             pytest.fail(missing)
         pytest.skip(missing)
+
+
+@contextlib.contextmanager
+def serving(project: Path) -> Iterator[str]:
+    """``flowforge serve`` for ``project`` on a free port, running this checkout's sources; its base URL."""
     port = _free_port()
-    log = (ui_project.parent / "server.log").open("w")
-    env = {**os.environ, "FLOWFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    proc = subprocess.Popen(_server_command(ui_project, port), cwd=ui_project, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/ui/login", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    text = (ui_project.parent / "server.log").read_text()
-                    pytest.fail(f"the server did not start on {base}:\n{text[-3000:]}")
-                time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
+    log_path = project.parent / f"server-{port}.log"
+    env = {**os.environ, "FLOWFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(_server_command(project, port), cwd=project, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(base + "/ui/login", timeout=2):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        log.flush()
+                        pytest.fail(f"the server did not start on {base}:\n{log_path.read_text()[-3000:]}")
+                    time.sleep(0.3)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(ui_project: Path) -> Iterator[str]:
+    require_browser()
+    with serving(ui_project) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

@@ -3,22 +3,15 @@ highlights its upstream and downstream columns, and the catalog's Lineage tab li
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.browser.conftest import (
     ADMIN_PASSWORD,
-    REPO,
-    _free_port,
-    _missing_browser,
-    _server_command,
+    require_browser,
+    serving,
     shot,
     sign_in,
 )
@@ -28,11 +21,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def lineage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    missing = _missing_browser()
-    if missing:
-        if os.environ.get("FLOWFORGE_REQUIRE_BROWSER"):
-            pytest.fail(missing)
-        pytest.skip(missing)
+    require_browser()
     from flowforge.core.context import Context
     from flowforge.core.project import setup_demo_project
 
@@ -40,31 +29,8 @@ def lineage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     setup_demo_project(project, scale=0.02)
     with Context.open(project) as ctx:
         assert ctx.run("bfsi_customer_360").status == "success"
-    port = _free_port()
-    log_path = project.parent / "server.log"
-    path = os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])  # this checkout's sources
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(_server_command(project, port), cwd=project, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "FLOWFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-                                     "PYTHONPATH": path})
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(base + "/ui/login", timeout=2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"the server did not start:\n{Path(log_path).read_text()[-3000:]}")
-                    time.sleep(0.3)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with serving(project) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,7 @@ customer segment named like an HTML injection that must stay text."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +13,8 @@ from tests.e2e.browser.conftest import (
     ADMIN_PASSWORD,
     CHROMIUM,
     CHROMIUM_ARGS,
-    _free_port,
-    _missing_browser,
-    _server_command,
+    require_browser,
+    serving,
     shot,
     sign_in,
 )
@@ -31,11 +26,7 @@ EVIL = '<img src=x onerror="window.__pwned = 1">'
 
 @pytest.fixture(scope="module")
 def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    missing = _missing_browser()
-    if missing:
-        if os.environ.get("FLOWFORGE_REQUIRE_BROWSER"):
-            pytest.fail(missing)
-        pytest.skip(missing)
+    require_browser()
     from flowforge.core.context import Context
     from flowforge.demo.ecommerce_project import WORKFLOW, setup_ecommerce_project
 
@@ -50,30 +41,8 @@ def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         db.execute("UPDATE customers SET segment = ? WHERE customer_id <= 3", (EVIL,))
     with Context.open(project) as ctx:
         assert ctx.run(WORKFLOW).status == "success"
-    port = _free_port()
-    log = (project.parent / "server.log").open("w")
-    proc = subprocess.Popen(_server_command(project, port), cwd=project, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "FLOWFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/ui/login", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail(f"the server did not start:\n{(project.parent / 'server.log').read_text()[-3000:]}")
-                time.sleep(0.3)
+    with serving(project) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,6 @@ a product name holding HTML is shown as text, never run."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,9 +10,8 @@ import pytest
 
 from tests.e2e.browser.conftest import (
     ADMIN_PASSWORD,
-    _free_port,
-    _missing_browser,
-    _server_command,
+    require_browser,
+    serving,
     shot,
     sign_in,
 )
@@ -28,11 +23,7 @@ HOSTILE = "<img src=x onerror=\"document.title='pwned'\"> Evil boots"
 
 @pytest.fixture(scope="module")
 def search_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    missing = _missing_browser()
-    if missing:
-        if os.environ.get("FLOWFORGE_REQUIRE_BROWSER"):
-            pytest.fail(missing)
-        pytest.skip(missing)
+    require_browser()
     from flowforge.core.context import Context
 
     project = embed_project(tmp_path_factory.mktemp("search_ui") / "project")
@@ -40,29 +31,8 @@ def search_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         products = [*PRODUCTS, (41, HOSTILE, "Waterproof hiking boots with a script in the name", "outdoor")]
         ctx.store.overwrite("silver", "silver_products", product_table(products), {})
         assert ctx.run("search").status == "success"
-    port = _free_port()
-    log = (project.parent / "server.log").open("w")
-    proc = subprocess.Popen(_server_command(project, port), cwd=project, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "FLOWFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/ui/login", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the server did not start:\n{(project.parent / 'server.log').read_text()[-3000:]}")
-                time.sleep(0.3)
+    with serving(project) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
