@@ -363,62 +363,9 @@ class Context:
 
     def validate(self, name_or_path: str) -> Workflow:
         """Parse the file and check every reference that can be checked without running."""
-        self.require("editor")
-        wf = self.load_workflow(name_or_path)
-        from flowforge.core.dag import job_order
-        from flowforge.layers.bronze import check_capabilities
+        from flowforge.core.validation import validate_workflow
 
-        try:
-            job_order(wf)
-        except SpecError as exc:
-            raise SpecError(exc.message, file=str(self.workflow_path(name_or_path)), hint=exc.hint) from None
-        from flowforge.spec.jobs import IngestJob
-
-        produced = set(wf.producers())
-        outside = {t for job in wf.jobs for t in job.inputs() if t not in produced}
-        existing = {t for _, t in self.store.tables()} if outside else set()  # listing costs; scheduled runs
-        for job in wf.jobs:
-            if isinstance(job, IngestJob):
-                connector = self.connector(job.connection)
-                for spec in job.tables:
-                    check_capabilities(connector, spec)
-            for table in job.inputs():
-                found = any(getattr(j, "may_produce", lambda _: False)(table) for j in wf.jobs)
-                if table not in produced and table not in existing and not found:
-                    raise SpecError(
-                        f"job '{job.name}' reads table '{table}', which no job writes and the lakehouse "
-                        f"does not have", file=str(self.workflow_path(name_or_path)),
-                        hint=f"Tables written here: {', '.join(sorted(produced))}.")
-        self._check_triggers(wf, str(self.workflow_path(name_or_path)))
-        return wf
-
-    def _check_triggers(self, wf: Workflow, file: str) -> None:
-        """What the spec alone cannot check: named workflows, files connections, cdc jobs, alert channels."""
-        from flowforge.spec.triggers import AfterTrigger, ContinuousTrigger, FilesTrigger
-
-        for trigger in wf.all_triggers():
-            if isinstance(trigger, AfterTrigger):
-                known = {p.stem for p in self.workflow_files()} | self.metadata.workflow_names()
-                missing = [n for n in trigger.after if n not in known]
-                if missing:
-                    raise SpecError(f"trigger '{trigger.describe()}' names unknown workflow(s) {', '.join(missing)}",
-                                    file=file, hint=f"Workflows: {', '.join(sorted(known)) or 'none'}.")
-            elif isinstance(trigger, FilesTrigger):
-                kind = self.connection_config(trigger.files).type
-                if kind != "files":
-                    raise SpecError(f"trigger '{trigger.describe()}': connection '{trigger.files}' is a {kind} "
-                                    "connection; a files trigger watches a files connection", file=file)
-            elif isinstance(trigger, ContinuousTrigger):
-                from flowforge.runner.follow import cdc_jobs
-
-                cdc_jobs(wf)
-        channels = set(self.alerts.channel_names()) if wf.alerts else set()
-        for rule in wf.alerts:
-            missing = [n for n in rule.notify if n not in channels]
-            if missing:
-                raise SpecError(f"alerts: unknown channel(s) {', '.join(missing)}", file=file,
-                                hint=f"Channels: {', '.join(sorted(channels)) or 'none'} "
-                                     "(alert_channels in flowforge.yml, or 'flowforge alerts add').")
+        return validate_workflow(self, name_or_path)
 
     def register_workflow(self, wf: Workflow, source_path: Path | None = None) -> None:
         from flowforge.lineage.graph import table_edges
@@ -594,28 +541,10 @@ class Context:
     def query(self, sql: str, limit: int | None = None) -> pa.Table:
         """Run read-only SQL over every lakehouse table (DuckDB, tables by name), in the sandbox that
         every user query runs in: no files, no network, no extensions, no settings."""
-        from flowforge.engine.duckdb_engine import DuckDBEngine
-        from flowforge.engine.sandbox import UnsafeSQL, check_query
-        from flowforge.errors import UserCodeError
+        from flowforge.core.sql_console import lakehouse_query
 
         self.require("viewer")
-        try:
-            names = check_query(sql, "query")
-        except UnsafeSQL as exc:
-            raise UserCodeError(str(exc), hint="Queries read lakehouse tables by name, one SELECT at a time.") from None
-        engine = DuckDBEngine()
-        try:
-            for name in names:
-                found = self.store.find(name)
-                if found is None:
-                    known = ", ".join(t for _, t in self.store.tables()) or "none"
-                    raise ConfigError(f"Table '{name}' is not in the lakehouse (tables: {known}).")
-                engine.register_delta(name, found[1])
-            if limit is not None:
-                return engine.query(limited(sql, limit), "query")
-            return engine.query(sql, "query")
-        finally:
-            engine.close()
+        return lakehouse_query(self, sql, limit)
 
     def table_detail(self, name: str, sample: int = 10) -> TableDetail:
         """Schema, rows, last update, Delta version history and the first ``sample`` rows (JSON-safe)."""
@@ -673,16 +602,6 @@ class Context:
 
         self.require("viewer")
         return dashboard_data(self, template, name)
-
-
-def limited(sql: str, limit: int) -> str:
-    """``sql`` wrapped to return at most ``limit`` rows (rebuilt by sqlglot: comments cannot cut it)."""
-    import sqlglot
-    from sqlglot import exp
-
-    inner = sqlglot.parse_one(sql, read="duckdb")
-    assert isinstance(inner, exp.Query)
-    return exp.select("*").from_(inner.subquery("q")).limit(int(limit)).sql(dialect="duckdb")
 
 
 def _is_path(name_or_path: str) -> bool:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Final
 from flowforge.errors import ConfigError, FlowForgeError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from flowforge.core.context import Context
     from flowforge.metadata.console import ConsoleStore, HistoryRecord
 
@@ -114,3 +116,38 @@ class ConsoleService:
         """Tables and columns a query can read (the schema browser)."""
         return [SchemaTable(t.name, t.layer, tuple((c.name, c.type) for c in t.columns))
                 for t in self.ctx.catalog.tables()]
+
+
+def lakehouse_query(ctx: Context, sql: str, limit: int | None = None) -> pa.Table:
+    """``sql`` checked by the sandbox, then run in a sealed DuckDB engine over the lakehouse tables it names."""
+    from flowforge.engine.duckdb_engine import DuckDBEngine
+    from flowforge.engine.sandbox import UnsafeSQL, check_query
+    from flowforge.errors import UserCodeError
+
+    try:
+        names = check_query(sql, "query")
+    except UnsafeSQL as exc:
+        raise UserCodeError(str(exc), hint="Queries read lakehouse tables by name, one SELECT at a time.") from None
+    engine = DuckDBEngine()
+    try:
+        for name in names:
+            found = ctx.store.find(name)
+            if found is None:
+                known = ", ".join(t for _, t in ctx.store.tables()) or "none"
+                raise ConfigError(f"Table '{name}' is not in the lakehouse (tables: {known}).")
+            engine.register_delta(name, found[1])
+        if limit is not None:
+            return engine.query(limited(sql, limit), "query")
+        return engine.query(sql, "query")
+    finally:
+        engine.close()
+
+
+def limited(sql: str, limit: int) -> str:
+    """``sql`` wrapped to return at most ``limit`` rows (rebuilt by sqlglot: comments cannot cut it)."""
+    import sqlglot
+    from sqlglot import exp
+
+    inner = sqlglot.parse_one(sql, read="duckdb")
+    assert isinstance(inner, exp.Query)
+    return exp.select("*").from_(inner.subquery("q")).limit(int(limit)).sql(dialect="duckdb")
