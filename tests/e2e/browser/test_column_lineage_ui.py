@@ -34,22 +34,11 @@ def lineage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(browser_module: Any, lineage_server: str) -> Iterator[Any]:
-    page = sign_in(browser_module, lineage_server, "admin", ADMIN_PASSWORD)
+def page(browser: Any, lineage_server: str) -> Iterator[Any]:
+    """Signed in with the session's one Chromium (Playwright's sync API allows one per process)."""
+    page = sign_in(browser, lineage_server, "admin", ADMIN_PASSWORD)
     yield page
     page.context.close()
-
-
-@pytest.fixture(scope="module")
-def browser_module(lineage_server: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from tests.e2e.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _click_column(page: Any, name: str) -> None:

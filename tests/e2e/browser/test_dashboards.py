@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.browser.conftest import (
     ADMIN_PASSWORD,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     require_browser,
     serving,
     shot,
@@ -24,6 +24,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 EVIL = '<img src=x onerror="window.__pwned = 1">'
 
 
+def _accept_segment(workflow: Path, segment: str) -> None:
+    """The business adds a (hostile) segment to the accepted ones, as a user would after the check flags it."""
+    spec = yaml.safe_load(workflow.read_text(encoding="utf-8"))
+    checks = [test["accepted_values"] for job in spec["jobs"] for table in job.get("tables", [])
+              for test in table.get("tests", []) if isinstance(test, dict) and "accepted_values" in test
+              and test["accepted_values"].get("column") == "segment"]
+    assert checks, "the template checks customer segments"
+    for check in checks:
+        check["values"].append(segment)
+    workflow.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_browser()
@@ -32,11 +44,7 @@ def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     project = tmp_path_factory.mktemp("shop_ui") / "shop"
     made = setup_ecommerce_project(project, scale=0.01, seed=8)
-    # the business adds the (hostile) segment to the accepted ones, as a user would after the check flags it
-    spec = made.workflow.read_text(encoding="utf-8")
-    assert "values: [VIP, Regular, Occasional, New]" in spec
-    made.workflow.write_text(spec.replace("values: [VIP, Regular, Occasional, New]",
-                                          "values: [VIP, Regular, Occasional, New, '" + EVIL + "']"), encoding="utf-8")
+    _accept_segment(made.workflow, EVIL)
     with sqlite3.connect(project / "data" / "shop.db") as db:
         db.execute("UPDATE customers SET segment = ? WHERE customer_id <= 3", (EVIL,))
     with Context.open(project) as ctx:
@@ -46,17 +54,14 @@ def shop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(shop_server: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        signed_in = sign_in(chromium, shop_server, "admin", ADMIN_PASSWORD)
-        dialogs: list[str] = []
-        signed_in.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        signed_in.dialogs = dialogs
-        yield signed_in
-        chromium.close()
+def page(browser: Any, shop_server: str) -> Iterator[Any]:
+    """Signed in with the session's one Chromium (Playwright's sync API allows one per process)."""
+    signed_in = sign_in(browser, shop_server, "admin", ADMIN_PASSWORD)
+    dialogs: list[str] = []
+    signed_in.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    signed_in.dialogs = dialogs
+    yield signed_in
+    signed_in.context.close()
 
 
 def test_the_dashboard_opens_from_the_navigation_and_draws_every_chart(page: Any, shop_server: str) -> None:
