@@ -54,16 +54,20 @@ def _server_command(project: Path, port: int) -> list[str]:
     return [sys.executable, "-m", "flowforge.ui.devserver", "--project", str(project), "--port", str(port)]
 
 
-@pytest.fixture(scope="session")
-def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_without_workflow(folder: Path) -> Path:
     """The demo project (BFSI source in SQLite, CRM CSV, connections) without its workflow:
     the tests create it from the template gallery."""
     from flowforge.core.project import setup_demo_project
 
-    project = tmp_path_factory.mktemp("ui") / "project"
+    project = folder / "project"
     setup_demo_project(project, scale=0.02)
     (project / "workflows" / "bfsi_customer_360.yml").unlink()
     return project
+
+
+@pytest.fixture(scope="session")
+def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return demo_without_workflow(tmp_path_factory.mktemp("ui"))
 
 
 def require_browser() -> None:
@@ -114,9 +118,11 @@ def server(ui_project: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def browser(server: str) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
+    """The session's one Chromium (Playwright's sync API allows one per process)."""
     from playwright.sync_api import sync_playwright
 
+    require_browser()
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
