@@ -39,6 +39,28 @@ def _ranged(t: pa.DataType) -> bool:
                 or pa.types.is_decimal(t) or pa.types.is_boolean(t))
 
 
+_PER_MICRO = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _timestamp_range(col: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Min and max of a timestamp column as datetimes, the max rounded up to the microsecond.
+
+    Through integers: a nanosecond scalar's ``as_py()`` would import pandas (half a second of every run)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    mm = pc.min_max(col.cast(pa.int64()))
+    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    if lo is None:
+        return None, None
+    unit = col.type.unit
+    lo_us, hi_us = (lo // 1000, -(-hi // 1000)) if unit == "ns" else (lo * _PER_MICRO[unit], hi * _PER_MICRO[unit])
+    tz = dt.UTC if col.type.tz else None
+    return ((_EPOCH + dt.timedelta(microseconds=lo_us)).replace(tzinfo=tz),
+            (_EPOCH + dt.timedelta(microseconds=hi_us)).replace(tzinfo=tz))
+
+
 def _stat_value(v: Any, t: pa.DataType, upper: bool) -> Any:
     """A min/max as the Delta log writes it; timestamps to the millisecond, rounded outwards so
     the range still holds every value."""
@@ -170,8 +192,11 @@ class Stats:
             if pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py():
                 self._drop(name)  # NaN has no place in a range
                 continue
-            mm = pc.min_max(col)
-            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            if pa.types.is_timestamp(col.type):
+                lo, hi = _timestamp_range(col)
+            else:
+                mm = pc.min_max(col)
+                lo, hi = mm["min"].as_py(), mm["max"].as_py()
             if lo is None:
                 continue
             if isinstance(lo, str) and max(len(lo), len(hi)) > 256:
