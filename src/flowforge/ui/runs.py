@@ -112,8 +112,11 @@ def register() -> None:
         with frame("Runs", user):
             filters: dict[str, Any] = {"workflow": None, "status": None, "trigger": None, "since": ""}
             selected: dict[str, Any] = {"run": None}
+            grid: Any = None  # the filters' bindings call refresh() once while they are being made
 
             def refresh() -> None:
+                if grid is None:
+                    return
                 grid.rows = history_rows(user, 200, filters)
                 grid.selected = []
                 selected["run"] = None

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.e2e.browser.conftest import shot
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -95,10 +96,13 @@ def test_trigger_badges_and_the_schedule_editor(admin_page: Any, server: str, wo
     page.locator("[data-testid=next-fires-1]").get_by_text(re.compile(r"-01-01 02:30 CET")).first.wait_for()
     shot(page, "21_schedule_editor")
     page.click("[data-testid=save-triggers]")
-    page.get_by_text("Triggers saved.").wait_for(timeout=90_000)  # saving validates the workflow: slow under load
-    saved = yaml.safe_load(workflow_file.read_text())
-    assert saved["triggers"] == [{"every": "30d", "catchup": "latest"},
-                                 {"cron": "30 2 1 1 *", "timezone": "Europe/Berlin", "catchup": "latest"}]
+    wanted = [{"every": "30d", "catchup": "latest"},
+              {"cron": "30 2 1 1 *", "timezone": "Europe/Berlin", "catchup": "latest"}]
+    # saving validates the workflow and takes turns with every other page's call: slow under load, so the
+    # file is what is awaited (the toast lasts seconds and can come and go between two looks)
+    saved = eventually(lambda: yaml.safe_load(workflow_file.read_text()).get("triggers"), lambda t: t == wanted,
+                       attempts=360, pause=0.5)
+    assert saved == wanted
     page.reload()
     page.locator("[data-testid=triggers]").get_by_text("cron 30 2 1 1 * (Europe/Berlin)").wait_for()
 
