@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.browser.conftest import shot
+from tests.e2e.browser.conftest import ADMIN_PASSWORD, demo_without_workflow, serving, shot, sign_in
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,6 +41,25 @@ def field(page: Any, testid: str) -> Any:
 def pick(page: Any, testid: str, option: str) -> None:
     page.locator(f"[data-testid={testid}]").click()
     page.get_by_role("option", name=option, exact=True).click()
+
+
+# a project and server of this module's own: what other pages' tests leave behind cannot reach its saves
+@pytest.fixture(scope="module")
+def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return demo_without_workflow(tmp_path_factory.mktemp("schedules"))
+
+
+@pytest.fixture(scope="module")
+def server(browser: Any, ui_project: Path) -> Iterator[str]:
+    with serving(ui_project) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def admin_page(browser: Any, server: str) -> Iterator[Any]:
+    page = sign_in(browser, server, "admin", ADMIN_PASSWORD)
+    yield page
+    page.context.close()
 
 
 @pytest.fixture(scope="module")
