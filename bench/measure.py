@@ -39,6 +39,7 @@ class Sample:
     returncode: int
     stdout: str
     stderr: str
+    cpu_seconds: float = 0.0  # user + system of the child and its own children (from ``wait4``)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +92,7 @@ class Timing:
             "all_seconds": [round(s.seconds, 3) for s in self.samples],
             "warmup_seconds": round(self.warmup.seconds, 3) if self.warmup else None,
             "peak_rss_mb": round(self.peak_rss_bytes / MB, 1) if self.samples else None,
+            "cpu_seconds_of_best": round(self.best.cpu_seconds, 3) if self.samples else None,
         }
 
 
@@ -108,7 +110,8 @@ def run_child(cmd: Sequence[str], *, cwd: Path | None = None, env: dict[str, str
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Sample(seconds, usage.ru_maxrss * 1024, proc.returncode, out.read(), err.read())
+        return Sample(seconds, usage.ru_maxrss * 1024, proc.returncode, out.read(), err.read(),
+                      usage.ru_utime + usage.ru_stime)
 
 
 def _killer(proc: subprocess.Popen[bytes], timeout: float | None) -> threading.Timer | None:

@@ -22,6 +22,10 @@ Contestants, each in its own child process, in interleaved rounds (best of ``--r
 * ``connectorx``: ``read_sql(..., return_type="arrow")`` of the same query.
 
 Two settings: without an index on ``updated_at`` (every contestant scans the table), then with one.
+
+``--baseline-src /work/main/src`` adds ``flowforge (baseline)``: the same job run with another
+source tree first on ``PYTHONPATH`` (before/after of a change in one run, on one machine load). CPU
+seconds are the child's own (user + system, ``wait4``); the server's scan is not in them.
 """
 
 from __future__ import annotations
@@ -131,8 +135,8 @@ def _project(root: Path) -> None:
     (root / "workflows" / "incr_bench.yml").write_text(yaml.safe_dump(wf, sort_keys=False))
 
 
-def _env() -> dict[str, str]:
-    src = str(BENCH.parent / "src")
+def _env(src: str | None = None) -> dict[str, str]:
+    src = src or str(BENCH.parent / "src")
     return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "COLUMNS": "200"}
 
 
@@ -140,18 +144,18 @@ def _me(*args: str) -> list[str]:
     return [sys.executable, __file__, "--child", *args]
 
 
-INNER: list[float] = []
+INNER: dict[str, list[float]] = {}
 
 
-def _flowforge(project: Path) -> Any:
+def _flowforge(project: Path, name: str, src: str | None = None) -> Any:
     shutil.rmtree(project / "lakehouse", ignore_errors=True)
-    seeded = run_child(_me("seed", str(project)), env=_env())
+    seeded = run_child(_me("seed", str(project)), env=_env(src))
     assert seeded.ok, seeded.failure()
-    sample = run_child([sys.executable, "-m", "flowforge", "run", "incr_bench"], cwd=project, env=_env())
+    sample = run_child([sys.executable, "-m", "flowforge", "run", "incr_bench"], cwd=project, env=_env(src))
     assert sample.ok, sample.failure()
     inner = run_seconds(sample.stdout)
     if inner is not None:
-        INNER.append(inner)
+        INNER.setdefault(name, []).append(inner)
     return sample
 
 
@@ -165,13 +169,16 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--drop", action="store_true", help="drop the benchmark database at the end")
+    parser.add_argument("--baseline-src", help="also run the job with this source tree (e.g. /work/main/src)")
     args = parser.parse_args()
     prepare(args.rows)
     changed = int(_psql(f"SELECT count(*) FROM ({_query()}) q"))
     polars = subprocess.run([sys.executable, "-c", "import polars"], capture_output=True, check=False).returncode == 0
     work = Path(tempfile.mkdtemp(prefix="flowforge-incr-bench-"))
-    project = work / "project"
+    project, baseline = work / "project", work / "baseline"
     _project(project)
+    if args.baseline_src:
+        _project(baseline)
     copy = f"\\copy ({_query()}) TO '/dev/null'"
     results: dict[str, Any] = {"rows": args.rows, "changed": changed, "polars": polars, "settings": {}}
     try:
@@ -182,25 +189,32 @@ def main() -> int:
             else:
                 _psql(f"DROP INDEX IF EXISTS {TABLE}_updated_at")
             cases = {
-                "flowforge": lambda _: _flowforge(project),
+                "flowforge": lambda _: _flowforge(project, "flowforge"),
                 "psql binary COPY": lambda _: run_child(["psql", f"{SERVER}/{DB}", "-qc", copy + " (FORMAT binary)"]),
                 "psql CSV COPY": lambda _: run_child(["psql", f"{SERVER}/{DB}", "-qc", copy + " (FORMAT csv)"]),
                 "connectorx": lambda _: run_child(_me("connectorx", "-"), env=_env()),
             }
+            if args.baseline_src:
+                cases["flowforge (baseline)"] = lambda _: _flowforge(baseline, "flowforge (baseline)",
+                                                                     args.baseline_src)
             if polars:
                 cases["polars (COPY CSV)"] = lambda _: run_child(_me("polars", "-"), env=_env())
             INNER.clear()
             timings = interleave(cases, repeat=args.repeat)
-            inner = min(INNER) if INNER else None
+            inner = {name: min(found) for name, found in INNER.items()}
             floor = timings["psql binary COPY"].seconds
+            cx = timings["connectorx"].seconds
             table = []
             for name, t in timings.items():
-                table.append([name, round(t.seconds, 3), round(t.seconds / floor, 2), round(t.peak_rss_bytes / MB)])
+                job = inner.get(name)
+                table.append([name, round(t.seconds, 3), round(t.seconds / floor, 2), round(t.seconds / cx, 2),
+                              job, round(job / floor, 2) if job is not None else None,
+                              round(t.best.cpu_seconds, 2), round(t.peak_rss_bytes / MB)])
             results["settings"][setting] = {name: t.summary() for name, t in timings.items()}
             results["settings"][setting]["flowforge_inner_s"] = inner
-            print(format_table(["contestant", "wall s", "x psql binary", "peak MB"], table,
-                               title=f"{setting}: {changed:,} changed rows of {args.rows:,} "
-                                     f"(FlowForge's ingest job alone: {inner} s)"), flush=True)
+            print(format_table(["contestant", "wall s", "x psql binary", "x connectorx", "job s", "job x psql",
+                                "CPU s", "peak MB"], table,
+                               title=f"{setting}: {changed:,} changed rows of {args.rows:,}"), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         _psql(f"DROP INDEX IF EXISTS {TABLE}_updated_at")

@@ -4,7 +4,11 @@ A read happens in two steps so that progress can commit together with data:
 
 1. ``plan(request, state)`` fixes what will be read *before* anything is read: the upper
    bound of an incremental window (``SELECT max(col)``) or the list of new files. The plan
-   carries ``new_state``, the position the bronze commit will record.
+   carries ``new_state``, the position the bronze commit will record. A request with
+   ``watermark_from_rows`` lets a SQL connector skip the ``max()`` query (a second scan of the
+   table when the column has no index): its plan reads ``col > lower`` with no upper bound and
+   says so with ``watermark_column``; the caller then takes the next position from the rows it
+   read (``RowsWatermark``) and records it in the commit of those very rows.
 2. ``read(plan)`` streams ``SourcePart``s (one per table, query or file), each an iterator
    of ``pyarrow.RecordBatch`` with exactly ``plan.schema``.
 
@@ -83,6 +87,9 @@ class ReadRequest:
     type_fallback: str | None = None
     batch_size: int = 100_000
     read_options: Any = None  # a files connector's per-table options (``read`` of the ingest table)
+    # the caller can take the next watermark from the rows it reads (see ``RowsWatermark``): a SQL
+    # connector may then plan an open window ``col > lower`` without asking ``max(col)`` first
+    watermark_from_rows: bool = False
 
     @property
     def label(self) -> str:
@@ -107,6 +114,9 @@ class ReadPlan:
     # CDC: whether ``new_state`` is worth a commit when the read yields no events (a slot that
     # holds WAL on the server says so only once enough has piled up: see ``CdcPoll``)
     commit_without_events: bool = True
+    # an open incremental window (``bounds`` = (lower, None)): ``new_state`` is the old position and
+    # the position reached is the max of this column over the rows read (``RowsWatermark``)
+    watermark_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,3 +263,82 @@ def decode_position(tagged: dict[str, Any] | None) -> Any:
     if kind == "decimal":
         return decimal.Decimal(value)
     return value
+
+
+class NothingNew(Exception):
+    """An open incremental window found no row beyond the stored watermark: nothing to commit."""
+
+
+class RowsWatermark:
+    """The next position of an open incremental window (``ReadPlan.watermark_column``): the max of
+    the delta column over the source batches read, never below the stored position.
+
+    The read is one statement, so the position is exactly the newest row of the snapshot that was
+    read, and it is recorded in the commit of those rows. Rows committed in the source *during* the
+    read with a lower value (transactions in flight when the read started) are not in the snapshot;
+    as with a ``max()`` taken before the read, they are re-read only by a ``lookback``.
+    """
+
+    def __init__(self, plan: ReadPlan) -> None:
+        assert plan.watermark_column is not None
+        self.column = plan.watermark_column
+        self.state = plan.new_state
+        self.lower = decode_position(plan.new_state.get("high")) if plan.new_state else None
+        self.high: Any = None
+        self.rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        self.rows += batch.num_rows
+        value = column_max(batch.column(self.column))
+        if value is not None and (self.high is None or value > self.high):
+            self.high = value
+
+    def new_state(self) -> dict[str, Any]:
+        """The position the commit records; ``NothingNew`` when no row read lies beyond the stored
+        one (an empty read, or only rows of a ``lookback`` window read again)."""
+        if self.high is None or (self.lower is not None and not _beyond(self.high, self.lower)):
+            raise NothingNew(f"no rows after {self.lower!r}")
+        return {"column": self.column, "high": encode_position(self.high)}
+
+
+def _beyond(value: Any, lower: Any) -> bool:
+    if isinstance(value, dt.datetime) and isinstance(lower, dt.datetime) and (value.tzinfo is None) != (
+            lower.tzinfo is None):
+        value, lower = value.replace(tzinfo=None), lower.replace(tzinfo=None)
+    return bool(value > lower)
+
+
+def column_max(array: pa.Array | pa.ChunkedArray) -> Any:
+    """The max of a delta column as the Python value a watermark stores (timestamps through integers:
+    a nanosecond scalar's ``as_py()`` imports pandas)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = array.type
+    if pa.types.is_timestamp(kind):
+        high = pc.max(array.cast(pa.int64())).as_py()
+        if high is None:
+            return None
+        per = {"s": 1_000_000, "ms": 1_000, "us": 1}
+        if kind.unit == "ns":
+            if high % 1000:
+                # a datetime holds microseconds: round down, so the stored position never runs ahead
+                # of a row (the row at the boundary is read again rather than lost)
+                high -= high % 1000
+            micros = high // 1000
+        else:
+            micros = high * per[kind.unit]
+        value = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=micros)
+        return value.replace(tzinfo=dt.UTC) if kind.tz else value
+    return pc.max(array).as_py()
+
+
+def watermark_from_rows_type(kind: pa.DataType) -> bool:
+    """Delta-column types whose Arrow max is the database's max: integers, exact decimals, dates and
+    timestamps (text compares by collation and floats have NaN, so those keep the ``max()`` query)."""
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(kind) or pa.types.is_decimal(kind) or pa.types.is_date(kind)
+                or (pa.types.is_timestamp(kind) and kind.unit != "ns"))

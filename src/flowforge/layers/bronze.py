@@ -8,12 +8,13 @@ a crash after it leaves both new.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from flowforge.arrowutil import constant
-from flowforge.connectors.base import ReadRequest
+from flowforge.connectors.base import NothingNew, ReadRequest, RowsWatermark
 from flowforge.errors import CheckFailed, ConfigError, FlowForgeError
 from flowforge.layers import schema_drift_apply as schema_drift
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
@@ -46,12 +47,23 @@ def audit_fields() -> list[pa.Field]:
     ]
 
 
-def request_for(spec: IngestTable) -> ReadRequest:
+def request_for(spec: IngestTable, watermark_from_rows: bool = False) -> ReadRequest:
     inc = spec.incremental
     return ReadRequest(table=spec.table, query=spec.query, files=spec.files, procedure=spec.procedure,
                        params=tuple(spec.params.items()), incremental_column=inc.column if inc else None,
                        lookback=inc.lookback_value() if inc else None, type_fallback=spec.type_fallback,
-                       batch_size=spec.batch_size, read_options=spec.read)
+                       batch_size=spec.batch_size, read_options=spec.read,
+                       watermark_from_rows=watermark_from_rows)
+
+
+def _open_window(ctx: JobContext, spec: IngestTable, state: dict[str, Any] | None, disposition: str) -> bool:
+    """Whether to let the connector read an open incremental window (one scan, no ``max()`` first)
+    and take the watermark from the rows read: an append to a local table an earlier run left,
+    whose commit then carries the rows and their watermark together (``append_streamed``)."""
+    from flowforge.storage.options import is_remote
+
+    return bool(spec.incremental and state and disposition == "append"
+                and not is_remote(ctx.store.location("bronze", spec.target)))
 
 
 def check_capabilities(connector: Connector, spec: IngestTable) -> None:
@@ -110,7 +122,7 @@ def _ingest_table(ctx: JobContext, connector: Connector, spec: IngestTable) -> T
     # a full refresh or a replace reads everything; the watermark restarts in the commit that replaces the table
     fresh = decision.refresh or disposition == "replace"
     state = None if fresh else found[WATERMARK][0] if WATERMARK in found else None
-    plan = connector.plan(request_for(spec), state)
+    plan = connector.plan(request_for(spec, _open_window(ctx, spec, state, disposition)), state)
     progress = {FINGERPRINT: decision.fingerprint.record(), **({REBUILT: True} if decision.refresh else {})}
     mode = "overwrite" if fresh else disposition
     if plan.replaces:  # files read again with changed options: their own commit, then the new files
@@ -147,7 +159,8 @@ def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPl
     mode, write = _replacing(ctx, spec, plan, disposition)
     counter = _Counter()
     fine = SubMicroseconds(spec.sub_microseconds, plan.schema, spec.target)
-    reader = _audited_stream(ctx, connector, plan, counter, fine)
+    rows_watermark = RowsWatermark(plan) if plan.watermark_column is not None else None
+    reader = _audited_stream(ctx, connector, plan, counter, fine, rows_watermark)
     reader = schema_drift.cast_columns(reader, spec.casts, f"bronze table {spec.target}")
     drift = None
     # a full refresh, or files read anew with other options, replace the table's columns on purpose;
@@ -157,6 +170,26 @@ def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPl
     if not recorded.get(REBUILT) and not plan.replaces_all:
         reader, drift = schema_drift.prepare(ctx, "bronze", spec.target, spec.on_schema_change, reader,
                                              always_sent=AUDIT_COLUMNS, replacing=mode == "overwrite")
+    if rows_watermark is not None:
+        if drift is not None or mode != "append" or not ctx.store.appends_streamed("bronze", spec.target,
+                                                                                   reader.schema):
+            # the commit cannot take its watermark after the rows (a schema change to commit first):
+            # fix the window's upper bound before reading, as a plain plan does
+            closed = connector.plan(dataclasses.replace(plan.request, watermark_from_rows=False), plan.new_state)
+            if not closed.has_data:
+                ctx.note(f"{spec.target}: no new data ({closed.description or 'watermark unchanged'})")
+                return TableResult(spec.target, "bronze", 0, 0, note="up to date")
+            return _land(ctx, connector, spec, closed, recorded, disposition)
+        tracked = rows_watermark
+
+        def write(rows: Any, progress: dict[str, Any]) -> CommitResult:
+            return ctx.store.append_streamed("bronze", spec.target, rows, progress,
+                                             lambda: {WATERMARK: tracked.new_state()})
+
+        reader = _unless_empty(reader)
+        if reader is None:
+            ctx.note(f"{spec.target}: no new data ({plan.description}: no rows)")
+            return TableResult(spec.target, "bronze", 0, 0, note="up to date")
     try:
         commit = commit_checked(ctx, spec.tests, layer="bronze", table=spec.target, data=reader,
                                 progress={WATERMARK: plan.new_state, "batch_id": ctx.batch_id, "job": ctx.job.name,
@@ -169,9 +202,13 @@ def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPl
         if counter.failure is not None:  # delta-rs reports it as an opaque write error: raise the original
             raise counter.failure from None
         raise
+    except NothingNew as nothing:  # only rows of a lookback window, read again: nothing committed
+        ctx.note(f"{spec.target}: no new data ({plan.description}: {nothing})")
+        return TableResult(spec.target, "bronze", 0, 0, note="up to date")
     fault_point("bronze.committed")
+    reached = rows_watermark.new_state() if rows_watermark is not None else plan.new_state
     ctx.mirror.table_committed(table=spec.target, layer="bronze", job=ctx.job.name, commit=commit,
-                               schema=reader.schema, progress=plan.new_state)
+                               schema=reader.schema, progress=reached)
     where = f" where {spec.incremental.column} in {plan.bounds}" if spec.incremental and plan.bounds else ""
     what = plan.description or f"{spec.table or 'query'}{where}"
     if plan.replaces:
@@ -227,10 +264,23 @@ class _Counter:
     failure: FlowForgeError | None = None  # what stopped the stream, so nothing was committed
 
 
+def _unless_empty(reader: pa.RecordBatchReader) -> pa.RecordBatchReader | None:
+    """The same stream, or None when it has no row (read up to its first row to know)."""
+    import itertools
+
+    import pyarrow as pa
+
+    batches = iter(reader)
+    first = next(batches, None)
+    if first is None:
+        return None
+    return pa.RecordBatchReader.from_batches(reader.schema, itertools.chain([first], batches))
+
+
 def _audited_stream(ctx: JobContext, connector: Connector, plan: ReadPlan, counter: _Counter,
-                    fine: SubMicroseconds) -> pa.RecordBatchReader:
+                    fine: SubMicroseconds, rows_watermark: RowsWatermark | None = None) -> pa.RecordBatchReader:
     """Source batches with the five audit columns, cast to types Delta stores (nanosecond
-    timestamps as the table's ``sub_microseconds`` says)."""
+    timestamps as the table's ``sub_microseconds`` says); ``rows_watermark`` sees every source batch."""
     import pyarrow as pa
 
     schema = fine.schema(delta_compatible(pa.schema(list(plan.schema) + audit_fields())))
@@ -252,6 +302,8 @@ def _audited_stream(ctx: JobContext, connector: Connector, plan: ReadPlan, count
     def source() -> Iterator[tuple[pa.RecordBatch, str, dt.datetime | None]]:
         for part in connector.read(plan):
             for batch in part.batches:
+                if rows_watermark is not None:
+                    rows_watermark.add(batch)
                 yield batch, part.name, part.modified_time
 
     def batches() -> Iterator[pa.RecordBatch]:

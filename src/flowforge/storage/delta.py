@@ -14,11 +14,12 @@ bucket the store checks that the bucket really refuses it; where it does not, wr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -265,6 +266,79 @@ class LakehouseStore:
                                 writer_properties=_writer(), predicate=predicate)
                 version = dt.version()
         return self._commit_result(loc, opts, version)
+
+    def appends_streamed(self, layer: str, table: str, schema: pa.Schema) -> bool:
+        """Whether ``append_streamed`` can take rows of ``schema``: a local, unpartitioned table that
+        exists already and holds exactly these columns (no schema change to commit)."""
+        import pyarrow as pa
+
+        loc = self.location(layer, table)
+        if is_remote(loc):
+            return False
+        dt = self._open_uri(loc)
+        if dt is None or dt.metadata().partition_columns:
+            return False
+        from flowforge.storage.delta_merge import _PLAIN_FEATURES
+
+        protocol = dt.protocol()
+        if (set(protocol.reader_features or []) | set(protocol.writer_features or [])) - _PLAIN_FEATURES:
+            return False  # column mapping, constraints, generated columns...: delta-rs' writer keeps those
+        config = dt.metadata().configuration
+        if any(k.startswith("delta.constraints.") for k in config) or str(
+                config.get("delta.columnMapping.mode", "")).lower() not in ("", "none"):
+            return False
+        have = pa.schema(dt.schema().to_arrow())
+        return have.names == schema.names and all(
+            h.type == f.type and (h.nullable or not f.nullable) for h, f in zip(have, schema, strict=True))
+
+    def append_streamed(self, layer: str, table: str, data: pa.RecordBatchReader | pa.Table,
+                        progress: dict[str, Any], finish: Callable[[], dict[str, Any]]) -> CommitResult:
+        """Append ``data`` in one commit whose progress is completed by ``finish()`` once the last row
+        is written: ``progress`` updated with what it returns (the watermark of the rows read).
+        ``finish`` may raise (``NothingNew``): the files written are removed and nothing is committed.
+
+        delta-rs takes a commit's metadata before it reads the stream, so the files are written here
+        (``delta_files``, with the statistics delta-rs would write) and committed as add actions.
+        Call ``appends_streamed`` first."""
+        import time
+
+        import pyarrow as pa
+        from deltalake import CommitProperties
+        from deltalake.transaction import AddAction
+
+        from flowforge.storage import delta_files
+
+        loc = self.location(layer, table)
+        dt = self._open_uri(loc)
+        assert dt is not None and not is_remote(loc)
+        schema = pa.schema(dt.schema().to_arrow())
+        batches = data.to_batches(delta_files.ROW_GROUP) if isinstance(data, pa.Table) else data
+        writer = delta_files.FileWriter(loc, schema)
+        try:
+            rows = writer.write_run((cast_batch(b, schema) for b in batches if b.num_rows), None)
+            done = {**progress, **finish()}
+        except BaseException as exc:
+            for added in writer.added:
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(loc, added.path))
+            if isinstance(exc, OSError):  # the disk, not the source: say which table
+                raise StorageError(f"Could not write Delta table at {loc}: {exc}",
+                                   hint="Nothing of this write was committed; run the job again.") from exc
+            raise
+        from flowforge.testing import fault_point
+
+        fault_point("storage.streamed_written")  # the files are written, the commit not yet
+        with _storage_errors("write", loc):
+            commit_id = uuid.uuid4().hex
+            props = CommitProperties(custom_metadata={**_encode(done), COMMIT_ID: commit_id})
+            now = int(time.time() * 1000)
+            actions: list[Any] = [AddAction(a.path, a.size, {}, now, True, a.stats) for a in writer.added]
+            dt.create_write_transaction(actions, "append", dt.schema(),
+                                        commit_properties=delta_files.with_rows_added(props, rows),
+                                        post_commithook_properties=_hooks(dt))
+            dt.update_incremental()
+            version = _version_of(dt, commit_id)
+        return CommitResult(version=version, rows_written=rows, bytes_written=sum(a.size for a in writer.added))
 
     def merge(self, layer: str, table: str, source: pa.Table | pa.RecordBatchReader, keys: tuple[str, ...],
               progress: dict[str, Any], delete_flag: str | None = None) -> CommitResult:

@@ -140,11 +140,13 @@ def select_sql(relation: str, select_list: Iterable[str], predicate: str | None 
     return f"{sql} WHERE {predicate}" if predicate else sql
 
 
-def window_predicate(column_sql: str, lower_sql: str | None, upper_sql: str) -> str:
+def window_predicate(column_sql: str, lower_sql: str | None, upper_sql: str | None) -> str | None:
     """``col > lower AND col <= upper``: lower exclusive (already loaded), upper inclusive and
-    fixed at plan time, so rows committed after planning wait for the next run."""
-    upper = f"{column_sql} <= {upper_sql}"
-    return f"{column_sql} > {lower_sql} AND {upper}" if lower_sql is not None else upper
+    fixed at plan time, so rows committed after planning wait for the next run. Without an upper
+    bound (an open window, ``ReadPlan.watermark_column``) just ``col > lower``, or nothing at all."""
+    parts = ([f"{column_sql} > {lower_sql}"] if lower_sql is not None else []) + (
+        [f"{column_sql} <= {upper_sql}"] if upper_sql is not None else [])
+    return " AND ".join(parts) or None
 
 
 # -- incremental state ----------------------------------------------------------------
@@ -218,6 +220,30 @@ def incremental_plan(request: ReadRequest, schema: pa.Schema, state: dict[str, A
         has_data=True, description=f"{description} where {column} > {scan_from!r} and <= {upper!r}",
         bounds=(scan_from, upper),
     )
+
+
+def open_window(request: ReadRequest, schema: pa.Schema, partitioned: bool = False) -> bool:
+    """Whether to plan an open window (no ``max()`` query, the watermark taken from the rows read):
+    the caller asked for it and the delta column's Arrow max is the database's. A partitioned read
+    keeps the upper bound fixed at plan time: its streams see the table at different moments."""
+    from flowforge.connectors.base import watermark_from_rows_type
+
+    column = request.incremental_column
+    return bool(request.watermark_from_rows and column is not None and not partitioned
+                and watermark_from_rows_type(schema.field(column).type))
+
+
+def open_plan(request: ReadRequest, schema: pa.Schema, state: dict[str, Any] | None, lower: Any,
+              description: str) -> ReadPlan:
+    """An open window ``col > lower``: one scan; the next watermark is the max of the rows read."""
+    column = request.incremental_column
+    # a lookback reads a window below the stored position again; the position itself only moves
+    # forward (``RowsWatermark`` commits nothing when no row read lies beyond it)
+    scan_from = apply_lookback(lower, request.lookback, description)
+    after = f" > {scan_from!r}" if scan_from is not None else ""
+    return ReadPlan(request=request, schema=schema, new_state=state, has_data=True,
+                    description=f"{description} where {column}{after}", bounds=(scan_from, None),
+                    watermark_column=column)
 
 
 def unknown_column(where: str, column: str, available: Iterable[str]) -> SourceSchemaError:

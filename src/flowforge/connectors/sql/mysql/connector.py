@@ -205,6 +205,8 @@ class MysqlConnector(Connector):
         common.check_delta_column(schema, column, where)
         col = next(c for c in cols if c.name == column)
         lower = common.previous_high(state, column, where)
+        if common.open_window(request, schema, self.config.read_partitions > 1):
+            return common.open_plan(request, schema, state, lower, description)
         predicate = f"{col.quoted} > {_literal(lower)}" if lower is not None else None
         rows = catalog.execute(conn, common.select_sql(self._relation(request), [f"MAX({col.expr})"], predicate))
         upper = rows[0][0] if rows else None
@@ -246,8 +248,10 @@ class MysqlConnector(Connector):
         if request.incremental_column is not None and plan.bounds is not None:
             column = next(c for c in cols if c.name == request.incremental_column)
             lower, upper = plan.bounds
-            predicates.append(common.window_predicate(
-                column.quoted, _literal(lower) if lower is not None else None, _literal(upper)))
+            window = common.window_predicate(column.quoted, _literal(lower) if lower is not None else None,
+                                             _literal(upper) if upper is not None else None)
+            if window:
+                predicates.append(window)
         if extra:
             predicates.append(extra)
         return common.select_sql(self._relation(request), select_list or [c.select_sql for c in cols],

@@ -171,6 +171,8 @@ class PostgresConnector(Connector):
             common.check_delta_column(schema, column, self._where(request))
             by_name = {c.name: c for c in cols}
             lower = common.previous_high(state, column, self._where(request))
+            if common.open_window(request, schema, self.config.read_partitions > 1):
+                return common.open_plan(request, schema, state, lower, description)
             quoted = common.quote_ident(column, DIALECT)
             predicate = f"{quoted} > {_typed_literal(lower, by_name[column])}" if lower is not None else None
             sql = common.select_sql(self._relation(conn, request), [f"max({quoted})"], predicate)
@@ -201,10 +203,12 @@ class PostgresConnector(Connector):
         if request.incremental_column is not None and plan.bounds is not None:
             column = next(c for c in cols if c.name == request.incremental_column)
             lower, upper = plan.bounds
-            predicates.append(common.window_predicate(
+            window = common.window_predicate(
                 common.quote_ident(column.name, DIALECT),
                 _typed_literal(lower, column) if lower is not None else None,
-                _typed_literal(upper, column)))
+                _typed_literal(upper, column) if upper is not None else None)
+            if window:
+                predicates.append(window)
         if extra:
             predicates.append(extra)
         return common.select_sql(relation, select_list or [c.select_sql for c in cols],
