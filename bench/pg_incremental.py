@@ -47,7 +47,7 @@ from child import CREATE_SQL, INSERT_SQL  # noqa: E402
 from common import run_seconds  # noqa: E402
 from measure import format_table, interleave, run_child, write_json  # noqa: E402
 
-DB = "flowforge_bench_incr"
+DB = os.environ.get("FLOWFORGE_BENCH_INCR_DB", "flowforge_bench_incr")  # another database, for profiling
 TABLE = "incr"
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 WATERMARK = "2030-01-01 00:00:00"
@@ -85,18 +85,26 @@ def _query() -> str:
 # -- children ----------------------------------------------------------------------------------------
 
 def child_seed(project: str) -> dict[str, Any]:
-    """The bronze table as the previous incremental run left it: its last commit holds the watermark."""
+    """The bronze table as the previous incremental run left it: the source's columns and the audit
+    columns (so the measured run changes no schema), and a last commit that holds the watermark."""
     import datetime as dt
 
     import pyarrow as pa
 
-    from flowforge.connectors.base import encode_position
-    from flowforge.storage.delta import LakehouseStore
+    from flowforge.connectors import open_connector
+    from flowforge.connectors.base import ReadRequest, encode_position
+    from flowforge.connectors.config import parse_connection
+    from flowforge.layers.bronze import audit_fields
+    from flowforge.storage.delta import LakehouseStore, delta_compatible
 
+    config = parse_connection({"type": "postgres", "host": "127.0.0.1", "port": 5432, "user": "postgres",
+                               "database": DB})
+    with open_connector("bench", config) as connector:
+        source = connector.plan(ReadRequest(table=TABLE), None).schema
+    schema = delta_compatible(pa.schema(list(source) + audit_fields()))
     store = LakehouseStore(f"{project}/lakehouse")
     state = {"column": "updated_at", "high": encode_position(dt.datetime.fromisoformat(WATERMARK))}
-    store.append("bronze", "bronze_incr", pa.table({"id": pa.array([], pa.int64())}),
-                 {"watermark": state, "batch_id": "seed", "job": "load"})
+    store.append("bronze", "bronze_incr", schema.empty_table(), {"watermark": state, "batch_id": "seed", "job": "load"})
     return {}
 
 

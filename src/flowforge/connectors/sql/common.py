@@ -73,8 +73,17 @@ def quote_table(schema: str | None, table: str, dialect: str) -> str:
     return ".".join(quote_ident(p, dialect) for p in parts)
 
 
+# Text that every dialect FlowForge reads quotes as itself between single quotes (what sqlglot
+# writes for it): the bounds of incremental windows (timestamps, dates, numbers) need no SQL parser,
+# whose import costs more than an incremental read of a few thousand rows.
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9 _:.+\-]*")
+
+
 def literal(value: str, dialect: str) -> str:
-    """A string literal quoted by sqlglot's rules for the dialect (never hand-escaped)."""
+    """A string literal quoted by sqlglot's rules for the dialect (never hand-escaped beyond text
+    that needs no escaping at all)."""
+    if _PLAIN_TEXT.fullmatch(value) and dialect in _QUOTES:
+        return f"'{value}'"
     from sqlglot import exp
 
     return exp.Literal.string(value).sql(dialect)

@@ -89,13 +89,14 @@ class PostgresConnector(Connector):
     def _dsn(self) -> str:
         return catalog.conninfo(self.config)
 
-    def _adbc(self, autocommit: bool = True) -> Any:
+    def _adbc(self, autocommit: bool = True) -> _Adbc:
         try:
-            import adbc_driver_postgresql.dbapi as adbc
+            import adbc_driver_manager  # noqa: F401
+            import adbc_driver_postgresql  # noqa: F401
         except ImportError as exc:
             raise MissingDependencyError(f"Fast PostgreSQL reads need ADBC: {_INSTALL}") from exc
         with self._errors("could not connect"):
-            return adbc.connect(self._dsn(), autocommit=autocommit)
+            return _Adbc(self._dsn(), autocommit)
 
     # -- discovery ------------------------------------------------------------------------
 
@@ -251,12 +252,10 @@ class PostgresConnector(Connector):
         with self._errors(f"reading {plan.request.label} failed"):
             conn = self._adbc(autocommit=snapshot is None)
             try:
-                cursor = conn.cursor()
                 if snapshot is not None:
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    cursor.execute(f"SET TRANSACTION SNAPSHOT {common.literal(snapshot, DIALECT)}")
-                cursor.execute(sql)
-                for batch in cursor.fetch_record_batch():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    conn.execute(f"SET TRANSACTION SNAPSHOT {common.literal(snapshot, DIALECT)}")
+                for batch in conn.stream(sql):
                     yield _conform(batch, plan.schema, scaled, where)
             finally:
                 conn.close()
@@ -295,6 +294,56 @@ class PostgresConnector(Connector):
                 for i in range(len(ranges))]
         streams = [partial(self._stream, sql, plan, cols) for sql in sqls]
         return merge(streams, "pg-read")
+
+class _Adbc:
+    """One ADBC connection, through the driver manager's own API: its DB-API module imports
+    ``pyarrow.dataset``, which imports pandas (half a second or more of every run that reads)."""
+
+    def __init__(self, dsn: str, autocommit: bool) -> None:
+        import adbc_driver_manager as manager
+        import adbc_driver_postgresql as driver
+
+        self._manager = manager
+        self._db = driver.connect(dsn)
+        self._statements: list[Any] = []
+        self._readers: list[pa.RecordBatchReader] = []
+        try:
+            self._conn = manager.AdbcConnection(self._db)
+            if not autocommit:
+                self._conn.set_autocommit(False)  # the driver then opens a transaction
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _statement(self, sql: str) -> Any:
+        statement = self._manager.AdbcStatement(self._conn)
+        self._statements.append(statement)
+        statement.set_sql_query(sql)
+        return statement
+
+    def execute(self, sql: str) -> None:
+        self._statement(sql).execute_update()
+
+    def stream(self, sql: str) -> pa.RecordBatchReader:
+        """The result of ``sql`` as Arrow batches, streamed (PostgreSQL's binary COPY)."""
+        import pyarrow as pa
+
+        handle, _ = self._statement(sql).execute_query()
+        reader = pa.RecordBatchReader._import_from_c(handle.address)
+        self._readers.append(reader)
+        return reader
+
+    def close(self) -> None:
+        """Readers first (a stream stopped early), then statements, connection and database."""
+        try:
+            for reader in self._readers:
+                reader.close()
+            for statement in self._statements:
+                statement.close()
+            self._conn.close()
+        finally:
+            self._db.close()
+
 
 def _catalog_connection(config: PostgresConfig, context: str) -> psycopg.Connection[Any]:
     try:
