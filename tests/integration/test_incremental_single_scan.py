@@ -27,7 +27,7 @@ from tests.cli_helpers import init_project
 from tests.e2e.helpers import flowforge
 
 from flowforge.connectors import open_connector
-from flowforge.connectors.base import ReadRequest, RowsWatermark, decode_position
+from flowforge.connectors.base import ReadRequest, RowsWatermark, decode_position, encode_position
 from flowforge.connectors.sql.postgres.config import PostgresConfig
 from flowforge.core.context import Context
 from flowforge.testing import at_point
@@ -144,7 +144,8 @@ def test_a_row_changed_while_the_run_reads_is_loaded_by_the_next_run(tmp_path: P
 
     def change_a_row() -> None:  # once the read is under way (its snapshot taken), another writer commits
         if not changed:
-            _sql(database, "UPDATE orders SET amount = 9.99, updated_at = %s WHERE id = 3", (T0 + dt.timedelta(days=1),))
+            _sql(database, "UPDATE orders SET amount = 9.99, updated_at = %s WHERE id = 3",
+                 (T0 + dt.timedelta(days=1),))
             _insert(database, [(9001, "5.00", T0 + dt.timedelta(days=1))])
             changed.append(True)
 
@@ -228,7 +229,7 @@ def test_the_connector_reads_an_open_window_when_asked(database: str) -> None:
     with psycopg.connect(_url(database), autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany("INSERT INTO orders VALUES (%s, 1, %s)", [(i, at + dt.timedelta(seconds=i)) for i in range(5)])
     with open_connector("shop", PostgresConfig(type="postgres", url=_url(database))) as connector:
-        state = {"column": "updated_at", "high": {"type": "timestamp", "value": (at + dt.timedelta(seconds=1)).isoformat()}}
+        state = {"column": "updated_at", "high": encode_position(at + dt.timedelta(seconds=1))}
         request = ReadRequest(table="orders", incremental_column="updated_at", watermark_from_rows=True)
         plan = connector.plan(request, state)
         assert plan.watermark_column == "updated_at" and plan.bounds == (at + dt.timedelta(seconds=1), None)

@@ -21,7 +21,7 @@ from tests.connector_suite import ORDERS, ORDERS_DDL, ConnectorSuite, SourceHelp
 from tests.waiting import eventually
 
 from flowforge.connectors import open_connector
-from flowforge.connectors.base import Connector, ReadRequest, decode_position
+from flowforge.connectors.base import Connector, ReadRequest, decode_position, encode_position
 from flowforge.connectors.config import parse_connection
 from flowforge.connectors.sql.mysql import connector as mysql_connector
 from flowforge.connectors.sql.mysql import driver
@@ -364,6 +364,31 @@ def test_timestamp_and_unsigned_watermarks_round_trip(connector: Connector, sour
     by_id = ReadRequest(table=name, incremental_column="id")
     state = {"column": "id", "high": {"type": "int", "value": 2**64 - 3}}
     assert read_table(connector, connector.plan(by_id, state)).num_rows == 2
+
+
+def test_an_open_window_reads_once_and_its_watermark_is_the_max_read(connector: Connector,
+                                                                      source: MysqlSource) -> None:
+    from flowforge.connectors.base import RowsWatermark
+
+    name = _table(source, "id BIGINT UNSIGNED PRIMARY KEY, at TIMESTAMP(6) NULL",
+                  [(2**64 - 3, "2024-01-01 10:00:00"), (2**64 - 2, "2024-01-02 10:00:00.000001")])
+    for column, lower, reached in (("at", dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC),
+                                    dt.datetime(2024, 1, 2, 10, 0, 0, 1, tzinfo=dt.UTC)),
+                                   ("id", 2**64 - 4, Decimal(2**64 - 2))):
+        state = {"column": column, "high": encode_position(lower)}
+        plan = connector.plan(ReadRequest(table=name, incremental_column=column, watermark_from_rows=True), state)
+        assert plan.watermark_column == column and plan.bounds == (lower, None)
+        tracker = RowsWatermark(plan)
+        ids = []
+        for part in connector.read(plan):
+            for batch in part.batches:
+                tracker.add(batch)
+                ids += batch.column("id").to_pylist()
+        assert len(ids) == (1 if column == "at" else 2)
+        assert decode_position(tracker.new_state()["high"]) == reached
+        # the position read back selects nothing more
+        again = connector.plan(ReadRequest(table=name, incremental_column=column), tracker.new_state())
+        assert not again.has_data
 
 
 # -- configuration and failures -------------------------------------------------------------------

@@ -378,3 +378,39 @@ def test_a_deadlock_victim_is_retried_then_reported_as_transient(txn: Server) ->
     with pytest.raises(catalog.DeadlockVictim) as info:
         [b for p in connector.read(connector.plan(ReadRequest(query="SELECT id FROM t"), None)) for b in p.batches]
     assert info.value.transient and "deadlock victim" in str(info.value) and "DB-Lib" not in str(info.value)
+
+
+@pytest.mark.parametrize(("column", "high", "reached"), [
+    ("id", 1, 3),
+    ("amount", Decimal("1234.56"), None),  # (the scripted server answers every row) none past it: no commit
+    ("booked_on", dt.date(2023, 12, 31), dt.date(2024, 1, 1)),
+])
+def test_an_open_window_sends_no_max_and_no_upper_bound(txn: Server, column: str, high: Any, reached: Any) -> None:
+    from flowforge.connectors.base import NothingNew, RowsWatermark, encode_position
+
+    state = {"column": column, "high": encode_position(high)}
+    request = ReadRequest(table="Sales.[Txn History]", incremental_column=column, watermark_from_rows=True)
+    plan = _connector().plan(request, state)
+    assert plan.watermark_column == column and plan.bounds == (high, None)
+    tracker = RowsWatermark(plan)
+    for part in _connector().read(plan):
+        for batch in part.batches:
+            tracker.add(batch)
+    assert not [s for s, _ in txn.sent if "MAX(" in s], "the window's upper bound is not asked for"
+    window = txn.data()[-1]
+    assert " <= " not in window
+    _snapshot(f"open_window_{column}.sql", window)
+    if reached is None:
+        with pytest.raises(NothingNew):
+            tracker.new_state()
+    else:
+        assert decode_position(tracker.new_state()["high"]) == reached
+
+
+def test_datetime_and_rowversion_windows_keep_their_upper_bound(txn: Server) -> None:
+    # datetime2(7) watermarks keep 100 ns digits as text, rowversion is binary: max() as before
+    for column, wire in (("modified", "2024-01-03T00:00:00"), ("ver", 2001)):
+        txn.on(r"MAX\(", ([""], [(wire,)]))
+        plan = _connector().plan(ReadRequest(table="Sales.[Txn History]", incremental_column=column,
+                                             watermark_from_rows=True), None)
+        assert plan.watermark_column is None and plan.bounds is not None and plan.bounds[1] is not None

@@ -1,0 +1,1 @@
+SELECT [id], CAST([amount] * 100 AS bigint) AS [amount], CONVERT(varchar(48), CAST([fee] AS decimal(19,4))) AS [fee], [name], CONVERT(varchar(40), [booked_on], 23) AS [booked_on], CONVERT(varchar(40), [modified], 126) AS [modified], LOWER(CONVERT(char(36), [ref])) AS [ref], CAST([ver] AS binary(8)) AS [ver] FROM [Sales].[Txn History] WHERE [id] > CAST(1 AS int)
