@@ -313,7 +313,9 @@ class LakehouseStore:
         assert dt is not None and not is_remote(loc)
         schema = pa.schema(dt.schema().to_arrow())
         batches = data.to_batches(delta_files.ROW_GROUP) if isinstance(data, pa.Table) else data
-        writer = delta_files.FileWriter(loc, schema)
+        # the encodings chosen from the first 8K rows: counting distinct values of a whole batch
+        # cost about as much as writing it
+        writer = delta_files.FileWriter(loc, schema, dictionary_sample=8192)
         try:
             rows = writer.write_run((cast_batch(b, schema) for b in batches if b.num_rows), None)
             done = {**progress, **finish()}

@@ -94,8 +94,9 @@ class Added:
 class FileWriter:
     """Parquet files of about FILE_ROWS sorted rows each, with Delta statistics."""
 
-    def __init__(self, loc: str, schema: pa.Schema) -> None:
+    def __init__(self, loc: str, schema: pa.Schema, dictionary_sample: int | None = None) -> None:
         self.loc, self.schema = loc, schema
+        self.dictionary_sample = dictionary_sample  # rows of the first batch that choose the encodings
         self.dictionary: list[str] | None = None
         self.added: list[Added] = []
 
@@ -114,7 +115,8 @@ class FileWriter:
         for batch in reader:
             rows += batch.num_rows
             if self.dictionary is None:
-                self.dictionary = dictionary_columns(batch)
+                sample = batch if self.dictionary_sample is None else batch.slice(0, self.dictionary_sample)
+                self.dictionary = dictionary_columns(sample)
             while batch.num_rows:
                 if current is None:
                     name, current = self._open()
