@@ -109,6 +109,8 @@ def delta_compatible(schema: pa.Schema) -> pa.Schema:
 def _cast(array: pa.Array, target: pa.DataType) -> pa.Array:
     import pyarrow as pa
 
+    if array.type == target:  # most columns: the schemas differ in nullability or metadata only
+        return array
     if pa.types.is_interval(array.type) and pa.types.is_struct(target):
         # no Arrow kernel turns intervals into structs; intervals are rare, so per value is fine
         return pa.array([None if v is None else {"months": v.months, "days": v.days, "nanoseconds": v.nanoseconds}
