@@ -1,5 +1,6 @@
 """Fixed costs a user waits for on every command: ``--help``, a one-row ingest, a run with nothing
-new to read, the demo's gold job (skipped, and forced to compute) — for one or more FlowForge source trees, side by side.
+new to read, the demo's gold job (skipped, and forced to compute) — for one or more FlowForge
+source trees, side by side.
 
     python bench/fixed_costs.py                                         # the installed FlowForge
     python bench/fixed_costs.py --src before=/tmp/old/src --src now=src --repeat 7
