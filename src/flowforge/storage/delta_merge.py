@@ -541,3 +541,25 @@ def _matched_deletes(con: Any, loc: str, run: list[_File], keys: tuple[str, ...]
     sql = (f"SELECT count(*) FROM (SELECT {cols} FROM read_parquet([{_file_list(loc, run)}], union_by_name = true)) "
            f"JOIN __keys USING ({cols}) WHERE {quote(flag)}")
     return int(con.execute(sql).fetchall()[0][0])
+
+
+def matched_rows(dt: DeltaTable, batch_keys: pa.Table, keys: tuple[str, ...], columns: list[str]) -> pa.Table:
+    """The table's rows (``columns`` of them, keys first) whose key is among ``batch_keys``, read
+    from the files whose key range can hold them, one file at a time (for merges that decide a row
+    from the row it replaces). Call ``applies`` first."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table_schema = pa.schema(dt.schema().to_arrow())
+    names = list(keys) + [c for c in columns if c not in keys]
+    schema = pa.schema([table_schema.field(c) for c in names])
+    runs = plan_runs(_files(dt, keys[0]), _sorted_keys(batch_keys.column(keys[0])))
+    found = _KeySet(batch_keys, keys, None, table_schema)
+    loc = dt.table_uri.removeprefix("file://")
+    parts = [schema.empty_table()]
+    for f in (f for run in runs for f in run):
+        with pq.ParquetFile(_path(loc, f)) as pf:
+            have = set(pf.schema_arrow.names)
+            part = _conform(pf.read(columns=[c for c in names if c in have]), schema)
+        parts.append(part.filter(found.hits(part)))
+    return pa.concat_tables(parts)
