@@ -1,7 +1,7 @@
 """The merge that applies a batch of typed change events to a silver table: one commit, with the
 batch's progress in the commit metadata.
 
-An SCD1 batch on a local table is applied by the file-pruned merge (``delta_merge``): the rows its
+An SCD1 batch is applied by the file-pruned merge (``delta_merge``): the rows its
 keys match are read first (from the files that can hold them), each event is resolved against the
 row it would replace (an older event than the row's is dropped, a TOAST placeholder keeps the row's
 value, a soft delete keeps the row and flags it), and the resolved rows are merged as upserts and
@@ -97,7 +97,7 @@ def write(ctx: JobContext, spec: ApplyTable, plan: Plan, silver: DeltaTable | No
         commit = ctx.store.overwrite("silver", spec.target, source.drop_columns(internal), progress)
         return Applied(commit, commit.rows_written, 0, 0)
     props = CommitProperties(custom_metadata=_encode(progress))
-    by_files = _scd1_by_files(spec, plan, silver, source, props)
+    by_files = _scd1_by_files(spec, plan, silver, source, props, ctx.store.write_options(loc))
     if by_files is not None:
         return by_files
     match = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in plan.keys)
@@ -157,8 +157,8 @@ def write(ctx: JobContext, spec: ApplyTable, plan: Plan, silver: DeltaTable | No
 _SOFT_DELETE_SETS = ("_is_deleted", "_op", "_position", "_source_ts", "_silver_updated_at")
 
 
-def _scd1_by_files(spec: ApplyTable, plan: Plan, silver: DeltaTable, source: pa.Table,
-                   props: Any) -> Applied | None:
+def _scd1_by_files(spec: ApplyTable, plan: Plan, silver: DeltaTable, source: pa.Table, props: Any,
+                   options: dict[str, str] | None = None) -> Applied | None:
     """An SCD1 batch without a truncate through the file-pruned merge (None where it does not apply)."""
     from flowforge.storage import delta_merge
     from flowforge.storage.delta import _hooks
@@ -166,18 +166,21 @@ def _scd1_by_files(spec: ApplyTable, plan: Plan, silver: DeltaTable, source: pa.
     loc = silver.table_uri
     if spec.strategy != "scd1" or plan.truncate or not delta_merge.applies(silver, tuple(plan.keys)):
         return None
-    rows = resolve_scd1(silver, plan, source, spec.soft_delete)
+    rows = resolve_scd1(silver, plan, source, spec.soft_delete, options)
     if rows is None:
         return None
-    with _storage_errors("merge into", loc):
+    with _storage_errors("merge into", loc, options):
         done = delta_merge.merge_by_files(silver, rows, tuple(plan.keys), commit_properties=props,
-                                          hooks=_hooks(silver), delete_flag="__del")
+                                          hooks=_hooks(silver), delete_flag="__del", storage_options=options)
+    if done is None:
+        return None
     commit = CommitResult(version=done.version, rows_written=done.inserted, rows_updated=done.updated + done.deleted,
                           bytes_written=int(source.nbytes))
     return Applied(commit, done.inserted, done.updated, done.deleted)
 
 
-def resolve_scd1(silver: DeltaTable, plan: Plan, source: pa.Table, soft: bool) -> pa.Table | None:
+def resolve_scd1(silver: DeltaTable, plan: Plan, source: pa.Table, soft: bool,
+                 options: dict[str, str] | None = None) -> pa.Table | None:
     """The batch's rows as whole-row upserts (``__del`` false) and deletes (``__del`` true), each
     decided against the silver row of its key, as the delta-rs merge's conditions decide: an event
     older than the row (by ``_position``) leaves the row as it is; a TOAST placeholder keeps the
@@ -197,7 +200,7 @@ def resolve_scd1(silver: DeltaTable, plan: Plan, source: pa.Table, soft: bool) -
     soft_deletes = soft and bool(pc.any(source.column("__del")).as_py())
     wanted = target.names if soft_deletes else ["_position", *plan.toasted, *missing]
     wanted = [c for c in dict.fromkeys(wanted) if c in target.names and c not in keys]
-    old = delta_merge.matched_rows(silver, source.select(keys), tuple(keys), wanted)
+    old = delta_merge.matched_rows(silver, source.select(keys), tuple(keys), wanted, options)
     # each event's silver row (a key-only join, then one take per column)
     left = source.select(keys).append_column("__s", pa.array(np.arange(source.num_rows)))
     right = old.select(keys).append_column("__t", pa.array(np.arange(old.num_rows)))

@@ -86,9 +86,11 @@ class Added:
 class FileWriter:
     """Parquet files of about FILE_ROWS sorted rows each, with Delta statistics."""
 
-    def __init__(self, loc: str, schema: pa.Schema, dictionary: list[str] | None = None) -> None:
-        """``dictionary``: the columns to dictionary-encode (by default, decided on the first batch)."""
-        self.loc, self.schema = loc, schema
+    def __init__(self, loc: str, schema: pa.Schema, dictionary: list[str] | None = None,
+                 filesystem: Any = None) -> None:
+        """``dictionary``: the columns to dictionary-encode (by default, decided on the first batch);
+        ``filesystem``: a pyarrow filesystem ``loc`` is a folder of (an object store), else local."""
+        self.loc, self.schema, self.filesystem = loc, schema, filesystem
         self.dictionary = dictionary
         self.added: list[Added] = []
 
@@ -128,17 +130,21 @@ class FileWriter:
         import pyarrow.parquet as pq
 
         name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
-        writer = pq.ParquetWriter(os.path.join(self.loc, name), self.schema, compression="snappy",
-                                  use_dictionary=self.dictionary or False)
+        writer = pq.ParquetWriter(self._path(name), self.schema, compression="snappy",
+                                  use_dictionary=self.dictionary or False, filesystem=self.filesystem)
         return name, writer
 
     def _finish(self, writer: Any, name: str, stats: Stats) -> None:
         import pyarrow.parquet as pq
 
         writer.close()
-        path = os.path.join(self.loc, name)
-        stats.read_footer(pq.read_metadata(path))
-        self.added.append(Added(name, os.path.getsize(path), stats.json()))
+        path = self._path(name)
+        stats.read_footer(pq.read_metadata(path, filesystem=self.filesystem))
+        size = os.path.getsize(path) if self.filesystem is None else self.filesystem.get_file_info(path).size
+        self.added.append(Added(name, size, stats.json()))
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.loc, name) if self.loc else name
 
     def close(self) -> list[Added]:
         return self.added

@@ -12,9 +12,12 @@ progress in its metadata: a crash before it leaves only unreferenced files (vacu
 Recent ids changed (the usual incremental and CDC case) touch the newest file or two; random keys
 touch every file, and the merge becomes a streamed rewrite, one run in memory at a time.
 
-``merge_by_files`` returns None where this does not apply (object stores, partitioned tables,
-deletion vectors or column mapping, a first key without usable statistics); the caller then
-merges with delta-rs.
+It works on local tables and on object stores (``s3://``), where files are read and written
+through delta-rs' object store (a pyarrow filesystem over the table's storage options) and the
+commit is delta-rs' as everywhere. ``applies`` says no for partitioned tables, deletion vectors or
+column mapping, and a first key without usable statistics; ``merge_by_files`` returns None (having
+written nothing) on an object store when the batch touches overlapping files that would have to
+be sorted by DuckDB (it reads only local files). The caller then merges with delta-rs.
 """
 
 from __future__ import annotations
@@ -67,10 +70,42 @@ class _File:
     hi: Any
 
 
-def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
-    from flowforge.storage.options import is_remote
+@dataclass(frozen=True)
+class _Place:
+    """Where a table's files are: a local folder (``fs`` None) or an object store (``fs`` a pyarrow
+    filesystem rooted at the table)."""
 
-    if not keys or is_remote(dt.table_uri) or dt.metadata().partition_columns:
+    loc: str
+    fs: Any
+
+    @staticmethod
+    def of(dt: DeltaTable, storage_options: dict[str, str] | None) -> _Place:
+        from flowforge.storage.options import is_remote
+
+        if not is_remote(dt.table_uri):
+            return _Place(dt.table_uri.removeprefix("file://"), None)
+        import pyarrow.fs as pafs
+        from deltalake.fs import DeltaStorageHandler
+
+        return _Place("", pafs.PyFileSystem(DeltaStorageHandler(dt.table_uri, dict(storage_options or {}))))
+
+    def path(self, f: _File) -> str:
+        from urllib.parse import unquote
+
+        return os.path.join(self.loc, unquote(f.path)) if self.loc else unquote(f.path)
+
+    def open(self, f: _File) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(self.path(f), filesystem=self.fs) if self.fs is not None \
+            else pq.ParquetFile(self.path(f))
+
+    def writer(self, schema: pa.Schema, dictionary: list[str] | None = None) -> FileWriter:
+        return FileWriter(self.loc, schema, dictionary, filesystem=self.fs)
+
+
+def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
+    if not keys or dt.metadata().partition_columns:
         return False
     protocol = dt.protocol()
     features = set(protocol.reader_features or []) | set(protocol.writer_features or [])
@@ -151,8 +186,10 @@ def target_schema(table_schema: pa.Schema, source: pa.Schema, skip: set[str]) ->
 
 def merge_by_files(dt: DeltaTable, source: pa.Table, keys: tuple[str, ...], *,
                    commit_properties: CommitProperties, hooks: PostCommitHookProperties,
-                   delete_flag: str | None = None) -> MergeOutcome:
-    """Upsert ``source`` into ``dt`` on ``keys`` (call ``applies`` first), in one commit."""
+                   delete_flag: str | None = None,
+                   storage_options: dict[str, str] | None = None) -> MergeOutcome | None:
+    """Upsert ``source`` into ``dt`` on ``keys`` (call ``applies`` first), in one commit; None (nothing
+    written) where an object-store table would need a DuckDB sort (see the module's docstring)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     from deltalake.transaction import AddAction, RemoveAction
@@ -170,23 +207,25 @@ def merge_by_files(dt: DeltaTable, source: pa.Table, keys: tuple[str, ...], *,
         upserts, n_deletes = source, 0
     upserts = _conform(upserts, schema)
     upserts = upserts.take(pc.sort_indices(upserts, sort_keys=[(k, "ascending") for k in keys]))  # runs merge in order
-    _add_columns(dt, table_schema, schema)
     all_files = _files(dt, keys[0])
     runs = plan_runs(all_files, _sorted_keys(source.column(keys[0])))
-    loc = dt.table_uri.removeprefix("file://")
+    place = _Place.of(dt, storage_options)
+    if place.fs is not None and any(sum(f.rows for f in run) > ARROW_RUN_ROWS for run in runs):
+        return None
+    _add_columns(dt, table_schema, schema)
     slots, extra = assign(all_files, runs, upserts.column(keys[0]))
     work = [(run, upserts.filter(pc.equal(slots, i))) for i, run in enumerate([*runs, *([[]] * extra)])]
     work = [(run, mine) for run, mine in work if run or mine.num_rows]
     found = _KeySet(source, keys, delete_flag, schema)
-    dictionary = _dictionary(loc, runs, upserts, schema)
+    dictionary = _dictionary(place, runs, upserts, schema)
     small = [w for w in work if sum(f.rows for f in w[0]) <= ARROW_RUN_ROWS]
     large = [w for w in work if sum(f.rows for f in w[0]) > ARROW_RUN_ROWS]
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="flowforge-merge") as pool:
-        done = list(pool.map(lambda w: _rewrite_in_memory(loc, schema, keys, found, dictionary, *w), small))
+        done = list(pool.map(lambda w: _rewrite_in_memory(place, schema, keys, found, dictionary, *w), small))
     if large:
         # runs of overlapping files (a table written before FlowForge clustered it): sorted by DuckDB
         # within SORT_MEMORY, spilling the rest
-        done += _rewrite_sorted(loc, schema, keys, source, upserts.schema, delete_flag, large)
+        done += _rewrite_sorted(place.loc, schema, keys, source, upserts.schema, delete_flag, large)
     adds = [a for d in done for a in d.added]
     touched_rows = sum(d.rows_in for d in done)
     removed = touched_rows - sum(d.kept for d in done)
@@ -364,7 +403,7 @@ class _KeySet:
         return pa.array(mask)
 
 
-def _rewrite_in_memory(loc: str, schema: pa.Schema, keys: tuple[str, ...], found: _KeySet,
+def _rewrite_in_memory(place: _Place, schema: pa.Schema, keys: tuple[str, ...], found: _KeySet,
                        dictionary: list[str], run: list[_File], mine: pa.Table) -> _Rewritten:
     """A run of at most ARROW_RUN_ROWS rows: read, matched rows dropped, upserts added, in key order,
     written. The run's rows and its upserts are put in order by one ``take`` of every column; the
@@ -373,9 +412,8 @@ def _rewrite_in_memory(loc: str, schema: pa.Schema, keys: tuple[str, ...], found
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    old = pa.concat_tables([_conform(pq.ParquetFile(_path(loc, f)).read(), schema) for f in run]) if run \
+    old = pa.concat_tables([_conform(place.open(f).read(), schema) for f in run]) if run \
         else schema.empty_table()
     rows_in = old.num_rows
     hit = np.asarray(found.hits(old), dtype=bool)
@@ -389,19 +427,18 @@ def _rewrite_in_memory(loc: str, schema: pa.Schema, keys: tuple[str, ...], found
     del old
     out = table.take(pa.array(order))
     del table
-    writer = FileWriter(loc, schema, dictionary)
+    writer = place.writer(schema, dictionary)
     writer.write_run(out.to_batches(delta_files.ROW_GROUP), out.num_rows)
     return _Rewritten(writer.added, rows_in, len(keep), deleted)
 
 
-def _dictionary(loc: str, runs: list[list[_File]], upserts: pa.Table, schema: pa.Schema) -> list[str]:
+def _dictionary(place: _Place, runs: list[list[_File]], upserts: pa.Table, schema: pa.Schema) -> list[str]:
     """The columns to dictionary-encode, decided once for the merge on one row group of the first
     touched file (or the upserts): counting distinct values of every column of every batch cost more
     than the encoding."""
-    import pyarrow.parquet as pq
 
     if runs:
-        with pq.ParquetFile(_path(loc, runs[0][0])) as f:
+        with place.open(runs[0][0]) as f:
             if f.metadata.num_row_groups:
                 sample = _conform(f.read_row_group(0), schema)
                 return delta_files.dictionary_columns(sample.combine_chunks().to_batches()[0]) \
@@ -543,22 +580,22 @@ def _matched_deletes(con: Any, loc: str, run: list[_File], keys: tuple[str, ...]
     return int(con.execute(sql).fetchall()[0][0])
 
 
-def matched_rows(dt: DeltaTable, batch_keys: pa.Table, keys: tuple[str, ...], columns: list[str]) -> pa.Table:
+def matched_rows(dt: DeltaTable, batch_keys: pa.Table, keys: tuple[str, ...], columns: list[str],
+                 storage_options: dict[str, str] | None = None) -> pa.Table:
     """The table's rows (``columns`` of them, keys first) whose key is among ``batch_keys``, read
     from the files whose key range can hold them, one file at a time (for merges that decide a row
     from the row it replaces). Call ``applies`` first."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table_schema = pa.schema(dt.schema().to_arrow())
     names = list(keys) + [c for c in columns if c not in keys]
     schema = pa.schema([table_schema.field(c) for c in names])
     runs = plan_runs(_files(dt, keys[0]), _sorted_keys(batch_keys.column(keys[0])))
     found = _KeySet(batch_keys, keys, None, table_schema)
-    loc = dt.table_uri.removeprefix("file://")
+    place = _Place.of(dt, storage_options)
     parts = [schema.empty_table()]
     for f in (f for run in runs for f in run):
-        with pq.ParquetFile(_path(loc, f)) as pf:
+        with place.open(f) as pf:
             have = set(pf.schema_arrow.names)
             part = _conform(pf.read(columns=[c for c in names if c in have]), schema)
         parts.append(part.filter(found.hits(part)))
