@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from flowforge.connectors.base import Connector
     from flowforge.settings import Settings
-    from flowforge.spec.jobs import JobSpec
+    from flowforge.spec.jobs import IngestJob, JobSpec
     from flowforge.storage import CommitResult, LakehouseStore
 
 
@@ -25,6 +25,9 @@ class ProgressMirror(Protocol):
     def tests_checked(self, *, job: str, table: str, layer: str, results: Sequence[Any]) -> None: ...
 
     def table_accounted(self, *, job: str, accounting: Any) -> None: ...
+
+    def sources_found(self, *, job: IngestJob, pairs: Sequence[tuple[str, str]]) -> None:
+        """The (source node, target table) pairs an ingest of every table found this run."""
 
 
 @dataclass(frozen=True)
