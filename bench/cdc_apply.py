@@ -78,8 +78,8 @@ def throughput(events: int, keys: int, files: int, scd2: bool, workdir: Path) ->
     bronze_hist = DeltaTable(str(root / "lakehouse" / "bronze" / "bronze_products_cdc")).history(1)[0]
     silver_hist = DeltaTable(str(root / "lakehouse" / "silver" / "products")).history(1)[0]
     timings = {"events": events, "generate_s": gen, "run_s": total,
-               "bronze_commit_ms": float(bronze_hist["operationMetrics"].get("execution_time_ms", 0)),
-               "silver_commit_ms": float(silver_hist["operationMetrics"].get("execution_time_ms", 0))}
+               "bronze_commit_ms": float(bronze_hist.get("operationMetrics", {}).get("execution_time_ms", 0)),
+               "silver_commit_ms": float(silver_hist.get("operationMetrics", {}).get("execution_time_ms", 0))}
     timings["events_per_s"] = events / total
     return timings
 
