@@ -276,7 +276,7 @@ class LakehouseStore:
 
         A new table is written as it comes (a first silver build streams in sorted by key); an
         existing one is merged by rewriting only the files that can hold the batch's keys
-        (``delta_merge``), or with delta-rs' merge where that does not apply."""
+        (``delta_merge``, local or object storage), or with delta-rs' merge where that does not apply."""
         from deltalake import CommitProperties
 
         loc = self.location(layer, table)
@@ -297,8 +297,11 @@ class LakehouseStore:
         if delta_merge.applies(dt, keys):
             with _storage_errors("merge into", loc, opts):
                 done = delta_merge.merge_by_files(
-                    dt, source, keys, delete_flag=delete_flag, hooks=_hooks(dt),
+                    dt, source, keys, delete_flag=delete_flag, hooks=_hooks(dt), storage_options=opts,
                     commit_properties=CommitProperties(custom_metadata=_encode(progress)))
+        else:
+            done = None
+        if done is not None:
             return CommitResult(version=done.version, rows_written=done.inserted, rows_updated=done.updated,
                                 bytes_written=done.bytes_written, rows_deleted=done.deleted)
         predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
