@@ -74,10 +74,12 @@ class MetadataStore:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; a no-op when it is already there (one read)."""
-        if schema_is_current(self.engine):
-            return
-        with self._begin() as conn:
-            upgrade_to_head(conn)
+        from flowforge.metadata.generation import bump_on_commit
+
+        if not schema_is_current(self.engine):
+            with self._begin() as conn:
+                upgrade_to_head(conn)
+        bump_on_commit(self.engine)  # the generation table exists now
 
     def close(self) -> None:
         self.engine.dispose()
@@ -127,6 +129,13 @@ class MetadataStore:
         with self._read() as conn:
             found = q.load_workflows(conn, where)
         return found[0] if found else None
+
+    def workflow_name(self, name: str | int) -> str | None:
+        """The registered name of a workflow given by name or numeric id (one indexed lookup, no spec)."""
+        where = workflows.c.id == name if isinstance(name, int) else workflows.c.name == name
+        with self._read() as conn:
+            found: str | None = conn.execute(select(workflows.c.name).where(where)).scalar()
+        return found
 
     def list_workflows(self) -> list[WorkflowRecord]:
         with self._read() as conn:
