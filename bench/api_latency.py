@@ -401,6 +401,9 @@ def main() -> None:
     parser.add_argument("--load", choices=("wrk", "httpx"), default="wrk",
                         help="load generator (wrk falls back to httpx when it is missing)")
     parser.add_argument("--duration", type=float, default=5.0, help="wrk: seconds per endpoint, server and round")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="wrk: seconds of unmeasured load per endpoint and server before the first round "
+                             "(kept answers warm; default 0: only 100 requests, so most detail pages are made afresh)")
     args = parser.parse_args()
     wrk = find_wrk() if args.load == "wrk" else None
     load = "wrk" if wrk else "httpx"
@@ -425,6 +428,8 @@ def main() -> None:
                     for label, (_, base) in procs.items():
                         if round_ == 0:  # warm up: caches, pools, workers' first imports
                             asyncio.run(drive(base, token, urls[:min(100, len(urls) // 2 + 1)], args.clients))
+                            if wrk and args.warmup:
+                                drive_wrk(wrk, base, token, urls, args.clients, args.warmup)
                         cpu = server_cpu(procs[label][0])
                         if wrk:
                             measured = drive_wrk(wrk, base, token, urls, args.clients, args.duration)
@@ -461,7 +466,7 @@ def main() -> None:
     out = RESULTS / ("api_latency.json" if backend == "sqlite" else f"api_latency_{backend}.json")
     out.write_text(json.dumps({"workflows": args.workflows, "runs": args.runs, "clients": args.clients,
                                "metadata": backend, "rounds": args.rounds, "fill_seconds": timings, "load": load,
-                               "duration": args.duration if wrk else None,
+                               "duration": args.duration if wrk else None, "warmup": args.warmup,
                                "commit": _commit(), "load_average": os.getloadavg(),
                                "servers": [{"label": label, "src": src, "workers": workers}
                                            for label, src, workers in servers],

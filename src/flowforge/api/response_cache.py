@@ -111,8 +111,8 @@ CACHED_PATHS = re.compile(rf"^{_PREFIX}/(?:workflows(?:/[^/]+(?:/lineage)?)?|run
 class ResponseCache:
     """ASGI middleware: GET answers of ``CACHED_PATHS`` kept as bytes (see the module's docstring)."""
 
-    def __init__(self, app: ASGIApp, ctx: Context, tokens: TokenUsers, files: WorkflowFiles, ttl: float = 10.0,
-                 size: int = 4096) -> None:
+    def __init__(self, app: ASGIApp, ctx: Context, tokens: TokenUsers, files: WorkflowFiles, ttl: float = 60.0,
+                 size: int = 4096, max_bytes: int = 64 << 20) -> None:
         self.app = app
         self.ctx = ctx
         self.tokens = tokens
@@ -120,6 +120,8 @@ class ResponseCache:
         self.ttl = ttl
         self._answers: OrderedDict[tuple[str, bytes, str], _Answer] = OrderedDict()
         self._size = size
+        self._max_bytes = max_bytes  # all kept bodies together; one larger than an eighth is not kept
+        self._bytes = 0
         self._lock = threading.Lock()
         # answers being made: a request for the same key under the same generation and files waits for
         # that one instead of making it again (50 clients asking at once after a change make it once)
@@ -225,9 +227,12 @@ class ResponseCache:
             return None
         key = (scope["path"], scope.get("query_string", b""), user.role)
         answer = _Answer(generation, files, time.monotonic(), headers, b"".join(chunks))
+        if len(answer.body) > self._max_bytes // 8:
+            return None
         with self._lock:
+            old = self._answers.pop(key, None)
+            self._bytes += len(answer.body) - (len(old.body) if old is not None else 0)
             self._answers[key] = answer
-            self._answers.move_to_end(key)
-            while len(self._answers) > self._size:
-                self._answers.popitem(last=False)
+            while len(self._answers) > self._size or self._bytes > self._max_bytes:
+                self._bytes -= len(self._answers.popitem(last=False)[1].body)
         return answer

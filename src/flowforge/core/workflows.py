@@ -160,7 +160,7 @@ class WorkflowService:
         record = self._record(name)
         path = self._file(name)
         text = path.read_text(encoding="utf-8") if path else _yaml_of(record.spec)
-        runs = self.ctx.metadata.list_runs(name, 10)
+        runs = self.ctx.metadata.list_runs(name, 10, with_jobs=False)
         spec = spec_cache(self.ctx).registered(record.spec)
         return WorkflowDetail(
             id=record.id, name=record.name, description=record.description, team=record.team,
