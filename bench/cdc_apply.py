@@ -40,8 +40,8 @@ def _project(root: Path, tables: list[dict[str, Any]], interval: float = 1.0) ->
 
     init_project(root)
     (root / "workflows" / "example.yml").unlink()
-    (root / "events").mkdir()
-    write_project_file(root, {"shop_events": {"type": "debezium", "path": str(root / "events")}})
+    (root / "data" / "events").mkdir(parents=True)
+    write_project_file(root, {"shop_events": {"type": "debezium", "path": str(root / "data" / "events")}})
     wf = {"name": "bench_cdc", "jobs": [{"name": "products_cdc", "kind": "cdc", "connection": "shop_events",
                                          "files": "batch=*.jsonl", "target": "bronze_products_cdc",
                                          "batch_size": 100_000, "follow_interval": interval, "tables": tables}]}
@@ -61,7 +61,7 @@ def throughput(events: int, keys: int, files: int, scd2: bool, workdir: Path) ->
     t0 = time.perf_counter()
     per_file = events // files
     for i in range(files):
-        stream.write(root / "events" / f"batch=20250101T{i:06d}Z.jsonl", per_file if i < files - 1
+        stream.write(root / "data" / "events" / f"batch=20250101T{i:06d}Z.jsonl", per_file if i < files - 1
                      else events - per_file * (files - 1))
     gen = time.perf_counter() - t0
     timings: dict[str, float] = {}
@@ -78,8 +78,8 @@ def throughput(events: int, keys: int, files: int, scd2: bool, workdir: Path) ->
     bronze_hist = DeltaTable(str(root / "lakehouse" / "bronze" / "bronze_products_cdc")).history(1)[0]
     silver_hist = DeltaTable(str(root / "lakehouse" / "silver" / "products")).history(1)[0]
     timings = {"events": events, "generate_s": gen, "run_s": total,
-               "bronze_commit_ms": float(bronze_hist["operationMetrics"].get("execution_time_ms", 0)),
-               "silver_commit_ms": float(silver_hist["operationMetrics"].get("execution_time_ms", 0))}
+               "bronze_commit_ms": float(bronze_hist.get("operationMetrics", {}).get("execution_time_ms", 0)),
+               "silver_commit_ms": float(silver_hist.get("operationMetrics", {}).get("execution_time_ms", 0))}
     timings["events_per_s"] = events / total
     return timings
 
@@ -93,7 +93,7 @@ def latency(batches: int, rows: int, interval: float, workdir: Path) -> dict[str
     root = workdir / "latency"
     _project(root, [{"target": "products", "strategy": "scd1", "keys": ["id"], "casts": CASTS}], interval)
     stream = ProductStream(keys=5000, seed=2, delete_every=0)
-    stream.write(root / "events" / "batch=20250101T000000Z.jsonl", 20_000)  # a table to merge into
+    stream.write(root / "data" / "events" / "batch=20250101T000000Z.jsonl", 20_000)  # a table to merge into
     stop = threading.Event()
     ctx = Context.open(root)
     worker = threading.Thread(target=ctx.follow, args=("bench_cdc",), kwargs={"stop": stop}, daemon=True)
@@ -107,7 +107,7 @@ def latency(batches: int, rows: int, interval: float, workdir: Path) -> dict[str
             time.sleep(interval * 1.5)
             lines = list(stream.lines(rows))
             marker = stream.lsn
-            path = root / "events" / f"batch=20250101T{i:06d}Z.jsonl"
+            path = root / "data" / "events" / f"batch=20250101T{i:06d}Z.jsonl"
             tmp = path.with_suffix(".tmp")
             tmp.write_text("\n".join(lines) + "\n")
             tmp.rename(path)  # the file appears complete, as an upstream writer would publish it

@@ -1,5 +1,6 @@
 """Fixed costs a user waits for on every command: ``--help``, a one-row ingest, a run with nothing
-new to read, the demo's gold job — for one or more FlowForge source trees, side by side.
+new to read, the demo's gold job (skipped, and forced to compute) — for one or more FlowForge
+source trees, side by side.
 
     python bench/fixed_costs.py                                         # the installed FlowForge
     python bench/fixed_costs.py --src before=/tmp/old/src --src now=src --repeat 7
@@ -91,6 +92,9 @@ def main() -> None:
                                         f"sqlite:///{one}", "--table", "accounts"],
             "demo run, nothing new": [py, "-m", "flowforge", "-p", str(demo), "run", WORKFLOW],
             "gold job alone": [py, "-m", "flowforge", "-p", str(demo), "run", WORKFLOW, "--job", GOLD_JOB],
+            # its inputs are unchanged, so only --force makes it compute (the row above times the skip)
+            "gold job, forced": [py, "-m", "flowforge", "-p", str(demo), "run", WORKFLOW, "--job", GOLD_JOB,
+                                 "--force"],
         }
         for round_ in range(args.repeat + 1):  # round 0: warm-up (bytecode, page cache)
             for name, cmd in commands.items():

@@ -57,7 +57,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         f"flowforge_bench is created there")
     p.add_argument("--mysql-url", default=DEFAULT_SERVERS["mysql_bronze"],
                    help=f"MariaDB/MySQL server, no database (default {DEFAULT_SERVERS['mysql_bronze']})")
-    p.add_argument("--workdir", type=Path, help="where outputs are written (default: a new folder in $TMPDIR)")
+    p.add_argument("--workdir", type=Path,
+                   help="where outputs are written and kept (default: a new folder in $TMPDIR, removed at the end)")
     p.add_argument("--keep", action="store_true", help="keep outputs and the work folder")
     p.add_argument("--python", default=python_default(), help="interpreter with FlowForge installed")
     p.add_argument("--ecom-parts", default="generate,export,template",
@@ -116,7 +117,7 @@ def main(argv: list[str]) -> int:
             save("scheduler", result, info)
             failures += sum(not r["ok"] for r in result["results"])
     finally:
-        if not args.keep:
+        if not args.keep and args.workdir is None:  # a folder the user named is never removed
             remove(opts.workdir)
     return 1 if failures else 0
 

@@ -13,6 +13,8 @@ child, from opening the table to the commit, and the child's peak RSS from ``wai
   FlowForge's first silver build (streamed, sorted by id). A batch of ``--changes`` rows, half
   updates and half new ids, is merged on ``id`` by each contestant, on its own copy of the table:
   - ``flowforge``: ``LakehouseStore.merge``, the silver job's write (file-pruned rewrite);
+  - ``flowforge (before)``: the same from another source tree (``--before-src``, e.g. the main
+    branch's ``src``), so a change is measured against what it replaces in the same run;
   - ``delta-rs merge``: ``DeltaTable.merge(...).when_matched_update_all().when_not_matched_insert_all()``;
   - ``duckdb MERGE``: the table read into DuckDB, ``MERGE INTO`` the batch, written back as the
     table's next version (overwrite);
@@ -54,7 +56,8 @@ COLUMNS = ("id::BIGINT AS id, 'customer-' || (id % 100000) AS customer, "
            "['new','paid','shipped','done'][(1 + id % 4)::BIGINT] AS status, "
            "(id % 100000) / 100.0 AS amount, 'note ' || md5(id::VARCHAR)[:12] AS note, "
            "TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(id) AS updated_at")
-METHODS = ("flowforge", "delta-rs merge", "duckdb MERGE", "duckdb rewrite", "polars rewrite", "append")
+METHODS = ("flowforge", "flowforge (before)", "delta-rs merge", "duckdb MERGE", "duckdb rewrite", "polars rewrite",
+           "append")
 
 
 # -- children ---------------------------------------------------------------------------------------
@@ -100,7 +103,7 @@ def child_merge(method: str, root: str, batch_path: str) -> dict[str, Any]:
     batch = pq.read_table(batch_path)
     start, cpu = time.perf_counter(), time.process_time()
     extra: dict[str, Any] = {}
-    if method == "flowforge":
+    if method in ("flowforge", "flowforge (before)"):
         commit = _store(root).merge("silver", "t", batch, ("id",), {})
         extra = {"inserted": commit.rows_written, "updated": commit.rows_updated}
     elif method == "delta-rs merge":
@@ -212,13 +215,17 @@ def child_main(argv: list[str]) -> None:
 
 # -- parent ---------------------------------------------------------------------------------------
 
-def _env() -> dict[str, str]:
-    src = str(BENCH.parent / "src")
+BEFORE_SRC: str | None = None  # --before-src
+
+
+def _env(src: str | None = None) -> dict[str, str]:
+    src = src or str(BENCH.parent / "src")
     return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def _child(*args: str) -> tuple[dict[str, Any], float]:
-    sample = run_child([sys.executable, __file__, "--child", *args], env=_env())
+    before = len(args) > 1 and args[1] == "flowforge (before)"
+    sample = run_child([sys.executable, __file__, "--child", *args], env=_env(BEFORE_SRC if before else None))
     if not sample.ok:
         raise SystemExit(f"child {args[:2]} failed:\n{sample.failure()}")
     return sample.last_json(), sample.peak_rss_bytes / MB
@@ -232,7 +239,7 @@ def _polars() -> bool:
 def merges(work: Path, rows: int, changes: int) -> list[dict[str, Any]]:
     base = work / "base"
     _child("base", str(base), str(rows))
-    methods = [m for m in METHODS if m != "polars rewrite" or _polars()]
+    methods = [m for m in METHODS if (m != "polars rewrite" or _polars()) and (m != "flowforge (before)" or BEFORE_SRC)]
     results = []
     for case in ("random", "recent"):
         batch = work / f"batch_{case}.parquet"
@@ -250,7 +257,10 @@ def merges(work: Path, rows: int, changes: int) -> list[dict[str, Any]]:
             results.append({"case": case, "method": method, "seconds": out["seconds"], "cpu_s": out["cpu_s"],
                             "peak_rss_mb": round(rss),
                             "files_after": out["files"], **counts, "rows_after": check["rows"]})
-            print(f"  {case:7} {method:15} {out['seconds']:7.2f} s {out['cpu_s']:7.2f} s CPU {rss:7.0f} MB", flush=True)
+            load = os.getloadavg()[0]
+            results[-1]["load_average"] = round(load, 2)
+            print(f"  {case:7} {method:18} {out['seconds']:7.2f} s {out['cpu_s']:7.2f} s CPU {rss:7.0f} MB"
+                  f"  (load {load:.1f})", flush=True)
         if len({json.dumps(c, sort_keys=True) for c in checks.values()}) != 1:
             raise SystemExit(f"contestants disagree on the merged table ({case}): {checks}")
     shutil.rmtree(work / "copy", ignore_errors=True)
@@ -288,7 +298,11 @@ def main() -> int:
     parser.add_argument("--skip-build", action="store_true", help="only the merges")
     parser.add_argument("--skip-merge", action="store_true", help="only the first build")
     parser.add_argument("--quick", action="store_true", help="the first build at --rows only")
+    parser.add_argument("--before-src", default=None,
+                        help="another source tree (e.g. main's src) to merge with as 'flowforge (before)'")
     args = parser.parse_args()
+    global BEFORE_SRC
+    BEFORE_SRC = args.before_src
     work = Path(tempfile.mkdtemp(prefix="flowforge-merge-bench-", dir=args.workdir))
     try:
         merged = [] if args.skip_merge else merges(work, args.rows, args.changes)
@@ -311,7 +325,8 @@ def main() -> int:
                            title="first silver build"))
     write_json(BENCH / "results" / "silver_merge.json",
                {"rows": args.rows, "changes": args.changes, "merges": merged, "builds": built,
-                "polars": _polars()})
+                "polars": _polars(), "before_src": args.before_src,
+                "load_average": os.getloadavg()})
     return 0
 
 

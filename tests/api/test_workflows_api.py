@@ -175,7 +175,8 @@ def test_catalog_detail_and_lineage_after_the_example_ran(api: Api) -> None:
     assert "gold_daily_revenue" in [t["name"] for t in tables] and {t["layer"] for t in tables} == {"gold"}
     detail = api.get("/catalog/tables/silver_orders?sample=2", "viewer").json()
     assert detail["layer"] == "silver" and detail["rows"] == 3 and detail["last_updated"]
-    assert {"name": "amount", "type": "decimal128(38, 2)", "nullable": True} in detail["columns"]
+    assert {"name": "amount", "type": "DECIMAL(38,2)", "arrow_type": "decimal128(38, 2)", "nullable": True} \
+        in detail["columns"]  # the same SQL type names as the table list, the physical type beside
     assert detail["history"][-1]["version"] == 0 and detail["history"][-1]["rows_added"] == 3
     gold = api.get("/catalog/tables/gold_daily_revenue", "viewer").json()  # rebuilt by the forced run
     assert len(gold["history"]) >= 2 and gold["history"][0]["version"] == gold["version"] >= 1

@@ -153,6 +153,43 @@ jobs:
     assert sorted(str(r["amount"]) for r in project.rows("bronze", "raw_ledger", ())) == ["1.00", "10.50", "20.25"]
 
 
+def _edges(project: Project) -> set[tuple[str, str]]:
+    from flowforge.core.context import Context
+    from flowforge.lineage.graph import lineage_graph
+
+    with Context.open(project.folder) as ctx:
+        edges = lineage_graph(ctx, "drift")["edges"]
+    # a source node is source:<connection>.[<database>.]<table> (MariaDB names the database)
+    return {(f"source:shop.{e['source'].rsplit('.', 1)[-1]}" if e["source"].startswith("source:shop.")
+             else e["source"], e["target"]) for e in edges}
+
+
+def test_the_tables_a_run_found_are_in_the_lineage_until_the_source_drops_them(small: Project) -> None:
+    project = small
+    land = """name: drift
+jobs:
+  - name: land
+    kind: ingest
+    connection: shop
+    tables: "*"
+    exclude: ["audit_*"]
+"""
+    project.write(land)
+    assert project.run().status == "success"
+    found = {("source:shop.accounts", "bronze_accounts"), ("source:shop.ledger", "bronze_ledger")}
+    assert _edges(project) == found
+    project.write(land + """  - name: clean
+    kind: silver
+    tables:
+      - {target: silver_accounts, source: bronze_accounts, keys: [id]}
+""")  # the workflow registered again with another job: what the run found stays beside it
+    assert project.run().status == "success"
+    assert _edges(project) == found | {("bronze_accounts", "silver_accounts")}
+    project.source.execute("DROP TABLE ledger")
+    assert project.run().status == "success"
+    assert _edges(project) == {("source:shop.accounts", "bronze_accounts"), ("bronze_accounts", "silver_accounts")}
+
+
 def test_include_without_tables_is_validated(tmp_path: Path) -> None:
     from flowforge.spec.jobs import IngestJob
 

@@ -1,9 +1,11 @@
-"""What a command loads is what a user waits for: ``--help`` loads no data library, and a run
-loads neither pandas (0.4 s, and FlowForge's core never uses it) nor Alembic (only to migrate)."""
+"""What a command loads is what a user waits for: ``--help`` loads no data library, a run loads
+neither pandas (0.4 s, and FlowForge's core never uses it) nor Alembic (only to migrate), and an
+ingest of a database table needs no SQL engine (DuckDB) or parser (sqlglot)."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +36,18 @@ def test_runs_load_neither_pandas_nor_alembic(tmp_path: Path) -> None:
     again = _imported("-p", str(project), "run", "example")  # nothing new: the usual scheduled run
     assert {"deltalake", "sqlalchemy"} <= again  # the listing works: these a run always needs
     assert not again & {"pandas", "alembic"}
+
+
+def test_ingest_of_a_table_loads_no_pandas_nor_sql_engine(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "p")
+    source = project / "data" / "bank.db"
+    with sqlite3.connect(source) as db:
+        db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT, opened DATE, balance DECIMAL(12,2), "
+                   "active BOOLEAN)")
+        db.execute("INSERT INTO accounts VALUES (1, 'Ada', '2026-12-05', 120.5, 1)")
+    ingest = ("-p", str(project), "ingest", "--from", f"sqlite:///{source}", "--table", "accounts")
+    first = _imported(*ingest)  # creates the metadata database: migrates
+    assert not first & {"pandas", "duckdb", "sqlglot"}
+    again = _imported(*ingest)
+    assert {"pyarrow", "deltalake"} <= again  # the row was read and landed
+    assert not again & {"pandas", "duckdb", "sqlglot", "alembic"}

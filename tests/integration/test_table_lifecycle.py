@@ -217,6 +217,23 @@ def test_gold_is_skipped_while_its_inputs_are_unchanged(tmp_path: Path) -> None:
     assert "sql:" in _log(project, "report")
 
 
+def test_a_check_added_to_an_up_to_date_gold_table_runs_on_the_next_run(tmp_path: Path) -> None:
+    project = _project(tmp_path, [(1, "a", "1"), (2, "b", "2")])
+    _workflow(project, {"incremental": "id"}, {}, "SELECT count(*) AS n FROM silver_items")
+    _run(project)
+    assert "gold_items: up to date" in _run(project)
+    wf = yaml.safe_load((project / "workflows" / "shop.yml").read_text())
+    wf["jobs"][2]["tables"][0]["tests"] = [{"expression": {"sql": "n >= 5", "severity": "fail"}}]
+    (project / "workflows" / "shop.yml").write_text(yaml.safe_dump(wf))
+    code, out = invoke(project, "run", "shop")  # same inputs, but a new check: it must run, and it fails
+    assert code != 0 and "n >= 5" in out, out
+    wf["jobs"][2]["tables"][0]["tests"] = [{"expression": {"sql": "n >= 2", "severity": "fail"}}]
+    (project / "workflows" / "shop.yml").write_text(yaml.safe_dump(wf))
+    out = _run(project)
+    assert "gold_items: up to date" not in out and "n >= 2" in _log(project, "report")
+    assert "gold_items: up to date" in _run(project), "once checked, an unchanged table is skipped again"
+
+
 # -- item 11: crash leftovers -------------------------------------------------------------------------------
 
 def _committed(folder: Path) -> bool:

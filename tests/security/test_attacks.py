@@ -140,7 +140,8 @@ def test_03_a_plain_query_still_works(server: Server) -> None:
         answer = viewer.post("/api/v1/catalog/query", json={"sql": "SELECT 40 + 2 AS answer -- a comment",
                                                            "limit": 5})
     assert answer.status_code == 200, answer.text
-    assert answer.json()["rows"] == [{"answer": 42}]
+    assert answer.json()["rows"] == [{"answer": 42}] and answer.json()["columns"] == [{"name": "answer",
+                                                                                        "type": "INTEGER"}]
 
 
 # -- 5. sessions ---------------------------------------------------------------------------------------

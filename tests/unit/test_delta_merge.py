@@ -44,15 +44,15 @@ def _overlaps(ranges: list[tuple[Any, Any, int]]) -> int:
     return sum(1 for a, b in itertools.pairwise(ranges) if b[0] <= a[1])
 
 
-def _batch(rng: random.Random, known: list[int], top: int, size: int, cols: list[str],
-           deletes: bool) -> tuple[list[dict[str, Any]], int]:
+def _batch(rng: random.Random, known: list[Any], top: int, size: int, cols: list[str],
+           deletes: bool, kind: Any = None) -> tuple[list[dict[str, Any]], int]:
     rows = []
     for _ in range(size):
         if known and rng.random() < 0.5:
             key = rng.choice(known)
         else:
             top += 1
-            key = top
+            key = top if kind is None else kind(top)
         row: dict[str, Any] = {"id": key, "name": f"n{rng.randrange(1000)}", "amount": rng.randrange(100)}
         for c in cols:
             row[c] = rng.randrange(10)
@@ -64,16 +64,33 @@ def _batch(rng: random.Random, known: list[int], top: int, size: int, cols: list
     return rows, top
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("deletes", [False, True])
-@pytest.mark.parametrize("runs", ["in memory", "sorted by DuckDB"])
+def _key_kind(kind: str) -> Any:
+    """Integer keys as the kind of key under test (in the same order)."""
+    import datetime as dt
+
+    if kind == "text":
+        return lambda i: f"k{i:07d}"
+    if kind == "date":
+        return lambda i: dt.date(2000, 1, 1) + dt.timedelta(days=i)
+    return lambda i: i
+
+
+# every seed and way of running with integer keys; one seed of each other kind of key
+CASES = [(kind, seed, runs, deletes) for kind in ("integer", "text", "date") for seed in (1, 2, 3)
+         for runs in ("in memory", "sorted by DuckDB") for deletes in (False, True)
+         if kind == "integer" or (seed == 1 and runs == "in memory")]
+
+
+@pytest.mark.parametrize(("kind", "seed", "runs", "deletes"), CASES)
 def test_merge_matches_a_full_recompute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, deletes: bool,
-                                        runs: str) -> None:
+                                        runs: str, kind: str) -> None:
+    # integer and date keys are looked up and merged in order by bisection, text keys by hashing and sorting
     if runs == "sorted by DuckDB":
         monkeypatch.setattr(delta_merge, "ARROW_RUN_ROWS", 0)
+    make_key = _key_kind(kind)
     rng = random.Random(seed)
     store = LakehouseStore(str(tmp_path))
-    first = [{"id": i, "name": f"n{i}", "amount": i % 7} for i in range(1, 2001)]
+    first = [{"id": make_key(i), "name": f"n{i}", "amount": i % 7} for i in range(1, 2001)]
     rng.shuffle(first)  # a table written in no key order (before FlowForge clustered it)
     store.merge("silver", "t", pa.Table.from_pylist(first), ("id",), {"v": 0})
     expected: dict[Any, dict[str, Any]] = {r["id"]: dict(r) for r in first}
@@ -84,7 +101,7 @@ def test_merge_matches_a_full_recompute(tmp_path: Path, monkeypatch: pytest.Monk
             cols.append("extra")  # a new column arrives mid-way
         clustered = step % 2 == 0
         known = sorted(expected)[-300:] if clustered else list(expected)
-        rows, top = _batch(rng, known, top, rng.randrange(1, 400), cols, deletes)
+        rows, top = _batch(rng, known, top, rng.randrange(1, 400), cols, deletes, make_key)
         batch = pa.Table.from_pylist(rows)
         commit = store.merge("silver", "t", batch, ("id",), {"v": step + 1},
                              delete_flag=DEL if deletes else None)

@@ -261,7 +261,7 @@ class QueryRequest(BaseModel):
 
 
 class QueryResultPublic(BaseModel):
-    columns: list[dict[str, str]] = Field(description="name and type of each column")
+    columns: list[dict[str, str]] = Field(description="name and SQL type (BIGINT, DECIMAL(15,2)...) of each column")
     rows: list[dict[str, Any]]
     count: int
     truncated: bool = Field(description="True when the query had more rows than 'limit'.")

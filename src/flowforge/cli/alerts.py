@@ -1,6 +1,5 @@
 """``flowforge alerts ...``: alert channels (webhooks, e-mail) and a test send."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated, Any

@@ -1,6 +1,5 @@
 """``flowforge connections ...``: store, test and explore source connections."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated, Any

@@ -1,6 +1,5 @@
 """``flowforge demo ecommerce`` and ``flowforge export`` (registered on the app in ``main.py``)."""
 
-from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path

@@ -1,6 +1,5 @@
 """``flowforge lineage TABLE.COLUMN``: where a column comes from and where it goes, across workflows."""
 
-from __future__ import annotations
 
 from typing import Any
 

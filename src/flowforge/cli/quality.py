@@ -1,6 +1,5 @@
 """``flowforge test``, ``flowforge quarantine list|show|replay`` and ``flowforge import dbt-tests``."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -25,7 +24,7 @@ def test_command(workflow: Annotated[str | None, typer.Argument(help="Workflow n
 
     counter = {"n": 0}
 
-    def show(target: TestedTable, results: list[TestResult], seconds: float) -> None:
+    def show(target: "TestedTable", results: "list[TestResult]", seconds: float) -> None:
         for r in results:
             counter["n"] += 1
             output.test_result(counter["n"], target.table, r, seconds)

@@ -1,7 +1,6 @@
 """Commands for runs that run themselves and their control: ``schedules``, ``scheduler``, ``worker``,
 ``cancel``, ``rerun`` and ``backfill``. Each is a few lines over the Context facade."""
 
-from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated

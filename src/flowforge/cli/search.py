@@ -1,6 +1,5 @@
 """``flowforge search``: semantic search over an embedded table."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated

@@ -1,6 +1,5 @@
 """``flowforge serve``: the REST API and the web UI on one port."""
 
-from __future__ import annotations
 
 import logging
 import os
@@ -68,7 +67,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
 
 
-def _serve_workers(settings: Settings, host: str, port: int, log_level: str, workers: int,
+def _serve_workers(settings: "Settings", host: str, port: int, log_level: str, workers: int,
                    run_scheduler: bool, access_log: bool = False) -> None:
     """``workers`` uvicorn processes serve the API on one port; this process supervises them and runs
     the one scheduler (so it fires once, however many workers there are)."""

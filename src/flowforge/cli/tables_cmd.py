@@ -1,7 +1,6 @@
 """``flowforge cdc reset``, ``flowforge optimize`` and ``flowforge vacuum``: CDC positions and table
 maintenance, each a few lines over the Context's ``cdc`` and ``maintenance`` services."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

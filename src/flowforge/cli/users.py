@@ -1,6 +1,5 @@
 """``flowforge users ...``: accounts and API tokens for the API and web UI."""
 
-from __future__ import annotations
 
 import sys
 from typing import Annotated

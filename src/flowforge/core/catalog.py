@@ -59,7 +59,9 @@ def table_detail(ctx: Context, name: str, sample: int = 10) -> TableDetail:
     from flowforge.layers.schema_drift_apply import dropped_columns, schema_events
 
     dropped = dropped_columns(table)
-    columns = tuple({"name": f.name, "type": str(f.type), "nullable": f.nullable,
+    from flowforge.core.catalog_docs import sql_type
+
+    columns = tuple({"name": f.name, "type": sql_type(f.type), "arrow_type": str(f.type), "nullable": f.nullable,
                      **({"dropped": True, "dropped_at": dropped[f.name].get("at"),
                          "renamed_to": dropped[f.name].get("renamed_to")} if f.name in dropped else {})}
                     for f in schema)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from flowforge.connectors.base import Connector
     from flowforge.settings import Settings
-    from flowforge.spec.jobs import JobSpec
+    from flowforge.spec.jobs import IngestJob, JobSpec
     from flowforge.storage import CommitResult, LakehouseStore
 
 
@@ -25,6 +25,9 @@ class ProgressMirror(Protocol):
     def tests_checked(self, *, job: str, table: str, layer: str, results: Sequence[Any]) -> None: ...
 
     def table_accounted(self, *, job: str, accounting: Any) -> None: ...
+
+    def sources_found(self, *, job: IngestJob, pairs: Sequence[tuple[str, str]]) -> None:
+        """The (source node, target table) pairs an ingest of every table found this run."""
 
 
 @dataclass(frozen=True)
@@ -117,13 +120,16 @@ def register_executor(kind: str) -> Callable[[E], E]:
     return deco
 
 
-def executor_for(kind: str) -> Executor:
-    import flowforge.layers.bronze
-    import flowforge.layers.cdc
-    import flowforge.layers.embed
-    import flowforge.layers.export
-    import flowforge.layers.gold
-    import flowforge.layers.publish
-    import flowforge.layers.silver  # noqa: F401  (registration side effects)
+# The module whose import registers each built-in kind's executor: a job loads its own layer only
+# (an ingest needs neither the SQL engine's layers nor export's or embed's).
+_BUILTIN = {"ingest": "flowforge.layers.bronze", "cdc": "flowforge.layers.cdc", "embed": "flowforge.layers.embed",
+            "export": "flowforge.layers.export", "gold": "flowforge.layers.gold",
+            "publish": "flowforge.layers.publish", "silver": "flowforge.layers.silver"}
 
+
+def executor_for(kind: str) -> Executor:
+    if kind not in EXECUTORS and kind in _BUILTIN:
+        import importlib
+
+        importlib.import_module(_BUILTIN[kind])
     return EXECUTORS[kind]

@@ -75,12 +75,15 @@ def run_ingest(ctx: JobContext) -> JobResult:
         tables = job.tables
         if job.include:  # every matching table of the source (tables: "*")
             from flowforge.layers import discovery
+            from flowforge.lineage.graph import source_node
 
             found = discovery.discover(job, connector)
             ctx.note(f"{len(found)} table(s) to land from {job.connection}:")
             for line in discovery.describe(found):
                 ctx.note(f"  {line}")
             tables = discovery.ingest_tables(job, found)
+            ctx.mirror.sources_found(job=job, pairs=[(source_node(job.connection, f.source), f.target)
+                                                     for f in found])
         for spec in tables:
             check_capabilities(connector, spec)
         for spec in tables:

@@ -10,7 +10,9 @@ WorkflowStatus = Literal["active", "paused"]
 RunStatus = Literal["queued", "running", "success", "failed", "partial", "cancelled"]
 JobRunStatus = Literal["queued", "running", "success", "failed", "skipped", "cancelled"]
 Layer = Literal["bronze", "silver", "gold"]
-EdgeKind = Literal["table", "column"]
+# "discovered": a table edge a run found (an ingest of every table, tables: "*"); kept when the workflow is
+# registered again, replaced by that job's next discovery
+EdgeKind = Literal["table", "column", "discovered"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -386,35 +387,31 @@ class MetadataStore:
     # -- lineage ---------------------------------------------------------------------------------
 
     def replace_lineage(self, workflow_name: str, edges: list[LineageEdgeIn]) -> None:
-        """Make ``edges`` the workflow's table lineage; no write at all when they are already (every run
-        registers its workflow, and the lineage rarely changes)."""
+        """Make ``edges`` the workflow's lineage as its spec states it; no write at all when they are already
+        (every run registers its workflow, and the lineage rarely changes). Edges a run discovered stay."""
+        self._replace_edges(workflow_name, edges, lambda e: e.kind != "discovered")
+
+    def replace_discovered_lineage(self, workflow_name: str, edges: list[LineageEdgeIn],
+                                   owns: Callable[[str], bool]) -> None:
+        """Make ``edges`` the discovered edges into the tables ``owns`` says one job lands (what its
+        latest discovery found); other jobs' discovered edges stay."""
+        self._replace_edges(workflow_name, [replace(e, kind="discovered") for e in edges],
+                            lambda e: e.kind == "discovered" and owns(e.target))
+
+    def _replace_edges(self, workflow_name: str, edges: list[LineageEdgeIn],
+                       mine: Callable[[LineageEdgeRecord], bool]) -> None:
         wanted = [(e.source, e.target, e.kind, e.source_column, e.target_column) for e in edges]
-        with self._read() as conn:
-            rows = conn.execute(
-                select(lineage_edges.c.source, lineage_edges.c.target, lineage_edges.c.kind,
-                       lineage_edges.c.source_column, lineage_edges.c.target_column)
-                .join(workflows, workflows.c.id == lineage_edges.c.workflow_id)
-                .where(workflows.c.name == workflow_name).order_by(lineage_edges.c.id)).all()
-        if [tuple(r) for r in rows] == wanted and wanted:
+        current = [e for e in self.lineage(workflow_name) if mine(e)]
+        if [(e.source, e.target, e.kind, e.source_column, e.target_column) for e in current] == wanted and wanted:
             return
         with self._begin() as conn:
             wf_id = q.workflow_id(conn, workflow_name)
-            conn.execute(delete(lineage_edges).where(lineage_edges.c.workflow_id == wf_id))
+            if current:
+                conn.execute(delete(lineage_edges).where(lineage_edges.c.id.in_([e.id for e in current])))
             if edges:
-                conn.execute(
-                    insert(lineage_edges),
-                    [
-                        {
-                            "workflow_id": wf_id,
-                            "source": e.source,
-                            "target": e.target,
-                            "kind": e.kind,
-                            "source_column": e.source_column,
-                            "target_column": e.target_column,
-                        }
-                        for e in edges
-                    ],
-                )
+                conn.execute(insert(lineage_edges), [
+                    {"workflow_id": wf_id, "source": e.source, "target": e.target, "kind": e.kind,
+                     "source_column": e.source_column, "target_column": e.target_column} for e in edges])
 
     def lineage(self, workflow_name: str) -> list[LineageEdgeRecord]:
         with self._read() as conn:

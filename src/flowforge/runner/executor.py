@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from flowforge.metadata.leases import LeaseGrant
     from flowforge.metadata.records import Layer, RunStatus
     from flowforge.settings import Settings
+    from flowforge.spec.jobs import IngestJob
     from flowforge.spec.maintenance import MaintenancePolicy
     from flowforge.spec.workflow import Workflow
     from flowforge.storage import CommitResult, LakehouseStore
@@ -100,6 +101,12 @@ class MetadataMirror:
 
         record_results(self.metadata, results, layer=layer, run_id=self.run_id, origin="run",
                        workflow=self.workflow, job=job)
+
+    def sources_found(self, *, job: IngestJob, pairs: Sequence[tuple[str, str]]) -> None:
+        from flowforge.metadata import LineageEdgeIn
+
+        self.metadata.replace_discovered_lineage(self.workflow, [LineageEdgeIn(source=s, target=t) for s, t in pairs],
+                                                 job.may_produce)
 
     def table_accounted(self, *, job: str, accounting: Any) -> None:
         from flowforge.quality.results import record_accounting

@@ -109,6 +109,8 @@ def delta_compatible(schema: pa.Schema) -> pa.Schema:
 def _cast(array: pa.Array, target: pa.DataType) -> pa.Array:
     import pyarrow as pa
 
+    if array.type == target:  # most columns: the schemas differ in nullability or metadata only
+        return array
     if pa.types.is_interval(array.type) and pa.types.is_struct(target):
         # no Arrow kernel turns intervals into structs; intervals are rare, so per value is fine
         return pa.array([None if v is None else {"months": v.months, "days": v.days, "nanoseconds": v.nanoseconds}
@@ -274,7 +276,7 @@ class LakehouseStore:
 
         A new table is written as it comes (a first silver build streams in sorted by key); an
         existing one is merged by rewriting only the files that can hold the batch's keys
-        (``delta_merge``), or with delta-rs' merge where that does not apply."""
+        (``delta_merge``, local or object storage), or with delta-rs' merge where that does not apply."""
         from deltalake import CommitProperties
 
         loc = self.location(layer, table)
@@ -295,8 +297,11 @@ class LakehouseStore:
         if delta_merge.applies(dt, keys):
             with _storage_errors("merge into", loc, opts):
                 done = delta_merge.merge_by_files(
-                    dt, source, keys, delete_flag=delete_flag, hooks=_hooks(dt),
+                    dt, source, keys, delete_flag=delete_flag, hooks=_hooks(dt), storage_options=opts,
                     commit_properties=CommitProperties(custom_metadata=_encode(progress)))
+        else:
+            done = None
+        if done is not None:
             return CommitResult(version=done.version, rows_written=done.inserted, rows_updated=done.updated,
                                 bytes_written=done.bytes_written, rows_deleted=done.deleted)
         predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)

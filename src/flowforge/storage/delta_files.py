@@ -43,22 +43,14 @@ _PER_MICRO = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
-def _timestamp_range(col: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """Min and max of a timestamp column as datetimes, the max rounded up to the microsecond.
+def _timestamp_bounds(lo: int, hi: int, unit: str, tz: str | None) -> tuple[dt.datetime, dt.datetime]:
+    """Integer timestamps of ``unit`` as datetimes, the max rounded up to the microsecond.
 
     Through integers: a nanosecond scalar's ``as_py()`` would import pandas (half a second of every run)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    mm = pc.min_max(col.cast(pa.int64()))
-    lo, hi = mm["min"].as_py(), mm["max"].as_py()
-    if lo is None:
-        return None, None
-    unit = col.type.unit
     lo_us, hi_us = (lo // 1000, -(-hi // 1000)) if unit == "ns" else (lo * _PER_MICRO[unit], hi * _PER_MICRO[unit])
-    tz = dt.UTC if col.type.tz else None
-    return ((_EPOCH + dt.timedelta(microseconds=lo_us)).replace(tzinfo=tz),
-            (_EPOCH + dt.timedelta(microseconds=hi_us)).replace(tzinfo=tz))
+    zone = dt.UTC if tz else None
+    return ((_EPOCH + dt.timedelta(microseconds=lo_us)).replace(tzinfo=zone),
+            (_EPOCH + dt.timedelta(microseconds=hi_us)).replace(tzinfo=zone))
 
 
 def _stat_value(v: Any, t: pa.DataType, upper: bool) -> Any:
@@ -94,9 +86,12 @@ class Added:
 class FileWriter:
     """Parquet files of about FILE_ROWS sorted rows each, with Delta statistics."""
 
-    def __init__(self, loc: str, schema: pa.Schema) -> None:
-        self.loc, self.schema = loc, schema
-        self.dictionary: list[str] | None = None
+    def __init__(self, loc: str, schema: pa.Schema, dictionary: list[str] | None = None,
+                 filesystem: Any = None) -> None:
+        """``dictionary``: the columns to dictionary-encode (by default, decided on the first batch);
+        ``filesystem``: a pyarrow filesystem ``loc`` is a folder of (an object store), else local."""
+        self.loc, self.schema, self.filesystem = loc, schema, filesystem
+        self.dictionary = dictionary
         self.added: list[Added] = []
 
     def write_run(self, reader: Iterable[pa.RecordBatch], expected: int | None) -> int:
@@ -135,14 +130,21 @@ class FileWriter:
         import pyarrow.parquet as pq
 
         name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
-        writer = pq.ParquetWriter(os.path.join(self.loc, name), self.schema, compression="snappy",
-                                  use_dictionary=self.dictionary or False)
+        writer = pq.ParquetWriter(self._path(name), self.schema, compression="snappy",
+                                  use_dictionary=self.dictionary or False, filesystem=self.filesystem)
         return name, writer
 
     def _finish(self, writer: Any, name: str, stats: Stats) -> None:
+        import pyarrow.parquet as pq
+
         writer.close()
-        size = os.path.getsize(os.path.join(self.loc, name))
+        path = self._path(name)
+        stats.read_footer(pq.read_metadata(path, filesystem=self.filesystem))
+        size = os.path.getsize(path) if self.filesystem is None else self.filesystem.get_file_info(path).size
         self.added.append(Added(name, size, stats.json()))
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.loc, name) if self.loc else name
 
     def close(self) -> list[Added]:
         return self.added
@@ -163,8 +165,18 @@ def dictionary_columns(batch: pa.RecordBatch) -> list[str]:
     return out
 
 
+def _leaves(t: pa.DataType) -> int:
+    """How many Parquet leaf columns a field of type ``t`` is written as."""
+    return sum(_leaves(t.field(i).type) for i in range(t.num_fields)) if t.num_fields else 1
+
+
 class Stats:
-    """Delta file statistics: numRecords, nullCount of every flat column, min/max where exact."""
+    """Delta file statistics: numRecords, nullCount of every flat column, min/max where exact.
+
+    The null counts and ranges come from the statistics the Parquet writer keeps for each row group
+    (read back from the file's footer, as delta-rs does), not from a second pass over the data; what
+    the footer cannot say is checked on the batches: a float column holding NaN gets no range (the
+    footer's min/max skip NaN)."""
 
     def __init__(self, schema: pa.Schema) -> None:
         import pyarrow as pa
@@ -173,37 +185,65 @@ class Stats:
         self.rows = 0
         self.flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
         self.ranged = [f.name for f in schema if _ranged(f.type)]
-        self.nulls = dict.fromkeys(self.flat, 0)
+        self.floats = [f.name for f in schema if pa.types.is_floating(f.type)]
+        self.nulls: dict[str, int | None] = dict.fromkeys(self.flat, 0)
         self.lo: dict[str, Any] = {}
         self.hi: dict[str, Any] = {}
         self.dropped: set[str] = set()
 
     def add(self, batch: pa.RecordBatch) -> None:
-        import pyarrow as pa
         import pyarrow.compute as pc
 
         self.rows += batch.num_rows
-        for name in self.flat:
-            self.nulls[name] += batch.column(name).null_count
-        for name in self.ranged:
-            if name in self.dropped:
-                continue
-            col = batch.column(name)
-            if pa.types.is_floating(col.type) and pc.any(pc.is_nan(col)).as_py():
+        for name in self.floats:
+            if name not in self.dropped and pc.any(pc.is_nan(batch.column(name))).as_py():
                 self._drop(name)  # NaN has no place in a range
-                continue
-            if pa.types.is_timestamp(col.type):
-                lo, hi = _timestamp_range(col)
-            else:
-                mm = pc.min_max(col)
-                lo, hi = mm["min"].as_py(), mm["max"].as_py()
-            if lo is None:
-                continue
-            if isinstance(lo, str) and max(len(lo), len(hi)) > 256:
-                self._drop(name)  # long text: no range rather than a huge log entry
-                continue
-            self.lo[name] = lo if name not in self.lo else min(self.lo[name], lo)
-            self.hi[name] = hi if name not in self.hi else max(self.hi[name], hi)
+
+    def read_footer(self, metadata: Any) -> None:
+        """Null counts and ranges from the Parquet footer of the file the batches went to."""
+        leaf, at = 0, {}
+        for f in self.schema:
+            at[f.name] = leaf
+            leaf += _leaves(f.type)
+        ranged = set(self.ranged)
+        for g in range(metadata.num_row_groups):
+            group = metadata.row_group(g)
+            for name in self.flat:
+                col = group.column(at[name])
+                st = col.statistics
+                nulls = st.null_count if st is not None and st.has_null_count else None
+                if nulls is None:
+                    self._drop(name)
+                    self.nulls[name] = None
+                    continue
+                known = self.nulls[name]
+                if known is not None:
+                    self.nulls[name] = known + nulls
+                if name not in ranged or name in self.dropped:
+                    continue
+                if nulls == group.num_rows:
+                    continue  # only nulls: no range to add
+                if not st.has_min_max:
+                    self._drop(name)  # (the writer leaves out values it deems too long)
+                    continue
+                self._extend(name, st)
+
+    def _extend(self, name: str, st: Any) -> None:
+        import pyarrow as pa
+
+        t = self.schema.field(name).type
+        if pa.types.is_timestamp(t):
+            lo, hi = _timestamp_bounds(st.min_raw, st.max_raw, "ms" if t.unit == "s" else t.unit, t.tz)
+        else:
+            lo, hi = st.min, st.max
+        if isinstance(lo, bytes) or isinstance(hi, bytes):
+            self._drop(name)
+            return
+        if isinstance(lo, str) and max(len(lo), len(hi)) > 256:
+            self._drop(name)  # long text: no range rather than a huge log entry
+            return
+        self.lo[name] = lo if name not in self.lo else min(self.lo[name], lo)
+        self.hi[name] = hi if name not in self.hi else max(self.hi[name], hi)
 
     def _drop(self, name: str) -> None:
         self.dropped.add(name)
@@ -215,8 +255,9 @@ class Stats:
         lo = {k: _stat_value(v, types[k], False) for k, v in self.lo.items()}
         hi = {k: _stat_value(v, types[k], True) for k, v in self.hi.items()}
         keep = [k for k in lo if lo[k] is not None and hi.get(k) is not None]
+        nulls = {k: v for k, v in self.nulls.items() if v is not None}
         return json.dumps({"numRecords": self.rows, "minValues": {k: lo[k] for k in keep},
-                           "maxValues": {k: hi[k] for k in keep}, "nullCount": self.nulls})
+                           "maxValues": {k: hi[k] for k in keep}, "nullCount": nulls})
 
 
 def with_rows_added(commit_properties: Any, rows: int) -> Any:

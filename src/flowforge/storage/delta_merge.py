@@ -12,9 +12,12 @@ progress in its metadata: a crash before it leaves only unreferenced files (vacu
 Recent ids changed (the usual incremental and CDC case) touch the newest file or two; random keys
 touch every file, and the merge becomes a streamed rewrite, one run in memory at a time.
 
-``merge_by_files`` returns None where this does not apply (object stores, partitioned tables,
-deletion vectors or column mapping, a first key without usable statistics); the caller then
-merges with delta-rs.
+It works on local tables and on object stores (``s3://``), where files are read and written
+through delta-rs' object store (a pyarrow filesystem over the table's storage options) and the
+commit is delta-rs' as everywhere. ``applies`` says no for partitioned tables, deletion vectors or
+column mapping, and a first key without usable statistics; ``merge_by_files`` returns None (having
+written nothing) on an object store when the batch touches overlapping files that would have to
+be sorted by DuckDB (it reads only local files). The caller then merges with delta-rs.
 """
 
 from __future__ import annotations
@@ -67,10 +70,42 @@ class _File:
     hi: Any
 
 
-def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
-    from flowforge.storage.options import is_remote
+@dataclass(frozen=True)
+class _Place:
+    """Where a table's files are: a local folder (``fs`` None) or an object store (``fs`` a pyarrow
+    filesystem rooted at the table)."""
 
-    if not keys or is_remote(dt.table_uri) or dt.metadata().partition_columns:
+    loc: str
+    fs: Any
+
+    @staticmethod
+    def of(dt: DeltaTable, storage_options: dict[str, str] | None) -> _Place:
+        from flowforge.storage.options import is_remote
+
+        if not is_remote(dt.table_uri):
+            return _Place(dt.table_uri.removeprefix("file://"), None)
+        import pyarrow.fs as pafs
+        from deltalake.fs import DeltaStorageHandler
+
+        return _Place("", pafs.PyFileSystem(DeltaStorageHandler(dt.table_uri, dict(storage_options or {}))))
+
+    def path(self, f: _File) -> str:
+        from urllib.parse import unquote
+
+        return os.path.join(self.loc, unquote(f.path)) if self.loc else unquote(f.path)
+
+    def open(self, f: _File) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(self.path(f), filesystem=self.fs) if self.fs is not None \
+            else pq.ParquetFile(self.path(f))
+
+    def writer(self, schema: pa.Schema, dictionary: list[str] | None = None) -> FileWriter:
+        return FileWriter(self.loc, schema, dictionary, filesystem=self.fs)
+
+
+def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
+    if not keys or dt.metadata().partition_columns:
         return False
     protocol = dt.protocol()
     features = set(protocol.reader_features or []) | set(protocol.writer_features or [])
@@ -151,8 +186,10 @@ def target_schema(table_schema: pa.Schema, source: pa.Schema, skip: set[str]) ->
 
 def merge_by_files(dt: DeltaTable, source: pa.Table, keys: tuple[str, ...], *,
                    commit_properties: CommitProperties, hooks: PostCommitHookProperties,
-                   delete_flag: str | None = None) -> MergeOutcome:
-    """Upsert ``source`` into ``dt`` on ``keys`` (call ``applies`` first), in one commit."""
+                   delete_flag: str | None = None,
+                   storage_options: dict[str, str] | None = None) -> MergeOutcome | None:
+    """Upsert ``source`` into ``dt`` on ``keys`` (call ``applies`` first), in one commit; None (nothing
+    written) where an object-store table would need a DuckDB sort (see the module's docstring)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     from deltalake.transaction import AddAction, RemoveAction
@@ -169,22 +206,26 @@ def merge_by_files(dt: DeltaTable, source: pa.Table, keys: tuple[str, ...], *,
     else:
         upserts, n_deletes = source, 0
     upserts = _conform(upserts, schema)
-    _add_columns(dt, table_schema, schema)
+    upserts = upserts.take(pc.sort_indices(upserts, sort_keys=[(k, "ascending") for k in keys]))  # runs merge in order
     all_files = _files(dt, keys[0])
     runs = plan_runs(all_files, _sorted_keys(source.column(keys[0])))
-    loc = dt.table_uri.removeprefix("file://")
+    place = _Place.of(dt, storage_options)
+    if place.fs is not None and any(sum(f.rows for f in run) > ARROW_RUN_ROWS for run in runs):
+        return None
+    _add_columns(dt, table_schema, schema)
     slots, extra = assign(all_files, runs, upserts.column(keys[0]))
     work = [(run, upserts.filter(pc.equal(slots, i))) for i, run in enumerate([*runs, *([[]] * extra)])]
     work = [(run, mine) for run, mine in work if run or mine.num_rows]
     found = _KeySet(source, keys, delete_flag, schema)
+    dictionary = _dictionary(place, runs, upserts, schema)
     small = [w for w in work if sum(f.rows for f in w[0]) <= ARROW_RUN_ROWS]
     large = [w for w in work if sum(f.rows for f in w[0]) > ARROW_RUN_ROWS]
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="flowforge-merge") as pool:
-        done = list(pool.map(lambda w: _rewrite_in_memory(loc, schema, keys, found, *w), small))
+        done = list(pool.map(lambda w: _rewrite_in_memory(place, schema, keys, found, dictionary, *w), small))
     if large:
         # runs of overlapping files (a table written before FlowForge clustered it): sorted by DuckDB
         # within SORT_MEMORY, spilling the rest
-        done += _rewrite_sorted(loc, schema, keys, source, upserts.schema, delete_flag, large)
+        done += _rewrite_sorted(place.loc, schema, keys, source, upserts.schema, delete_flag, large)
     adds = [a for d in done for a in d.added]
     touched_rows = sum(d.rows_in for d in done)
     removed = touched_rows - sum(d.kept for d in done)
@@ -330,6 +371,13 @@ class _KeySet:
         self.deletes = None
         if flag is not None:
             self.deletes = self.all.filter(pc.fill_null(source.column(flag), False))
+        # the single integer or date key's values, sorted, for lookups by bisection (None: other keys)
+        self.sorted_all = self._sorted(self.all)
+        self.sorted_deletes = self._sorted(self.deletes) if self.deletes is not None else None
+
+    def _sorted(self, keys: pa.Table) -> np.ndarray | None:
+        col = keys.column(self.keys[0])
+        return _sorted_keys(col) if len(self.keys) == 1 and _plain(col.drop_null()) else None
 
     def hits(self, table: pa.Table, among: pa.Table | None = None) -> pa.Array:
         """A mask of the rows of ``table`` whose key is in the batch (or in ``among``)."""
@@ -338,6 +386,11 @@ class _KeySet:
         import pyarrow.compute as pc
 
         keys = self.all if among is None else among
+        if len(self.keys) == 1 and _plain(table.column(self.keys[0])):
+            sorted_hits = _sorted_hits(table.column(self.keys[0]),
+                                       self.sorted_all if among is None else self.sorted_deletes)
+            if sorted_hits is not None:
+                return sorted_hits
         if len(self.keys) == 1:
             k = self.keys[0]
             # a null key matches nothing (as in SQL and delta-rs' merge)
@@ -350,28 +403,111 @@ class _KeySet:
         return pa.array(mask)
 
 
-def _rewrite_in_memory(loc: str, schema: pa.Schema, keys: tuple[str, ...], found: _KeySet, run: list[_File],
-                       mine: pa.Table) -> _Rewritten:
-    """A run of at most ARROW_RUN_ROWS rows: read, matched rows dropped, upserts added, sorted, written."""
+def _rewrite_in_memory(place: _Place, schema: pa.Schema, keys: tuple[str, ...], found: _KeySet,
+                       dictionary: list[str], run: list[_File], mine: pa.Table) -> _Rewritten:
+    """A run of at most ARROW_RUN_ROWS rows: read, matched rows dropped, upserts added, in key order,
+    written. The run's rows and its upserts are put in order by one ``take`` of every column; the
+    order comes from the key columns alone (a merge of the two sorted runs where the files are
+    sorted, as FlowForge writes them; a sort of the keys otherwise)."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    parts, rows_in, deleted = [], 0, 0
-    for f in run:
-        part = _conform(pq.ParquetFile(_path(loc, f)).read(), schema)
-        rows_in += part.num_rows
-        hit = found.hits(part)
-        if found.deletes is not None:
-            deleted += int(pc.sum(found.hits(part.filter(hit), found.deletes)).as_py() or 0)
-        parts.append(part.filter(pc.invert(hit)))
-    kept = sum(p.num_rows for p in parts)
-    table = pa.concat_tables([*parts, mine])
-    del parts
-    table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys]))
-    writer = FileWriter(loc, schema)
-    writer.write_run(table.to_batches(delta_files.ROW_GROUP), table.num_rows)
-    return _Rewritten(writer.added, rows_in, kept, deleted)
+    old = pa.concat_tables([_conform(place.open(f).read(), schema) for f in run]) if run \
+        else schema.empty_table()
+    rows_in = old.num_rows
+    hit = np.asarray(found.hits(old), dtype=bool)
+    deleted = 0
+    if found.deletes is not None and hit.any():
+        matched = old.select(list(keys)).filter(pa.array(hit))
+        deleted = int(pc.sum(found.hits(matched, found.deletes)).as_py() or 0)
+    keep = np.flatnonzero(~hit)
+    order = _merged_order(old.select(list(keys)), keep, mine.select(list(keys)), keys)
+    table = pa.concat_tables([old, mine]) if mine.num_rows else old
+    del old
+    out = table.take(pa.array(order))
+    del table
+    writer = place.writer(schema, dictionary)
+    writer.write_run(out.to_batches(delta_files.ROW_GROUP), out.num_rows)
+    return _Rewritten(writer.added, rows_in, len(keep), deleted)
+
+
+def _dictionary(place: _Place, runs: list[list[_File]], upserts: pa.Table, schema: pa.Schema) -> list[str]:
+    """The columns to dictionary-encode, decided once for the merge on one row group of the first
+    touched file (or the upserts): counting distinct values of every column of every batch cost more
+    than the encoding."""
+
+    if runs:
+        with place.open(runs[0][0]) as f:
+            if f.metadata.num_row_groups:
+                sample = _conform(f.read_row_group(0), schema)
+                return delta_files.dictionary_columns(sample.combine_chunks().to_batches()[0]) \
+                    if sample.num_rows else []
+    head = upserts.slice(0, delta_files.ROW_GROUP).combine_chunks()
+    return delta_files.dictionary_columns(head.to_batches()[0]) if head.num_rows else []
+
+
+def _merged_order(old: pa.Table, keep: np.ndarray, mine: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
+    """Row numbers into ``old`` followed by ``mine`` (``len(old)`` + i): the kept rows of ``old`` and
+    all of ``mine``, in key order (ties keep ``old`` first). ``mine`` is sorted by key."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n_old, n_new = old.num_rows, mine.num_rows
+    if len(keys) == 1 and _plain(old.column(0)) and _plain(mine.column(0)):
+        k = old.column(0).to_numpy()[keep]
+        m = mine.column(0).to_numpy()
+        if len(k) < 2 or bool(np.all(k[1:] >= k[:-1])):
+            # two sorted runs: each upsert goes after the kept rows with a smaller (or equal) key
+            at = np.searchsorted(k, m, side="right") + np.arange(n_new)
+            out = np.empty(len(k) + n_new, dtype=np.int64)
+            taken = np.zeros(len(out), dtype=bool)
+            taken[at] = True
+            out[at] = n_old + np.arange(n_new)
+            out[~taken] = keep
+            return out
+    rows = np.concatenate([keep, n_old + np.arange(n_new)])
+    both = pa.concat_tables([old, mine]).take(pa.array(rows))
+    order = pc.sort_indices(both, sort_keys=[(k, "ascending") for k in keys]).to_numpy()
+    result: np.ndarray = rows[order]
+    return result
+
+
+def _sorted_hits(column: pa.ChunkedArray, keys: np.ndarray | None) -> pa.Array | None:
+    """``hits`` where the file's keys are sorted (as FlowForge writes them): each batch key is looked
+    up by bisection (the rows of a repeated key all match); None where the column is not sorted."""
+    import numpy as np
+    import pyarrow as pa
+
+    if keys is None:
+        return None
+    values = column.to_numpy()
+    if len(values) < 2:
+        return pa.array(np.isin(values, keys))
+    step_up = values[1:] > values[:-1]
+    if bool(np.all(step_up)):  # sorted, each key once
+        mine = keys[(keys >= values[0]) & (keys <= values[-1])]
+        at = np.searchsorted(values, mine, side="left")
+        mask = np.zeros(len(values), dtype=bool)
+        mask[at[values[at] == mine]] = True
+        return pa.array(mask)
+    if not bool(np.all(values[1:] >= values[:-1])):
+        return None
+    mine = keys[(keys >= values[0]) & (keys <= values[-1])]
+    first = np.searchsorted(values, mine, side="left")
+    last = np.searchsorted(values, mine, side="right")
+    step = np.zeros(len(values) + 1, dtype=np.int64)
+    np.add.at(step, first, 1)
+    np.add.at(step, last, -1)
+    return pa.array(np.cumsum(step[:-1]) > 0)
+
+
+def _plain(col: pa.ChunkedArray) -> bool:
+    """A key column numpy can order as it is: integers or dates, without nulls."""
+    import pyarrow as pa
+
+    return bool(col.null_count == 0 and (pa.types.is_integer(col.type) or pa.types.is_date32(col.type)))
 
 
 def _rewrite_sorted(loc: str, schema: pa.Schema, keys: tuple[str, ...], source: pa.Table,
@@ -442,3 +578,25 @@ def _matched_deletes(con: Any, loc: str, run: list[_File], keys: tuple[str, ...]
     sql = (f"SELECT count(*) FROM (SELECT {cols} FROM read_parquet([{_file_list(loc, run)}], union_by_name = true)) "
            f"JOIN __keys USING ({cols}) WHERE {quote(flag)}")
     return int(con.execute(sql).fetchall()[0][0])
+
+
+def matched_rows(dt: DeltaTable, batch_keys: pa.Table, keys: tuple[str, ...], columns: list[str],
+                 storage_options: dict[str, str] | None = None) -> pa.Table:
+    """The table's rows (``columns`` of them, keys first) whose key is among ``batch_keys``, read
+    from the files whose key range can hold them, one file at a time (for merges that decide a row
+    from the row it replaces). Call ``applies`` first."""
+    import pyarrow as pa
+
+    table_schema = pa.schema(dt.schema().to_arrow())
+    names = list(keys) + [c for c in columns if c not in keys]
+    schema = pa.schema([table_schema.field(c) for c in names])
+    runs = plan_runs(_files(dt, keys[0]), _sorted_keys(batch_keys.column(keys[0])))
+    found = _KeySet(batch_keys, keys, None, table_schema)
+    place = _Place.of(dt, storage_options)
+    parts = [schema.empty_table()]
+    for f in (f for run in runs for f in run):
+        with place.open(f) as pf:
+            have = set(pf.schema_arrow.names)
+            part = _conform(pf.read(columns=[c for c in names if c in have]), schema)
+        parts.append(part.filter(found.hits(part)))
+    return pa.concat_tables(parts)

@@ -9,7 +9,6 @@ never touch the metadata store or a connector themselves.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SESSION_COOKIE", "UiUser"]
 _state: dict[str, Context] = {}
-_lock = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -66,37 +64,34 @@ def settings() -> Settings:
 
 @contextmanager
 def acting(user: UiUser) -> Iterator[Context]:
-    """The Context acting as ``user`` after checking the session again; calls take turns on the one
-    metadata connection pool. NotSignedIn when the session has ended."""
+    """The Context acting as ``user`` after checking the session again. NotSignedIn when the session has
+    ended. Calls of different pages run side by side (the Context is shared the way the API's is), so a
+    long SQL console query or run start does not hold up everybody else's pages."""
     from flowforge.errors import NotSignedIn
 
-    with _lock:
-        base = _state["ctx"]
-        fresh = base.users.verify_session(user.session)
-        if fresh is None:
-            raise NotSignedIn("Your session has ended; sign in again.")
-        yield base.as_user(fresh)
+    base = _state["ctx"]
+    fresh = base.users.verify_session(user.session)
+    if fresh is None:
+        raise NotSignedIn("Your session has ended; sign in again.")
+    yield base.as_user(fresh)
 
 
 # -- users and sessions ---------------------------------------------------------------------
 def login(username: str, password: str, client: str | None) -> str:
     """A session cookie value for valid credentials; NotSignedIn or TooManyAttempts otherwise."""
-    with _lock:
-        base = _state["ctx"]
-        return base.users.issue_session(base.users.authenticate(username, password, client))
+    base = _state["ctx"]
+    return base.users.issue_session(base.users.authenticate(username, password, client))
 
 
 def logout(token: str | None) -> None:
     if token:
-        with _lock:
-            _state["ctx"].users.end_session(token)
+        _state["ctx"].users.end_session(token)
 
 
 def session_user(token: str | None, touch: bool = True) -> UiUser | None:
     if not token:
         return None
-    with _lock:
-        user = _state["ctx"].users.verify_session(token, touch)
+    user = _state["ctx"].users.verify_session(token, touch)
     return None if user is None else UiUser(user.username, user.role, user, token)
 
 

@@ -52,8 +52,9 @@ def query(body: QueryRequest, _: CurrentUser, ctx: Ctx) -> QueryResultPublic:
     """Run one read-only SELECT over lakehouse tables by name, in the sandbox every user query runs in
     (no files, settings, extensions or other databases)."""
     from flowforge.core.catalog import sample_rows
+    from flowforge.core.catalog_docs import sql_type
 
     result = ctx.query(body.sql, limit=body.limit + 1)
     rows = sample_rows(result.slice(0, body.limit))
-    return QueryResultPublic(columns=[{"name": f.name, "type": str(f.type)} for f in result.schema], rows=rows,
+    return QueryResultPublic(columns=[{"name": f.name, "type": sql_type(f.type)} for f in result.schema], rows=rows,
                              count=len(rows), truncated=result.num_rows > body.limit)

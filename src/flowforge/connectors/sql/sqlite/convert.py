@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from flowforge.arrowutil import from_pylist
 from flowforge.errors import SourceSchemaError
 
 _NONE = type(None)
@@ -139,20 +140,20 @@ def _vectorized(values: Sequence[Any], kinds: set[type], typ: pa.DataType) -> pa
     try:
         if pa.types.is_decimal(typ) and kinds and kinds <= {int, float, str}:
             if kinds == {str}:
-                text = pa.array(values, pa.string())
+                text = from_pylist(values, pa.string())
             elif kinds == {int}:
-                text = pa.array(values, pa.int64()).cast(pa.string())
+                text = from_pylist(values, pa.int64()).cast(pa.string())
             elif str not in kinds:
-                text = pa.array(values, pa.float64()).cast(pa.string())  # raises beyond 2**53
+                text = from_pylist(values, pa.float64()).cast(pa.string())  # raises beyond 2**53
             else:
                 return None
             return text.cast(typ, safe=True)
         if ((pa.types.is_timestamp(typ) and typ.tz is None) or pa.types.is_date32(typ)) and kinds == {str}:
-            return pa.array(values, pa.string()).cast(typ, safe=True)
+            return from_pylist(values, pa.string()).cast(typ, safe=True)
         if pa.types.is_boolean(typ) and kinds == {int}:
             import pyarrow.compute as pc
 
-            ints = pa.array(values, pa.int64())
+            ints = from_pylist(values, pa.int64())
             bounds = pc.min_max(ints).as_py()
             if bounds["min"] is not None and (bounds["min"] < 0 or bounds["max"] > 1):
                 return None
@@ -180,7 +181,7 @@ def to_array(values: Sequence[Any], typ: pa.DataType, column: str, where: str, f
         if not kinds <= set(allowed):
             raise fail(_first_bad(values, (*allowed, _NONE)), "the stored value has another type")
         try:
-            return pa.array(values, type=typ)
+            return from_pylist(values, typ)
         except (pa.ArrowInvalid, OverflowError) as exc:  # e.g. an int beyond 2**53 as float64
             index = next((i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 2**53), 0)
             raise fail(index, str(exc)) from exc
@@ -198,7 +199,7 @@ def to_array(values: Sequence[Any], typ: pa.DataType, column: str, where: str, f
             append(convert(value))
         except BadValue as exc:
             raise fail(index, str(exc)) from None
-    return pa.array(out, type=typ)
+    return from_pylist(out, typ)
 
 
 def storage_family(classes: set[str], column: str, where: str) -> str:
