@@ -4,10 +4,24 @@
     python bench/api_latency.py --requests 500        # quicker
     python bench/api_latency.py --metadata-url postgresql://postgres@127.0.0.1:5432/flowforge_bench
     python bench/api_latency.py --server before=/tmp/old/src:1 --server now=src:1 --server now_w4=src:4
+    python bench/api_latency.py --server floor=hello:2 --server now=src:2   # against a hello-world app
 
 The metadata store is filled directly (bulk inserts of workflows, jobs, lineage edges, assets,
-runs and job runs), ``flowforge serve`` starts in a subprocess on a free loopback port, and
-``--clients`` concurrent httpx clients send a bounded number of requests to each endpoint.
+runs and job runs), ``flowforge serve`` starts in a subprocess on a free loopback port, and the
+load goes to each endpoint from ``--clients`` concurrent connections.
+
+The load generator (``--load``): ``wrk`` (default; a compiled generator, ~0.02 ms of CPU per
+request, so on a 2-core machine it leaves the cores to the server) keeps ``--clients`` connections
+busy for ``--duration`` seconds per endpoint and reports p50/p99 and requests/s; when wrk is not
+installed the benchmark installs it with apt-get if it runs as root, and otherwise says so and falls
+back to ``httpx``: ``--clients`` asyncio httpx clients sending ``--requests`` requests per endpoint,
+which cost ~1 ms of client CPU per request themselves, so their requests/s measure the client as
+much as the server. Both report the server's CPU per request (all its processes, psutil) and the
+load generator's own CPU per request.
+
+``SRC`` ``hello`` is no FlowForge at all: a FastAPI app under the same uvicorn, whose every GET
+answers a small fixed JSON object after the same kind of bearer check — the floor any route can
+reach here (``bench/api_floor.py``).
 Each ``--server LABEL=SRC[:WORKERS]`` is one server of the same filled project, FlowForge taken
 from SRC (put first on PYTHONPATH; ``-`` = the installed one) with ``--workers WORKERS``; all of
 them are up at once and driven in turns, round after round, so they share the machine's load
@@ -22,6 +36,8 @@ import asyncio
 import json
 import os
 import random
+import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -141,12 +157,16 @@ def start_server(project: Path, port: int, src: str | None = None, workers: int 
     import httpx
 
     env = {**os.environ, "FLOWFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    if src:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(src).resolve()), env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "flowforge", "-p", str(project), "serve", "--no-ui", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning"]
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
+    if src == "hello":
+        cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "api_floor:app", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
+    else:
+        if src:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(src).resolve()), env.get("PYTHONPATH")) if p)
+        cmd = [sys.executable, "-m", "flowforge", "-p", str(project), "serve", "--no-ui", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning"]
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -226,6 +246,128 @@ async def drive(base: str, token: str, paths: list[str], clients: int) -> dict[s
             "mean_ms": statistics.fmean(latencies), "max_ms": latencies[-1], "requests_per_s": len(latencies) / wall}
 
 
+WRK_SCRIPT = """
+local paths = {%s}
+local i = 0
+wrk.headers["Authorization"] = "Bearer %s"
+request = function()
+  i = i + 1
+  if i > #paths then i = 1 end
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %%d %%d %%d %%.3f %%.3f %%.3f %%.3f\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout + e.status, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency.mean / 1000, latency.max / 1000))
+end
+"""
+
+
+def find_wrk() -> str | None:
+    """The wrk binary; installed with apt-get when missing and this runs as root, else None (said why)."""
+    found = shutil.which("wrk")
+    if found is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is not installed: apt-get install -y wrk ...", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True, check=False)
+        found = shutil.which("wrk")
+    if found is None:
+        print("wrk is not installed (apt-get install -y wrk): falling back to httpx clients, whose own CPU "
+              "(~1 ms a request) shares the cores with the server, so requests/s measure the client too.",
+              flush=True)
+    return found
+
+
+def drive_wrk(wrk: str, base: str, token: str, paths: list[str], clients: int, duration: float) -> dict[str, float]:
+    """``clients`` connections busy for ``duration`` seconds over ``paths`` in turn (wrk, 2 threads)."""
+    prefix = base.split("://", 1)[1].partition("/")[2]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % (", ".join(json.dumps(f"/{prefix}{p}") for p in dict.fromkeys(paths)), token))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        out = subprocess.run([wrk, "-t2", f"-c{clients}", f"-d{max(1, round(duration))}s", "--timeout", "60s",
+                              "-s", script.name, base.split("/api/")[0]], capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(script.name)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("WRK "))
+    requests, micros, errors, p50, p99, mean, longest = (float(x) for x in line.split()[1:])
+    client_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"requests": requests, "errors": errors, "p50_ms": p50, "p99_ms": p99, "mean_ms": mean,
+            "max_ms": longest, "requests_per_s": requests / (micros / 1e6),
+            "client_cpu_ms_per_request": client_cpu * 1000 / max(1.0, requests)}
+
+
+def schema_head(src: str | None) -> frozenset[str]:
+    """The newest migration revision(s) a FlowForge tree ships (read from its files, as engine.head_revisions)."""
+    import re
+
+    if src is None:
+        import flowforge
+
+        versions = Path(flowforge.__file__).resolve().parent / "metadata" / "migrations" / "versions"
+    else:
+        versions = Path(src).resolve() / "flowforge" / "metadata" / "migrations" / "versions"
+    revisions, parents = set(), set()
+    for path in versions.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if found := re.search(r"^revision\b[^=]*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE):
+            revisions.add(found.group(1))
+        if down := re.search(r"^down_revision\b[^=]*=\s*(.+)$", text, re.MULTILINE):
+            parents.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
+    return frozenset(revisions - parents)
+
+
+def project_at(project: Path, metadata_url: str | None, head: frozenset[str], copies: dict[frozenset[str], Path],
+               databases: list[str]) -> Path:
+    """The filled project, or (for a FlowForge tree whose newest migration is older) a copy of it taken
+    back to that tree's schema revision: an older server refuses a database a newer one migrated. The
+    copy holds the same rows (SQLite: the files copied; PostgreSQL: CREATE DATABASE ... TEMPLATE)."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from flowforge.metadata.engine import alembic_config, create_metadata_engine
+    from flowforge.settings import Settings
+
+    if head == schema_head(None):  # the tree that filled it
+        return project
+    if head in copies:
+        return copies[head]
+    copy = project.parent / f"project_{len(copies) + 1}"
+    shutil.copytree(project, copy)
+    if metadata_url:
+        import psycopg
+
+        base, _, name = metadata_url.rpartition("/")
+        twin = f"{name}_{len(copies) + 1}"
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{twin}"')
+            conn.execute(f'CREATE DATABASE "{twin}" TEMPLATE "{name}"')
+        databases.append(f"{base}/{twin}")
+        text = (copy / "flowforge.yml").read_text().replace(metadata_url, f"{base}/{twin}")
+        (copy / "flowforge.yml").write_text(text)
+    url = Settings.load(copy).metadata_database_url
+    engine = create_metadata_engine(url) if url.startswith("postgresql") else create_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, sorted(head)[0])
+    finally:
+        engine.dispose()
+    copies[head] = copy
+    return copy
+
+
+def drop_databases(databases: list[str]) -> None:
+    import psycopg
+
+    for url in databases:
+        base, _, name = url.rpartition("/")
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
 def parse_server(text: str) -> tuple[str, str | None, int]:
     """``LABEL=SRC[:WORKERS]`` → (label, src or None for the installed FlowForge, workers)."""
     label, _, rest = text.partition("=")
@@ -256,7 +398,15 @@ def main() -> None:
     parser.add_argument("--server", action="append", default=[], metavar="LABEL=SRC[:WORKERS]",
                         help="a server to measure (repeatable); default: the installed FlowForge, one worker")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--load", choices=("wrk", "httpx"), default="wrk",
+                        help="load generator (wrk falls back to httpx when it is missing)")
+    parser.add_argument("--duration", type=float, default=5.0, help="wrk: seconds per endpoint, server and round")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="wrk: seconds of unmeasured load per endpoint and server before the first round "
+                             "(kept answers warm; default 0: only 100 requests, so most detail pages are made afresh)")
     args = parser.parse_args()
+    wrk = find_wrk() if args.load == "wrk" else None
+    load = "wrk" if wrk else "httpx"
     servers = [parse_server(text) for text in args.server] or [("flowforge", None, 1)]
 
     results: dict[str, dict[str, dict[str, float]]] = {label: {} for label, _, _ in servers}
@@ -264,18 +414,32 @@ def main() -> None:
         project = Path(tmp) / "project"
         token, names, timings = fill(project, args.metadata_url, args.workflows, args.runs)
         procs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        copies: dict[frozenset[str], Path] = {}
+        databases: list[str] = []
         try:
             for label, src, workers in servers:
                 port = free_port()
-                procs[label] = (start_server(project, port, src, workers), f"http://127.0.0.1:{port}/api/v1")
+                served = project if src == "hello" else project_at(project, args.metadata_url, schema_head(src),
+                                                                    copies, databases)
+                procs[label] = (start_server(served, port, src, workers), f"http://127.0.0.1:{port}/api/v1")
             for round_ in range(args.rounds):
                 paths = endpoints(names, args.runs, args.requests)
                 for endpoint, urls in paths.items():
                     for label, (_, base) in procs.items():
                         if round_ == 0:  # warm up: caches, pools, workers' first imports
                             asyncio.run(drive(base, token, urls[:min(100, len(urls) // 2 + 1)], args.clients))
+                            if wrk and args.warmup:
+                                drive_wrk(wrk, base, token, urls, args.clients, args.warmup)
                         cpu = server_cpu(procs[label][0])
-                        measured = asyncio.run(drive(base, token, urls, args.clients))
+                        if wrk:
+                            measured = drive_wrk(wrk, base, token, urls, args.clients, args.duration)
+                        else:
+                            clock = resource.getrusage(resource.RUSAGE_SELF)
+                            measured = asyncio.run(drive(base, token, urls, args.clients))
+                            used = resource.getrusage(resource.RUSAGE_SELF)
+                            measured["client_cpu_ms_per_request"] = (
+                                (used.ru_utime + used.ru_stime - clock.ru_utime - clock.ru_stime) * 1000
+                                / max(1.0, measured["requests"]))
                         measured["server_cpu_ms_per_request"] = ((server_cpu(procs[label][0]) - cpu) * 1000
                                                                  / max(1.0, measured["requests"]))
                         results[label].setdefault(endpoint, {"rounds": 0})
@@ -283,23 +447,26 @@ def main() -> None:
         finally:
             for proc, _ in procs.values():
                 stop_server(proc)
+            drop_databases(databases)
     backend = "postgresql" if args.metadata_url else "sqlite"
     print(f"\nAPI latency: {args.workflows:,} workflows, {args.runs:,} runs, {args.clients} clients, "
-          f"{backend} metadata, {args.rounds} round(s)")
+          f"{backend} metadata, {args.rounds} round(s), load from {load}")
     print(f"(fill: {', '.join(f'{k} {v:.1f}s' for k, v in timings.items())})")
     first = servers[0][0]
     print(f"{'server':12} {'endpoint':32} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'req/s':>8} {'vs first':>8} {'CPU ms/req':>10}")
+          f"{'req/s':>8} {'vs first':>8} {'CPU ms/req':>10} {'load CPU':>8}")
     for label, _, _ in servers:
         for endpoint, r in results[label].items():
             base = results[first][endpoint]["requests_per_s"] or float("nan")
             print(f"{label:12} {endpoint:32} {r['requests']:>8.0f} {r['errors']:>6.0f} {r['p50_ms']:>8.1f} "
                   f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['requests_per_s']:>8.1f} "
-                  f"{r['requests_per_s'] / base:>8.2f} {r['server_cpu_ms_per_request']:>10.1f}")
+                  f"{r['requests_per_s'] / base:>8.2f} {r['server_cpu_ms_per_request']:>10.2f} "
+                  f"{r['client_cpu_ms_per_request']:>8.3f}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / ("api_latency.json" if backend == "sqlite" else f"api_latency_{backend}.json")
     out.write_text(json.dumps({"workflows": args.workflows, "runs": args.runs, "clients": args.clients,
-                               "metadata": backend, "rounds": args.rounds, "fill_seconds": timings,
+                               "metadata": backend, "rounds": args.rounds, "fill_seconds": timings, "load": load,
+                               "duration": args.duration if wrk else None, "warmup": args.warmup,
                                "commit": _commit(), "load_average": os.getloadavg(),
                                "servers": [{"label": label, "src": src, "workers": workers}
                                            for label, src, workers in servers],

@@ -65,6 +65,7 @@ def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: boo
         yield
         if stop is not None:
             stop()
+        generation.close()
         if ctx is None:
             context.close()
 
@@ -77,7 +78,14 @@ def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: boo
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     _offline_docs(app)
-    # the last added runs first: headers on every answer, then the origin check, then the size limit
+    # the last added runs first: headers on every answer, then the origin check, then the size limit,
+    # then the kept answers of the hot read routes (api/response_cache.py)
+    from flowforge.api.response_cache import ResponseCache, TokenUsers, WorkflowFiles
+    from flowforge.metadata.generation import Generation
+
+    generation = Generation(context.metadata.engine)
+    app.state.token_users = tokens = TokenUsers(generation)
+    app.add_middleware(ResponseCache, ctx=context, tokens=tokens, files=WorkflowFiles(settings.workflows_path))
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SameOrigin, cookie=SESSION_COOKIE, allowed=settings.allowed_origins)
     app.add_middleware(SecurityHeaders, api_prefix=API_PREFIX, docs_prefix=DOCS_PATH)

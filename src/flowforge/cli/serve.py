@@ -26,6 +26,9 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                                                   "(triggers fire; off when 'flowforge scheduler' runs apart).")]
           = True,
           log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+          access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request "
+                                                   "(off: at hundreds of requests a second it costs more than "
+                                                   "many answers).")] = False,
           workers: Annotated[int, typer.Option(min=1, max=64, help="API processes sharing the port (more than 1 "
                                                "needs --no-ui; the scheduler still runs once).")] = 1) -> None:
     """Serve the REST API (/api/v1, docs at /api/v1/docs) and the web UI on one port.
@@ -55,17 +58,17 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
         settings = ctx.settings
     run_scheduler = scheduler and settings.scheduler.in_serve
     if workers > 1:
-        _serve_workers(settings, host, port, log_level, workers, run_scheduler)
+        _serve_workers(settings, host, port, log_level, workers, run_scheduler, access_log)
         return
     app = create_app(settings, scheduler=run_scheduler)
     if ui:
         _mount_ui(app, settings)
     output.info(f"FlowForge on http://{host}:{port}  (API docs: http://{host}:{port}/api/v1/docs)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
 
 
 def _serve_workers(settings: "Settings", host: str, port: int, log_level: str, workers: int,
-                   run_scheduler: bool) -> None:
+                   run_scheduler: bool, access_log: bool = False) -> None:
     """``workers`` uvicorn processes serve the API on one port; this process supervises them and runs
     the one scheduler (so it fires once, however many workers there are)."""
     import uvicorn
@@ -80,7 +83,7 @@ def _serve_workers(settings: "Settings", host: str, port: int, log_level: str, w
                 f"(API docs: http://{host}:{port}/api/v1/docs)")
     try:
         uvicorn.run("flowforge.api.workers:app", factory=True, host=host, port=port, log_level=log_level,
-                    workers=workers)
+                    workers=workers, access_log=access_log)
     finally:
         if stop is not None:
             stop()

@@ -217,7 +217,7 @@ class RunService:
         self.ctx.require("viewer")
         self.ctx.reap()
         name = None if workflow is None else self.ctx.workflows.resolve(workflow)
-        return [_info(r) for r in self.ctx.metadata.list_runs(name, limit, status=status, since=since,
+        return [_info(r) for r in self.ctx.metadata.list_runs(name, limit, status=status, since=since, with_jobs=False,
                                                                trigger=trigger, until=until)]
 
     def detail(self, run_id: int) -> RunDetail:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import copy
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -147,9 +148,9 @@ class WorkflowService:
         self.ctx.require("viewer")
         text = str(name_or_id)
         key: str | int = int(text) if re.fullmatch(r"[0-9]{1,18}", text) else text
-        record = self.ctx.metadata.get_workflow(key)
-        if record is not None:
-            return record.name
+        found = self.ctx.metadata.workflow_name(key)
+        if found is not None:
+            return found
         if isinstance(key, str) and self._file(key) is not None:
             return key
         raise NotFoundError(f"No workflow '{name_or_id}'.", hint="List workflows with GET /api/v1/workflows.")
@@ -158,8 +159,8 @@ class WorkflowService:
         self.ctx.require("viewer")
         record = self._record(name)
         path = self._file(name)
-        text = path.read_text(encoding="utf-8") if path else dump_yaml(record.spec)
-        runs = self.ctx.metadata.list_runs(name, 10)
+        text = path.read_text(encoding="utf-8") if path else _yaml_of(record.spec)
+        runs = self.ctx.metadata.list_runs(name, 10, with_jobs=False)
         spec = spec_cache(self.ctx).registered(record.spec)
         return WorkflowDetail(
             id=record.id, name=record.name, description=record.description, team=record.team,
@@ -435,6 +436,16 @@ def _job_info(job: Any) -> JobInfo:
 def _brief(run: RunRecord) -> RunBrief:
     return RunBrief(run.id, run.status, run.trigger, run.actor, run.started_at, run.ended_at, run.rows_read,
                     run.rows_written, run.error)
+
+
+@functools.lru_cache(maxsize=1024)
+def _yaml_text(spec_json: str) -> str:
+    return dump_yaml(json.loads(spec_json))
+
+
+def _yaml_of(spec: dict[str, Any]) -> str:
+    """The YAML of a registered spec (one with no file): made once per content (the key keeps key order)."""
+    return _yaml_text(json.dumps(spec, ensure_ascii=False, default=str))
 
 
 def _brief_summary(b: WorkflowBrief, last: RunRecord | None) -> WorkflowSummary:

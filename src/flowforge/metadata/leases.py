@@ -164,6 +164,11 @@ class LeaseStore:
                     done.append(run_id)
         return done
 
+    def any_live(self) -> bool:
+        """True while some run is queued or running (one index lookup)."""
+        with self._store._read() as conn:
+            return conn.execute(select(runs.c.id).where(runs.c.status.in_(LIVE)).limit(1)).first() is not None
+
     def request_cancel(self, run_id: int, actor: str) -> bool:
         """Ask the run to stop at its next safe point; False when it is not queued or running."""
         with self._store._begin() as conn:

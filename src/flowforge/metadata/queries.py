@@ -124,7 +124,8 @@ def load_job_runs(conn: Connection, where: ColumnElement[bool]) -> list[JobRunRe
     return [JobRunRecord(**row._mapping) for row in rows]
 
 
-def load_runs(conn: Connection, where: ColumnElement[bool] | None, *, limit: int | None = None) -> list[RunRecord]:
+def load_runs(conn: Connection, where: ColumnElement[bool] | None, *, limit: int | None = None,
+              with_jobs: bool = True) -> list[RunRecord]:
     query = (
         select(runs, workflows.c.name.label("workflow_name"))
         .join(workflows, workflows.c.id == runs.c.workflow_id)
@@ -132,8 +133,8 @@ def load_runs(conn: Connection, where: ColumnElement[bool] | None, *, limit: int
         .limit(limit)
     )
     rows = conn.execute(query if where is None else query.where(where)).all()
-    if not rows:
-        return []
+    if not rows or not with_jobs:
+        return [RunRecord(**row._mapping, job_runs=()) for row in rows]
     by_run: dict[int, list[JobRunRecord]] = defaultdict(list)
     for job_run in load_job_runs(conn, job_runs.c.run_id.in_([row.id for row in rows])):
         by_run[job_run.run_id].append(job_run)

@@ -75,10 +75,12 @@ class MetadataStore:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; a no-op when it is already there (one read)."""
-        if schema_is_current(self.engine):
-            return
-        with self._begin() as conn:
-            upgrade_to_head(conn)
+        from flowforge.metadata.generation import bump_on_commit
+
+        if not schema_is_current(self.engine):
+            with self._begin() as conn:
+                upgrade_to_head(conn)
+        bump_on_commit(self.engine)  # the generation table exists now
 
     def close(self) -> None:
         self.engine.dispose()
@@ -128,6 +130,13 @@ class MetadataStore:
         with self._read() as conn:
             found = q.load_workflows(conn, where)
         return found[0] if found else None
+
+    def workflow_name(self, name: str | int) -> str | None:
+        """The registered name of a workflow given by name or numeric id (one indexed lookup, no spec)."""
+        where = workflows.c.id == name if isinstance(name, int) else workflows.c.name == name
+        with self._read() as conn:
+            found: str | None = conn.execute(select(workflows.c.name).where(where)).scalar()
+        return found
 
     def list_workflows(self) -> list[WorkflowRecord]:
         with self._read() as conn:
@@ -276,12 +285,13 @@ class MetadataStore:
 
     def list_runs(self, workflow_name: str | None = None, limit: int = 50, *, status: str | None = None,
                   since: datetime | None = None, trigger: str | None = None,
-                  until: datetime | None = None) -> list[RunRecord]:
+                  until: datetime | None = None, with_jobs: bool = True) -> list[RunRecord]:
         """Newest first, optionally only one workflow, one status, one trigger, or runs started in
-        ``[since, until)``."""
+        ``[since, until)``; ``with_jobs=False`` leaves each run's ``job_runs`` empty (one query less)."""
         with self._read() as conn:
             wf_id = None if workflow_name is None else q.workflow_id(conn, workflow_name)
-            return q.load_runs(conn, q.run_filter(wf_id, status, since, trigger, until), limit=limit)
+            return q.load_runs(conn, q.run_filter(wf_id, status, since, trigger, until), limit=limit,
+                               with_jobs=with_jobs)
 
     def workflow_briefs(self, *, offset: int = 0, limit: int | None = None,
                         **filters: str | None) -> tuple[list[WorkflowBrief], int]:

@@ -422,3 +422,12 @@ table_docs = Table(
     Column("updated_by", Text, nullable=False),
     UniqueConstraint("table_name", "column_name"),
 )
+
+# one row: how many transactions that wrote have committed (bumped on PostgreSQL only; SQLite has
+# PRAGMA data_version). metadata/generation.py
+metadata_generation = Table(
+    "metadata_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("n", BigInteger, nullable=False),
+)

@@ -1,19 +1,19 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from flowforge.api.deps import Ctx, CurrentUser
+from flowforge.api.deps import Ctx, CurrentUser, json_answer
 from flowforge.api.models import ColumnGraphPublic, ColumnLineagePublic, LineagePublic
 
 router = APIRouter(tags=["lineage"])
 
 
 @router.get("/workflows/{workflow}/lineage", response_model=LineagePublic)
-def workflow_lineage(workflow: str, _: CurrentUser, ctx: Ctx) -> LineagePublic:
+def workflow_lineage(workflow: str, _: CurrentUser, ctx: Ctx) -> Response:
     """Nodes (source, bronze, silver, gold) with row count and last update, and the edges between them.
     ``workflow`` is the name or the numeric id."""
     name = ctx.workflows.resolve(workflow)
-    return LineagePublic.model_validate({"workflow": name, **ctx.lineage(name)})
+    return json_answer(LineagePublic.model_validate({"workflow": name, **ctx.lineage(name)}))
 
 
 @router.get("/workflows/{workflow}/lineage/columns", response_model=ColumnGraphPublic)

@@ -3,14 +3,16 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
 
-from flowforge.api.deps import BaseCtx, Ctx, CurrentUser, EditorUser, Id, authenticate
+from flowforge.api.deps import BaseCtx, Ctx, CurrentUser, EditorUser, Id, authenticate, json_answer
 from flowforge.api.models import JobLogPublic, RerunRequest, RunCreate, RunDetailPublic, RunPublic
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
+_RUNS = TypeAdapter(list[RunPublic])
 STREAM_TIMEOUT_SECONDS = 6 * 3600
 RECHECK_SECONDS = 10.0
 
@@ -26,10 +28,10 @@ def trigger_run(body: RunCreate, user: EditorUser, ctx: Ctx) -> RunPublic:
 @router.get("", response_model=list[RunPublic])
 def run_history(_: CurrentUser, ctx: Ctx, workflow: str | None = None, status: str | None = None,
                 since: datetime | None = None, until: datetime | None = None, trigger: str | None = None,
-                limit: int = Query(50, ge=1, le=1000)) -> list[RunPublic]:
+                limit: int = Query(50, ge=1, le=1000)) -> Response:
     """Newest first; a run whose process is gone is failed (abandoned), never running."""
-    return [RunPublic.model_validate(r) for r in ctx.run_service.history(workflow, status, since, limit,
-                                                                         trigger=trigger, until=until)]
+    return json_answer([RunPublic.model_validate(r) for r in ctx.run_service.history(
+        workflow, status, since, limit, trigger=trigger, until=until)], _RUNS)
 
 
 @router.post("/{run_id}/cancel", response_model=RunPublic, status_code=202)
@@ -46,14 +48,14 @@ def rerun(run_id: int, body: RerunRequest, user: EditorUser, ctx: Ctx) -> RunPub
 
 
 @router.get("/{run_id}", response_model=RunPublic)
-def run_status(run_id: Id, _: CurrentUser, ctx: Ctx) -> RunPublic:
-    return RunPublic.model_validate(ctx.run_service.status(run_id))
+def run_status(run_id: Id, _: CurrentUser, ctx: Ctx) -> Response:
+    return json_answer(RunPublic.model_validate(ctx.run_service.status(run_id)))
 
 
 @router.get("/{run_id}/jobs", response_model=RunDetailPublic)
-def run_detail(run_id: Id, _: CurrentUser, ctx: Ctx) -> RunDetailPublic:
+def run_detail(run_id: Id, _: CurrentUser, ctx: Ctx) -> Response:
     """Each job run with rows, timings and error."""
-    return RunDetailPublic.model_validate(ctx.run_service.detail(run_id))
+    return json_answer(RunDetailPublic.model_validate(ctx.run_service.detail(run_id)))
 
 
 @router.get("/{run_id}/logs", response_model=list[JobLogPublic])

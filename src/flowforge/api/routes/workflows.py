@@ -1,6 +1,6 @@
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from flowforge.api.deps import Ctx, CurrentUser, EditorUser
+from flowforge.api.deps import Ctx, CurrentUser, EditorUser, json_answer
 from flowforge.api.models import (
     CloneRequest,
     IngestPlanRowPublic,
@@ -20,13 +20,13 @@ router = APIRouter(prefix="/workflows", tags=["workflows"])
 @router.get("", response_model=WorkflowsPublic)
 def list_workflows(_: CurrentUser, ctx: Ctx, team: str | None = None, environment: str | None = None,
                    status: str | None = None, tag: str | None = None, search: str | None = None,
-                   offset: int = Query(0, ge=0, le=2**31), limit: int = Query(100, ge=1, le=10_000)) -> WorkflowsPublic:
+                   offset: int = Query(0, ge=0, le=2**31), limit: int = Query(100, ge=1, le=10_000)) -> Response:
     """A page of workflows by name; ``count`` is how many match in all. Workflow files that do not
     parse are listed under ``invalid`` with the reason."""
     page = ctx.workflows.page(team=team, environment=environment, status=status, tag=tag, search=search,
                               offset=offset, limit=limit)
-    return WorkflowsPublic(data=[WorkflowPublic.model_validate(w) for w in page.items], count=page.total,
-                           invalid=[WorkflowPublic.model_validate(w) for w in page.invalid])
+    return json_answer(WorkflowsPublic(data=[WorkflowPublic.model_validate(w) for w in page.items], count=page.total,
+                                       invalid=[WorkflowPublic.model_validate(w) for w in page.invalid]))
 
 
 @router.post("", response_model=WorkflowDetailPublic, status_code=201)
@@ -41,8 +41,8 @@ def validate_workflow(body: WorkflowCreate, _: CurrentUser, ctx: Ctx) -> Validat
 
 
 @router.get("/{name}", response_model=WorkflowDetailPublic)
-def get_workflow(name: str, _: CurrentUser, ctx: Ctx) -> WorkflowDetailPublic:
-    return WorkflowDetailPublic.model_validate(ctx.workflows.get(ctx.workflows.resolve(name)))
+def get_workflow(name: str, _: CurrentUser, ctx: Ctx) -> Response:
+    return json_answer(WorkflowDetailPublic.model_validate(ctx.workflows.get(ctx.workflows.resolve(name))))
 
 
 @router.put("/{name}", response_model=WorkflowDetailPublic)

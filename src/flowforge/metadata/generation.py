@@ -1,0 +1,110 @@
+"""The metadata store's change generation: a value that differs after any committed write, from any
+process, and costs one tiny read to look at. The API's answer cache (api/response_cache.py) keys
+its entries by it, so an answer is never served after a write that has returned to its caller.
+
+* SQLite: ``PRAGMA data_version`` on a connection kept for nothing else. SQLite changes it whenever
+  another connection (of this process or any other) commits; the kept connection never writes.
+* PostgreSQL: the one row of ``metadata_generation``. Every transaction of this engine that wrote
+  bumps it just before its commit (:func:`bump_on_commit`), in the same transaction, so the bump is
+  visible exactly when the write is. The bump comes last, so the row lock is held only for the
+  commit itself: writers never wait on it while holding other locks. Writes that bypass FlowForge
+  (psql by hand) do not bump it; the cache's short time limit bounds how long those go unseen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
+
+_WROTE = "flowforge_wrote"
+_BUMP = "UPDATE metadata_generation SET n = n + 1 WHERE id = 1"
+
+
+def bump_on_commit(engine: Engine) -> None:
+    """Make every PostgreSQL transaction of ``engine`` that wrote bump the generation before it commits.
+
+    A statement counts as a write unless it is a SELECT (savepoints count too: a spare bump only
+    costs a cache miss). Installed once the schema is current (the table exists)."""
+    if engine.dialect.name != "postgresql" or event.contains(engine, "before_cursor_execute", _flag_write):
+        return
+    event.listen(engine, "before_cursor_execute", _flag_write)
+    event.listen(engine, "commit", _bump)
+    event.listen(engine, "rollback", _forget)
+
+
+def _flag_write(conn: Connection, _cursor: Any, statement: str, _params: Any, _context: Any,
+                _executemany: bool) -> None:
+    if not statement.lstrip()[:6].upper().startswith("SELECT"):
+        conn.info[_WROTE] = True
+
+
+def _bump(conn: Connection) -> None:
+    if conn.info.pop(_WROTE, False):
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(_BUMP)
+        finally:
+            cursor.close()
+
+
+def _forget(conn: Connection) -> None:
+    conn.info.pop(_WROTE, None)
+
+
+class Generation:
+    """``current()``: the metadata store's change generation now, or None when it cannot be read
+    (then nothing may be served from a cache)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        database = engine.url.database or ""
+        # an in-memory SQLite database has one connection: its own commits never change data_version
+        self._known = not self._sqlite or (database not in ("", ":memory:") and not database.startswith("file:")
+                                           and "mode=memory" not in str(engine.url))
+        self._lock = threading.Lock()
+        self._dbapi: Any = None
+
+    def current(self) -> int | None:
+        if not self._known:
+            return None
+        with self._lock:
+            try:
+                if self._dbapi is None:
+                    self._dbapi = self._connect()
+                cursor = self._dbapi.cursor()
+                try:
+                    cursor.execute("PRAGMA data_version" if self._sqlite else
+                                   "SELECT n FROM metadata_generation WHERE id = 1")
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            except Exception:  # any failure means "unknown": answer uncached, retry later
+                self._drop()
+                return None
+            return None if row is None else int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _connect(self) -> Any:
+        pooled = self._engine.raw_connection()
+        pooled.detach()  # kept for this alone, never back in the pool (so it never writes)
+        dbapi: Any = pooled.dbapi_connection
+        if self._sqlite:
+            dbapi.isolation_level = None  # autocommit: each PRAGMA sees the newest commit
+        else:
+            dbapi.autocommit = True  # each read outside any transaction: the newest committed value
+        return dbapi
+
+    def _drop(self) -> None:
+        if self._dbapi is not None:
+            with contextlib.suppress(Exception):  # it is being thrown away
+                self._dbapi.close()
+            self._dbapi = None

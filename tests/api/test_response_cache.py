@@ -1,0 +1,179 @@
+"""The hot read routes answer from kept bytes while nothing changed, and never after a change: a list or
+a detail read right after a write (create, edit, pause, delete, a file edited on disk, a revoked
+token, a changed role) shows the write, in one process or across ``--workers`` processes, on SQLite
+and on PostgreSQL metadata."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import Api, make_api, wait_for_run
+from tests.api.test_workflows_api import DAILY
+from tests.waiting import eventually
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    url = request.getfixturevalue("pg_database") if request.param == "postgresql" else None
+    yield from make_api(tmp_path / "project", metadata_url=url)
+
+
+def _listed(api: Api, role: str = "viewer", query: str = "") -> dict[str, dict[str, object]]:
+    response = api.get(f"/workflows{query}", role)
+    assert response.status_code == 200
+    return {w["name"]: w for w in response.json()["data"]}
+
+
+def test_every_write_shows_in_the_next_read(fresh_api: Api) -> None:
+    api = fresh_api
+    for _ in range(3):  # asked again and again: the same answer, the same headers
+        assert "daily_orders" not in _listed(api)
+    again = api.get("/workflows", "viewer")
+    assert again.headers["content-security-policy"].startswith("default-src 'none'")
+    assert again.headers["content-type"] == "application/json"
+
+    assert api.post("/workflows", "editor", json={"yaml": DAILY}).status_code == 201
+    assert _listed(api)["daily_orders"]["description"] == "Orders, cleaned daily"
+    assert api.get("/workflows/daily_orders", "viewer").json()["team"] == "sales"
+    assert api.get("/workflows/daily_orders/lineage", "viewer").status_code == 200
+
+    edited = api.call("PUT", "/workflows/daily_orders", "editor",
+                      json={"yaml": DAILY.replace("Orders, cleaned daily", "Orders, twice a day")})
+    assert edited.status_code == 200
+    assert _listed(api)["daily_orders"]["description"] == "Orders, twice a day"
+    assert api.get("/workflows/daily_orders", "viewer").json()["description"] == "Orders, twice a day"
+
+    assert api.post("/workflows/daily_orders/pause", "editor").status_code == 200
+    assert _listed(api)["daily_orders"]["status"] == "paused"
+    assert _listed(api, query="?status=paused").keys() == {"daily_orders"}
+
+    # the file edited on disk, not through FlowForge: the detail shows the new text at once
+    path = api.ctx.settings.workflows_path / "daily_orders.yml"
+    before = api.get("/workflows/daily_orders", "viewer").json()["yaml"]
+    path.write_text(path.read_text() + "# edited by hand\n")
+    assert api.get("/workflows/daily_orders", "viewer").json()["yaml"] == before + "# edited by hand\n"
+
+    assert api.call("DELETE", "/workflows/daily_orders", "editor").status_code == 204
+    assert "daily_orders" not in _listed(api)
+    assert api.get("/workflows/daily_orders", "viewer").status_code == 404
+
+
+def test_runs_read_right_after_a_run_and_a_setup_write(fresh_api: Api) -> None:
+    api = fresh_api
+    assert api.get("/runs", "viewer").json() == []
+    assert api.get("/runs", "viewer").json() == []
+    run = api.post("/runs", "editor", json={"workflow": "example"})
+    assert run.status_code == 202
+    run_id = run.json()["id"]
+    assert [r["id"] for r in api.get("/runs", "viewer").json()] == [run_id]
+    assert api.get(f"/runs/{run_id}/jobs", "viewer").json()["run"]["id"] == run_id
+    finished = wait_for_run(api, run_id)
+    assert api.get(f"/runs/{run_id}", "viewer").json()["status"] == finished["status"]
+    assert [r["status"] for r in api.get("/runs", "viewer").json()] == [finished["status"]]
+
+
+def test_a_revoked_token_or_a_lower_role_takes_effect_at_once(fresh_api: Api) -> None:
+    api = fresh_api
+    made = api.post("/users", json={"username": "temp", "password": "temp-Pass-123", "role": "editor"})
+    assert made.status_code == 201
+    token = api.post("/users/temp/tokens", json={"name": "t"}).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(3):
+        assert api.get("/workflows", None, headers=headers).status_code == 200
+    # the role changes: the next change the user tries is refused, and reads still answer
+    assert api.call("PATCH", "/users/temp", json={"role": "viewer"}).status_code == 200
+    assert api.get("/workflows", None, headers=headers).status_code == 200
+    assert api.post("/workflows/example/pause", None, headers=headers).status_code == 403
+    token_id = api.get("/users/temp/tokens").json()[-1]["id"]
+    assert api.call("DELETE", f"/users/temp/tokens/{token_id}").status_code == 204
+    assert api.get("/workflows", None, headers=headers).status_code == 401
+    assert api.get("/runs", None, headers=headers).status_code == 401
+    # a token revoked outside the API (the command line's own Context)
+    other = api.post("/users/temp/tokens", json={"name": "t2"}).json()["token"]
+    headers = {"Authorization": f"Bearer {other}"}
+    assert api.get("/workflows", None, headers=headers).status_code == 200
+    api.ctx.users.disable("temp")
+    assert api.get("/workflows", None, headers=headers).status_code == 401
+    assert api.get("/workflows", None).status_code == 401
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_two_worker_processes_never_answer_from_before_a_write(backend: str, tmp_path: Path,
+                                                               request: pytest.FixtureRequest) -> None:
+    from flowforge.core.context import Context
+    from flowforge.core.project import init_project
+    from flowforge.settings import Settings
+
+    project = tmp_path / "p"
+    init_project(project)
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_database")
+        (project / "flowforge.yml").write_text((project / "flowforge.yml").read_text() + f"\nmetadata_url: {url}\n")
+    ctx = Context(Settings.load(project))
+    ctx.users.create_user("admin", "first-Admin-Pw1", "admin")
+    token = ctx.users.create_token("admin", "t")
+    ctx.close()
+    port = _free_port()
+    env = {**os.environ, "FLOWFORGE_ADMIN_PASSWORD": "first-Admin-Pw1"}
+    proc = subprocess.Popen([sys.executable, "-m", "flowforge", "-p", str(project), "serve", "--no-ui",
+                             "--no-scheduler", "--workers", "2", "--port", str(port), "--log-level", "warning"],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api/v1"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/health", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def names() -> set[str]:  # a new connection each time: the answers come from both workers
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+            return {w["name"] for w in client.get("/workflows").json()["data"]}
+
+    try:
+        assert eventually(up, bool, attempts=600), "the server did not come up"
+        for _ in range(20):
+            assert "daily_orders" not in names()
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+            assert client.post("/workflows", json={"yaml": DAILY}).status_code == 201
+        for _ in range(20):
+            assert "daily_orders" in names()
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+            assert client.delete("/workflows/daily_orders").status_code == 204
+        for _ in range(20):
+            assert "daily_orders" not in names()
+        # a write by another process (the command line) that changes no file: both workers see it next
+        for _ in range(20):
+            with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+                assert client.get("/workflows/example").json()["status"] == "active"
+        cli = Context(Settings.load(project))
+        cli.workflows.pause("example")
+        cli.close()
+        statuses = set()
+        for _ in range(20):
+            with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+                statuses.add(client.get("/workflows/example").json()["status"])
+        assert statuses == {"paused"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
