@@ -78,28 +78,16 @@ def main() -> None:
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {label: {} for label, _ in trees}
     with tempfile.TemporaryDirectory(prefix="ff-fixed-", dir=args.workdir) as tmp:
         work = Path(tmp)
-        demo = work / "demo"
-        timed([py, "-m", "flowforge", "demo", "--dir", str(demo)], env_for(trees[-1][1], work), work)
-        one = demo / "data" / "one_row.db"
-        with sqlite3.connect(one) as db:
-            db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT, balance REAL)")
-            db.execute("INSERT INTO accounts VALUES (1, 'Ada', 120.5)")
-        commands = {
-            "python (floor)": [py, "-c", "pass"],
-            "libraries (floor)": [py, "-c", LIBRARIES],
-            "flowforge --help": [py, "-m", "flowforge", "--help"],
-            "ingest one row (SQLite)": [py, "-m", "flowforge", "-p", str(demo), "ingest", "--from",
-                                        f"sqlite:///{one}", "--table", "accounts"],
-            "demo run, nothing new": [py, "-m", "flowforge", "-p", str(demo), "run", WORKFLOW],
-            "gold job alone": [py, "-m", "flowforge", "-p", str(demo), "run", WORKFLOW, "--job", GOLD_JOB],
-            # its inputs are unchanged, so only --force makes it compute (the row above times the skip)
-            "gold job, forced": [py, "-m", "flowforge", "-p", str(demo), "run", WORKFLOW, "--job", GOLD_JOB,
-                                 "--force"],
-        }
+        # each tree gets a demo project it made itself: trees differ in their metadata schema revision
+        commands: dict[str, dict[str, list[str]]] = {}
+        for index, (label, src) in enumerate(trees):
+            demo = work / f"demo{index}"
+            timed([py, "-m", "flowforge", "demo", "--dir", str(demo)], env_for(src, work), work)
+            commands[label] = _commands(py, demo)
         for round_ in range(args.repeat + 1):  # round 0: warm-up (bytecode, page cache)
-            for name, cmd in commands.items():
+            for name in commands[trees[0][0]]:
                 for label, src in trees:
-                    sample = timed(cmd, env_for(src, work), work)
+                    sample = timed(commands[label][name], env_for(src, work), work)
                     if round_:
                         samples[label].setdefault(name, []).append(sample)
         shutil.rmtree(work / "pycache", ignore_errors=True)
@@ -125,6 +113,24 @@ def main() -> None:
     out.write_text(json.dumps({"commit": _commit(), "repeat": args.repeat, "load_average": os.getloadavg(),
                                "trees": dict(trees), "results": report}, indent=2))
     print(f"\nwritten to {out}")
+
+
+def _commands(py: str, demo: Path) -> dict[str, list[str]]:
+    one = demo / "data" / "one_row.db"
+    with sqlite3.connect(one) as db:
+        db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT, balance REAL)")
+        db.execute("INSERT INTO accounts VALUES (1, 'Ada', 120.5)")
+    return {
+        "python (floor)": [py, "-c", "pass"],
+        "libraries (floor)": [py, "-c", LIBRARIES],
+        "flowforge --help": [py, "-m", "flowforge", "--help"],
+        "ingest one row (SQLite)": [py, "-m", "flowforge", "-p", str(demo), "ingest", "--from", f"sqlite:///{one}",
+                                    "--table", "accounts"],
+        "demo run, nothing new": [py, "-m", "flowforge", "-p", str(demo), "run", WORKFLOW],
+        "gold job alone": [py, "-m", "flowforge", "-p", str(demo), "run", WORKFLOW, "--job", GOLD_JOB],
+        # its inputs are unchanged, so only --force makes it compute (the row above times the skip)
+        "gold job, forced": [py, "-m", "flowforge", "-p", str(demo), "run", WORKFLOW, "--job", GOLD_JOB, "--force"],
+    }
 
 
 def _commit() -> str | None:
