@@ -98,9 +98,12 @@ def schedule_tab(name: str, user: services.UiUser, concurrency: str) -> None:
             item.setdefault("timezone", "UTC")
             ui.input("Cron expression", placeholder="0 6 * * 1-5", on_change=changed).bind_value(item, "cron").props(
                 f"data-testid=cron-{index}").classes("w-48")
-            ui.select(ZONES if item["timezone"] in ZONES else [*ZONES, item["timezone"]], label="Time zone",
-                      new_value_mode="add-unique", on_change=changed).bind_value(item, "timezone").classes(
+            zone = ui.select(ZONES if item["timezone"] in ZONES else [*ZONES, item["timezone"]], label="Time zone",
+                             new_value_mode="add-unique", on_change=changed).bind_value(item, "timezone").classes(
                 "w-56").props(f"data-testid=timezone-{index}")
+            # a zone picked from the list leaves the field focused with its filter open: the next click
+            # elsewhere (Save) would only close it, so the field lets go once a zone is chosen
+            zone.on("update:model-value", lambda: zone.run_method("blur"))
         elif kind == "every":
             ui.input("Every", placeholder="15m", on_change=changed).bind_value(item, "every").props(
                 f"data-testid=every-{index}").classes("w-32")

@@ -149,6 +149,30 @@ def admin_page(browser: Any, server: str) -> Iterator[Any]:
     page.context.close()
 
 
+def own_server(label: str) -> tuple[Any, Any, Any]:
+    """``ui_project``, ``server`` and ``admin_page`` fixtures of a module's own (the demo project without
+    its workflow, served on its own port), for pages whose tests must not meet what other modules'
+    tests leave behind. A module binds them by these names:
+    ``ui_project, server, admin_page = own_server("schedules")``."""
+
+    @pytest.fixture(scope="module")
+    def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return demo_without_workflow(tmp_path_factory.mktemp(label))
+
+    @pytest.fixture(scope="module")
+    def server(browser: Any, ui_project: Path) -> Iterator[str]:
+        with serving(ui_project) as base:
+            yield base
+
+    @pytest.fixture(scope="module")
+    def admin_page(browser: Any, server: str) -> Iterator[Any]:
+        page = sign_in(browser, server, "admin", ADMIN_PASSWORD)
+        yield page
+        page.context.close()
+
+    return ui_project, server, admin_page
+
+
 def shot(page: Any, name: str) -> Path:
     """A full-page screenshot in test-artifacts/screenshots/ (git-ignored), to look at."""
     SHOTS.mkdir(parents=True, exist_ok=True)

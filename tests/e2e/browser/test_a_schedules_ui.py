@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.browser.conftest import ADMIN_PASSWORD, demo_without_workflow, serving, shot, sign_in
+from tests.e2e.browser.conftest import own_server, shot
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -44,22 +44,7 @@ def pick(page: Any, testid: str, option: str) -> None:
 
 
 # a project and server of this module's own: what other pages' tests leave behind cannot reach its saves
-@pytest.fixture(scope="module")
-def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return demo_without_workflow(tmp_path_factory.mktemp("schedules"))
-
-
-@pytest.fixture(scope="module")
-def server(browser: Any, ui_project: Path) -> Iterator[str]:
-    with serving(ui_project) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def admin_page(browser: Any, server: str) -> Iterator[Any]:
-    page = sign_in(browser, server, "admin", ADMIN_PASSWORD)
-    yield page
-    page.context.close()
+ui_project, server, admin_page = own_server("schedules")
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +99,19 @@ def test_trigger_badges_and_the_schedule_editor(admin_page: Any, server: str, wo
     pick(page, "timezone-1", "Europe/Berlin")
     page.locator("[data-testid=next-fires-1]").get_by_text(re.compile(r"-01-01 02:30 CET")).first.wait_for()
     shot(page, "21_schedule_editor")
-    page.click("[data-testid=save-triggers]")
     wanted = [{"every": "30d", "catchup": "latest"},
               {"cron": "30 2 1 1 *", "timezone": "Europe/Berlin", "catchup": "latest"}]
-    # saving validates the workflow and takes turns with every other page's call: slow under load, so the
-    # file is what is awaited (the toast lasts seconds and can come and go between two looks)
-    saved = eventually(lambda: yaml.safe_load(workflow_file.read_text()).get("triggers"), lambda t: t == wanted,
-                       attempts=360, pause=0.5)
-    assert saved == wanted
+    # saving validates the workflow: slow under load, so the file is what is awaited (a toast lasts seconds
+    # and can come and go between two looks); the toasts seen meanwhile say why, should it never come
+    toasts: set[str] = set()
+
+    def triggers_saved() -> Any:
+        toasts.update(page.locator(".q-notification").all_inner_texts())
+        return yaml.safe_load(workflow_file.read_text()).get("triggers")
+
+    page.click("[data-testid=save-triggers]")  # once: the time zone field let go when a zone was picked
+    saved = eventually(triggers_saved, lambda t: t == wanted, attempts=360, pause=0.5)
+    assert saved == wanted, f"the file was not saved; the page said: {sorted(toasts)}"
     page.reload()
     page.locator("[data-testid=triggers]").get_by_text("cron 30 2 1 1 * (Europe/Berlin)").wait_for()
 

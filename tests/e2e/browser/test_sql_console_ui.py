@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.browser.admin_helpers import PASSWORDS, ensure_lake, ensure_users, field
 from tests.e2e.browser.conftest import shot, sign_in
@@ -50,7 +51,7 @@ def test_a_query_runs_into_a_table_with_a_limit_a_csv_and_a_history(admin_page: 
     status = run(page)
     assert status.startswith("5 rows") and "more rows exist" in status
     grid = page.locator("[data-testid=sql-result-table]")
-    assert grid.locator("tbody.q-virtual-scroll__content tr").count() == 5
+    expect(grid.locator("tbody.q-virtual-scroll__content tr")).to_have_count(5)  # rows render after the status
     assert "total_balance · DECIMAL(" in grid.locator("thead").inner_text()
     shot(page, "sql_console_results")
 

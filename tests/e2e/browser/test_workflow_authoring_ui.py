@@ -7,7 +7,6 @@ search and filters; a run whose log lines wrap; a lineage graph with long names.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +14,13 @@ import pytest
 import yaml
 from playwright.sync_api import expect
 
-from tests.e2e.browser.conftest import ADMIN_PASSWORD, demo_without_workflow, serving, shot, sign_in
+from tests.e2e.browser.conftest import own_server, shot
 
 pytestmark = [pytest.mark.browser]
 
 
 # a project and server of this module's own: its first test starts from an empty workflow list
-@pytest.fixture(scope="module")
-def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return demo_without_workflow(tmp_path_factory.mktemp("authoring"))
-
-
-@pytest.fixture(scope="module")
-def server(browser: Any, ui_project: Path) -> Iterator[str]:
-    with serving(ui_project) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def admin_page(browser: Any, server: str) -> Iterator[Any]:
-    page = sign_in(browser, server, "admin", ADMIN_PASSWORD)
-    yield page
-    page.context.close()
+ui_project, server, admin_page = own_server("authoring")
 
 BLANK = "scratch_pad"
 RENAMED = "scratch_orders"
