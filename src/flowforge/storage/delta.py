@@ -278,17 +278,10 @@ class LakehouseStore:
         if is_remote(loc):
             return False
         dt = self._open_uri(loc)
-        if dt is None or dt.metadata().partition_columns:
-            return False
-        from flowforge.storage.delta_merge import _PLAIN_FEATURES
+        from flowforge.storage.delta_merge import plain_layout
 
-        protocol = dt.protocol()
-        if (set(protocol.reader_features or []) | set(protocol.writer_features or [])) - _PLAIN_FEATURES:
+        if dt is None or not plain_layout(dt, appends=True):
             return False  # column mapping, constraints, generated columns...: delta-rs' writer keeps those
-        config = dt.metadata().configuration
-        if any(k.startswith("delta.constraints.") for k in config) or str(
-                config.get("delta.columnMapping.mode", "")).lower() not in ("", "none"):
-            return False
         have = pa.schema(dt.schema().to_arrow())
         return have.names == schema.names and all(
             h.type == f.type and (h.nullable or not f.nullable) for h, f in zip(have, schema, strict=True))

@@ -104,18 +104,25 @@ class _Place:
         return FileWriter(self.loc, schema, dictionary, filesystem=self.fs)
 
 
-def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
-    if not keys or dt.metadata().partition_columns:
+def plain_layout(dt: DeltaTable, *, appends: bool = False) -> bool:
+    """Whether FlowForge may write ``dt``'s files and commit them itself: unpartitioned, no table
+    features beyond plain ones (deletion vectors, column mapping, generated columns...), no
+    constraints; for rewrites (not ``appends``) also no change data feed and not append-only."""
+    if dt.metadata().partition_columns:
         return False
     protocol = dt.protocol()
-    features = set(protocol.reader_features or []) | set(protocol.writer_features or [])
-    if features - _PLAIN_FEATURES:
-        return False  # deletion vectors, column mapping, constraints, generated columns...: delta-rs' merge
+    if (set(protocol.reader_features or []) | set(protocol.writer_features or [])) - _PLAIN_FEATURES:
+        return False
     config = dt.metadata().configuration
-    if any(k.startswith("delta.constraints.") for k in config) or any(
-            str(config.get(k, "")).lower() not in ("", "false", "none")
-            for k in ("delta.enableChangeDataFeed", "delta.appendOnly", "delta.columnMapping.mode")):
-        return False  # the change data feed, constraints, append-only: delta-rs keeps those
+    flags = ("delta.columnMapping.mode",) if appends else (
+        "delta.enableChangeDataFeed", "delta.appendOnly", "delta.columnMapping.mode")
+    return not any(k.startswith("delta.constraints.") for k in config) and all(
+        str(config.get(k, "")).lower() in ("", "false", "none") for k in flags)
+
+
+def applies(dt: DeltaTable, keys: tuple[str, ...]) -> bool:
+    if not keys or not plain_layout(dt):
+        return False  # delta-rs' merge keeps what FlowForge's own writes would not
     schema = dt.schema().to_arrow()
     import pyarrow as pa
 
