@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from flowforge.connectors.base import Connector, ReadPlan, ReadRequest, decode_position
+from flowforge.connectors.base import Connector, ReadPlan, ReadRequest, RowsWatermark, decode_position
 from flowforge.errors import SourceNotFound, SourceSchemaError
 
 ORDERS_DDL = (
@@ -73,6 +73,18 @@ def read_table(connector: Connector, plan: ReadPlan) -> pa.Table:
     for batch in batches:
         assert batch.schema == plan.schema, "every batch must have exactly the planned schema"
     return pa.Table.from_batches(batches, schema=plan.schema)
+
+
+def read_tracked(connector: Connector, plan: ReadPlan) -> tuple[pa.Table, RowsWatermark | None]:
+    """The plan's rows, and for an open incremental window the watermark they reach (as bronze tracks it)."""
+    tracker = RowsWatermark(plan) if plan.watermark_column else None
+    batches = []
+    for part in connector.read(plan):
+        for batch in part.batches:
+            if tracker is not None:
+                tracker.add(batch)
+            batches.append(batch)
+    return (pa.Table.from_batches(batches) if batches else plan.schema.empty_table()), tracker
 
 
 class ConnectorSuite:

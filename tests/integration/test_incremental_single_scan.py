@@ -24,10 +24,11 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 from tests.cli_helpers import init_project
+from tests.connector_suite import read_tracked
 from tests.e2e.helpers import flowforge
 
 from flowforge.connectors import open_connector
-from flowforge.connectors.base import ReadRequest, RowsWatermark, decode_position, encode_position
+from flowforge.connectors.base import ReadRequest, decode_position, encode_position
 from flowforge.connectors.sql.postgres.config import PostgresConfig
 from flowforge.core.context import Context
 from flowforge.testing import at_point
@@ -233,12 +234,9 @@ def test_the_connector_reads_an_open_window_when_asked(database: str) -> None:
         request = ReadRequest(table="orders", incremental_column="updated_at", watermark_from_rows=True)
         plan = connector.plan(request, state)
         assert plan.watermark_column == "updated_at" and plan.bounds == (at + dt.timedelta(seconds=1), None)
-        tracker = RowsWatermark(plan)
-        ids = []
-        for part in connector.read(plan):
-            for batch in part.batches:
-                tracker.add(batch)
-                ids += batch.column("id").to_pylist()
+        rows, tracker = read_tracked(connector, plan)
+        assert tracker is not None
+        ids = rows.column("id").to_pylist()
         assert sorted(ids) == [2, 3, 4]
         assert decode_position(tracker.new_state()["high"]) == at + dt.timedelta(seconds=4)
         # without the flag (or on a partitioned read) the window is fixed by max() as before

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import yaml
-from tests.connector_suite import ORDERS, ORDERS_DDL, ConnectorSuite, SourceHelper, read_table
+from tests.connector_suite import ORDERS, ORDERS_DDL, ConnectorSuite, SourceHelper, read_table, read_tracked
 from tests.waiting import eventually
 
 from flowforge.connectors import open_connector
@@ -368,8 +368,6 @@ def test_timestamp_and_unsigned_watermarks_round_trip(connector: Connector, sour
 
 def test_an_open_window_reads_once_and_its_watermark_is_the_max_read(connector: Connector,
                                                                       source: MysqlSource) -> None:
-    from flowforge.connectors.base import RowsWatermark
-
     name = _table(source, "id BIGINT UNSIGNED PRIMARY KEY, at TIMESTAMP(6) NULL",
                   [(2**64 - 3, "2024-01-01 10:00:00"), (2**64 - 2, "2024-01-02 10:00:00.000001")])
     for column, lower, reached in (("at", dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC),
@@ -378,12 +376,9 @@ def test_an_open_window_reads_once_and_its_watermark_is_the_max_read(connector: 
         state = {"column": column, "high": encode_position(lower)}
         plan = connector.plan(ReadRequest(table=name, incremental_column=column, watermark_from_rows=True), state)
         assert plan.watermark_column == column and plan.bounds == (lower, None)
-        tracker = RowsWatermark(plan)
-        ids = []
-        for part in connector.read(plan):
-            for batch in part.batches:
-                tracker.add(batch)
-                ids += batch.column("id").to_pylist()
+        rows, tracker = read_tracked(connector, plan)
+        assert tracker is not None
+        ids = rows.column("id").to_pylist()
         assert len(ids) == (1 if column == "at" else 2)
         assert decode_position(tracker.new_state()["high"]) == reached
         # the position read back selects nothing more

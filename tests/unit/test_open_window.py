@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from sqlglot import exp
+from tests.connector_suite import read_tracked
 
 from flowforge.connectors import open_connector
-from flowforge.connectors.base import NothingNew, ReadRequest, RowsWatermark
+from flowforge.connectors.base import NothingNew, ReadRequest
 from flowforge.connectors.config import parse_connection
 from flowforge.connectors.sql.common import literal, window_predicate
 
@@ -34,14 +35,8 @@ def test_window_predicate_with_and_without_bounds() -> None:
 
 
 def _read(connector, plan):  # type: ignore[no-untyped-def]
-    tracker = RowsWatermark(plan) if plan.watermark_column else None
-    ids = []
-    for part in connector.read(plan):
-        for batch in part.batches:
-            if tracker is not None:
-                tracker.add(batch)
-            ids += batch.column("id").to_pylist()
-    return sorted(ids), tracker
+    rows, tracker = read_tracked(connector, plan)
+    return sorted(rows.column("id").to_pylist()), tracker
 
 
 def test_sqlite_reads_an_open_window_on_an_integer_column(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from tests.connector_suite import read_tracked
 
 from flowforge.connectors import open_connector
 from flowforge.connectors.base import ReadRequest, decode_position
@@ -386,16 +387,14 @@ def test_a_deadlock_victim_is_retried_then_reported_as_transient(txn: Server) ->
     ("booked_on", dt.date(2023, 12, 31), dt.date(2024, 1, 1)),
 ])
 def test_an_open_window_sends_no_max_and_no_upper_bound(txn: Server, column: str, high: Any, reached: Any) -> None:
-    from flowforge.connectors.base import NothingNew, RowsWatermark, encode_position
+    from flowforge.connectors.base import NothingNew, encode_position
 
     state = {"column": column, "high": encode_position(high)}
     request = ReadRequest(table="Sales.[Txn History]", incremental_column=column, watermark_from_rows=True)
     plan = _connector().plan(request, state)
     assert plan.watermark_column == column and plan.bounds == (high, None)
-    tracker = RowsWatermark(plan)
-    for part in _connector().read(plan):
-        for batch in part.batches:
-            tracker.add(batch)
+    _, tracker = read_tracked(_connector(), plan)
+    assert tracker is not None
     assert not [s for s, _ in txn.sent if "MAX(" in s], "the window's upper bound is not asked for"
     window = txn.data()[-1]
     assert " <= " not in window
