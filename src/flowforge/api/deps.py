@@ -91,10 +91,12 @@ AdminUser = Annotated[User, Depends(_role("admin"))]
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-def json_answer(value: BaseModel | list[BaseModel], adapter: TypeAdapter[Any] | None = None) -> Response:
+def json_answer(value: BaseModel | list[BaseModel], adapter: TypeAdapter[Any] | None = None, *,
+                changing: bool = False) -> Response:
     """``value`` as JSON bytes in one step. A route returning it keeps its declared ``response_model`` for
     the OpenAPI schema, but FastAPI does not validate the model again (it was just built from a
-    service's result) nor pass it through a dict first."""
+    service's result) nor pass it through a dict first. An answer ``changing`` with time alone (a live
+    run) says ``Cache-Control: no-store``, so neither a client nor the server's answer cache keeps it."""
     body = adapter.dump_json(value, by_alias=True) if adapter is not None else \
         value.model_dump_json(by_alias=True).encode()  # type: ignore[union-attr]
-    return Response(body, media_type="application/json")
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"} if changing else None)

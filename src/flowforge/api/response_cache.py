@@ -11,9 +11,11 @@ again only while
   while an answer is being made leaves that answer under the older generation, so it is not used);
 * the workflow files (names, sizes, modification times) are the same: an edited file changes the
   detail page even when its registration does not change;
-* for the run routes, no run was queued or running when it was made: those routes mark a run whose
-  process died as abandoned, which depends on the clock, not only on stored data; with no live run
-  there is nothing to mark until a write starts one (and changes the generation);
+* it does not show a run that may change with time alone: a run's own pages (``/runs/{id}``,
+  ``/runs/{id}/jobs``) of a queued or running run say ``Cache-Control: no-store`` and are not kept
+  (its heartbeats, or its process dying, change them); the run list is kept only when no run was
+  queued or running as it was made (with no live run there is nothing to mark abandoned until a
+  write starts one, and changes the generation);
 * it is younger than ``ttl`` seconds (a bound for writes made by something other than FlowForge,
   which PostgreSQL's generation does not see).
 
@@ -163,7 +165,7 @@ class ResponseCache:
         self._making[key] = (generation, files, future)
         made = None
         try:
-            if scope["path"].startswith(_RUNS_PATH) and await self._live_runs():
+            if scope["path"] == _RUNS_PATH and await self._live_runs():
                 await self.app(scope, receive, send)  # made afresh while a run may die any moment
                 return
             made = await self._through(scope, receive, send, generation, files)
@@ -223,7 +225,8 @@ class ResponseCache:
         await self.app(scope, receive, capture)
         user = scope.get("state", {}).get("user")
         headers = list(start.get("headers", [])) if start is not None else []
-        if not keep or user is None or any(name.lower() == b"set-cookie" for name, _ in headers):
+        if not keep or user is None or any(name.lower() == b"set-cookie" or (
+                name.lower() == b"cache-control" and b"no-store" in value.lower()) for name, value in headers):
             return None
         key = (scope["path"], scope.get("query_string", b""), user.role)
         answer = _Answer(generation, files, time.monotonic(), headers, b"".join(chunks))

@@ -28,6 +28,7 @@ from flowforge.errors import ConflictError, FlowForgeError, NotFoundError, RunFa
 if TYPE_CHECKING:
     from flowforge.core.context import Context
     from flowforge.metadata import JobRunRecord, RunRecord
+    from flowforge.metadata.alerts import RunAlertRecord
     from flowforge.runner.executor import JobEvent
 
 log = logging.getLogger("flowforge.runs")
@@ -55,6 +56,11 @@ class RunInfo:
     cancel_requested: bool = False
     last_seen: datetime | None = None
     jobs_selected: tuple[str, ...] | None = None
+
+    @property
+    def live(self) -> bool:
+        """Queued or running: what it shows changes with time alone (heartbeats, or its process dying)."""
+        return self.status in ("queued", "running")
 
 
 @dataclass(frozen=True)
@@ -208,8 +214,7 @@ class RunService:
 
     def status(self, run_id: int) -> RunInfo:
         self.ctx.require("viewer")
-        self.ctx.reap()
-        return _info(self._run(run_id))
+        return _info(self._page(run_id)[0])
 
     def history(self, workflow: str | None = None, status: str | None = None, since: datetime | None = None,
                 limit: int = 50, *, trigger: str | None = None, until: datetime | None = None) -> list[RunInfo]:
@@ -222,10 +227,9 @@ class RunService:
 
     def detail(self, run_id: int) -> RunDetail:
         self.ctx.require("viewer")
-        self.ctx.reap()
-        run = self._run(run_id)
-        alerts = tuple(AlertInfo(a.channel, a.event, a.status, a.detail, a.at) for a in self.ctx.alerts.for_run(run_id))
-        return RunDetail(_info(run), tuple(_job_info(j) for j in run.job_runs), alerts)
+        run, alerts = self._page(run_id)
+        return RunDetail(_info(run), tuple(_job_info(j) for j in run.job_runs),
+                         tuple(AlertInfo(a.channel, a.event, a.status, a.detail, a.at) for a in alerts))
 
     # -- run control ---------------------------------------------------------------------------------
     def cancel(self, run_id: int) -> RunInfo:
@@ -312,6 +316,18 @@ class RunService:
         if run is None:
             raise NotFoundError(f"Run {run_id} does not exist.", hint="List runs with GET /api/v1/runs.")
         return run
+
+    def _page(self, run_id: int) -> tuple[RunRecord, tuple[RunAlertRecord, ...]]:
+        """The run with its job runs (no logs) and alerts, in one read. Only a queued or running run can
+        have lost its process; such a one is marked abandoned first (with its alerts), as every run read does."""
+        from flowforge.metadata.leases import LIVE
+
+        found = self.ctx.metadata.pages.run(run_id) if 0 < run_id < 2**63 else None
+        if found is not None and found[0].status in LIVE and run_id in self.ctx.reap():
+            found = self.ctx.metadata.pages.run(run_id)
+        if found is None:
+            raise NotFoundError(f"Run {run_id} does not exist.", hint="List runs with GET /api/v1/runs.")
+        return found
 
     def _key(self, run_id: int) -> tuple[str, int]:
         return (self.ctx.settings.metadata_database_url, run_id)

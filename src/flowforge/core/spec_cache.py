@@ -26,13 +26,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from flowforge.core.context import Context
     from flowforge.spec.workflow import Workflow
 
 MAX_ENTRIES = 4096
+T = TypeVar("T")
 
 
 class SpecCache:
@@ -40,14 +41,35 @@ class SpecCache:
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self._items: OrderedDict[tuple[str, str], Workflow] = OrderedDict()
+        self._views: OrderedDict[tuple[str, Callable[[Workflow], Any]], Any] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
 
     def registered(self, spec: Mapping[str, Any]) -> Workflow:
         """The Workflow of a registered spec (as the metadata store holds it)."""
+        return self._registered(spec, _digest(spec))
+
+    def registered_view(self, spec: Mapping[str, Any], view: Callable[[Workflow], T]) -> T:
+        """``view(workflow)`` of a registered spec, made once per distinct spec and ``view``: what a page shows
+        that follows from the spec alone (a workflow's jobs with the tables each reads, which sqlglot finds
+        in their SQL). The value is shared: treat it as read-only."""
+        digest = _digest(spec)
+        key = (digest, view)
+        with self._lock:
+            if key in self._views:
+                self._views.move_to_end(key)
+                made: T = self._views[key]
+                return made
+        made = view(self._registered(spec, digest))
+        with self._lock:
+            self._views[key] = made
+            while len(self._views) > self._max:
+                self._views.popitem(last=False)
+        return made
+
+    def _registered(self, spec: Mapping[str, Any], digest: str) -> Workflow:
         from flowforge.spec.workflow import Workflow
 
-        digest = hashlib.blake2b(json.dumps(spec, sort_keys=True, default=str).encode(), digest_size=20).hexdigest()
         return self._get(("spec", digest), lambda: Workflow.model_validate(spec))
 
     def file(self, path: Path) -> Workflow:
@@ -87,6 +109,10 @@ class SpecCache:
             while len(self._items) > self._max:
                 self._items.popitem(last=False)
         return made
+
+
+def _digest(spec: Mapping[str, Any]) -> str:
+    return hashlib.blake2b(json.dumps(spec, sort_keys=True, default=str).encode(), digest_size=20).hexdigest()
 
 
 def spec_cache(ctx: Context) -> SpecCache:

@@ -156,19 +156,22 @@ class WorkflowService:
         raise NotFoundError(f"No workflow '{name_or_id}'.", hint="List workflows with GET /api/v1/workflows.")
 
     def get(self, name: str) -> WorkflowDetail:
+        """A workflow by name or numeric id, with its newest 10 runs (one read of the store)."""
         self.ctx.require("viewer")
-        record = self._record(name)
-        path = self._file(name)
+        found = self.ctx.metadata.pages.workflow(name, 10)
+        if found is None:  # a file not registered yet is registered now; NotFoundError when there is none
+            found = self.ctx.metadata.pages.workflow(self._record(self.resolve(name)).name, 10)
+            assert found is not None
+        record, runs = found
+        path = self._file(record.name)
         text = path.read_text(encoding="utf-8") if path else _yaml_of(record.spec)
-        runs = self.ctx.metadata.list_runs(name, 10, with_jobs=False)
-        spec = spec_cache(self.ctx).registered(record.spec)
+        jobs, triggers, concurrency = spec_cache(self.ctx).registered_view(record.spec, _spec_parts)
         return WorkflowDetail(
             id=record.id, name=record.name, description=record.description, team=record.team,
             environment=record.environment, tags=record.tags, status=record.status,
             schedule=record.spec.get("schedule"), source_path=record.source_path, updated_at=record.updated_at,
-            spec=record.spec, yaml=text, jobs=tuple(_job_info(j) for j in spec.jobs),
-            runs=tuple(_brief(r) for r in runs), triggers=tuple(t.describe() for t in spec.all_triggers()),
-            concurrency=spec.concurrency)
+            spec=record.spec, yaml=text, jobs=jobs, runs=tuple(_brief(r) for r in runs), triggers=triggers,
+            concurrency=concurrency)
 
     # -- changing workflows -------------------------------------------------------------------
     def create(self, source: Source) -> WorkflowDetail:
@@ -425,6 +428,11 @@ def _job_index(spec: dict[str, Any], workflow: str, job: str) -> int:
         if j.get("name") == job:
             return i
     raise NotFoundError(f"Workflow '{workflow}' has no job '{job}'.")
+
+
+def _spec_parts(wf: Workflow) -> tuple[tuple[JobInfo, ...], tuple[str, ...], str]:
+    """What a workflow's detail page shows of its spec: jobs, triggers described, concurrency."""
+    return tuple(_job_info(j) for j in wf.jobs), tuple(t.describe() for t in wf.all_triggers()), wf.concurrency
 
 
 def _job_info(job: Any) -> JobInfo:

@@ -36,17 +36,17 @@ def table_edges(wf: Workflow, label: Callable[[str], str] | None = None) -> list
     return edges
 
 
-def lineage_graph(ctx: Context, workflow: str) -> dict[str, Any]:
-    """``{"nodes": [...], "edges": [...]}`` with layer, row count and last update per node."""
-    record = ctx.metadata.get_workflow(workflow)
-    if record is None:
+def lineage_graph(ctx: Context, workflow: str) -> tuple[str, dict[str, Any]]:
+    """The workflow's name (given its name or numeric id) and ``{"nodes": [...], "edges": [...]}`` with
+    layer, row count and last update per node: one read of the store."""
+    found = ctx.metadata.pages.lineage(workflow)
+    if found is None:
         from flowforge.errors import ConfigError
 
         raise ConfigError(f"Workflow '{workflow}' has not run or been registered yet.",
                           hint=f"Run it once: flowforge run {workflow}")
-    edges = ctx.metadata.lineage(workflow)
+    edges = found.edges
     names = list(dict.fromkeys([e.source for e in edges] + [e.target for e in edges]))
-    found = ctx.metadata.assets_named([n for n in names if not n.startswith("source:")])  # one query
     spec: Workflow | None = None
     nodes: list[dict[str, Any]] = []
     for name in names:
@@ -54,11 +54,12 @@ def lineage_graph(ctx: Context, workflow: str) -> dict[str, Any]:
             nodes.append({"id": name, "type": "source", "label": name.removeprefix("source:"), "layer": None,
                           "rows": None, "last_updated": None, "location": None})
             continue
-        asset = found.get(name)
+        asset = found.assets.get(name)
         if asset is None and spec is None:  # a table not built yet: its layer comes from the spec
             from flowforge.core.spec_cache import spec_cache
 
-            spec = spec_cache(ctx).registered(record.spec)
+            record = ctx.metadata.get_workflow(found.workflow)
+            spec = spec_cache(ctx).registered(record.spec) if record is not None else None
         nodes.append({
             "id": name, "type": asset.layer if asset else "table", "label": name,
             "layer": asset.layer if asset else spec.layer_of(name) if spec else None,
@@ -66,4 +67,4 @@ def lineage_graph(ctx: Context, workflow: str) -> dict[str, Any]:
             "last_updated": asset.last_updated.isoformat() if asset and asset.last_updated else None,
             "location": asset.location if asset else None,
         })
-    return {"nodes": nodes, "edges": [{"source": e.source, "target": e.target} for e in edges]}
+    return found.workflow, {"nodes": nodes, "edges": [{"source": e.source, "target": e.target} for e in edges]}

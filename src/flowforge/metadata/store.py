@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from flowforge.metadata.alerts import AlertStore
     from flowforge.metadata.fires import FireStore
     from flowforge.metadata.leases import LeaseStore
+    from flowforge.metadata.pages import PageReads
     from flowforge.metadata.sessions import SessionStore
     from flowforge.metadata.users import UserStore
 
@@ -520,6 +521,13 @@ class MetadataStore:
         from flowforge.metadata.fires import FireStore
 
         return FireStore(self)
+
+    @property
+    def pages(self) -> PageReads:
+        """Detail pages (a workflow, its lineage, a run's jobs) read in one short transaction each."""
+        from flowforge.metadata.pages import PageReads
+
+        return PageReads(self)
 
     @property
     def alerts(self) -> AlertStore:

@@ -12,8 +12,8 @@ router = APIRouter(tags=["lineage"])
 def workflow_lineage(workflow: str, _: CurrentUser, ctx: Ctx) -> Response:
     """Nodes (source, bronze, silver, gold) with row count and last update, and the edges between them.
     ``workflow`` is the name or the numeric id."""
-    name = ctx.workflows.resolve(workflow)
-    return json_answer(LineagePublic.model_validate({"workflow": name, **ctx.lineage(name)}))
+    name, graph = ctx.lineage_of(workflow)
+    return json_answer(LineagePublic.model_validate({"workflow": name, **graph}))
 
 
 @router.get("/workflows/{workflow}/lineage/columns", response_model=ColumnGraphPublic)

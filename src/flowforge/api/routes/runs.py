@@ -49,13 +49,15 @@ def rerun(run_id: int, body: RerunRequest, user: EditorUser, ctx: Ctx) -> RunPub
 
 @router.get("/{run_id}", response_model=RunPublic)
 def run_status(run_id: Id, _: CurrentUser, ctx: Ctx) -> Response:
-    return json_answer(RunPublic.model_validate(ctx.run_service.status(run_id)))
+    run = ctx.run_service.status(run_id)
+    return json_answer(RunPublic.model_validate(run), changing=run.live)
 
 
 @router.get("/{run_id}/jobs", response_model=RunDetailPublic)
 def run_detail(run_id: Id, _: CurrentUser, ctx: Ctx) -> Response:
     """Each job run with rows, timings and error."""
-    return json_answer(RunDetailPublic.model_validate(ctx.run_service.detail(run_id)))
+    detail = ctx.run_service.detail(run_id)
+    return json_answer(RunDetailPublic.model_validate(detail), changing=detail.run.live)
 
 
 @router.get("/{run_id}/logs", response_model=list[JobLogPublic])

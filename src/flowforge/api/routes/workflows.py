@@ -42,7 +42,8 @@ def validate_workflow(body: WorkflowCreate, _: CurrentUser, ctx: Ctx) -> Validat
 
 @router.get("/{name}", response_model=WorkflowDetailPublic)
 def get_workflow(name: str, _: CurrentUser, ctx: Ctx) -> Response:
-    return json_answer(WorkflowDetailPublic.model_validate(ctx.workflows.get(ctx.workflows.resolve(name))))
+    """``name`` is the name or the numeric id."""
+    return json_answer(WorkflowDetailPublic.model_validate(ctx.workflows.get(name)))
 
 
 @router.put("/{name}", response_model=WorkflowDetailPublic)
