@@ -152,9 +152,9 @@ def _add_metrics(app: FastAPI, settings: Settings) -> None:
     from flowforge.api.deps import base_ctx, current_user
     from flowforge.core.metrics import CONTENT_TYPE, render
 
-    def reader(request: Request, ctx: Context = Depends(base_ctx)) -> None:
+    async def reader(request: Request, ctx: Context = Depends(base_ctx)) -> None:
         if not settings.metrics_public:
-            current_user(request, ctx)
+            await current_user(request, ctx)
 
     @app.get("/metrics", include_in_schema=False, dependencies=[Depends(reader)])
     def metrics(ctx: Context = Depends(base_ctx)) -> PlainTextResponse:

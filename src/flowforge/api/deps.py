@@ -11,12 +11,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
+from flowforge.api.response_cache import STATE_KEY, TokenUsers
 from flowforge.core.context import Context
 from flowforge.core.users import SESSION_COOKIE, User
 
 
-def base_ctx(request: Request) -> Context:
+async def base_ctx(request: Request) -> Context:
     """The server's Context, acting as nobody (sign-in and health only)."""
     ctx: Context = request.app.state.ctx
     return ctx
@@ -29,33 +31,29 @@ def authenticate(request: Request, ctx: Context) -> User | None:
     """The user of the ``Authorization: Bearer <token>`` header or of the session cookie, if valid now."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return _token_user(request, ctx, header[7:].strip())
+        tokens = _token_users(request)
+        token = header[7:].strip()
+        if tokens is None:
+            return ctx.users.verify_token(token)
+        generation = _generation(request, tokens)
+        digest, user = tokens.known(token, generation)
+        return user or tokens.verified(ctx, token, digest, generation)
     if cookie := request.cookies.get(SESSION_COOKIE):
         return ctx.users.verify_session(cookie)
     return None
 
 
-def _token_user(request: Request, ctx: Context, token: str) -> User | None:
-    """The token's user; known again without a query while nothing was written (api/response_cache.py)."""
-    from flowforge.api.response_cache import STATE_KEY, TokenUsers
-    from flowforge.core.users import token_hash
-
-    tokens: TokenUsers | None = getattr(request.app.state, "token_users", None)
-    if tokens is None:
-        return ctx.users.verify_token(token)
-    generation = request.scope[STATE_KEY] if STATE_KEY in request.scope else tokens.generation.current()
-    digest = token_hash(token)
-    user = tokens.get(digest, generation)
+async def current_user(request: Request, ctx: BaseCtx) -> User:
+    """The user of the ``Authorization: Bearer <token>`` header or of the session cookie; 401 otherwise.
+    A token whose user is known under the generation the answer cache read answers on the event loop;
+    any other sign-in is looked up in a worker thread (api/response_cache.py)."""
+    user = None
+    tokens = _token_users(request)
+    header = request.headers.get("authorization", "")
+    if tokens is not None and STATE_KEY in request.scope and header.lower().startswith("bearer "):
+        user = tokens.known(header[7:].strip(), request.scope[STATE_KEY])[1]
     if user is None:
-        user = ctx.users.verify_token(token)
-        if user is not None:
-            tokens.put(digest, generation, user)
-    return user
-
-
-def current_user(request: Request, ctx: BaseCtx) -> User:
-    """The user of the ``Authorization: Bearer <token>`` header or of the session cookie; 401 otherwise."""
-    user = authenticate(request, ctx)
+        user = await run_in_threadpool(authenticate, request, ctx)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign in (POST /api/v1/auth/login) or send "
                             "'Authorization: Bearer <token>'.", headers={"WWW-Authenticate": "Bearer"})
@@ -63,10 +61,20 @@ def current_user(request: Request, ctx: BaseCtx) -> User:
     return user
 
 
+def _token_users(request: Request) -> TokenUsers | None:
+    tokens: TokenUsers | None = getattr(request.app.state, "token_users", None)
+    return tokens
+
+
+def _generation(request: Request, tokens: TokenUsers) -> int | None:
+    """The generation the answer cache read for this request, else read now (a route it does not keep)."""
+    return request.scope[STATE_KEY] if STATE_KEY in request.scope else tokens.generation.current()
+
+
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def user_ctx(user: CurrentUser, ctx: BaseCtx) -> Context:
+async def user_ctx(user: CurrentUser, ctx: BaseCtx) -> Context:
     return ctx.as_user(user)
 
 
@@ -74,7 +82,7 @@ Ctx = Annotated[Context, Depends(user_ctx)]
 
 
 def _role(role: str) -> object:
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:
         if not user.can(role):  # type: ignore[arg-type]
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f"User '{user.username}' has the {user.role} role; this needs {role}.")

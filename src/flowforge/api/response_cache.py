@@ -58,7 +58,14 @@ class _Answer:
 
 class TokenUsers:
     """The user of each API token seen lately, per generation: ``get`` answers only when nothing was
-    written since the user was looked up (and not longer than ``TOKEN_TTL``)."""
+    written since the user was looked up (and not longer than ``TOKEN_TTL``).
+
+    The one way to a token's user, for the answer cache (on the event loop) and the routes' sign-in
+    (in a worker thread): ``known`` (no I/O) and, when it answers None, ``verified`` (one lookup)::
+
+        digest, user = tokens.known(token, generation)
+        user = user or await run_in_threadpool(tokens.verified, ctx, token, digest, generation)
+    """
 
     def __init__(self, generation: Generation, size: int = 1024) -> None:
         self.generation = generation
@@ -74,6 +81,21 @@ class TokenUsers:
         if found is None or found[0] != generation or time.monotonic() - found[1] > TOKEN_TTL:
             return None
         return found[2]
+
+    def known(self, token: str, generation: int | None) -> tuple[str, User | None]:
+        """(the token's digest, its user when known under ``generation``); no I/O."""
+        from flowforge.core.users import token_hash
+
+        digest = token_hash(token)
+        return digest, self.get(digest, generation)
+
+    def verified(self, ctx: Context, token: str, digest: str, generation: int | None) -> User | None:
+        """The token's user looked up in the store, then known under ``generation`` (the one read before
+        the lookup: a write that commits meanwhile leaves it under an older one, never used again)."""
+        user = ctx.users.verify_token(token)
+        if user is not None:
+            self.put(digest, generation, user)
+        return user
 
     def put(self, digest: str, generation: int | None, user: User) -> None:
         if generation is None:
@@ -186,23 +208,18 @@ class ResponseCache:
         worker thread, as the routes do) and then known."""
         from starlette.concurrency import run_in_threadpool
 
-        from flowforge.core.users import token_hash
-
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
                 text = value.decode("latin-1")
                 if text[:7].lower() != "bearer ":
                     return None
                 token = text[7:].strip()
-                digest = token_hash(token)
-                user = self.tokens.get(digest, generation)
+                digest, user = self.tokens.known(token, generation)
                 if user is None:
                     try:
-                        user = await run_in_threadpool(self.ctx.users.verify_token, token)
+                        user = await run_in_threadpool(self.tokens.verified, self.ctx, token, digest, generation)
                     except Exception:  # the application meets it again and answers it as it answers errors
                         return None
-                    if user is not None:
-                        self.tokens.put(digest, generation, user)
                 return user
         return None
 
