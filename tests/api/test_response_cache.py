@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -103,6 +104,64 @@ def test_a_revoked_token_or_a_lower_role_takes_effect_at_once(fresh_api: Api) ->
     api.ctx.users.disable("temp")
     assert api.get("/workflows", None, headers=headers).status_code == 401
     assert api.get("/workflows", None).status_code == 401
+
+
+def test_a_live_runs_page_shows_each_heartbeat_and_its_process_dying(fresh_api: Api) -> None:
+    """A queued or running run's own pages change with no write a page could show (heartbeats are
+    bookkeeping; a dead process is noticed by the clock): they are made afresh for every request."""
+    from flowforge.runner.owner import host
+
+    api = fresh_api
+    api.ctx.workflows.get("example")  # registered
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    holder = f"{host()}:{child.pid}:0:test"
+    try:
+        run = api.ctx.metadata.start_run("example", "manual", "tester", owner=holder,
+                                         expires_at=datetime.now(UTC) + timedelta(hours=1))
+        first = api.get(f"/runs/{run.id}", "viewer")
+        assert first.json()["status"] == "running"
+        assert first.headers["cache-control"] == "no-store"
+        assert api.get(f"/runs/{run.id}/jobs", "viewer").json()["run"]["status"] == "running"
+        seen = first.json()["last_seen"]
+        beat = datetime.now(UTC) + timedelta(minutes=5)
+        api.ctx.metadata.leases.renew(holder, [], [run.id], timeout=60, now=beat)
+        assert api.get(f"/runs/{run.id}", "viewer").json()["last_seen"] != seen
+        assert api.get(f"/runs/{run.id}/jobs", "viewer").json()["run"]["last_seen"] != seen
+    finally:
+        child.kill()
+        child.wait()
+    assert api.get(f"/runs/{run.id}/jobs", "viewer").json()["run"]["status_label"] == "failed (abandoned)"
+    ended = api.get(f"/runs/{run.id}", "viewer")
+    assert ended.json()["status_label"] == "failed (abandoned)"
+    assert "cache-control" not in ended.headers  # an ended run no longer changes: its pages are kept
+
+
+def test_bookkeeping_writes_leave_kept_answers_and_every_other_write_replaces_them(fresh_api: Api) -> None:
+    """A token's last use and a run's heartbeat change nothing a kept answer shows, so they leave the
+    generation as it is; any other committed write, even SQL the store does not build, changes it."""
+    from flowforge.metadata.generation import Generation
+
+    api = fresh_api
+    generation = Generation(api.ctx.metadata.engine)
+    try:
+        api.ctx.workflows.get("example")
+        token = api.ctx.users.create_token("viewer", "fresh")
+        run = api.ctx.metadata.start_run("example", "manual", "tester", owner="elsewhere:1:1:x",
+                                         expires_at=datetime.now(UTC) + timedelta(hours=1))
+        before = generation.current()
+        assert before is not None
+        assert api.ctx.users.verify_token(token) is not None  # its first use is stamped on the token
+        assert api.ctx.metadata.users.tokens("viewer")[-1].last_used_at is not None
+        api.ctx.metadata.leases.renew("elsewhere:1:1:x", [], [run.id], timeout=60)
+        assert generation.current() == before
+
+        assert api.get("/workflows/example", "viewer").json()["description"] != "changed by hand"
+        with api.ctx.metadata.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE workflows SET description = 'changed by hand' WHERE name = 'example'")
+        assert generation.current() != before
+        assert api.get("/workflows/example", "viewer").json()["description"] == "changed by hand"
+    finally:
+        generation.close()
 
 
 def _free_port() -> int:

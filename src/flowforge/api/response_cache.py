@@ -7,8 +7,9 @@ user of a role alike (they need only the viewer role, and show nothing per user)
 again only while
 
 * the metadata store's change generation is the one read *before* the answer was made
-  (metadata/generation.py: any committed write, by any process, changes it; a write that commits
-  while an answer is being made leaves that answer under the older generation, so it is not used);
+  (metadata/generation.py: any committed write a page could show, by any FlowForge process, changes
+  it; a write that commits while an answer is being made leaves that answer under the older
+  generation, so it is not used);
 * the workflow files (names, sizes, modification times) are the same: an edited file changes the
   detail page even when its registration does not change;
 * it does not show a run that may change with time alone: a run's own pages (``/runs/{id}``,
@@ -17,7 +18,7 @@ again only while
   queued or running as it was made (with no live run there is nothing to mark abandoned until a
   write starts one, and changes the generation);
 * it is younger than ``ttl`` seconds (a bound for writes made by something other than FlowForge,
-  which PostgreSQL's generation does not see).
+  which the generation does not see).
 
 A request is served from here only when its bearer token's user is known under the same
 generation (so revoking a token, disabling a user, changing a role or a password all take effect

@@ -1,44 +1,55 @@
-"""The metadata store's change generation: a value that differs after any committed write, from any
-process, and costs one tiny read to look at. The API's answer cache (api/response_cache.py) keys
-its entries by it, so an answer is never served after a write that has returned to its caller.
+"""The metadata store's change generation: a value that differs after any committed write that a page
+could show, from any FlowForge process, and costs one tiny read to look at. The API's answer cache
+(api/response_cache.py) keys its entries by it, so an answer is never served after such a write
+has returned to its caller.
 
-* SQLite: ``PRAGMA data_version`` on a connection kept for nothing else. SQLite changes it whenever
-  another connection (of this process or any other) commits; the kept connection never writes.
-* PostgreSQL: the one row of ``metadata_generation``. Every transaction of this engine that wrote
-  bumps it just before its commit (:func:`bump_on_commit`), in the same transaction, so the bump is
-  visible exactly when the write is. The bump comes last, so the row lock is held only for the
-  commit itself: writers never wait on it while holding other locks. Writes that bypass FlowForge
-  (psql by hand) do not bump it; the cache's short time limit bounds how long those go unseen.
+It is the one row of ``metadata_generation`` (on SQLite and PostgreSQL alike). Every transaction of
+a store's engine that wrote bumps it just before its commit (:func:`bump_on_commit`), in the same
+transaction, so the bump is visible exactly when the write is. The bump comes last, so the row lock
+is held only for the commit itself: writers never wait on it while holding other locks.
+
+A write says it is *bookkeeping* (``.execution_options(**{UNSHOWN: True})``) when no kept answer can show
+it: a token's or a session's last use, and heartbeats (of leases, and of runs, which only queued
+or running runs get: pages showing those are never kept). Such a transaction bumps nothing, so
+a busy API client or a long run does not empty every kept answer each minute. Any other write,
+including SQL the store does not build itself, counts. Writes that bypass FlowForge (psql or
+sqlite3 by hand) do not bump it; the cache's short time limit bounds how long those go unseen.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, event
 
 _WROTE = "flowforge_wrote"
 _BUMP = "UPDATE metadata_generation SET n = n + 1 WHERE id = 1"
+UNSHOWN: Final = "flowforge_unshown"  # the execution option of a bookkeeping write (see above)
+_READS = ("SELECT", "BEGIN", "PRAGMA")  # SQLite's BEGIN comes through here (metadata/engine.py)
 
 
 def bump_on_commit(engine: Engine) -> None:
-    """Make every PostgreSQL transaction of ``engine`` that wrote bump the generation before it commits.
+    """Make every transaction of ``engine`` that wrote (other than bookkeeping) bump the generation
+    before it commits.
 
     A statement counts as a write unless it is a SELECT (savepoints count too: a spare bump only
     costs a cache miss). Installed once the schema is current (the table exists)."""
-    if engine.dialect.name != "postgresql" or event.contains(engine, "before_cursor_execute", _flag_write):
+    if event.contains(engine, "before_cursor_execute", _flag_write):
         return
     event.listen(engine, "before_cursor_execute", _flag_write)
     event.listen(engine, "commit", _bump)
     event.listen(engine, "rollback", _forget)
 
 
-def _flag_write(conn: Connection, _cursor: Any, statement: str, _params: Any, _context: Any,
+def _flag_write(conn: Connection, _cursor: Any, statement: str, _params: Any, context: Any,
                 _executemany: bool) -> None:
-    if not statement.lstrip()[:6].upper().startswith("SELECT"):
-        conn.info[_WROTE] = True
+    if statement.lstrip()[:6].upper().startswith(_READS):
+        return
+    if context is not None and context.execution_options.get(UNSHOWN):
+        return
+    conn.info[_WROTE] = True
 
 
 def _bump(conn: Connection) -> None:
@@ -64,7 +75,7 @@ class Generation:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         database = engine.url.database or ""
-        # an in-memory SQLite database has one connection: its own commits never change data_version
+        # an in-memory SQLite database lives in one connection: the one kept here would be another database
         self._known = not self._sqlite or (database not in ("", ":memory:") and not database.startswith("file:")
                                            and "mode=memory" not in str(engine.url))
         self._lock = threading.Lock()
@@ -79,8 +90,7 @@ class Generation:
                     self._dbapi = self._connect()
                 cursor = self._dbapi.cursor()
                 try:
-                    cursor.execute("PRAGMA data_version" if self._sqlite else
-                                   "SELECT n FROM metadata_generation WHERE id = 1")
+                    cursor.execute("SELECT n FROM metadata_generation WHERE id = 1")
                     row = cursor.fetchone()
                 finally:
                     cursor.close()
@@ -98,7 +108,7 @@ class Generation:
         pooled.detach()  # kept for this alone, never back in the pool (so it never writes)
         dbapi: Any = pooled.dbapi_connection
         if self._sqlite:
-            dbapi.isolation_level = None  # autocommit: each PRAGMA sees the newest commit
+            dbapi.isolation_level = None  # autocommit: each read sees the newest commit
         else:
             dbapi.autocommit = True  # each read outside any transaction: the newest committed value
         return dbapi

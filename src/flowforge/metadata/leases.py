@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, func, select, update
 
 from flowforge.metadata import queries as q
+from flowforge.metadata.generation import UNSHOWN
 from flowforge.metadata.tables import job_runs, leases, runs
 
 if TYPE_CHECKING:
@@ -102,14 +103,14 @@ class LeaseStore:
         with self._store._begin() as conn:
             if names:
                 conn.execute(update(leases).where(leases.c.name.in_(names), leases.c.holder == holder)
-                             .values(heartbeat_at=now, expires_at=expires))
+                             .values(heartbeat_at=now, expires_at=expires).execution_options(**{UNSHOWN: True}))
                 held = set(conn.execute(select(leases.c.name).where(leases.c.name.in_(names),
                                                                     leases.c.holder == holder)).scalars())
             else:
                 held = set()
-            if run_ids:
+            if run_ids:  # only a live run's own pages show a heartbeat, and those are never kept
                 conn.execute(update(runs).where(runs.c.id.in_(run_ids), runs.c.status.in_(LIVE))
-                             .values(heartbeat_at=now, expires_at=expires))
+                             .values(heartbeat_at=now, expires_at=expires).execution_options(**{UNSHOWN: True}))
         return set(names) - held
 
     def release(self, names: Iterable[str], holder: str) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, insert, select, update
 
 from flowforge.metadata import queries as q
+from flowforge.metadata.generation import UNSHOWN
 from flowforge.metadata.tables import login_failures, sessions, users
 from flowforge.metadata.users import UserRecord
 
@@ -70,7 +71,8 @@ class SessionStore:
             return None
         if touch and now - row.last_seen_at > _TOUCH_EVERY:
             with self._store._begin() as conn:
-                conn.execute(update(sessions).where(sessions.c.id == row.id).values(last_seen_at=now))
+                conn.execute(update(sessions).where(sessions.c.id == row.id).values(last_seen_at=now)
+                             .execution_options(**{UNSHOWN: True}))  # no kept answer shows it
         assert found is not None
         info = SessionInfo(row.id, row.user_id, row.created_at, now if touch else row.last_seen_at, row.expires_at)
         return UserRecord(**found._mapping), info

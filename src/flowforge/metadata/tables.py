@@ -423,8 +423,8 @@ table_docs = Table(
     UniqueConstraint("table_name", "column_name"),
 )
 
-# one row: how many transactions that wrote have committed (bumped on PostgreSQL only; SQLite has
-# PRAGMA data_version). metadata/generation.py
+# one row: how many transactions that wrote something a page could show have committed (both
+# backends; bookkeeping writes such as heartbeats leave it). metadata/generation.py
 metadata_generation = Table(
     "metadata_generation",
     metadata,

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
 from flowforge.errors import ConflictError, NotFoundError
 from flowforge.metadata import queries as q
+from flowforge.metadata.generation import UNSHOWN
 from flowforge.metadata.tables import api_tokens, users
 
 if TYPE_CHECKING:
@@ -122,7 +123,8 @@ class UserStore:
         now = q.now()
         if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
             with self._store._begin() as conn:
-                conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now))
+                conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
+                             .execution_options(**{UNSHOWN: True}))  # no kept answer shows it
         return UserRecord(**found._mapping) if found else None
 
     def tokens(self, username: str) -> list[TokenRecord]:
