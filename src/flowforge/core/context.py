@@ -563,16 +563,16 @@ class Context:
         from flowforge.lineage.graph import lineage_graph
 
         self.require("viewer")
-        return lineage_graph(self, workflow)[1]
+        return lineage_graph(self, workflow)
 
     def lineage_of(self, workflow: str) -> tuple[str, dict[str, Any]]:
         """The name of a workflow given by name or numeric id, and its lineage graph (``lineage``)."""
         from flowforge.errors import ConfigError
-        from flowforge.lineage.graph import lineage_graph
+        from flowforge.lineage.graph import named_lineage_graph
 
         self.require("viewer")
         try:
-            return lineage_graph(self, workflow)
+            return named_lineage_graph(self, workflow)
         except ConfigError:
             self.workflows.resolve(workflow)  # no such workflow at all: NotFoundError, as its other pages say
             raise

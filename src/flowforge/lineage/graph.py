@@ -36,9 +36,13 @@ def table_edges(wf: Workflow, label: Callable[[str], str] | None = None) -> list
     return edges
 
 
-def lineage_graph(ctx: Context, workflow: str) -> tuple[str, dict[str, Any]]:
-    """The workflow's name (given its name or numeric id) and ``{"nodes": [...], "edges": [...]}`` with
-    layer, row count and last update per node: one read of the store."""
+def lineage_graph(ctx: Context, workflow: str) -> dict[str, Any]:
+    """``{"nodes": [...], "edges": [...]}`` with layer, row count and last update per node."""
+    return named_lineage_graph(ctx, workflow)[1]
+
+
+def named_lineage_graph(ctx: Context, workflow: str) -> tuple[str, dict[str, Any]]:
+    """The workflow's name (given its name or numeric id) and its ``lineage_graph``, from one read of the store."""
     found = ctx.metadata.pages.lineage(workflow)
     if found is None:
         from flowforge.errors import ConfigError
