@@ -22,8 +22,10 @@ load generator's own CPU per request.
 ``SRC`` ``hello`` is no FlowForge at all: a FastAPI app under the same uvicorn, whose every GET
 answers a small fixed JSON object after the same kind of bearer check — the floor any route can
 reach here (``bench/api_floor.py``).
-Each ``--server LABEL=SRC[:WORKERS]`` is one server of the same filled project, FlowForge taken
-from SRC (put first on PYTHONPATH; ``-`` = the installed one) with ``--workers WORKERS``; all of
+Each ``--server LABEL=SRC[:WORKERS]`` is one server of the same filled project (each on a metadata
+store of its own holding the same rows, so no server's writes reach another's answer cache),
+FlowForge taken from SRC (put first on PYTHONPATH; ``-`` = the installed one) with
+``--workers WORKERS``; all of
 them are up at once and driven in turns, round after round, so they share the machine's load
 alike (the figures to compare are their ratios). Results print as a table and go to
 bench/results/api_latency[_<backend>].json.
@@ -318,34 +320,36 @@ def schema_head(src: str | None) -> frozenset[str]:
     return frozenset(revisions - parents)
 
 
-def project_at(project: Path, metadata_url: str | None, head: frozenset[str], copies: dict[frozenset[str], Path],
-               databases: list[str]) -> Path:
-    """The filled project, or (for a FlowForge tree whose newest migration is older) a copy of it taken
-    back to that tree's schema revision: an older server refuses a database a newer one migrated. The
-    copy holds the same rows (SQLite: the files copied; PostgreSQL: CREATE DATABASE ... TEMPLATE)."""
+def project_at(project: Path, metadata_url: str | None, head: frozenset[str], n: int, databases: list[str]) -> Path:
+    """The filled project for the ``n``-th server. The first one, when it is the tree that filled it,
+    serves it as is; every other gets a copy with a metadata store of its own (the same rows; SQLite:
+    the files copied, PostgreSQL: CREATE DATABASE ... TEMPLATE), so one server's writes (a token's
+    last use, stamped once a minute) never empty another's kept answers, and an older tree gets its
+    copy taken back to its schema revision (an older server refuses a database a newer one migrated).
+    Copies are made before any server starts: a template database must have no connection."""
     from alembic import command
     from sqlalchemy import create_engine
 
     from flowforge.metadata.engine import alembic_config, create_metadata_engine
     from flowforge.settings import Settings
 
-    if head == schema_head(None):  # the tree that filled it
+    if n == 0 and head == schema_head(None):
         return project
-    if head in copies:
-        return copies[head]
-    copy = project.parent / f"project_{len(copies) + 1}"
+    copy = project.parent / f"project_{n}"
     shutil.copytree(project, copy)
     if metadata_url:
         import psycopg
 
         base, _, name = metadata_url.rpartition("/")
-        twin = f"{name}_{len(copies) + 1}"
+        twin = f"{name}_{n}"
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{twin}"')
             conn.execute(f'CREATE DATABASE "{twin}" TEMPLATE "{name}"')
         databases.append(f"{base}/{twin}")
         text = (copy / "flowforge.yml").read_text().replace(metadata_url, f"{base}/{twin}")
         (copy / "flowforge.yml").write_text(text)
+    if head == schema_head(None):
+        return copy
     url = Settings.load(copy).metadata_database_url
     engine = create_metadata_engine(url) if url.startswith("postgresql") else create_engine(url)
     try:
@@ -355,7 +359,6 @@ def project_at(project: Path, metadata_url: str | None, head: frozenset[str], co
             command.downgrade(cfg, sorted(head)[0])
     finally:
         engine.dispose()
-    copies[head] = copy
     return copy
 
 
@@ -414,14 +417,14 @@ def main() -> None:
         project = Path(tmp) / "project"
         token, names, timings = fill(project, args.metadata_url, args.workflows, args.runs)
         procs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
-        copies: dict[frozenset[str], Path] = {}
         databases: list[str] = []
         try:
-            for label, src, workers in servers:
+            served = [project if src == "hello" else project_at(project, args.metadata_url, schema_head(src), n,
+                                                                databases)
+                      for n, (_, src, _) in enumerate(servers)]
+            for (label, src, workers), folder in zip(servers, served, strict=True):
                 port = free_port()
-                served = project if src == "hello" else project_at(project, args.metadata_url, schema_head(src),
-                                                                    copies, databases)
-                procs[label] = (start_server(served, port, src, workers), f"http://127.0.0.1:{port}/api/v1")
+                procs[label] = (start_server(folder, port, src, workers), f"http://127.0.0.1:{port}/api/v1")
             for round_ in range(args.rounds):
                 paths = endpoints(names, args.runs, args.requests)
                 for endpoint, urls in paths.items():
