@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -110,15 +111,23 @@ def _running(runtime: Path, count: int) -> None:
         time.sleep(0.1)
 
 
-def test_ctrl_c_reaches_the_command(tmp_path: Path, runtime: Path) -> None:
+def _limited() -> None:  # the caller runs under `nice -n 7` and `ulimit -n 555`
+    os.nice(7)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (555, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+def test_ctrl_c_and_the_callers_limits_reach_the_command(tmp_path: Path, runtime: Path) -> None:
     events = tmp_path / "events"
     events.mkdir()
     project = CdcProject(tmp_path / "p", {"type": "debezium", "path": str(events)}, files="*.jsonl")
     assert _flowforge(runtime, "daemon", "start").returncode == 0
     caller = subprocess.Popen([sys.executable, "-m", "flowforge", "-p", str(project.root), "run", WORKFLOW,
                                "--follow", "--interval", "0.2"], env=_env(runtime), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, preexec_fn=_limited)
     _running(runtime, 1)
+    pid = int(re.search(r"running \(pid (\d+)\)", _flowforge(runtime, "daemon", "status").stdout)[1])  # type: ignore[index]
+    assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) == 7  # its nice value
+    assert re.search(r"Max open files\s+555\s", Path(f"/proc/{pid}/limits").read_text())
     time.sleep(1)  # into its loop of micro-batches
     caller.send_signal(signal.SIGINT)
     out, err = caller.communicate(timeout=60)

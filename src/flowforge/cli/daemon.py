@@ -48,6 +48,7 @@ _MAX_MESSAGE = 1 << 20  # an environment larger than 1 MB is not a command's
 class _Daemon:
     listener: socket.socket
     path: str
+    key: str
     idle: float
     wakeup: tuple[int, int]
     code: tuple[int, int]
@@ -81,6 +82,7 @@ def code_stamp() -> tuple[int, int]:
 def serve(idle: float = IDLE_SECONDS) -> None:
     """Run the daemon in this process until stopped or idle (``python -m flowforge.cli.daemon``)."""
     directory = runtime_dir(create=True)
+    key = installation_key()  # before any import could add to the import path
     path = socket_path(directory)
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
@@ -92,9 +94,9 @@ def serve(idle: float = IDLE_SECONDS) -> None:
     os.set_blocking(writer, False)
     signal.set_wakeup_fd(writer)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the loop through the pipe
-    daemon = _Daemon(listener, path, idle, (reader, writer), code_stamp())
+    daemon = _Daemon(listener, path, key, idle, (reader, writer), code_stamp())
     signal.signal(signal.SIGTERM, lambda *_: setattr(daemon, "stopping", True))
-    _log(f"serving {path} (pid {os.getpid()}, installation {installation_key()})")
+    _log(f"serving {path} (pid {os.getpid()}, installation {key})")
     try:
         _loop(daemon)
     finally:
@@ -181,12 +183,13 @@ def _answer(daemon: _Daemon, selector: selectors.BaseSelector, conn: socket.sock
         op = message.get("op")
         if op == "status":
             send_message(conn, {"pid": os.getpid(), "started": daemon.started, "served": daemon.served,
-                                "running": len(daemon.children), "idle": daemon.idle, "socket": daemon.path})
+                                "running": len(daemon.children), "pids": sorted(daemon.children),
+                                "idle": daemon.idle, "socket": daemon.path})
         elif op == "stop":
             daemon.stopping = True
             send_message(conn, {"pid": os.getpid(), "running": len(daemon.children)})
         elif op == "run" and len(fds) == 4:
-            if daemon.stopping or message.get("key") != installation_key():
+            if daemon.stopping or message.get("key") != daemon.key:
                 conn.sendall(b"refused\n")
             elif code_stamp() != daemon.code:
                 conn.sendall(b"stale\n")
@@ -265,6 +268,7 @@ def _become(daemon: _Daemon, message: dict[str, Any], fds: list[int]) -> None:
     for fd in fds:
         os.close(fd)
     os.umask(int(message["umask"]))
+    _limit(message)
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in dict(message["env"]).items()})
     sys.path[0] = str(message["path0"])
@@ -298,6 +302,21 @@ def _become(daemon: _Daemon, message: dict[str, Any], fds: list[int]) -> None:
         signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     os._exit(code)
+
+
+def _limit(message: dict[str, Any]) -> None:
+    """Take on the caller's resource limits and priority (``ulimit``, ``nice``). One the daemon cannot
+    give (a hard limit above its own) stays the daemon's, the lower of the two."""
+    import resource
+
+    for name, (soft, hard) in dict(message.get("limits") or {}).items():
+        which = getattr(resource, str(name), None)
+        if str(name).startswith("RLIMIT_") and isinstance(which, int):
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(which, (int(soft), int(hard)))
+    if "priority" in message:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, int(message["priority"]))
 
 
 def _exit_code(code: object) -> int:

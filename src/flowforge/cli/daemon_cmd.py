@@ -14,8 +14,9 @@ daemon_app = typer.Typer(
 
 def _describe(answer: dict[str, Any]) -> str:
     started = dt.datetime.fromtimestamp(answer["started"]).strftime("%Y-%m-%d %H:%M:%S")
+    pids = f" (pid {', '.join(map(str, answer['pids']))})" if answer.get("pids") else ""
     return (f"pid {answer['pid']}, started {started}, {answer['served']} commands served, "
-            f"{answer['running']} running; stops after {answer['idle']:.0f} s without a command "
+            f"{answer['running']} running{pids}; stops after {answer['idle']:.0f} s without a command "
             f"(socket {answer['socket']})")
 
 

@@ -4,10 +4,12 @@ A command spends 0.5 to 0.9 s importing pyarrow, deltalake, SQLAlchemy, pydantic
 its own work (often 0.1 to 0.3 s). ``flowforge daemon start`` keeps one process with all of that
 imported; for the commands in :data:`DELEGATED`, this module (standard library only) connects to
 it, and the daemon forks a child that runs the command exactly as this process would have: the
-child gets this process's arguments, environment, working directory, umask and its standard input,
-output and error themselves (the file descriptors, passed over the socket), so terminals, pipes,
-prompts on stdin, colours, exit codes and secrets from the environment behave as before. Ctrl-C
-and termination signals are passed on to the child's process group.
+child gets this process's arguments, environment, working directory, umask, resource limits and
+scheduling priority, and its standard input, output and error themselves (the file descriptors,
+passed over the socket), so terminals, pipes, prompts on stdin, colours, exit codes and secrets
+from the environment behave as before. Ctrl-C and termination signals are passed on to the
+child's process group. What the child cannot take on is the caller's cgroup (a container's or a
+systemd unit's memory and CPU limits): commands that must run inside one run without the daemon.
 
 The socket lives in a directory only this user can enter (:func:`runtime_dir` checks owner and
 mode before anything is sent: the environment carries credentials), and the daemon accepts
@@ -128,6 +130,7 @@ def _delegated(args: list[str]) -> bool:
         umask = os.umask(0)
         os.umask(umask)
         send_message(sock, {"op": "run", "argv": args, "env": dict(os.environ), "umask": umask,
+                            "limits": _limits(), "priority": os.getpriority(os.PRIO_PROCESS, 0),
                             "path0": sys.path[0], "key": installation_key()}, [0, 1, 2, cwd])
         reply = sock.makefile("rb")
         first = reply.readline().split()
@@ -143,6 +146,13 @@ def _delegated(args: list[str]) -> bool:
     child.started(int(first[1]))
     _end_as(reply.readline().split())
     return True  # not reached: _end_as exits
+
+
+def _limits() -> dict[str, tuple[int, int]]:
+    """This process's resource limits (``ulimit``), which the command's process takes on."""
+    import resource
+
+    return {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource) if name.startswith("RLIMIT_")}
 
 
 class _Child:
