@@ -8,7 +8,7 @@ PostgreSQL four to six times the work for the same answer.
 
 Example::
 
-    found = store.pages.run("12")              # (run with its job runs, its alerts) or None
+    found = store.pages.run(12)                # (run with its job runs, its alerts) or None
     found = store.pages.workflow("daily", 10)  # (workflow without jobs, its newest 10 runs) or None
     found = store.pages.lineage("daily")       # (name, edges, the assets at either end) or None
 """
