@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar, cast
@@ -27,6 +28,9 @@ SESSION_CHECK_SECONDS = 15
 # a page whose loads answer within this goes out whole in its first response; a slower load lets the
 # page go out with a spinner where the rest will be, and builds the rest once the load answers
 QUICK_SECONDS = 0.5
+# a page goes out by this long after its request whatever its loads do (NiceGUI gives up on a page
+# still building after its response_timeout of 3 s)
+FIRST_RESPONSE_SECONDS = 1.5
 # how long a page still being built waits for its browser to connect before giving up
 CONNECT_SECONDS = 120.0
 P = ParamSpec("P")
@@ -63,13 +67,15 @@ async def load(call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """``call(*args, **kwargs)`` (a blocking service call: the metadata store, the lakehouse, a source)
     in a worker thread, so the event loop keeps serving every other page, click and timer meanwhile.
 
-    While a page is still being built, a call that has not answered within QUICK_SECONDS sends the
-    page out with a spinner in its place; the rest of the page is built once the call answers."""
+    While a page is still being built, a call that has not answered within QUICK_SECONDS (or by
+    FIRST_RESPONSE_SECONDS after the request) sends the page out with a spinner in its place; the rest
+    of the page is built once the call answers."""
     task = asyncio.ensure_future(run.io_bound(call, *args, **kwargs))
     client = ui.context.client
     if client.has_socket_connection:
         return cast(R, await task)
-    done, _ = await asyncio.wait({task}, timeout=QUICK_SECONDS)
+    left = FIRST_RESPONSE_SECONDS - (time.time() - client.created)
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, min(QUICK_SECONDS, left)))
     if done:
         return cast(R, task.result())
     spinner = ui.spinner(size="lg").props("data-testid=loading")
