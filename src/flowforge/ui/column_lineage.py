@@ -114,12 +114,17 @@ def chart_height(graph: dict[str, Any]) -> int:
     return max(420, min(4000, max(per.values(), default=0) + 60))  # about one pixel per unit: readable boxes
 
 
-async def column_view(user: UiUser, workflow: str, select: tuple[str, str] | None = None) -> None:
-    """The column graph of ``workflow``; ``select`` is a (table, column) to highlight first."""
-    try:
-        graph = await load(column_graph, user, workflow)
-    except Exception as exc:
-        ui.label(error_message(exc)).classes("text-negative")
+async def column_view(user: UiUser, workflow: str, select: tuple[str, str] | None = None,
+                      graph: dict[str, Any] | Exception | None = None) -> None:
+    """The column graph of ``workflow`` (``graph``: read already, or why it could not be); ``select`` is
+    a (table, column) to highlight first."""
+    if graph is None:
+        try:
+            graph = await load(column_graph, user, workflow)
+        except Exception as exc:
+            graph = exc
+    if isinstance(graph, Exception):
+        ui.label(error_message(graph)).classes("text-negative")
         return
     if not graph["tables"]:
         ui.label("No column lineage yet: run the workflow once so FlowForge knows its tables' columns.").classes(

@@ -139,11 +139,15 @@ def register() -> None:
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
+            try:  # read before the table graph is drawn: the page then goes out whole when the reads are quick
+                columns: dict[str, Any] | Exception = await load(column_lineage.column_graph, user, name)
+            except Exception as exc:
+                columns = exc
             ui.link("← Back to the workflow", f"/workflows/{name}")
             lineage_view(name, graph, jobs_of(detail))
             ui.label("Columns").classes("text-xl font-bold mt-4")
             select = tuple(column.rsplit(".", 1)) if column and "." in column else None
-            await column_lineage.column_view(user, name, select)  # type: ignore[arg-type]
+            await column_lineage.column_view(user, name, select, columns)  # type: ignore[arg-type]
         return None
 
     @ui.page("/workflows/{name}/lineage.json")
