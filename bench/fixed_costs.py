@@ -12,7 +12,10 @@ has it; ``PYTHONDONTWRITEBYTECODE`` would otherwise make every run compile FlowF
 trees run in turns, round after round, after one unmeasured warm-up each. Two floors put the
 figures in proportion: the bare interpreter, and importing the libraries a run cannot do without
 (pyarrow, deltalake, duckdb, sqlalchemy). The gold job's own seconds come from its line in the run
-output. Results print as a table and go to bench/results/fixed_costs.json.
+output. Rows marked "daemon" run the same command with ``flowforge daemon`` started for that tree
+(skipped for trees without it): their CPU column is the caller's alone (the work happens in the
+daemon's child), so compare their wall seconds. Results print as a table and go to
+bench/results/fixed_costs.json.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ RESULTS = BENCH_DIR / "results"
 WORKFLOW = "bfsi_customer_360"
 GOLD_JOB = "build_gold_customer_360"
 LIBRARIES = "import pyarrow, deltalake, duckdb, sqlalchemy"
+DAEMON_ROWS = ("ingest one row (SQLite)", "demo run, nothing new", "gold job, forced")
 
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
@@ -50,9 +54,13 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "output": out}
 
 
-def env_for(src: str | None, work: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+def env_for(src: str | None, work: Path, daemon: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "FLOWFORGE_NO_DAEMON")}
     env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    if daemon is None:
+        env["FLOWFORGE_NO_DAEMON"] = "1"
+    else:
+        env["FLOWFORGE_RUNTIME_DIR"] = str(daemon)
     env["COLUMNS"] = "160"
     if src:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(src).resolve()), os.environ.get("PYTHONPATH")) if p)
@@ -80,22 +88,37 @@ def main() -> None:
         work = Path(tmp)
         # each tree gets a demo project it made itself: trees differ in their metadata schema revision
         commands: dict[str, dict[str, list[str]]] = {}
+        daemons: dict[str, Path] = {}
         for index, (label, src) in enumerate(trees):
             demo = work / f"demo{index}"
             timed([py, "-m", "flowforge", "demo", "--dir", str(demo)], env_for(src, work), work)
             commands[label] = _commands(py, demo)
-        for round_ in range(args.repeat + 1):  # round 0: warm-up (bytecode, page cache)
-            for name in commands[trees[0][0]]:
-                for label, src in trees:
-                    sample = timed(commands[label][name], env_for(src, work), work)
-                    if round_:
-                        samples[label].setdefault(name, []).append(sample)
+            if (Path(src or Path(__file__).parents[1] / "src") / "flowforge" / "cli" / "daemon.py").exists():
+                daemons[label] = work / f"rt{index}"
+                daemons[label].mkdir(mode=0o700)
+                timed([py, "-m", "flowforge", "daemon", "start"], env_for(src, work, daemons[label]), work)
+        names = list(commands[trees[0][0]]) + [f"{name}, daemon" for name in DAEMON_ROWS]
+        try:
+            for round_ in range(args.repeat + 1):  # round 0: warm-up (bytecode, page cache)
+                for name in names:
+                    for label, src in trees:
+                        command, daemon, _ = name.partition(", daemon")
+                        if daemon and label not in daemons:
+                            continue
+                        env = env_for(src, work, daemons[label] if daemon else None)
+                        sample = timed(commands[label][command], env, work)
+                        if round_:
+                            samples[label].setdefault(name, []).append(sample)
+        finally:
+            for label, src in trees:
+                if label in daemons:
+                    timed([py, "-m", "flowforge", "daemon", "stop"], env_for(src, work, daemons[label]), work)
         shutil.rmtree(work / "pycache", ignore_errors=True)
 
     report: dict[str, Any] = {}
     first = trees[0][0]
     print(f"\nFixed costs, median of {args.repeat} rounds (load average now {os.getloadavg()[0]:.1f})")
-    print(f"{'tree':10} {'command':26} {'wall s':>8} {'CPU s':>8} {'gold job s':>10} {'CPU vs first':>12}")
+    print(f"{'tree':10} {'command':34} {'wall s':>8} {'CPU s':>8} {'gold job s':>10} {'CPU vs first':>12}")
     for label, _ in trees:
         report[label] = {}
         for name, runs in samples[label].items():
@@ -103,10 +126,10 @@ def main() -> None:
             cpu = statistics.median(r["cpu"] for r in runs)
             golds = [g for g in (gold_seconds(r["output"]) for r in runs) if g is not None]
             gold = statistics.median(golds) if golds else None
-            base = statistics.median(r["cpu"] for r in samples[first][name])
+            base = statistics.median(r["cpu"] for r in samples[first].get(name, runs))
             report[label][name] = {"wall_s": wall, "cpu_s": cpu, "gold_job_s": gold, "cpu_vs_first": cpu / base,
                                    "walls": [r["wall"] for r in runs], "cpus": [r["cpu"] for r in runs]}
-            print(f"{label:10} {name:26} {wall:8.3f} {cpu:8.3f} {gold if gold is not None else '':>10} "
+            print(f"{label:10} {name:34} {wall:8.3f} {cpu:8.3f} {gold if gold is not None else '':>10} "
                   f"{cpu / base:12.2f}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "fixed_costs.json"

@@ -26,6 +26,10 @@ Two settings: without an index on ``updated_at`` (every contestant scans the tab
 ``--warm`` adds ``flowforge, warm worker``: the job run four times in one process (as a scheduler or
 ``serve`` worker runs it), its best run after the first; its "wall" is ``Context.run`` alone.
 
+``--daemon`` adds ``flowforge, daemon``: the same ``flowforge run`` handed to ``flowforge daemon``
+(started once for the benchmark); its wall time is the caller's, spawn to exit, and its CPU and
+memory columns are the caller's alone (the job runs in the daemon's child).
+
 ``--baseline-src /work/main/src`` adds ``flowforge (baseline)``: the same job run with another
 source tree first on ``PYTHONPATH`` (before/after of a change in one run, on one machine load). CPU
 seconds are the child's own (user + system, ``wait4``); the server's scan is not in them.
@@ -181,9 +185,16 @@ def _project(root: Path) -> None:
     (root / "workflows" / "incr_bench.yml").write_text(yaml.safe_dump(wf, sort_keys=False))
 
 
-def _env(src: str | None = None) -> dict[str, str]:
+def _env(src: str | None = None, daemon: Path | None = None) -> dict[str, str]:
     src = src or str(BENCH.parent / "src")
-    return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "COLUMNS": "200"}
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)  # no empty entry: that is the cwd
+    env = {**os.environ, "PYTHONPATH": path, "COLUMNS": "200"}
+    if daemon is None:
+        env["FLOWFORGE_NO_DAEMON"] = "1"
+    else:
+        env.pop("FLOWFORGE_NO_DAEMON", None)
+        env["FLOWFORGE_RUNTIME_DIR"] = str(daemon)
+    return env
 
 
 def _me(*args: str) -> list[str]:
@@ -193,11 +204,11 @@ def _me(*args: str) -> list[str]:
 INNER: dict[str, list[float]] = {}
 
 
-def _flowforge(project: Path, name: str, src: str | None = None) -> Any:
+def _flowforge(project: Path, name: str, src: str | None = None, daemon: Path | None = None) -> Any:
     shutil.rmtree(project / "lakehouse", ignore_errors=True)
     seeded = run_child(_me("seed", str(project)), env=_env(src))
     assert seeded.ok, seeded.failure()
-    sample = run_child([sys.executable, "-m", "flowforge", "run", "incr_bench"], cwd=project, env=_env(src))
+    sample = run_child([sys.executable, "-m", "flowforge", "run", "incr_bench"], cwd=project, env=_env(src, daemon))
     assert sample.ok, sample.failure()
     inner = run_seconds(sample.stdout)
     if inner is not None:
@@ -217,6 +228,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--drop", action="store_true", help="drop the benchmark database at the end")
     parser.add_argument("--baseline-src", help="also run the job with this source tree (e.g. /work/main/src)")
+    parser.add_argument("--daemon", action="store_true", help="also run the job through 'flowforge daemon'")
     parser.add_argument("--warm", action="store_true",
                         help="also time the job in a long-lived process (its best run after the first)")
     args = parser.parse_args()
@@ -228,6 +240,10 @@ def main() -> int:
     _project(project)
     if args.baseline_src:
         _project(baseline)
+    daemon = work / "rt"
+    if args.daemon:
+        daemon.mkdir(mode=0o700)
+        subprocess.run([sys.executable, "-m", "flowforge", "daemon", "start"], env=_env(None, daemon), check=True)
     copy = f"\\copy ({_query()}) TO '/dev/null'"
     results: dict[str, Any] = {"rows": args.rows, "changed": changed, "polars": polars, "settings": {}}
     try:
@@ -246,6 +262,8 @@ def main() -> int:
             if args.baseline_src:
                 cases["flowforge (baseline)"] = lambda _: _flowforge(baseline, "flowforge (baseline)",
                                                                      args.baseline_src)
+            if args.daemon:
+                cases["flowforge, daemon"] = lambda _: _flowforge(project, "flowforge, daemon", None, daemon)
             if args.warm:
                 cases["flowforge, warm worker"] = lambda _: _warm(project)
                 if args.baseline_src:
@@ -269,6 +287,8 @@ def main() -> int:
                                 "CPU s", "peak MB"], table,
                                title=f"{setting}: {changed:,} changed rows of {args.rows:,}"), flush=True)
     finally:
+        if args.daemon:
+            subprocess.run([sys.executable, "-m", "flowforge", "daemon", "stop"], env=_env(None, daemon), check=False)
         shutil.rmtree(work, ignore_errors=True)
         _psql(f"DROP INDEX IF EXISTS {TABLE}_updated_at")
         if args.drop:

@@ -1,5 +1,5 @@
-"""``python -m flowforge`` runs the CLI."""
+"""``python -m flowforge`` runs the CLI (through the daemon when one runs: cli/launch.py)."""
 
-from flowforge.cli.main import app
+from flowforge.cli.launch import main
 
-app(prog_name="flowforge")
+main()

@@ -33,6 +33,12 @@ def _parse(value: str | None) -> tuple[str, int] | None:
 _FAULT = _parse(os.environ.get("FLOWFORGE_FAULT"))
 
 
+def read_environment() -> None:
+    """Read ``FLOWFORGE_FAULT`` again (a command forked by ``flowforge daemon`` has its own environment)."""
+    global _FAULT
+    _FAULT = _parse(os.environ.get("FLOWFORGE_FAULT"))
+
+
 @contextmanager
 def at_point(name: str, callback: Callable[[], None]) -> Iterator[None]:
     """Call ``callback`` each time this process reaches fault point ``name`` (tests only)."""

@@ -15,6 +15,7 @@ from flowforge.cli import schedule
 from flowforge.cli.alerts import alerts_app
 from flowforge.cli.common import ProjectOpt, _context, _guard, _state
 from flowforge.cli.connections import connections_app
+from flowforge.cli.daemon_cmd import daemon_app
 from flowforge.cli.ecommerce import demo_ecommerce
 from flowforge.cli.ecommerce import export as export_snapshot
 from flowforge.cli.quality import import_app, quarantine_app, test_command
@@ -391,6 +392,7 @@ app.command()(schedule.backfill)
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(cdc_app, name="cdc")
 app.add_typer(tables_app, name="tables")
+app.add_typer(daemon_app, name="daemon")
 app.command()(optimize)
 app.command()(vacuum)
 app.command()(serve)  # defined in cli/serve.py; registered last so it lists after the data commands

@@ -18,8 +18,19 @@ if TYPE_CHECKING:
     from flowforge.quality.service import TestReport
     from flowforge.runner.executor import JobEvent, RunSummary
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+console: Console
+err_console: Console
+
+
+def open_consoles() -> None:
+    """Make the consoles again for this process's streams and environment (terminal or not, width,
+    NO_COLOR): a command forked by ``flowforge daemon`` did not start with the daemon's."""
+    global console, err_console
+    console = Console(highlight=False, soft_wrap=True)
+    err_console = Console(stderr=True, highlight=False)
+
+
+open_consoles()
 
 _WIDTH = 68
 

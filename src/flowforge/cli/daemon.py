@@ -1,0 +1,357 @@
+"""``flowforge daemon``: one process per user and installation that keeps FlowForge and its libraries
+imported, and forks a child for each command handed to it (cli/launch.py is the other side and
+says what a child inherits from the command).
+
+The daemon only imports: it opens no database, table or thread pool, so every child starts as a
+fresh process would, minus the imports. It is single-threaded (forking a process with threads of
+its own would copy their locks), serves its own user only (``SO_PEERCRED``), refuses commands
+once FlowForge's code or the installed packages changed on disk (and then exits), and exits by
+itself after ``idle`` seconds without a command. Its own messages go to ``daemon.log`` beside
+the socket; commands' output goes to the commands' own terminals and files.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowforge.cli.launch import installation_key, runtime_dir, send_message, socket_path
+
+# What commands import (measured with -X importtime on runs, ingests and run lists); optional
+# drivers that are not installed are skipped.
+PRELOAD = ("pyarrow", "pyarrow.parquet", "pyarrow.compute", "deltalake", "duckdb", "numpy", "sqlglot",
+           "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "yaml",
+           "flowforge.cli.main", "flowforge.core.context", "flowforge.runner.executor", "flowforge.runner.jobs",
+           "flowforge.layers.bronze", "flowforge.layers.silver", "flowforge.layers.silver_merge",
+           "flowforge.layers.gold", "flowforge.metadata.store", "flowforge.storage.delta",
+           "flowforge.engine.duckdb_engine", "flowforge.connectors.sql.sqlite.connector",
+           "flowforge.connectors.sql.postgres.connector", "flowforge.connectors.sql.mysql.connector",
+           "flowforge.connectors.files.connector", "flowforge.quality.evaluate")
+IDLE_SECONDS = 3600
+_MAX_MESSAGE = 1 << 20  # an environment larger than 1 MB is not a command's
+
+
+@dataclass
+class _Daemon:
+    listener: socket.socket
+    path: str
+    idle: float
+    wakeup: tuple[int, int]
+    code: tuple[int, int]
+    started: float = field(default_factory=time.time)
+    served: int = 0
+    last: float = field(default_factory=time.monotonic)
+    children: dict[int, socket.socket] = field(default_factory=dict)
+    stopping: bool = False
+
+
+def code_stamp() -> tuple[int, int]:
+    """(newest modification time, file count) of FlowForge's modules and of the import path's
+    package directories (installing or upgrading a package changes its site-packages directory;
+    other directories on the path, a working directory among them, change for other reasons)."""
+    import flowforge
+
+    newest, count = 0, 0
+    for root, _dirs, files in os.walk(os.path.dirname(flowforge.__file__)):
+        for name in files:
+            if name.endswith(".py"):
+                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime_ns)
+                count += 1
+    for entry in sys.path[1:]:
+        if os.path.basename(entry.rstrip(os.sep)) not in ("site-packages", "dist-packages"):
+            continue
+        with contextlib.suppress(OSError):
+            newest = max(newest, os.stat(entry).st_mtime_ns)
+    return newest, count
+
+
+def serve(idle: float = IDLE_SECONDS) -> None:
+    """Run the daemon in this process until stopped or idle (``python -m flowforge.cli.daemon``)."""
+    directory = runtime_dir(create=True)
+    path = socket_path(directory)
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    os.chdir(directory)  # the import path is resolved; keep no user's directory busy
+    listener = _listen(path)
+    bound = os.stat(path).st_ino
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    signal.set_wakeup_fd(writer)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the loop through the pipe
+    daemon = _Daemon(listener, path, idle, (reader, writer), code_stamp())
+    signal.signal(signal.SIGTERM, lambda *_: setattr(daemon, "stopping", True))
+    _log(f"serving {path} (pid {os.getpid()}, installation {installation_key()})")
+    try:
+        _loop(daemon)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == bound:  # not a newer daemon's socket
+                os.unlink(path)
+        listener.close()
+        _log("stopped")
+
+
+def _listen(path: str) -> socket.socket:
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # left by a daemon that was killed
+        else:
+            raise SystemExit(f"a FlowForge daemon already serves {path}")
+        finally:
+            probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old)
+    listener.listen(64)
+    return listener
+
+
+def _loop(daemon: _Daemon) -> None:
+    selector = selectors.DefaultSelector()
+    selector.register(daemon.listener, selectors.EVENT_READ, "accept")
+    selector.register(daemon.wakeup[0], selectors.EVENT_READ, "wakeup")
+    while True:
+        if daemon.stopping and not daemon.children:
+            return
+        if not daemon.children and time.monotonic() - daemon.last > daemon.idle:
+            _log(f"idle for {daemon.idle:.0f} s")
+            return
+        for key, _ in selector.select(timeout=1.0):
+            if key.data == "accept":
+                conn, _addr = daemon.listener.accept()
+                _answer(daemon, selector, conn)
+            elif key.data == "wakeup":
+                with contextlib.suppress(BlockingIOError):
+                    os.read(daemon.wakeup[0], 4096)
+            else:  # a command's client went away before its child ended: end the child as Ctrl-C would
+                selector.unregister(key.fileobj)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(key.data, signal.SIGTERM)
+        _reap(daemon, selector)
+
+
+def _reap(daemon: _Daemon, selector: selectors.BaseSelector) -> None:
+    while daemon.children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        conn = daemon.children.pop(pid, None)
+        daemon.last = time.monotonic()
+        if conn is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(conn)
+            with contextlib.suppress(OSError):
+                conn.sendall(f"exit {status}\n".encode())
+            conn.close()
+
+
+def _answer(daemon: _Daemon, selector: selectors.BaseSelector, conn: socket.socket) -> None:
+    fds: list[int] = []
+    keep = False
+    try:
+        uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+        if uid != os.getuid():
+            _log(f"refused a connection of uid {uid}")
+            return
+        conn.settimeout(10)
+        message, fds = _receive(conn)
+        op = message.get("op")
+        if op == "status":
+            send_message(conn, {"pid": os.getpid(), "started": daemon.started, "served": daemon.served,
+                                "running": len(daemon.children), "idle": daemon.idle, "socket": daemon.path})
+        elif op == "stop":
+            daemon.stopping = True
+            send_message(conn, {"pid": os.getpid(), "running": len(daemon.children)})
+        elif op == "run" and len(fds) == 4:
+            if daemon.stopping or message.get("key") != installation_key():
+                conn.sendall(b"refused\n")
+            elif code_stamp() != daemon.code:
+                conn.sendall(b"stale\n")
+                _log("FlowForge or its packages changed on disk: stopping")
+                daemon.stopping = True
+            else:
+                pid = _fork(daemon, selector, conn, message, fds)
+                conn.sendall(f"pid {pid}\n".encode())
+                conn.settimeout(None)
+                daemon.children[pid] = conn  # answered with the child's exit status when it ends
+                daemon.served += 1
+                daemon.last = time.monotonic()
+                selector.register(conn, selectors.EVENT_READ, pid)
+                keep = True
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _log(f"a request failed: {exc!r}")
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if not keep:
+            conn.close()
+
+
+def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    header, fds, _flags, _addr = socket.recv_fds(conn, 4, 4)
+    if len(header) < 4:
+        header += conn.recv(4 - len(header), socket.MSG_WAITALL)
+    (size,) = struct.unpack("!I", header)
+    if size > _MAX_MESSAGE:
+        raise ValueError(f"message of {size} bytes")
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise ValueError("connection closed mid-message")
+        data += chunk
+    message = json.loads(data)
+    if not isinstance(message, dict):
+        raise ValueError("not a request")
+    return message, list(fds)
+
+
+def _fork(daemon: _Daemon, selector: selectors.BaseSelector, conn: socket.socket, message: dict[str, Any],
+          fds: list[int]) -> int:
+    for stream in (sys.stdout, sys.stderr):  # nothing of the daemon's own output is written twice
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            selector.close()
+            conn.close()  # the daemon alone answers the command's client
+            _become(daemon, message, fds)
+        except BaseException:
+            traceback.print_exc()  # on the command's stderr once it is in place, else in the daemon's log
+        finally:
+            os._exit(70)  # only if becoming the command itself failed
+    with contextlib.suppress(OSError):  # also done in the child: whichever runs first
+        os.setpgid(pid, pid)
+    return pid
+
+
+def _become(daemon: _Daemon, message: dict[str, Any], fds: list[int]) -> None:
+    """In the forked child: turn into the command's process, run it and exit with its code."""
+    os.setpgid(0, 0)
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for own in (daemon.listener, *daemon.children.values()):
+        own.close()
+    os.close(daemon.wakeup[0])
+    os.close(daemon.wakeup[1])
+    for target, fd in enumerate(fds[:3]):
+        os.dup2(fd, target)
+    os.fchdir(fds[3])
+    for fd in fds:
+        os.close(fd)
+    os.umask(int(message["umask"]))
+    os.environ.clear()
+    os.environ.update({str(k): str(v) for k, v in dict(message["env"]).items()})
+    sys.path[0] = str(message["path0"])
+    sys.argv = ["flowforge", *[str(a) for a in message["argv"]]]
+    sys.stdin = open(0, encoding=sys.stdin.encoding, closefd=False)  # noqa: SIM115  # the process's own streams
+    sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1, encoding=sys.stdout.encoding,  # noqa: SIM115
+                      closefd=False)
+    sys.stderr = open(2, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace",  # noqa: SIM115
+                      closefd=False)
+    from flowforge import testing
+    from flowforge.cli import output
+    from flowforge.cli.main import app
+
+    testing.read_environment()
+    output.open_consoles()
+    code = 0
+    try:
+        app(prog_name="flowforge")
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except BaseException as exc:  # what the interpreter would do with an uncaught exception (typer's hook included)
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        code = 1
+        if isinstance(exc, KeyboardInterrupt):  # the interpreter ends by SIGINT then, as shells expect
+            code = -signal.SIGINT
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    os._exit(code)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _log(message: str) -> None:
+    with contextlib.suppress(OSError), open(os.path.join(runtime_dir(), "daemon.log"), "a") as log:
+        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{os.getpid()}] {message}\n")
+
+
+# -- the commands' side ----------------------------------------------------------------------
+
+def request(op: str) -> dict[str, Any] | None:
+    """Ask this installation's daemon for its status or to stop; None when none answers."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    try:
+        sock.connect(socket_path(runtime_dir()))
+        send_message(sock, {"op": op})
+        header = sock.recv(4, socket.MSG_WAITALL)
+        (size,) = struct.unpack("!I", header)
+        answer: dict[str, Any] = json.loads(sock.recv(size, socket.MSG_WAITALL))
+        return answer
+    except (OSError, struct.error, ValueError):
+        return None
+    finally:
+        sock.close()
+
+
+def start(idle: float) -> dict[str, Any]:
+    """Start this installation's daemon in the background; return its status once it answers."""
+    running = request("status")
+    if running is not None:
+        return running
+    directory = runtime_dir(create=True)
+    with open(os.path.join(directory, "daemon.log"), "a") as log:
+        subprocess.Popen([sys.executable, "-m", "flowforge.cli.daemon", str(idle)], stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log, start_new_session=True)
+    # the same environment and directory as this command: relative or empty PYTHONPATH entries
+    # resolve alike, so the daemon's installation key is this command's
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        answer = request("status")
+        if answer is not None:
+            return answer
+        time.sleep(0.05)
+    raise RuntimeError(f"the daemon did not start within 60 s; see {os.path.join(directory, 'daemon.log')}")
+
+
+if __name__ == "__main__":
+    serve(float(sys.argv[1]) if len(sys.argv) > 1 else IDLE_SECONDS)

@@ -1,0 +1,74 @@
+"""``flowforge daemon start|stop|status``: a warm process that starts commands without their imports."""
+
+
+import datetime as dt
+from typing import Annotated, Any
+
+import typer
+
+daemon_app = typer.Typer(
+    help="A background process that keeps FlowForge loaded, so run, ingest, runs, tables and the other "
+         "non-interactive commands start in a fraction of the time (per user and installation).",
+    no_args_is_help=True)
+
+
+def _describe(answer: dict[str, Any]) -> str:
+    started = dt.datetime.fromtimestamp(answer["started"]).strftime("%Y-%m-%d %H:%M:%S")
+    return (f"pid {answer['pid']}, started {started}, {answer['served']} commands served, "
+            f"{answer['running']} running; stops after {answer['idle']:.0f} s without a command "
+            f"(socket {answer['socket']})")
+
+
+def _unsafe(exc: Exception) -> None:
+    from flowforge.cli import output
+
+    output.error(f"daemon: {exc}")
+    raise typer.Exit(1)
+
+
+@daemon_app.command("start")
+def start(idle: Annotated[int, typer.Option(help="Stop after this many seconds without a command.", min=1)] = 3600
+          ) -> None:
+    """Start the daemon (if it is not running) and print its state."""
+    from flowforge.cli import daemon, output
+    from flowforge.cli.launch import UnsafeRuntimeDir
+
+    try:
+        output.info(f"FlowForge daemon: {_describe(daemon.start(idle))}")
+    except (UnsafeRuntimeDir, RuntimeError) as exc:
+        _unsafe(exc)
+
+
+@daemon_app.command("status")
+def status() -> None:
+    """Whether this installation's daemon runs, and what it did (exit 1 when it does not run)."""
+    from flowforge.cli import daemon, output
+    from flowforge.cli.launch import UnsafeRuntimeDir
+
+    try:
+        answer = daemon.request("status")
+    except UnsafeRuntimeDir as exc:
+        _unsafe(exc)
+        return
+    if answer is None:
+        output.info("FlowForge daemon: not running ('flowforge daemon start' starts it)")
+        raise typer.Exit(1)
+    output.info(f"FlowForge daemon: {_describe(answer)}")
+
+
+@daemon_app.command("stop")
+def stop() -> None:
+    """Stop the daemon once the commands it is running have ended."""
+    from flowforge.cli import daemon, output
+    from flowforge.cli.launch import UnsafeRuntimeDir
+
+    try:
+        answer = daemon.request("stop")
+    except UnsafeRuntimeDir as exc:
+        _unsafe(exc)
+        return
+    if answer is None:
+        output.info("FlowForge daemon: not running")
+        return
+    running = f", after its {answer['running']} running commands end" if answer["running"] else ""
+    output.info(f"FlowForge daemon (pid {answer['pid']}) stops{running}")
