@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
 from flowforge.ui import services
-from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page_user, table
+from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page, page_user, table
 
 EVENTS = {"failure": "failure", "recovery": "recovery", "slow": "slow run"}
 
@@ -27,7 +27,7 @@ def _data(v: dict[str, Any]) -> dict[str, Any]:
 
 
 def register() -> None:
-    @ui.page("/alerts")
+    @page("/alerts")
     async def alerts_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

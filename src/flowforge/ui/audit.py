@@ -6,15 +6,14 @@ import json
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
-from nicegui import ui
 
 from flowforge.errors import AccessDenied
 from flowforge.ui import services
-from flowforge.ui.layout import denied, frame, load, login_redirect, page_user, table
+from flowforge.ui.layout import denied, frame, load, login_redirect, page, page_user, table
 
 
 def register() -> None:
-    @ui.page("/audit")
+    @page("/audit")
     async def audit_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

@@ -13,14 +13,14 @@ from nicegui import run, ui
 
 from flowforge.ui import admin_services as admin
 from flowforge.ui import quality, services
-from flowforge.ui.layout import error_message, frame, go, load, login_redirect, notify_error, page_user, table
+from flowforge.ui.layout import error_message, frame, go, load, login_redirect, notify_error, page, page_user, table
 from flowforge.ui.services import UiUser
 
 LAYERS = ("bronze", "silver", "gold")
 
 
 def register() -> None:
-    @ui.page("/catalog")
+    @page("/catalog")
     async def catalog_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:
@@ -81,7 +81,7 @@ def register() -> None:
                 "clearable data-testid=catalog-search").on("keydown.enter", search)
             ui.button("Search", icon="search", on_click=search).props("data-testid=catalog-search-go")
 
-    @ui.page("/catalog/{name}")
+    @page("/catalog/{name}")
     async def table_page(request: Request, name: str) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

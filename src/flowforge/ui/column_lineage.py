@@ -12,7 +12,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import events, ui
 
-from flowforge.ui.layout import error_message, frame, go, load, login_redirect, page_user, table
+from flowforge.ui.layout import error_message, frame, go, load, login_redirect, page, page_user, table
 from flowforge.ui.services import UiUser, acting
 
 SEP = "::"
@@ -197,7 +197,7 @@ async def catalog_tab(user: UiUser, table_name: str) -> None:
 
 
 def register() -> None:
-    @ui.page("/lineage/column")
+    @page("/lineage/column")
     async def column_page(request: Request, table: str, column: str | None = None) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

@@ -12,12 +12,12 @@ from nicegui import run, ui
 
 from flowforge.ui import admin_services as admin
 from flowforge.ui.connection_form import ConnectionEditor
-from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page_user
+from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page, page_user
 from flowforge.ui.services import UiUser
 
 
 def register() -> None:
-    @ui.page("/connections")
+    @page("/connections")
     async def connections_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

@@ -13,7 +13,7 @@ from nicegui import ui
 
 from flowforge.templates.dashboards import ChartData, echarts_option
 from flowforge.ui import services
-from flowforge.ui.layout import error_message, frame, load, login_redirect, page_user
+from flowforge.ui.layout import error_message, frame, load, login_redirect, page, page_user
 
 
 def chart_card(data: ChartData) -> None:
@@ -32,7 +32,7 @@ def chart_card(data: ChartData) -> None:
 
 
 def register() -> None:
-    @ui.page("/dashboards")
+    @page("/dashboards")
     async def dashboards_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:
@@ -54,7 +54,7 @@ def register() -> None:
                             ui.label(d.description).classes("text-sm")
         return None
 
-    @ui.page("/dashboards/{template}/{name}")
+    @page("/dashboards/{template}/{name}")
     async def dashboard_page(request: Request, template: str, name: str) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

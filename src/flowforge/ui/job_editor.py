@@ -17,7 +17,7 @@ from nicegui import ui
 from flowforge.ui import services, workflow_services
 from flowforge.ui.connection_form import ConnectionForm, read_only_summary
 from flowforge.ui.job_draft import JobDraft
-from flowforge.ui.layout import error_message, frame, go, load, login_redirect, notify_error, page_user, table
+from flowforge.ui.layout import error_message, frame, go, load, login_redirect, notify_error, page, page_user, table
 
 
 async def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None) -> None:
@@ -178,7 +178,7 @@ def yaml_editor(user: services.UiUser, workflow: str, name: str, yaml_text: str)
 
 
 def register() -> None:
-    @ui.page("/workflows/{workflow}/jobs/{job}")
+    @page("/workflows/{workflow}/jobs/{job}")
     async def job_page(request: Request, workflow: str, job: str) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

@@ -33,6 +33,9 @@ QUICK_SECONDS = 0.5
 FIRST_RESPONSE_SECONDS = 1.5
 # how long a page still being built waits for its browser to connect before giving up
 CONNECT_SECONDS = 120.0
+# NiceGUI's limit for a page's first response (its default is 3 s): the session check before it has
+# no spinner to fall back on, and on a busy machine it may take more than the default
+RESPONSE_TIMEOUT_SECONDS = 30.0
 P = ParamSpec("P")
 R = TypeVar("R")
 # logs and other code blocks wrap long lines instead of scrolling sideways
@@ -96,6 +99,11 @@ async def page_user(request: Request) -> services.UiUser | None:
     """The signed-in user of a page request, the session checked off the event loop (without a spinner:
     the page may still answer with a redirect to the sign-in page)."""
     return await run.io_bound(current_user, request)
+
+
+def page(path: str) -> ui.page:
+    """``ui.page`` for a signed-in page (see RESPONSE_TIMEOUT_SECONDS)."""
+    return ui.page(path, response_timeout=RESPONSE_TIMEOUT_SECONDS)
 
 
 def login_redirect(request: Request) -> RedirectResponse:

@@ -15,7 +15,7 @@ from nicegui import events, run, ui
 
 from flowforge.core.workflows import WorkflowDetail
 from flowforge.ui import services
-from flowforge.ui.layout import error_message, frame, go, load, login_redirect, page_user
+from flowforge.ui.layout import error_message, frame, go, load, login_redirect, page, page_user
 
 LAYERS = ("source", "bronze", "silver", "gold")
 COLORS = {"source": "#6b7280", "bronze": "#b06a2c", "silver": "#8a99a8", "gold": "#d4a017", "table": "#4b5563"}
@@ -126,7 +126,7 @@ def register() -> None:
 
     column_lineage.register()
 
-    @ui.page("/workflows/{name}/lineage")
+    @page("/workflows/{name}/lineage")
     async def lineage_page(request: Request, name: str, column: str | None = None) -> RedirectResponse | None:
         """``?column=table.column`` selects a column in the column graph below the table graph."""
         user = await page_user(request)
@@ -150,7 +150,7 @@ def register() -> None:
             await column_lineage.column_view(user, name, select, columns)  # type: ignore[arg-type]
         return None
 
-    @ui.page("/workflows/{name}/lineage.json")
+    @page("/workflows/{name}/lineage.json")
     async def lineage_json(request: Request, name: str) -> Any:
         from fastapi.responses import JSONResponse
 

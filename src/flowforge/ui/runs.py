@@ -19,6 +19,7 @@ from flowforge.ui.layout import (
     load,
     login_redirect,
     notify_error,
+    page,
     page_user,
     status_badge,
     table,
@@ -115,7 +116,7 @@ def timeline_options(detail: RunDetail) -> dict[str, Any]:
 
 
 def register() -> None:
-    @ui.page("/runs")
+    @page("/runs")
     async def runs_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:
@@ -181,7 +182,7 @@ def register() -> None:
             ui.timer(5.0, refresh)
         return None
 
-    @ui.page("/runs/{run_id}")
+    @page("/runs/{run_id}")
     async def run_page(request: Request, run_id: int) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

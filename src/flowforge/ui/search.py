@@ -11,11 +11,11 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from flowforge.ui import services
-from flowforge.ui.layout import error_message, frame, load, login_redirect, page_user, table
+from flowforge.ui.layout import error_message, frame, load, login_redirect, page, page_user, table
 
 
 def register() -> None:
-    @ui.page("/search")
+    @page("/search")
     async def search_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

@@ -13,14 +13,14 @@ from nicegui import run, ui
 
 from flowforge.core.sql_console import MAX_LIMIT
 from flowforge.ui import admin_services as admin
-from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page_user, table
+from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page, page_user, table
 from flowforge.ui.services import UiUser
 
 EXAMPLE = "SELECT *\nFROM {table}\nLIMIT 100"
 
 
 def register() -> None:
-    @ui.page("/sql")
+    @page("/sql")
     async def console_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

@@ -18,6 +18,7 @@ from flowforge.ui.layout import (
     load,
     login_redirect,
     notify_error,
+    page,
     page_user,
     plural,
     table,
@@ -141,7 +142,7 @@ async def wizard(user: services.UiUser, tpl: Template) -> None:
 
 
 def register() -> None:
-    @ui.page("/templates")
+    @page("/templates")
     async def templates_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

@@ -12,7 +12,7 @@ from nicegui import run, ui
 
 from flowforge.core.users import ROLES
 from flowforge.ui import admin_services as admin
-from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page_user, table
+from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page, page_user, table
 from flowforge.ui.services import UiUser
 
 DENIED = ('<!doctype html><title>Not allowed · FlowForge</title>'
@@ -21,7 +21,7 @@ DENIED = ('<!doctype html><title>Not allowed · FlowForge</title>'
 
 
 def register() -> None:
-    @ui.page("/users")
+    @page("/users")
     async def users_page(request: Request) -> RedirectResponse | HTMLResponse | None:
         user = await page_user(request)
         if user is None:
@@ -38,7 +38,7 @@ def register() -> None:
             user_list(user, people)
         return None
 
-    @ui.page("/account")
+    @page("/account")
     async def account_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

@@ -20,6 +20,7 @@ from flowforge.ui.layout import (
     load,
     login_redirect,
     notify_error,
+    page,
     page_user,
     status_badge,
     table,
@@ -235,7 +236,7 @@ def yaml_panel(user: services.UiUser, detail: WorkflowDetail) -> None:
 
 
 def register() -> None:
-    @ui.page("/workflows/{name}")
+    @page("/workflows/{name}")
     async def workflow_page(request: Request, name: str) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:

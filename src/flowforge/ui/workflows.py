@@ -20,6 +20,7 @@ from flowforge.ui.layout import (
     load,
     login_redirect,
     notify_error,
+    page,
     page_user,
     plural,
     settle,
@@ -131,7 +132,7 @@ def details_fields(values: dict[str, str]) -> None:
 
 
 def register() -> None:
-    @ui.page("/workflows")
+    @page("/workflows")
     async def workflows_page(request: Request) -> RedirectResponse | None:
         user = await page_user(request)
         if user is None:
