@@ -30,16 +30,26 @@ from typing import Any
 
 from flowforge.cli.launch import installation_key, runtime_dir, send_message, socket_path
 
-# What commands import (measured with -X importtime on runs, ingests and run lists); optional
-# drivers that are not installed are skipped.
-PRELOAD = ("pyarrow", "pyarrow.parquet", "pyarrow.compute", "deltalake", "duckdb", "numpy", "sqlglot",
-           "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "yaml",
-           "flowforge.cli.main", "flowforge.core.context", "flowforge.runner.executor", "flowforge.runner.jobs",
-           "flowforge.layers.bronze", "flowforge.layers.silver", "flowforge.layers.silver_merge",
-           "flowforge.layers.gold", "flowforge.metadata.store", "flowforge.storage.delta",
-           "flowforge.engine.duckdb_engine", "flowforge.connectors.sql.sqlite.connector",
+# What commands import (modules new in sys.modules after runs, ingests, gold jobs, run lists,
+# catalog listings, queries and validations); optional drivers that are not installed are skipped.
+PRELOAD = ("pyarrow", "pyarrow.parquet", "pyarrow.compute", "deltalake", "duckdb", "numpy", "yaml",
+           "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "sqlglot", "sqlglot.dialects.duckdb",
+           "rich.console", "rich.table", "smtplib", "urllib.request", "statistics", "pwd", "colorsys",
+           "flowforge.cli.main", "flowforge.cli.output", "flowforge.core.context", "flowforge.core.alerts",
+           "flowforge.core.connections", "flowforge.core.files", "flowforge.core.onboarding", "flowforge.core.roots",
+           "flowforge.core.spec_cache", "flowforge.core.sql_console", "flowforge.core.users",
+           "flowforge.core.validation", "flowforge.connectors.config", "flowforge.connectors.files.config",
+           "flowforge.connectors.files.connector", "flowforge.connectors.sql.sqlite.config",
+           "flowforge.connectors.sql.sqlite.connector", "flowforge.connectors.sql.sqlite.convert",
            "flowforge.connectors.sql.postgres.connector", "flowforge.connectors.sql.mysql.connector",
-           "flowforge.connectors.files.connector", "flowforge.quality.evaluate")
+           "flowforge.runner.executor", "flowforge.runner.jobs", "flowforge.runner.dispatchers",
+           "flowforge.runner.notify", "flowforge.runner.refresh", "flowforge.layers.bronze",
+           "flowforge.layers.silver", "flowforge.layers.silver_merge", "flowforge.layers.gold",
+           "flowforge.layers.discovery", "flowforge.layers.maintenance", "flowforge.lineage.graph",
+           "flowforge.lineage.openlineage", "flowforge.metadata.store", "flowforge.metadata.alerts",
+           "flowforge.metadata.generation", "flowforge.metadata.quality", "flowforge.quality.evaluate",
+           "flowforge.quality.results", "flowforge.storage.delta", "flowforge.storage.maintenance",
+           "flowforge.engine.duckdb_engine")
 IDLE_SECONDS = 3600
 _MAX_MESSAGE = 1 << 20  # an environment larger than 1 MB is not a command's
 
