@@ -34,7 +34,8 @@ from flowforge.cli.launch import installation_key, runtime_dir, send_message, so
 # catalog listings, queries and validations); optional drivers that are not installed are skipped.
 PRELOAD = ("pyarrow", "pyarrow.parquet", "pyarrow.compute", "deltalake", "duckdb", "numpy", "yaml",
            "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "sqlglot", "sqlglot.dialects.duckdb",
-           "rich.console", "rich.table", "smtplib", "urllib.request", "statistics", "pwd", "colorsys",
+           "rich.console", "rich.table", "rich._emoji_codes", "typer._adapters", "typer._click.decorators",
+           "smtplib", "urllib.request", "statistics", "pwd", "colorsys",
            "flowforge.cli.main", "flowforge.cli.output", "flowforge.core.context", "flowforge.core.alerts",
            "flowforge.core.connections", "flowforge.core.files", "flowforge.core.onboarding", "flowforge.core.roots",
            "flowforge.core.spec_cache", "flowforge.core.sql_console", "flowforge.core.users",
@@ -94,9 +95,7 @@ def serve(idle: float = IDLE_SECONDS) -> None:
     directory = runtime_dir(create=True)
     key = installation_key()  # before any import could add to the import path
     path = socket_path(directory)
-    for name in PRELOAD:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+    _preload()
     os.chdir(directory)  # the import path is resolved; keep no user's directory busy
     listener = _listen(path)
     bound = os.stat(path).st_ino
@@ -115,6 +114,16 @@ def serve(idle: float = IDLE_SECONDS) -> None:
                 os.unlink(path)
         listener.close()
         _log("stopped")
+
+
+def _preload() -> None:
+    """Import what commands import, and nothing else (no call that could keep state of this process)."""
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    # the table of character widths rich loads by name when it first measures text
+    versions: tuple[str, ...] = importlib.import_module("rich._unicode_data").VERSIONS
+    importlib.import_module(f"rich._unicode_data.unicode{versions[-1].replace('.', '-')}")
 
 
 def _listen(path: str) -> socket.socket:
