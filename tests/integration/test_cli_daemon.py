@@ -207,3 +207,32 @@ def test_a_socket_directory_others_could_have_made_is_never_used(tmp_path: Path,
         os.unlink(_socket_of(used))
         if used != runtime:
             used.unlink()
+
+
+def test_with_daemon_auto_the_first_command_starts_one_for_the_next(tmp_path: Path, runtime: Path) -> None:
+    project, source = _bank(tmp_path)
+    args = ("-p", str(project), "ingest", "--from", f"sqlite:///{source}", "--table", "accounts")
+    first = _flowforge(runtime, *args, FLOWFORGE_DAEMON="auto")
+    assert first.returncode == 0 and "1 written" in first.stdout  # ran alone, and started the daemon
+    deadline = time.monotonic() + 120
+    while _flowforge(runtime, "daemon", "status").returncode != 0:
+        assert time.monotonic() < deadline, "no daemon started"
+        time.sleep(0.1)
+    assert _served(runtime) == 0
+    second = _flowforge(runtime, *args, FLOWFORGE_DAEMON="auto")
+    assert second.returncode == 0 and "1 written" in second.stdout
+    assert _served(runtime) == 1
+
+
+def test_two_daemons_of_one_installation_never_run_at_once(runtime: Path) -> None:
+    starts = [subprocess.Popen([sys.executable, "-m", "flowforge.cli.daemon", "60"], env=_env(runtime),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    deadline = time.monotonic() + 120
+    while all(p.poll() is None for p in starts):
+        assert time.monotonic() < deadline, "neither gave way"
+        time.sleep(0.1)
+    gave_way = next(p for p in starts if p.poll() is not None)
+    assert gave_way.returncode == 1 and "already serves" in gave_way.communicate()[0]
+    while _flowforge(runtime, "daemon", "status").returncode != 0:  # the other one serves, once loaded
+        assert time.monotonic() < deadline and all(p.poll() in (None, 1) for p in starts), "no daemon serves"
+        time.sleep(0.1)

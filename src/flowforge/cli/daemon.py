@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import importlib
 import json
 import os
@@ -21,25 +22,35 @@ import selectors
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowforge.cli.launch import installation_key, runtime_dir, send_message, socket_path
+from flowforge.cli.launch import installation_key, runtime_dir, send_message, socket_path, spawn
 
-# What commands import (measured with -X importtime on runs, ingests and run lists); optional
-# drivers that are not installed are skipped.
-PRELOAD = ("pyarrow", "pyarrow.parquet", "pyarrow.compute", "deltalake", "duckdb", "numpy", "sqlglot",
-           "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "yaml",
-           "flowforge.cli.main", "flowforge.core.context", "flowforge.runner.executor", "flowforge.runner.jobs",
-           "flowforge.layers.bronze", "flowforge.layers.silver", "flowforge.layers.silver_merge",
-           "flowforge.layers.gold", "flowforge.metadata.store", "flowforge.storage.delta",
-           "flowforge.engine.duckdb_engine", "flowforge.connectors.sql.sqlite.connector",
+# What commands import (modules new in sys.modules after runs, ingests, gold jobs, run lists,
+# catalog listings, queries and validations); optional drivers that are not installed are skipped.
+PRELOAD = ("pyarrow", "pyarrow.parquet", "pyarrow.compute", "deltalake", "duckdb", "numpy", "yaml",
+           "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "sqlglot", "sqlglot.dialects.duckdb",
+           "rich.console", "rich.table", "rich._emoji_codes", "typer._adapters", "typer._click.decorators",
+           "smtplib", "urllib.request", "statistics", "pwd", "colorsys",
+           "flowforge.cli.main", "flowforge.cli.output", "flowforge.core.context", "flowforge.core.alerts",
+           "flowforge.core.connections", "flowforge.core.files", "flowforge.core.onboarding", "flowforge.core.roots",
+           "flowforge.core.spec_cache", "flowforge.core.sql_console", "flowforge.core.users",
+           "flowforge.core.validation", "flowforge.connectors.config", "flowforge.connectors.files.config",
+           "flowforge.connectors.files.connector", "flowforge.connectors.sql.sqlite.config",
+           "flowforge.connectors.sql.sqlite.connector", "flowforge.connectors.sql.sqlite.convert",
            "flowforge.connectors.sql.postgres.connector", "flowforge.connectors.sql.mysql.connector",
-           "flowforge.connectors.files.connector", "flowforge.quality.evaluate")
+           "flowforge.runner.executor", "flowforge.runner.jobs", "flowforge.runner.dispatchers",
+           "flowforge.runner.notify", "flowforge.runner.refresh", "flowforge.layers.bronze",
+           "flowforge.layers.silver", "flowforge.layers.silver_merge", "flowforge.layers.gold",
+           "flowforge.layers.discovery", "flowforge.layers.maintenance", "flowforge.lineage.graph",
+           "flowforge.lineage.openlineage", "flowforge.metadata.store", "flowforge.metadata.alerts",
+           "flowforge.metadata.generation", "flowforge.metadata.quality", "flowforge.quality.evaluate",
+           "flowforge.quality.results", "flowforge.storage.delta", "flowforge.storage.maintenance",
+           "flowforge.engine.duckdb_engine")
 IDLE_SECONDS = 3600
 _MAX_MESSAGE = 1 << 20  # an environment larger than 1 MB is not a command's
 
@@ -51,6 +62,7 @@ class _Daemon:
     key: str
     idle: float
     wakeup: tuple[int, int]
+    lock: int  # held while this daemon lives; never by its children
     code: tuple[int, int]
     started: float = field(default_factory=time.time)
     served: int = 0
@@ -84,9 +96,12 @@ def serve(idle: float = IDLE_SECONDS) -> None:
     directory = runtime_dir(create=True)
     key = installation_key()  # before any import could add to the import path
     path = socket_path(directory)
-    for name in PRELOAD:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+    lock = os.open(f"{path}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:  # one daemon per installation: a second one (two commands starting one at once) leaves
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"a FlowForge daemon already serves {path}") from None
+    _preload()
     os.chdir(directory)  # the import path is resolved; keep no user's directory busy
     listener = _listen(path)
     bound = os.stat(path).st_ino
@@ -94,7 +109,7 @@ def serve(idle: float = IDLE_SECONDS) -> None:
     os.set_blocking(writer, False)
     signal.set_wakeup_fd(writer)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the loop through the pipe
-    daemon = _Daemon(listener, path, key, idle, (reader, writer), code_stamp())
+    daemon = _Daemon(listener, path, key, idle, (reader, writer), lock, code_stamp())
     signal.signal(signal.SIGTERM, lambda *_: setattr(daemon, "stopping", True))
     _log(f"serving {path} (pid {os.getpid()}, installation {key})")
     try:
@@ -107,17 +122,19 @@ def serve(idle: float = IDLE_SECONDS) -> None:
         _log("stopped")
 
 
+def _preload() -> None:
+    """Import what commands import, and nothing else (no call that could keep state of this process)."""
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    # the table of character widths rich loads by name when it first measures text
+    versions: tuple[str, ...] = importlib.import_module("rich._unicode_data").VERSIONS
+    importlib.import_module(f"rich._unicode_data.unicode{versions[-1].replace('.', '-')}")
+
+
 def _listen(path: str) -> socket.socket:
-    if os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            os.unlink(path)  # left by a daemon that was killed
-        else:
-            raise SystemExit(f"a FlowForge daemon already serves {path}")
-        finally:
-            probe.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by a daemon that was killed (a live one would hold the lock)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
@@ -260,8 +277,8 @@ def _become(daemon: _Daemon, message: dict[str, Any], fds: list[int]) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for own in (daemon.listener, *daemon.children.values()):
         own.close()
-    os.close(daemon.wakeup[0])
-    os.close(daemon.wakeup[1])
+    for fd in (*daemon.wakeup, daemon.lock):
+        os.close(fd)
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
     os.fchdir(fds[3])
@@ -358,11 +375,7 @@ def start(idle: float) -> dict[str, Any]:
     if running is not None:
         return running
     directory = runtime_dir(create=True)
-    with open(os.path.join(directory, "daemon.log"), "a") as log:
-        subprocess.Popen([sys.executable, "-m", "flowforge.cli.daemon", str(idle)], stdin=subprocess.DEVNULL,
-                         stdout=log, stderr=log, start_new_session=True)
-    # the same environment and directory as this command: relative or empty PYTHONPATH entries
-    # resolve alike, so the daemon's installation key is this command's
+    spawn(directory, idle)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         answer = request("status")

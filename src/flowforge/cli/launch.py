@@ -16,7 +16,8 @@ mode before anything is sent: the environment carries credentials), and the daem
 connections from its own user only. A daemon of another installation (interpreter, import path or
 FlowForge version) has another socket name; one whose code changed on disk since it started
 refuses and exits. Whenever the daemon is absent, refuses or cannot be reached, the command runs
-here as if no daemon existed. ``FLOWFORGE_NO_DAEMON=1`` skips it.
+here as if no daemon existed. ``FLOWFORGE_NO_DAEMON=1`` skips it; with ``FLOWFORGE_DAEMON=auto``
+a command that finds none starts one in the background (and runs here itself).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import sys
 
 RUNTIME_ENV = "FLOWFORGE_RUNTIME_DIR"
 SKIP_ENV = "FLOWFORGE_NO_DAEMON"
+AUTO_ENV = "FLOWFORGE_DAEMON"  # "auto": a command that finds no daemon starts one for the commands after it
 # Commands that never prompt on a terminal (a forked child has no controlling terminal, so a hidden
 # prompt could not hide its input) and end by themselves (servers keep their own process).
 DELEGATED = frozenset({"run", "ingest", "validate", "runs", "query", "lineage", "export", "test", "schedules",
@@ -85,6 +87,17 @@ def socket_path(directory: str) -> str:
     return os.path.join(directory, f"daemon-{installation_key()}.sock")
 
 
+def spawn(directory: str, idle: float) -> None:
+    """Start the daemon in the background, in this process's environment and directory (relative or
+    empty PYTHONPATH entries then resolve alike, so its installation key is this process's). A
+    second daemon of the same installation exits at once (the first holds its lock)."""
+    import subprocess
+
+    with open(os.path.join(directory, "daemon.log"), "a") as log:
+        subprocess.Popen([sys.executable, "-m", "flowforge.cli.daemon", str(idle)], stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log, start_new_session=True)
+
+
 def send_message(sock: socket.socket, message: dict[str, object], fds: list[int] | None = None) -> None:
     data = json.dumps(message).encode()
     header = struct.pack("!I", len(data))
@@ -113,13 +126,15 @@ def _delegated(args: list[str]) -> bool:
     if os.environ.get(SKIP_ENV) or _command(args) not in DELEGATED:
         return False
     try:
-        path = socket_path(runtime_dir())
+        path = socket_path(runtime_dir(create=os.environ.get(AUTO_ENV) == "auto"))
     except (OSError, UnsafeRuntimeDir):
         return False
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError:
+        if os.environ.get(AUTO_ENV) == "auto":
+            spawn(os.path.dirname(path), 3600)
         return False
     child = _Child()
     for signum in _FORWARDED:  # from now on, a Ctrl-C belongs to the command wherever it runs

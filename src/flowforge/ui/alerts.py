@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
 from flowforge.ui import services
-from flowforge.ui.layout import current_user, frame, login_redirect, notify_error, table
+from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page, page_user, table
 
 EVENTS = {"failure": "failure", "recovery": "recovery", "slow": "slow run"}
 
@@ -27,19 +27,24 @@ def _data(v: dict[str, Any]) -> dict[str, Any]:
 
 
 def register() -> None:
-    @ui.page("/alerts")
-    def alerts_page(request: Request) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/alerts")
+    async def alerts_page(request: Request) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame("Alerts", user):
             ui.label("Channels receive the events you tick for every workflow; a workflow file can add its own "
                      "rules (alerts: when/notify). Every alert sent is listed on its run.").classes("text-gray-600")
-            channels()
+            try:
+                found, declared = await load(services.alert_channels, user), await load(services.alert_rules, user)
+            except Exception as exc:
+                ui.label(error_message(exc)).classes("text-negative")
+                return None
+            channels(user, found)
             if user.can_edit:
                 form(user)
             rules = [{"workflow": r.workflow, "when": ", ".join(r.when), "notify": ", ".join(r.notify),
-                      "slow factor": f"{r.slow_factor:g}"} for r in services.alert_rules(user)]
+                      "slow factor": f"{r.slow_factor:g}"} for r in declared]
             ui.label("Rules of workflows").classes("text-lg font-medium")
             if rules:
                 table(rules).props("data-testid=alert-rules")
@@ -47,13 +52,19 @@ def register() -> None:
                 ui.label("No workflow declares alert rules (alerts: in its file).").classes("text-gray-500")
         return None
 
-    @ui.refreshable
-    def channels() -> None:
-        user = current_user(ui.context.client.request)
-        if user is None:
+    async def rechannel(user: services.UiUser) -> None:
+        """The channels again, read first so the old list stays until the new one comes."""
+        try:
+            found = await load(services.alert_channels, user)
+        except Exception as exc:
+            notify_error(exc)
             return
+        channels.refresh(user, found)
+
+    @ui.refreshable
+    def channels(user: services.UiUser, found: list[Any]) -> None:
         rows = [{"channel": c.name, "kind": c.kind, "sends to": c.where, "events (all workflows)": ", ".join(c.events),
-                 "slow factor": f"{c.slow_factor:g}", "defined in": c.source} for c in services.alert_channels(user)]
+                 "slow factor": f"{c.slow_factor:g}", "defined in": c.source} for c in found]
         if not rows:
             ui.label("No alert channels yet.").classes("text-gray-500")
             return
@@ -77,14 +88,14 @@ def register() -> None:
             return
         ui.notify(f"Test alert to '{name}': {result}", type="positive")
 
-    def delete(user: services.UiUser, name: str) -> None:
+    async def delete(user: services.UiUser, name: str) -> None:
         try:
-            services.delete_alert_channel(user, name)
+            await load(services.delete_alert_channel, user, name)
         except Exception as exc:
             notify_error(exc)
             return
         ui.notify(f"Deleted '{name}'.", type="positive")
-        channels.refresh()
+        await rechannel(user)
 
     def form(user: services.UiUser) -> None:
         v: dict[str, Any] = {"name": "", "type": "webhook", "url": "", "format": "slack", "host": "", "port": 587,
@@ -123,6 +134,6 @@ def register() -> None:
                     return
                 ui.notify(f"Saved '{v['name']}'.", type="positive")
                 v["url"] = v["password"] = ""
-                channels.refresh()
+                await rechannel(user)
 
             ui.button("Save channel", icon="save", on_click=save).props("data-testid=save-channel")

@@ -13,21 +13,25 @@ from nicegui import run, ui
 
 from flowforge.ui import admin_services as admin
 from flowforge.ui import quality, services
-from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, notify_error, table
+from flowforge.ui.layout import error_message, frame, go, load, login_redirect, notify_error, page, page_user, table
 from flowforge.ui.services import UiUser
 
 LAYERS = ("bronze", "silver", "gold")
 
 
 def register() -> None:
-    @ui.page("/catalog")
-    def catalog_page(request: Request) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/catalog")
+    async def catalog_page(request: Request) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame("Catalog", user):
-            entries = admin.catalog_tables(user)
             search_box(user)
+            try:
+                entries = await load(admin.catalog_tables, user)
+            except Exception as exc:
+                ui.label(error_message(exc)).classes("text-negative")
+                return None
             if not entries:
                 ui.label("The lakehouse has no tables yet: create a workflow from a template and run it.").classes(
                     "text-gray-600").props("data-testid=catalog-empty")
@@ -52,12 +56,12 @@ def register() -> None:
         row = ui.row().classes("items-center gap-2")
         found = ui.column().classes("w-full")
 
-        def search() -> None:
+        async def search() -> None:
             found.clear()
             if not v["q"].strip():
                 return
             try:
-                hits = admin.catalog_search(user, v["q"])
+                hits = await load(admin.catalog_search, user, v["q"])
             except Exception as exc:
                 notify_error(exc)
                 return
@@ -77,15 +81,15 @@ def register() -> None:
                 "clearable data-testid=catalog-search").on("keydown.enter", search)
             ui.button("Search", icon="search", on_click=search).props("data-testid=catalog-search-go")
 
-    @ui.page("/catalog/{name}")
-    def table_page(request: Request, name: str) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/catalog/{name}")
+    async def table_page(request: Request, name: str) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame(f"Table · {name}", user):
             try:
-                detail = services.table_detail(user, name)
-                entry = admin.catalog_table(user, name)
+                detail = await load(services.table_detail, user, name)
+                entry = await load(admin.catalog_table, user, name)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
@@ -113,11 +117,11 @@ def register() -> None:
                     table([{"version": v.version, "when": f"{v.timestamp:%Y-%m-%d %H:%M:%S}" if v.timestamp else "",
                             "operation": v.operation, "rows added": v.rows_added} for v in detail.history])
                 with ui.tab_panel("Quality"):
-                    quality.table_tab(name, user)
+                    await quality.table_tab(name, user)
                 with ui.tab_panel("Lineage"):  # each column, with links to its column lineage
                     from flowforge.ui.column_lineage import catalog_tab
 
-                    catalog_tab(user, name)
+                    await catalog_tab(user, name)
         return None
 
 

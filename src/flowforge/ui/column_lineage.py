@@ -12,7 +12,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import events, ui
 
-from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, table
+from flowforge.ui.layout import error_message, frame, go, load, login_redirect, page, page_user, table
 from flowforge.ui.services import UiUser, acting
 
 SEP = "::"
@@ -114,9 +114,18 @@ def chart_height(graph: dict[str, Any]) -> int:
     return max(420, min(4000, max(per.values(), default=0) + 60))  # about one pixel per unit: readable boxes
 
 
-def column_view(user: UiUser, workflow: str, select: tuple[str, str] | None = None) -> None:
-    """The column graph of ``workflow``; ``select`` is a (table, column) to highlight first."""
-    graph = column_graph(user, workflow)
+async def column_view(user: UiUser, workflow: str, select: tuple[str, str] | None = None,
+                      graph: dict[str, Any] | Exception | None = None) -> None:
+    """The column graph of ``workflow`` (``graph``: read already, or why it could not be); ``select`` is
+    a (table, column) to highlight first."""
+    if graph is None:
+        try:
+            graph = await load(column_graph, user, workflow)
+        except Exception as exc:
+            graph = exc
+    if isinstance(graph, Exception):
+        ui.label(error_message(graph)).classes("text-negative")
+        return
     if not graph["tables"]:
         ui.label("No column lineage yet: run the workflow once so FlowForge knows its tables' columns.").classes(
             "text-gray-600").props("data-testid=column-lineage-empty")
@@ -127,9 +136,9 @@ def column_view(user: UiUser, workflow: str, select: tuple[str, str] | None = No
         f"height: {chart_height(graph)}px").props("data-testid=column-lineage-chart")
     details = ui.column().classes("w-full")
 
-    def show(node: str, column: str) -> None:
+    async def show(node: str, column: str) -> None:
         try:
-            found = column_trace(user, node, column)
+            found = await load(column_trace, user, node, column)
         except Exception as exc:
             details.clear()
             with details:
@@ -153,23 +162,23 @@ def column_view(user: UiUser, workflow: str, select: tuple[str, str] | None = No
                         "expression": h["description"], "job": h["job"]} for h in hops],
                       ["column", "steps away", "how", "expression", "job"]).props(f"data-testid=column-{key}")
 
-    def clicked(e: events.EChartPointClickEventArguments) -> None:
+    async def clicked(e: events.EChartPointClickEventArguments) -> None:
         node, _, column = str(e.name).partition(SEP)
         if column:
-            show(node, column)
+            await show(node, column)
         elif not node.startswith(("source:", "sink:")):
             go(f"/catalog/{node}")
 
     chart.on_point_click(clicked)
     if select is not None:
-        show(*select)
+        await show(*select)
 
 
-def catalog_tab(user: UiUser, table_name: str) -> None:
+async def catalog_tab(user: UiUser, table_name: str) -> None:
     """The catalog's Lineage tab of one table: each column with what it comes from and feeds, linked to the
     column graph."""
     try:
-        found = column_trace(user, table_name)
+        found = await load(column_trace, user, table_name)
     except Exception as exc:
         ui.label(error_message(exc)).classes("text-gray-600")
         return
@@ -188,14 +197,14 @@ def catalog_tab(user: UiUser, table_name: str) -> None:
 
 
 def register() -> None:
-    @ui.page("/lineage/column")
-    def column_page(request: Request, table: str, column: str | None = None) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/lineage/column")
+    async def column_page(request: Request, table: str, column: str | None = None) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame(f"Column lineage · {table}" + (f".{column}" if column else ""), user):
             try:
-                found = column_trace(user, table, column)
+                found = await load(column_trace, user, table, column)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
@@ -203,5 +212,5 @@ def register() -> None:
                 ui.label(f"{found['table']} is not written by any workflow.").classes("text-gray-600")
                 return None
             ui.link(f"← Lineage of {found['workflow']}", f"/workflows/{found['workflow']}/lineage")
-            column_view(user, found["workflow"], (found["node"], found["column"]) if found["column"] else None)
+            await column_view(user, found["workflow"], (found["node"], found["column"]) if found["column"] else None)
         return None

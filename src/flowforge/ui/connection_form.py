@@ -9,7 +9,7 @@ from typing import Any
 from nicegui import run, ui
 
 from flowforge.ui import services
-from flowforge.ui.layout import error_message, table
+from flowforge.ui.layout import error_message, load, table
 
 AUTH_TYPES = {"password": "User and password", "trust": "No password (trust / peer / certificate)"}
 DEFAULT_PORTS = {"postgres": 5432, "sqlserver": 1433, "mysql": 3306}
@@ -52,9 +52,9 @@ class ConnectionForm:
         return str(self.values["saved"] if self.values["mode"] == "saved" else self.values["name"])
 
     # -- the widgets ---------------------------------------------------------------------------
-    def render(self) -> None:
+    async def render(self) -> None:
         v = self.values
-        saved = [c.name for c in services.connection_summaries(self.user) if c.kind != "files"]
+        saved = [c.name for c in await load(services.connection_summaries, self.user) if c.kind != "files"]
         kinds = [k for k in services.connection_kinds() if k not in ("files",)]
         v["saved"] = self.initial if self.initial in saved else (saved[0] if saved else "")
         v["mode"] = "saved" if saved else "new"
@@ -138,9 +138,9 @@ class ConnectionForm:
                 table(rows).props("data-testid=table-preview").classes("max-h-96")
 
 
-def read_only_summary(user: services.UiUser, name: str) -> None:
+async def read_only_summary(user: services.UiUser, name: str) -> None:
     """What a viewer may see of a connection: its kind, host and database, never credentials."""
-    found = next((c for c in services.connection_summaries(user) if c.name == name), None)
+    found = next((c for c in await load(services.connection_summaries, user) if c.name == name), None)
     ui.label(f"Connection {name}: {found.kind} · {found.where}" if found else f"Connection {name}").classes(
         "text-gray-700")
 

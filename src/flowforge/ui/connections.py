@@ -4,20 +4,22 @@ receives one, and an edit with an empty secret keeps the stored value."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
 from flowforge.ui import admin_services as admin
 from flowforge.ui.connection_form import ConnectionEditor
-from flowforge.ui.layout import current_user, frame, login_redirect, notify_error
+from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page, page_user
 from flowforge.ui.services import UiUser
 
 
 def register() -> None:
-    @ui.page("/connections")
-    def connections_page(request: Request) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/connections")
+    async def connections_page(request: Request) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame("Connections", user):
@@ -26,16 +28,26 @@ def register() -> None:
             if user.can_edit:
                 ui.button("New connection", icon="add", on_click=lambda: open_editor(user, None)).props(
                     "data-testid=new-connection")
-            listing(user)
+            try:
+                found = await load(admin.connections, user)
+            except Exception as exc:
+                ui.label(error_message(exc)).classes("text-negative")
+                return None
+            listing(user, found)
         return None
 
-    @ui.refreshable
-    def listing(user: UiUser) -> None:
+    async def relist(user: UiUser) -> None:
+        """The list again, read first so the old one stays until the new one comes."""
         try:
-            items, usage = admin.connections(user)
+            found = await load(admin.connections, user)
         except Exception as exc:
             notify_error(exc)
             return
+        listing.refresh(user, found)
+
+    @ui.refreshable
+    def listing(user: UiUser, found: tuple[list[Any], dict[str, list[tuple[str, str]]]]) -> None:
+        items, usage = found
         if not items:
             ui.label("No connections yet. Add one with 'New connection', or under 'connections:' in "
                      "flowforge.yml.").classes("text-gray-500").props("data-testid=connections-empty")
@@ -88,27 +100,27 @@ def register() -> None:
                 ui.label(f"{len(used)} job(s) use it and will fail until it is defined again: "
                          + ", ".join(f"{w}.{j}" for w, j in used)).classes("text-negative")
 
-            def go_on() -> None:
+            async def go_on() -> None:
                 try:
-                    admin.delete_connection(user, name)
+                    await load(admin.delete_connection, user, name)
                 except Exception as exc:
                     notify_error(exc)
                     return
                 dialog.close()
                 ui.notify(f"Deleted '{name}'.", type="positive")
-                listing.refresh()
+                await relist(user)
 
             with ui.row():
                 ui.button("Delete", color="negative", on_click=go_on).props("data-testid=confirm-delete")
                 ui.button("Cancel", on_click=dialog.close).props("flat")
         dialog.open()
 
-    def open_editor(user: UiUser, name: str | None) -> None:
+    async def open_editor(user: UiUser, name: str | None) -> None:
         if name is None:
             editor = ConnectionEditor()
         else:
             try:
-                kind, options, secrets_set = admin.editable_connection(user, name)
+                kind, options, secrets_set = await load(admin.editable_connection, user, name)
             except Exception as exc:
                 notify_error(exc)
                 return
@@ -143,7 +155,7 @@ def register() -> None:
                 editor.values["password"] = editor.values["url"] = editor.values["aws_secret_access_key"] = ""
                 dialog.close()
                 ui.notify(f"Saved '{name or editor.values['name']}'.", type="positive")
-                listing.refresh()
+                await relist(user)
 
             with ui.row().classes("gap-2"):
                 ui.button("Test connection", icon="cable", on_click=check).props("outline data-testid=editor-test")

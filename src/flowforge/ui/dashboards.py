@@ -13,7 +13,7 @@ from nicegui import ui
 
 from flowforge.templates.dashboards import ChartData, echarts_option
 from flowforge.ui import services
-from flowforge.ui.layout import current_user, error_message, frame, login_redirect
+from flowforge.ui.layout import error_message, frame, load, login_redirect, page, page_user
 
 
 def chart_card(data: ChartData) -> None:
@@ -32,14 +32,14 @@ def chart_card(data: ChartData) -> None:
 
 
 def register() -> None:
-    @ui.page("/dashboards")
-    def dashboards_page(request: Request) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/dashboards")
+    async def dashboards_page(request: Request) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame("Dashboards", user):
             try:
-                found = services.dashboards(user)
+                found = await load(services.dashboards, user)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
@@ -54,18 +54,19 @@ def register() -> None:
                             ui.label(d.description).classes("text-sm")
         return None
 
-    @ui.page("/dashboards/{template}/{name}")
-    def dashboard_page(request: Request, template: str, name: str) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/dashboards/{template}/{name}")
+    async def dashboard_page(request: Request, template: str, name: str) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
-        try:
-            data = services.dashboard_data(user, template, name)
-        except Exception as exc:
-            with frame("Dashboard", user):
+        with frame("Dashboard", user) as heading:
+            try:
+                data = await load(services.dashboard_data, user, template, name)
+            except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative").props("data-testid=dashboard-error")
-            return None
-        with frame(data.dashboard.title, user):
+                return None
+            heading.text = data.dashboard.title
+            ui.page_title(f"{data.dashboard.title} · FlowForge")
             ui.link("← All dashboards", "/dashboards")  # NiceGUI adds the /ui mount prefix
             if data.dashboard.description:
                 ui.label(data.dashboard.description).classes("text-gray-600")

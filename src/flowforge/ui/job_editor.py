@@ -17,11 +17,12 @@ from nicegui import ui
 from flowforge.ui import services, workflow_services
 from flowforge.ui.connection_form import ConnectionForm, read_only_summary
 from flowforge.ui.job_draft import JobDraft
-from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, notify_error, table
+from flowforge.ui.layout import error_message, frame, go, load, login_redirect, notify_error, page, page_user, table
 
 
-def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None) -> None:
+async def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None) -> None:
     draft = JobDraft(existing)
+    files = [c.name for c in await load(services.connection_summaries, user) if c.kind == "files"]
     v = draft.v
     column_pickers: list[ui.select] = []
 
@@ -42,9 +43,8 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
             ui.input("Description", placeholder="What this job lands, for the people who read it").bind_value(
                 v, "description").classes("grow").props("data-testid=job-description")
         with ui.column().bind_visibility_from(v, "source", value="database").classes("w-full"):
-            form.render()
+            await form.render()
         with ui.row().bind_visibility_from(v, "source", value="file").classes("gap-4"):
-            files = [c.name for c in services.connection_summaries(user) if c.kind == "files"]
             ui.select(sorted({*files, v["files_connection"]} - {""}), label="Folder connection").bind_value(
                 v, "files_connection").classes("w-64")
     def change(step: Callable[[], object]) -> None:
@@ -109,12 +109,12 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
                 ui.textarea("SQL over silver tables").bind_value(v, "gold_sql").classes("w-full font-mono")
     messages = ui.column().props("data-testid=validation")
 
-    def validate() -> bool:
+    async def validate() -> bool:
         messages.clear()
         if form.values.get("table") and not v["table"]:  # picked, though its preview failed
             v["table"] = form.values["table"]
         found = [f"{i.field}: {i.message}" for job in draft.jobs(form.connection_name())
-                 for i in services.validate_job(user, workflow, job)]
+                 for i in await load(services.validate_job, user, workflow, job)]
         if v["source"] == "database" and form.values["mode"] == "new" and not form.tested:
             found.insert(0, "Test the connection before saving.")
         with messages:
@@ -124,15 +124,15 @@ def editor(user: services.UiUser, workflow: str, existing: dict[str, Any] | None
                 ui.label("✔ The job is valid.").classes("text-positive")
         return not found
 
-    def save() -> None:
-        if not validate():
+    async def save() -> None:
+        if not await validate():
             return
         try:
             if v["source"] == "database" and form.values["mode"] == "new":
-                services.save_connection(user, form.values["name"], form.source())  # type: ignore[arg-type]
+                await load(services.save_connection, user, form.values["name"], form.source())  # type: ignore[arg-type]
             for job in draft.jobs(form.connection_name()):
                 replace = (existing or {}).get("name") if job["kind"] == "ingest" else None
-                services.save_job(user, workflow, job, replace)
+                await load(services.save_job, user, workflow, job, replace)
         except Exception as exc:
             notify_error(exc)
             return
@@ -150,9 +150,9 @@ def yaml_editor(user: services.UiUser, workflow: str, name: str, yaml_text: str)
         "autogrow data-testid=job-yaml")
     messages = ui.column()
 
-    def validate() -> bool:
+    async def validate() -> bool:
         messages.clear()
-        found = services.validate_job(user, workflow, text.value)
+        found = await load(services.validate_job, user, workflow, text.value)
         with messages:
             for issue in found:
                 where = f"line {issue.line}, " if issue.line else ""
@@ -161,11 +161,11 @@ def yaml_editor(user: services.UiUser, workflow: str, name: str, yaml_text: str)
                 ui.label("✔ The job is valid.").classes("text-positive")
         return not found
 
-    def save() -> None:
-        if not validate():
+    async def save() -> None:
+        if not await validate():
             return
         try:
-            services.save_job(user, workflow, text.value, name)
+            await load(services.save_job, user, workflow, text.value, name)
         except Exception as exc:
             notify_error(exc)
             return
@@ -178,15 +178,15 @@ def yaml_editor(user: services.UiUser, workflow: str, name: str, yaml_text: str)
 
 
 def register() -> None:
-    @ui.page("/workflows/{workflow}/jobs/{job}")
-    def job_page(request: Request, workflow: str, job: str) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/workflows/{workflow}/jobs/{job}")
+    async def job_page(request: Request, workflow: str, job: str) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame(f"{'New job' if job == 'new' else 'Job ' + job} · {workflow}", user):
             try:
-                services.workflow(user, workflow)
-                source = workflow_services.job_source(user, workflow, job) if job != "new" else None
+                await load(services.workflow, user, workflow)
+                source = await load(workflow_services.job_source, user, workflow, job) if job != "new" else None
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
@@ -194,7 +194,7 @@ def register() -> None:
             ui.link(f"← {workflow}", f"/workflows/{workflow}")
             if not user.can_edit:
                 if existing and existing.get("connection"):
-                    read_only_summary(user, str(existing["connection"]))
+                    await read_only_summary(user, str(existing["connection"]))
                 if existing:
                     table([{k: v if isinstance(v, str | int | float) else str(v) for k, v in t.items()}
                            if isinstance(t, dict) else {"table": str(t)}  # an export job lists names
@@ -209,7 +209,7 @@ def register() -> None:
                 yaml_tab = ui.tab("YAML").props("data-testid=yaml-tab")
             with ui.tab_panels(tabs, value=form_tab).classes("w-full"):
                 with ui.tab_panel(form_tab):
-                    editor(user, workflow, existing)
+                    await editor(user, workflow, existing)
                 with ui.tab_panel(yaml_tab):
                     if source is None:
                         ui.label("Save the job once; then its YAML can be edited here.").classes("text-gray-600")

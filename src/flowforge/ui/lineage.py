@@ -11,11 +11,11 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
-from nicegui import events, ui
+from nicegui import events, run, ui
 
 from flowforge.core.workflows import WorkflowDetail
 from flowforge.ui import services
-from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect
+from flowforge.ui.layout import error_message, frame, go, load, login_redirect, page, page_user
 
 LAYERS = ("source", "bronze", "silver", "gold")
 COLORS = {"source": "#6b7280", "bronze": "#b06a2c", "silver": "#8a99a8", "gold": "#d4a017", "table": "#4b5563"}
@@ -126,31 +126,35 @@ def register() -> None:
 
     column_lineage.register()
 
-    @ui.page("/workflows/{name}/lineage")
-    def lineage_page(request: Request, name: str, column: str | None = None) -> RedirectResponse | None:
+    @page("/workflows/{name}/lineage")
+    async def lineage_page(request: Request, name: str, column: str | None = None) -> RedirectResponse | None:
         """``?column=table.column`` selects a column in the column graph below the table graph."""
-        user = current_user(request)
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame(f"Lineage · {name}", user):
             try:
-                graph = services.lineage(user, name)
-                detail = services.workflow(user, name)
+                graph = await load(services.lineage, user, name)
+                detail = await load(services.workflow, user, name)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
+            try:  # read before the table graph is drawn: the page then goes out whole when the reads are quick
+                columns: dict[str, Any] | Exception = await load(column_lineage.column_graph, user, name)
+            except Exception as exc:
+                columns = exc
             ui.link("← Back to the workflow", f"/workflows/{name}")
             lineage_view(name, graph, jobs_of(detail))
             ui.label("Columns").classes("text-xl font-bold mt-4")
             select = tuple(column.rsplit(".", 1)) if column and "." in column else None
-            column_lineage.column_view(user, name, select)  # type: ignore[arg-type]
+            await column_lineage.column_view(user, name, select, columns)  # type: ignore[arg-type]
         return None
 
-    @ui.page("/workflows/{name}/lineage.json")
-    def lineage_json(request: Request, name: str) -> Any:
+    @page("/workflows/{name}/lineage.json")
+    async def lineage_json(request: Request, name: str) -> Any:
         from fastapi.responses import JSONResponse
 
-        user = current_user(request)
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
-        return JSONResponse(services.lineage(user, name))
+        return JSONResponse(await run.io_bound(services.lineage, user, name))

@@ -11,7 +11,7 @@ from typing import Any
 from nicegui import ui
 
 from flowforge.ui import services
-from flowforge.ui.layout import error_message, notify_error, table
+from flowforge.ui.layout import error_message, load, notify_error, table
 
 TEST_COLORS = {"pass": "positive", "warn": "warning", "fail": "negative", "error": "negative"}
 
@@ -26,12 +26,11 @@ def _sample(rows: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> None:
         table([{k: "" if v is None else str(v) for k, v in r.items()} for r in rows])
 
 
-def run_tests(user: services.UiUser, run_id: int) -> None:
-    """The tests a run evaluated, per table, with row accounting and failing samples."""
-    try:
-        found = services.run_quality(user, run_id)
-    except Exception as exc:
-        ui.label(error_message(exc)).classes("text-negative")
+def run_tests(found: Any) -> None:
+    """The tests a run evaluated (``services.run_quality``, or why they could not be read), per table,
+    with row accounting and failing samples."""
+    if isinstance(found, Exception):
+        ui.label(error_message(found)).classes("text-negative")
         return
     if not found.results and not found.accounting:
         return
@@ -53,13 +52,13 @@ def run_tests(user: services.UiUser, run_id: int) -> None:
                 _sample(r.sample)
 
 
-def table_tab(name: str, user: services.UiUser) -> None:
+async def table_tab(name: str, user: services.UiUser) -> None:
     """The catalog's Quality tab: each test's latest status, the history, and the quarantine."""
 
     @ui.refreshable
-    def body() -> None:
+    async def body() -> None:
         try:
-            history, accounting, held = services.table_quality(user, name)
+            history, accounting, held = await load(services.table_quality, user, name)
         except Exception as exc:
             ui.label(error_message(exc)).classes("text-negative")
             return
@@ -82,13 +81,13 @@ def table_tab(name: str, user: services.UiUser) -> None:
                     "dropped": a.rows_dropped, "quarantined": a.rows_quarantined, "version": a.delta_version}
                    for a in accounting])
         if held is not None:
-            _quarantine(name, held, user, body.refresh)
+            await _quarantine(name, held, user, body.refresh)
         ui.label("History").classes("font-semibold")
         table([{"when": f"{r.at:%Y-%m-%d %H:%M:%S}", "by": f"run {r.run_id}" if r.run_id else "flowforge test",
                 "test": r.test_name, "status": r.status, "failing rows": r.failing_rows, "message": r.message}
                for r in history], pagination=20)
 
-    body()
+    await body()
 
 
 def _trend(history: list[Any]) -> dict[str, Any]:
@@ -102,15 +101,15 @@ def _trend(history: list[Any]) -> dict[str, Any]:
                        for t, points in by_test.items()]}
 
 
-def _quarantine(name: str, held: Any, user: services.UiUser, refresh: Any) -> None:
+async def _quarantine(name: str, held: Any, user: services.UiUser, refresh: Any) -> None:
     ui.label(f"Quarantine: {held.pending:,} pending, {held.replayed:,} replayed, {held.superseded:,} superseded"
              ).classes("font-semibold").props("data-testid=quarantine-summary")
     if held.tests:
         ui.label("Caught by: " + ", ".join(f"{t} ({n})" for t, n in held.tests.items())).classes("text-sm")
 
-    def replay() -> None:
+    async def replay() -> None:
         try:
-            r = services.replay_quarantine(user, name)
+            r = await load(services.replay_quarantine, user, name)
         except Exception as exc:
             notify_error(exc)
             return
@@ -120,7 +119,7 @@ def _quarantine(name: str, held: Any, user: services.UiUser, refresh: Any) -> No
 
     if user.can_edit and held.pending:
         ui.button("Replay rows that now pass", on_click=replay, icon="replay").props("data-testid=replay")
-    rows = services.quarantine_rows(user, name, 20) if held.pending else []
+    rows = await load(services.quarantine_rows, user, name, 20) if held.pending else []
     if rows:
         table([{k: ", ".join(v) if isinstance(v, list) else ("" if v is None else str(v)) for k, v in r.items()
                 if not k.startswith("_replay")} for r in rows])

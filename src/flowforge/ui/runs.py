@@ -12,7 +12,18 @@ from nicegui import run, ui
 from flowforge.core.runs import RunDetail
 from flowforge.errors import AccessDenied
 from flowforge.ui import quality, services
-from flowforge.ui.layout import current_user, frame, go, login_redirect, notify_error, status_badge, table
+from flowforge.ui.layout import (
+    error_message,
+    frame,
+    go,
+    load,
+    login_redirect,
+    notify_error,
+    page,
+    page_user,
+    status_badge,
+    table,
+)
 
 POLL_SECONDS = 1.0
 LIVE = ("queued", "running")
@@ -30,14 +41,15 @@ TRIGGERS = ["manual", "ui", "api", "schedule", "after", "files", "backfill", "re
 SINCE = {"": "any time", "1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days", "30d": "last 30 days"}
 
 
-def history_rows(user: services.UiUser, limit: int = 100,
-                 filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+async def history_rows(user: services.UiUser, limit: int = 100,
+                       filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     f = filters or {}
     since = None
     if f.get("since"):
         hours = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}[f["since"]]
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
-    found = services.runs_filtered(user, f.get("workflow"), f.get("status"), f.get("trigger"), since, limit)
+    found = await load(services.runs_filtered, user, f.get("workflow"), f.get("status"), f.get("trigger"), since,
+                       limit)
     return [{"run": r.id, "workflow": r.workflow, "status": r.status_label or r.status, "trigger": r.trigger,
              "by": r.actor, "started": f"{r.started_at:%Y-%m-%d %H:%M:%S}",
              "slot": f"{r.slot:%Y-%m-%d %H:%M}" if r.slot else "", "duration": _duration(r.started_at, r.ended_at),
@@ -104,20 +116,30 @@ def timeline_options(detail: RunDetail) -> dict[str, Any]:
 
 
 def register() -> None:
-    @ui.page("/runs")
-    def runs_page(request: Request) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/runs")
+    async def runs_page(request: Request) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame("Runs", user):
             filters: dict[str, Any] = {"workflow": None, "status": None, "trigger": None, "since": ""}
             selected: dict[str, Any] = {"run": None}
             grid: Any = None  # the filters' bindings call refresh() once while they are being made
+            asked = [0]  # refreshes started: only the latest one's rows are shown
 
-            def refresh() -> None:
+            async def refresh() -> None:
                 if grid is None:
                     return
-                grid.rows = history_rows(user, 200, filters)
+                asked[0] += 1
+                mine = asked[0]
+                try:
+                    rows = await history_rows(user, 200, filters)
+                except Exception as exc:
+                    notify_error(exc)
+                    return
+                if mine != asked[0]:
+                    return
+                grid.rows = rows
                 grid.selected = []
                 selected["run"] = None
                 grid.update()
@@ -130,8 +152,14 @@ def register() -> None:
                               "No runs yet. Open a workflow and press 'Run now', or give it a trigger on its "
                               "Schedule tab; its runs appear here.")
 
+            try:
+                names = await load(services.workflow_names, user)
+                first = await history_rows(user, 200, filters)
+            except Exception as exc:
+                ui.label(error_message(exc)).classes("text-negative")
+                return None
             with ui.row().classes("gap-4 items-center"):
-                ui.select(services.workflow_names(user), label="Workflow", clearable=True,
+                ui.select(names, label="Workflow", clearable=True,
                           on_change=refresh).bind_value(filters, "workflow").classes("w-56").props(
                     "data-testid=filter-workflow")
                 ui.select(STATUSES, label="Status", clearable=True, on_change=refresh).bind_value(
@@ -142,7 +170,7 @@ def register() -> None:
                     "w-40").props("data-testid=filter-since")
             if user.can_edit:
                 action_buttons(user, selected)
-            grid = table(history_rows(user, 200, filters), row_key="run", pagination=25, selection="single",
+            grid = table(first, row_key="run", pagination=25, selection="single",
                          on_select=lambda e: selected.update(run=e.selection[0]["run"] if e.selection else None))
             grid.props("data-testid=runs-table")
             empty = ui.label().classes("w-full p-6 border border-dashed rounded text-gray-700").props(
@@ -154,17 +182,18 @@ def register() -> None:
             ui.timer(5.0, refresh)
         return None
 
-    @ui.page("/runs/{run_id}")
-    def run_page(request: Request, run_id: int) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/runs/{run_id}")
+    async def run_page(request: Request, run_id: int) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame(f"Run {run_id}", user):
             try:
-                first = services.run_detail(user, run_id)
+                shown = await load(snapshot, user, run_id)
             except Exception as exc:
                 ui.label(str(exc)).classes("text-negative")
                 return None
+            first = shown[0]
             ui.link(f"← {first.run.workflow}", f"/workflows/{first.run.workflow}")
             if user.can_edit:
                 with ui.row().classes("gap-2"):
@@ -174,25 +203,38 @@ def register() -> None:
                         "outline data-testid=rerun")
                     ui.button("Rerun from failure", icon="restart_alt", on_click=lambda: act(
                         user, run_id, "rerun_failed")).props("outline data-testid=rerun-failed")
-            body(user, run_id)
+            body(user, run_id, shown)
             if first.run.status in LIVE:
                 timer = ui.timer(POLL_SECONDS, lambda: _poll(user, run_id, timer))
         return None
 
-    def _poll(user: services.UiUser, run_id: int, timer: ui.timer) -> None:
+    async def _poll(user: services.UiUser, run_id: int, timer: ui.timer) -> None:
         try:
-            body.refresh()
-            live = services.run_detail(user, run_id).run.status in LIVE
+            shown = await load(snapshot, user, run_id)
         except AccessDenied:  # signed out meanwhile: stop polling
-            live = False
-        if not live:
+            timer.deactivate()
+            return
+        body.refresh(user, run_id, shown)  # read first, so the page never shows a half-cleared run
+        if shown[0].run.status not in LIVE:
             timer.deactivate()
 
-    @ui.refreshable
-    def body(user: services.UiUser, run_id: int) -> None:
+    def snapshot(user: services.UiUser, run_id: int) -> tuple[RunDetail, dict[str, str], Any]:
+        """What the run page shows: the run, its logs so far (of a job still running, too) and, once it
+        has ended, its tests (or why they could not be read)."""
         detail = services.run_detail(user, run_id)
+        logs = services.run_logs(user, run_id)
+        tests: Any = None
+        if detail.run.status not in LIVE:
+            try:
+                tests = services.run_quality(user, run_id)
+            except Exception as exc:  # shown where the tests would be; the rest of the run still shows
+                tests = exc
+        return detail, logs, tests
+
+    @ui.refreshable
+    def body(user: services.UiUser, run_id: int, shown: tuple[RunDetail, dict[str, str], Any]) -> None:
+        detail, logs, tests = shown
         run_ = detail.run
-        logs = services.run_logs(user, run_id)  # the log so far of a job still running, too
         total = len(detail.jobs)
         done = sum(j.status not in LIVE for j in detail.jobs)
         with ui.row().classes("items-center gap-4"):
@@ -218,7 +260,7 @@ def register() -> None:
         if detail.jobs:
             ui.echart(timeline_options(detail)).classes("w-full").style(f"height: {60 + 40 * total}px")
         if run_.status not in LIVE:
-            quality.run_tests(user, run_id)
+            quality.run_tests(tests)
         for job in detail.jobs:
             where = f" · on {job.worker}" if job.worker else ""
             title = f"{job.job} — {job.status} · {_duration(job.started_at, job.ended_at)} · " \

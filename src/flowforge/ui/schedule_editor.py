@@ -12,7 +12,7 @@ from typing import Any
 from nicegui import run, ui
 
 from flowforge.ui import services
-from flowforge.ui.layout import error_message, notify_error, table
+from flowforge.ui.layout import error_message, load, notify_error, table
 
 KINDS = {"cron": "Cron (wall clock, time zone)", "every": "Every (interval)", "after": "After other workflows",
          "files": "On new files", "continuous": "Continuous (CDC)"}
@@ -51,11 +51,16 @@ def _draft(spec: dict[str, Any]) -> dict[str, Any]:
     return {"kind": kind, **spec, **({"after": list(spec["after"])} if kind == "after" else {})}
 
 
-def schedule_tab(name: str, user: services.UiUser, concurrency: str) -> None:
-    triggers = [_draft(t.spec) for t in services.schedule_overview(user, name)]
+async def schedule_tab(name: str, user: services.UiUser, concurrency: str) -> None:
+    try:
+        triggers = [_draft(t.spec) for t in await load(services.schedule_overview, user, name)]
+        others = [w for w in await load(services.workflow_names, user) if w != name]
+        folders = await load(services.files_connections, user)
+    except Exception as exc:
+        ui.label(error_message(exc)).classes("text-negative")
+        return
     state = {"concurrency": concurrency}
-    others = [w for w in services.workflow_names(user) if w != name]
-    folders = services.files_connections(user)
+    first = {id(t): await _preview(user, t) for t in triggers}  # the saved triggers' previews come with the page
 
     @ui.refreshable
     def editor() -> None:
@@ -72,23 +77,33 @@ def schedule_tab(name: str, user: services.UiUser, concurrency: str) -> None:
                     ui.button(icon="delete", on_click=lambda: (triggers.pop(index), editor.refresh())).props(
                         f"flat round dense data-testid=remove-trigger-{index}").tooltip("Remove")
             preview = ui.column().classes("gap-0 text-sm").props(f"data-testid=next-fires-{index}")
+            asked = [0]  # previews asked for: a slower earlier one never replaces a later one
 
-            def refresh_preview() -> None:
+            def show(found: tuple[str, list[Any]] | Exception) -> None:
                 preview.clear()
                 with preview:
-                    try:
-                        description, fires = services.trigger_preview(user, _clean(item))
-                    except Exception as exc:
-                        ui.label(error_message(exc)).classes("text-negative")
+                    if isinstance(found, Exception):
+                        ui.label(error_message(found)).classes("text-negative")
                         return
+                    description, fires = found
                     ui.label(description).classes("text-gray-700")
                     zone = item.get("timezone") if item["kind"] == "cron" else None
                     for moment in fires:
                         ui.label(_when(moment, zone))
 
+            async def refresh_preview() -> None:
+                asked[0] += 1
+                mine = asked[0]
+                found = await _preview(user, item)
+                if mine == asked[0]:
+                    show(found)
+
             with ui.row().classes("gap-4 items-center"):
                 fields(index, item, refresh_preview)
-            refresh_preview()
+            if id(item) in first:
+                show(first.pop(id(item)))
+            else:  # a trigger just added: read once the card is on the page
+                ui.timer(0, refresh_preview, once=True)
 
     def fields(index: int, item: dict[str, Any], changed: Any) -> None:
         kind = item["kind"]
@@ -153,6 +168,14 @@ def schedule_tab(name: str, user: services.UiUser, concurrency: str) -> None:
         ui.button("Save triggers", icon="save", on_click=save).props("data-testid=save-triggers")
         ui.button("Backfill…", icon="history", on_click=lambda: backfill_dialog(name, user)).props(
             "outline data-testid=backfill")
+
+
+async def _preview(user: services.UiUser, item: dict[str, Any]) -> tuple[str, list[Any]] | Exception:
+    """(description, next fire times) of a trigger as edited, or what is wrong with it."""
+    try:
+        return await load(services.trigger_preview, user, _clean(item))
+    except Exception as exc:
+        return exc
 
 
 def backfill_dialog(name: str, user: services.UiUser) -> None:

@@ -11,18 +11,18 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from flowforge.ui import services
-from flowforge.ui.layout import current_user, error_message, frame, login_redirect, table
+from flowforge.ui.layout import error_message, frame, load, login_redirect, page, page_user, table
 
 
 def register() -> None:
-    @ui.page("/search")
-    def search_page(request: Request) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/search")
+    async def search_page(request: Request) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame("Search", user):
             try:
-                tables = services.searchable_tables(user)
+                tables = await load(services.searchable_tables, user)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
@@ -44,15 +44,15 @@ def register() -> None:
                 go_button = ui.button("Search", icon="search").props("data-testid=search-run")
             results = ui.column().classes("w-full gap-2")
 
-            def run() -> None:
+            async def run() -> None:
                 results.clear()
                 with results:
                     if not (query.value or "").strip():
                         ui.label("Type what you are looking for.").classes("text-gray-600")
                         return
                     try:
-                        result = services.search(user, str(picker.value), str(query.value), k=int(k.value or 10),
-                                                 where=(where.value or "").strip() or None)
+                        result = await load(services.search, user, str(picker.value), str(query.value),
+                                            k=int(k.value or 10), where=(where.value or "").strip() or None)
                     except Exception as exc:
                         ui.label(error_message(exc)).classes("text-negative").props("data-testid=search-error")
                         return

@@ -13,20 +13,20 @@ from nicegui import run, ui
 
 from flowforge.core.sql_console import MAX_LIMIT
 from flowforge.ui import admin_services as admin
-from flowforge.ui.layout import current_user, error_message, frame, login_redirect, notify_error, table
+from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page, page_user, table
 from flowforge.ui.services import UiUser
 
 EXAMPLE = "SELECT *\nFROM {table}\nLIMIT 100"
 
 
 def register() -> None:
-    @ui.page("/sql")
-    def console_page(request: Request) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/sql")
+    async def console_page(request: Request) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame("SQL console", user):
-            Console(user).render()
+            await Console(user).render()
         return None
 
 
@@ -36,11 +36,11 @@ class Console:
         self.values: dict[str, Any] = {"sql": "", "limit": 1000}
         self.last: Any = None
 
-    def render(self) -> None:
+    async def render(self) -> None:
         with ui.row().classes("w-full no-wrap gap-4 items-start"):
             with ui.column().classes("w-72 shrink-0 gap-1").props("data-testid=schema-browser"):
                 ui.label("Tables").classes("text-lg font-medium")
-                self.schema_panel()
+                await self.schema_panel()
             with ui.column().classes("grow gap-2 min-w-0"):
                 ui.label("One SELECT over lakehouse tables by name (Ctrl+Enter runs it). Files, settings, extensions "
                          "and other databases are out of reach.").classes("text-gray-600")
@@ -59,11 +59,11 @@ class Console:
                 with ui.expansion("My query history", icon="history", value=True).classes("w-full").props(
                         "data-testid=sql-history-panel"):
                     self.history = ui.column().classes("w-full gap-1")
-        self.show_history()
+        await self.show_history()
 
-    def schema_panel(self) -> None:
+    async def schema_panel(self) -> None:
         try:
-            tables = admin.schema(self.user)
+            tables = await load(admin.schema, self.user)
         except Exception as exc:
             ui.label(error_message(exc)).classes("text-negative")
             return
@@ -93,7 +93,7 @@ class Console:
             self.status.classes("text-negative")
             self.last = None
             self.download.disable()
-            self.show_history()
+            await self.show_history()
             return
         assert result is not None
         self.last = result
@@ -106,20 +106,20 @@ class Console:
             grid.columns = [{**c, "label": f"{c['name']} · {t}"} for c, (_, t) in zip(grid.columns, result.columns,
                                                                                      strict=True)]
         self.download.enable()
-        self.show_history()
+        await self.show_history()
 
     def csv(self) -> None:
         if self.last is not None:
             ui.download.content(self.last.csv().encode("utf-8"), "query.csv", "text/csv")
 
-    def show_history(self) -> None:
+    async def show_history(self) -> None:
+        try:
+            entries = await load(admin.query_history, self.user, 30)
+        except Exception as exc:
+            notify_error(exc)
+            return
         self.history.clear()
         with self.history:
-            try:
-                entries = admin.query_history(self.user, 30)
-            except Exception as exc:
-                notify_error(exc)
-                return
             if not entries:
                 ui.label("Queries you run appear here.").classes("text-gray-500")
                 return
@@ -133,10 +133,10 @@ class Console:
                     ui.label(entry.sql).classes("font-mono text-xs whitespace-pre-wrap break-all")
             ui.button("Clear my history", on_click=self.clear).props("flat dense size=sm data-testid=clear-history")
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         try:
-            admin.clear_history(self.user)
+            await load(admin.clear_history, self.user)
         except Exception as exc:
             notify_error(exc)
             return
-        self.show_history()
+        await self.show_history()

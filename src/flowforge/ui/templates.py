@@ -3,18 +3,35 @@ diagram) and a customize-and-create wizard."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from flowforge.templates.registry import Template
 from flowforge.ui import services, workflow_services
-from flowforge.ui.layout import current_user, error_message, frame, go, login_redirect, notify_error, plural, table
+from flowforge.ui.layout import (
+    error_message,
+    frame,
+    go,
+    load,
+    login_redirect,
+    notify_error,
+    page,
+    page_user,
+    plural,
+    table,
+)
 from flowforge.ui.lineage import chart_options
 
 
-def preview(tpl: Template) -> None:
-    data = services.template_preview(tpl.name)
+async def preview(tpl: Template) -> None:
+    try:
+        data = await load(services.template_preview, tpl.name)
+    except Exception as exc:
+        notify_error(exc)
+        return
     with ui.dialog().props("maximized=false") as dialog, ui.card().classes("w-[1100px] max-w-full"):
         ui.label(tpl.title).classes("text-xl font-semibold")
         ui.label(tpl.description).classes("text-gray-600")
@@ -27,17 +44,28 @@ def preview(tpl: Template) -> None:
     dialog.open()
 
 
-def wizard(user: services.UiUser, tpl: Template) -> None:
+async def wizard(user: services.UiUser, tpl: Template) -> None:
     """Steps: name, ownership and tags; connections and table names; review (with a warning for tables
     another workflow already writes) and create."""
     values = tpl.defaults()
     extra: dict[str, str] = {"tags": ""}
-    tables = {t: t for t in workflow_services.template_tables(tpl.name)}
-    connections = [c.name for c in services.connection_summaries(user)]
+    try:
+        tables = {t: t for t in await load(workflow_services.template_tables, tpl.name)}
+        connections = [c.name for c in await load(services.connection_summaries, user)]
+    except Exception as exc:
+        notify_error(exc)
+        return
 
     def tags() -> list[str] | None:
         given = workflow_services.split_tags(extra["tags"])
         return given or None
+
+    async def plan() -> Any:
+        """What the workflow would write with the values as they are, or why it cannot be made."""
+        try:
+            return await load(workflow_services.template_plan, user, tpl.name, values, tags(), tables)
+        except Exception as exc:
+            return exc
 
     with ui.dialog() as dialog, ui.card().classes("w-[760px] max-w-full"):
         ui.label(f"Create a workflow from {tpl.title}").classes("text-xl font-semibold")
@@ -69,7 +97,7 @@ def wizard(user: services.UiUser, tpl: Template) -> None:
                             f"dense data-testid=table-{name}").classes("w-full")
 
                 async def to_review() -> None:
-                    review.refresh()
+                    review.refresh(await plan())
                     stepper.next()
 
                 with ui.stepper_navigation():
@@ -77,30 +105,29 @@ def wizard(user: services.UiUser, tpl: Template) -> None:
                     ui.button("Back", on_click=stepper.previous).props("flat")
             with ui.step("Create"):
                 @ui.refreshable
-                def review() -> None:
+                def review(found: Any) -> None:
                     ui.label(f"Creates workflows/{values.get('workflow_name', '')}.yml").props(
                         "data-testid=wizard-file")
-                    try:
-                        plan = workflow_services.template_plan(user, tpl.name, values, tags(), tables)
-                    except Exception as exc:
-                        ui.label(error_message(exc)).classes("text-negative").props("data-testid=wizard-problem")
+                    if isinstance(found, Exception):
+                        ui.label(error_message(found)).classes("text-negative").props("data-testid=wizard-problem")
                         return
-                    ui.label(f"It writes {plural(len(plan.writes), 'table')}: {', '.join(plan.writes)}").classes(
+                    ui.label(f"It writes {plural(len(found.writes), 'table')}: {', '.join(found.writes)}").classes(
                         "text-sm text-gray-700 break-words")
-                    if plan.conflicts:
+                    if found.conflicts:
                         with ui.column().classes("gap-1 p-3 rounded bg-amber-50 border border-amber-300").props(
                                 "data-testid=wizard-conflicts"):
-                            ui.label(f"⚠ {plural(len(plan.conflicts), 'table')} already written by another "
+                            ui.label(f"⚠ {plural(len(found.conflicts), 'table')} already written by another "
                                      "workflow. Two writers of one table overwrite each other's data; go back and "
                                      "rename them, or create it anyway.").classes("text-amber-900 font-medium")
-                            for warning in plan.warnings:
+                            for warning in found.warnings:
                                 ui.label(warning).classes("text-sm text-amber-900")
 
-                review()
+                review(await plan())
 
-                def create() -> None:
+                async def create() -> None:
                     try:
-                        name = workflow_services.create_from_template(user, tpl.name, values, tags(), tables)
+                        name = await load(workflow_services.create_from_template, user, tpl.name, values, tags(),
+                                          tables)
                     except Exception as exc:
                         notify_error(exc)
                         return
@@ -115,25 +142,38 @@ def wizard(user: services.UiUser, tpl: Template) -> None:
 
 
 def register() -> None:
-    @ui.page("/templates")
-    def templates_page(request: Request) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/templates")
+    async def templates_page(request: Request) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame("Template gallery", user):
-            everything = services.templates()
+            try:
+                everything = await load(services.templates)
+            except Exception as exc:
+                ui.label(error_message(exc)).classes("text-negative")
+                return None
             filters = {"industry": "", "category": ""}
+
+            async def refilter(key: str, value: str | None) -> None:
+                filters[key] = value or ""
+                try:
+                    found = await load(services.templates, filters["industry"], filters["category"])
+                except Exception as exc:
+                    notify_error(exc)
+                    return
+                cards.refresh(found)
+
             with ui.row().classes("gap-4"):
                 ui.select(["", *sorted({t.industry for t in everything})], label="Industry", value="",
-                          on_change=lambda e: (filters.update(industry=e.value or ""), cards.refresh())).classes(
+                          on_change=lambda e: refilter("industry", e.value)).classes(
                     "w-48").props("data-testid=filter-industry")
                 ui.select(["", *sorted({t.category for t in everything})], label="Category", value="",
-                          on_change=lambda e: (filters.update(category=e.value or ""), cards.refresh())).classes(
+                          on_change=lambda e: refilter("category", e.value)).classes(
                     "w-48").props("data-testid=filter-category")
 
             @ui.refreshable
-            def cards() -> None:
-                found = services.templates(filters["industry"], filters["category"])
+            def cards(found: list[Template]) -> None:
                 if not found:
                     ui.label("No template matches these filters; clear the industry or category to see them "
                              "all.").classes("text-gray-600").props("data-testid=templates-none-match")
@@ -153,5 +193,5 @@ def register() -> None:
                                               on_click=lambda t=tpl: wizard(user, t)).props(
                                         f"data-testid=use-{tpl.name}")
 
-            cards()
+            cards(everything)
         return None

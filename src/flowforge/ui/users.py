@@ -12,7 +12,7 @@ from nicegui import run, ui
 
 from flowforge.core.users import ROLES
 from flowforge.ui import admin_services as admin
-from flowforge.ui.layout import current_user, frame, login_redirect, notify_error, table
+from flowforge.ui.layout import error_message, frame, load, login_redirect, notify_error, page, page_user, table
 from flowforge.ui.services import UiUser
 
 DENIED = ('<!doctype html><title>Not allowed · FlowForge</title>'
@@ -21,21 +21,26 @@ DENIED = ('<!doctype html><title>Not allowed · FlowForge</title>'
 
 
 def register() -> None:
-    @ui.page("/users")
-    def users_page(request: Request) -> RedirectResponse | HTMLResponse | None:
-        user = current_user(request)
+    @page("/users")
+    async def users_page(request: Request) -> RedirectResponse | HTMLResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         if not user.is_admin:  # the service refuses too; the page says so at once
             return HTMLResponse(DENIED, status_code=403)
         with frame("Users", user):
             create_form(user)
-            user_list(user)
+            try:
+                people = await load(admin.users, user)
+            except Exception as exc:
+                ui.label(error_message(exc)).classes("text-negative")
+                return None
+            user_list(user, people)
         return None
 
-    @ui.page("/account")
-    def account_page(request: Request) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/account")
+    async def account_page(request: Request) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame("My account", user):
@@ -44,7 +49,7 @@ def register() -> None:
             ui.label("API tokens").classes("text-lg font-medium")
             ui.label("A token acts as you on the API (Authorization: Bearer <token>). It is shown once, when "
                      "created; revoke one you no longer use.").classes("text-gray-600")
-            token_panel(user, user.name)
+            await token_panel(user, user.name)
         return None
 
     # -- users (admin) ---------------------------------------------------------------------------
@@ -68,17 +73,21 @@ def register() -> None:
                         return
                     ui.notify(f"Created user '{v['username']}'.", type="positive")
                     v["username"] = v["password"] = ""
-                    user_list.refresh()
+                    await relist(user)
 
                 ui.button("Create user", icon="person_add", on_click=create).props("data-testid=create-user")
 
-    @ui.refreshable
-    def user_list(user: UiUser) -> None:
+    async def relist(user: UiUser) -> None:
+        """The users again, read first so the old list stays until the new one comes."""
         try:
-            people = admin.users(user)
+            people = await load(admin.users, user)
         except Exception as exc:
             notify_error(exc)
             return
+        user_list.refresh(user, people)
+
+    @ui.refreshable
+    def user_list(user: UiUser, people: list[Any]) -> None:
         with ui.column().classes("w-full gap-2").props("data-testid=user-list"):
             for person in people:
                 with ui.card().classes("w-full").props(f"data-testid=user-{person.username}"), \
@@ -114,7 +123,7 @@ def register() -> None:
             notify_error(exc)
         else:
             ui.notify(f"'{name}' is now {role}.", type="positive")
-        user_list.refresh()
+        await relist(user)
 
     async def disable(user: UiUser, name: str, disabled: bool) -> None:
         try:
@@ -123,7 +132,7 @@ def register() -> None:
             notify_error(exc)
             return
         ui.notify(f"'{name}' {'disabled: their sessions ended' if disabled else 'enabled'}.", type="positive")
-        user_list.refresh()
+        await relist(user)
 
     def reset_dialog(user: UiUser, name: str) -> None:
         v = {"password": ""}
@@ -148,10 +157,10 @@ def register() -> None:
                 ui.button("Cancel", on_click=dialog.close).props("flat")
         dialog.open()
 
-    def tokens_dialog(user: UiUser, name: str) -> None:
+    async def tokens_dialog(user: UiUser, name: str) -> None:
         with ui.dialog() as dialog, ui.card().classes("w-[760px] max-w-none"):
             ui.label(f"API tokens of {name}").classes("text-lg")
-            token_panel(user, name, create=False)
+            await token_panel(user, name, create=False)
             ui.button("Close", on_click=dialog.close).props("flat")
         dialog.open()
 
@@ -183,18 +192,18 @@ def register() -> None:
                 ui.button("Change password", icon="lock_reset", on_click=save).props("data-testid=change-password")
 
 
-def token_panel(user: UiUser, username: str, create: bool = True) -> None:
+async def token_panel(user: UiUser, username: str, create: bool = True) -> None:
     """The tokens of ``username`` with revoke buttons; ``create`` adds the new-token form (own account)."""
     box = ui.column().classes("w-full gap-2")
 
-    def rows() -> None:
+    async def rows() -> None:
+        try:
+            found = await load(admin.tokens, user, username)
+        except Exception as exc:
+            notify_error(exc)
+            return
         box.clear()
         with box:
-            try:
-                found = admin.tokens(user, username)
-            except Exception as exc:
-                notify_error(exc)
-                return
             if not found:
                 ui.label("No tokens.").classes("text-gray-500").props("data-testid=no-tokens")
             else:
@@ -214,7 +223,7 @@ def token_panel(user: UiUser, username: str, create: bool = True) -> None:
             notify_error(exc)
             return
         ui.notify("Token revoked.", type="positive")
-        rows()
+        await rows()
 
     if create:
         v = {"name": "api"}
@@ -227,7 +236,7 @@ def token_panel(user: UiUser, username: str, create: bool = True) -> None:
                 except Exception as exc:
                     notify_error(exc)
                     return
-                rows()
+                await rows()
                 with ui.dialog() as shown, ui.card().classes("w-[640px] max-w-none"):
                     ui.label("Your new token: copy it now, it is not shown again.").classes("font-medium")
                     ui.input(value=token).props("readonly data-testid=new-token").classes("w-full font-mono")
@@ -236,4 +245,4 @@ def token_panel(user: UiUser, username: str, create: bool = True) -> None:
                 shown.open()
 
             ui.button("Create token", icon="vpn_key", on_click=make).props("data-testid=create-token")
-    rows()
+    await rows()

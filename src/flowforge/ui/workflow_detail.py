@@ -13,13 +13,15 @@ from nicegui import run, ui
 from flowforge.core.workflows import WorkflowDetail
 from flowforge.ui import services, workflow_services
 from flowforge.ui.layout import (
-    current_user,
     empty_state,
     error_message,
     frame,
     go,
+    load,
     login_redirect,
     notify_error,
+    page,
+    page_user,
     status_badge,
     table,
 )
@@ -72,9 +74,9 @@ def confirm_cdc_reset(user: services.UiUser, name: str, job: str) -> None:
         with ui.row():
             ui.button("Cancel", on_click=dialog.close).props("flat")
 
-            def do_reset() -> None:
+            async def do_reset() -> None:
                 try:
-                    message = services.reset_cdc(user, name, job)
+                    message = await load(services.reset_cdc, user, name, job)
                 except Exception as exc:
                     notify_error(exc)
                 else:
@@ -94,10 +96,11 @@ def edit_details(user: services.UiUser, detail: WorkflowDetail) -> None:
         ui.label("A new name keeps the run history; the file's comments stay as they are.").classes(
             "text-xs text-gray-500")
 
-        def save() -> None:
+        async def save() -> None:
             try:
-                name = workflow_services.set_details(
-                    user, detail.name, new_name=values["name"].strip(), description=values["description"],
+                name = await load(
+                    workflow_services.set_details, user, detail.name, new_name=values["name"].strip(),
+                    description=values["description"],
                     team=values["team"], environment=values["environment"],
                     tags=workflow_services.split_tags(values["tags"]))
             except Exception as exc:
@@ -119,9 +122,9 @@ def clone_job(user: services.UiUser, workflow: str, job: str) -> None:
                  "writer.").classes("max-w-md")
         new_name = ui.input("Name of the copy", value=f"{job}_copy").props("data-testid=clone-job-name")
 
-        def do_clone() -> None:
+        async def do_clone() -> None:
             try:
-                made = workflow_services.clone_job(user, workflow, job, new_name.value.strip())
+                made = await load(workflow_services.clone_job, user, workflow, job, new_name.value.strip())
             except Exception as exc:
                 notify_error(exc)
                 return
@@ -139,9 +142,9 @@ def delete_job(user: services.UiUser, workflow: str, job: str) -> None:
     with ui.dialog() as dialog, ui.card():
         ui.label(f"Delete job '{job}' from '{workflow}'? Its tables and their data stay in the lakehouse.")
 
-        def do_delete() -> None:
+        async def do_delete() -> None:
             try:
-                workflow_services.delete_job(user, workflow, job)
+                await load(workflow_services.delete_job, user, workflow, job)
             except Exception as exc:
                 notify_error(exc)
                 return
@@ -199,10 +202,10 @@ def yaml_panel(user: services.UiUser, detail: WorkflowDetail) -> None:
         f"autogrow spellcheck=false data-testid=workflow-yaml {'' if user.can_edit else 'readonly'}")
     messages = ui.column().props("data-testid=yaml-messages")
 
-    def validate() -> bool:
+    async def validate() -> bool:
         messages.clear()
         try:
-            found = workflow_services.check_workflow_yaml(user, text.value)
+            found = await load(workflow_services.check_workflow_yaml, user, text.value)
         except Exception as exc:
             notify_error(exc)
             return False
@@ -214,12 +217,12 @@ def yaml_panel(user: services.UiUser, detail: WorkflowDetail) -> None:
                 ui.label("✔ The workflow is valid.").classes("text-positive")
         return not found
 
-    def save() -> None:
-        if not validate():
+    async def save() -> None:
+        if not await validate():
             ui.notify("Nothing was saved: fix the problems shown first.", type="warning")
             return
         try:
-            workflow_services.save_workflow_yaml(user, detail.name, text.value)
+            await load(workflow_services.save_workflow_yaml, user, detail.name, text.value)
         except Exception as exc:
             notify_error(exc)
             return
@@ -233,14 +236,14 @@ def yaml_panel(user: services.UiUser, detail: WorkflowDetail) -> None:
 
 
 def register() -> None:
-    @ui.page("/workflows/{name}")
-    def workflow_page(request: Request, name: str) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/workflows/{name}")
+    async def workflow_page(request: Request, name: str) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame(f"Workflow · {name}", user):
             try:
-                detail = services.workflow(user, name)
+                detail = await load(services.workflow, user, name)
             except Exception as exc:
                 ui.label(error_message(exc)).classes("text-negative")
                 return None
@@ -291,10 +294,10 @@ def register() -> None:
                         empty_state("No runs yet. Press 'Run now' to run every job, or 'Run one job'; a trigger "
                                     "on the Schedule tab runs it by itself.", "runs-empty")
                 with ui.tab_panel(schedule_tab_):
-                    schedule_tab(name, user, detail.concurrency)
+                    await schedule_tab(name, user, detail.concurrency)
                 with ui.tab_panel(lineage_tab):
                     try:
-                        lineage_view(name, services.lineage(user, name), jobs_of(detail))
+                        lineage_view(name, await load(services.lineage, user, name), jobs_of(detail))
                     except Exception as exc:
                         notify_error(exc)
                 with ui.tab_panel(yaml_tab):

@@ -14,11 +14,16 @@ from flowforge.ui import services, workflow_services
 from flowforge.ui.layout import (
     current_user,
     empty_state,
+    error_message,
     frame,
     go,
+    load,
     login_redirect,
     notify_error,
+    page,
+    page_user,
     plural,
+    settle,
     status_badge,
 )
 
@@ -38,14 +43,14 @@ def confirm_delete(user: services.UiUser, name: str, after: Callable[[], object]
         with ui.row():
             ui.button("Cancel", on_click=dialog.close).props("flat")
 
-            def do_delete() -> None:
+            async def do_delete() -> None:
                 try:
-                    services.delete_workflow(user, name)
+                    await load(services.delete_workflow, user, name)
                 except Exception as exc:
                     notify_error(exc)
                 else:
                     ui.notify(f"Deleted '{name}'.", type="positive")
-                    after()
+                    await settle(after())
                 dialog.close()
 
             ui.button("Delete", color="negative", on_click=do_delete).props("data-testid=confirm-delete")
@@ -58,28 +63,28 @@ def ask_clone(user: services.UiUser, name: str, after: Callable[[str], object]) 
         with ui.row():
             ui.button("Cancel", on_click=dialog.close).props("flat")
 
-            def do_clone() -> None:
+            async def do_clone() -> None:
                 try:
-                    services.clone_workflow(user, name, new_name.value)
+                    await load(services.clone_workflow, user, name, new_name.value)
                 except Exception as exc:
                     notify_error(exc)
                 else:
                     ui.notify(f"Cloned to '{new_name.value}'.", type="positive")
-                    after(new_name.value)
+                    await settle(after(new_name.value))
                 dialog.close()
 
             ui.button("Clone", on_click=do_clone)
     dialog.open()
 
 
-def toggle_pause(user: services.UiUser, name: str, paused: bool, after: Callable[[], object]) -> None:
+async def toggle_pause(user: services.UiUser, name: str, paused: bool, after: Callable[[], object]) -> None:
     try:
-        services.set_paused(user, name, paused)
+        await load(services.set_paused, user, name, paused)
     except Exception as exc:
         notify_error(exc)
         return
     ui.notify(f"'{name}' {'paused' if paused else 'resumed'}.", type="positive")
-    after()
+    await settle(after())
 
 
 STATUSES = ["active", "paused", "invalid"]
@@ -94,11 +99,11 @@ def new_workflow_dialog(user: services.UiUser) -> None:
         ui.label("New blank workflow").classes("text-xl font-semibold")
         details_fields(values)
 
-        def create() -> None:
+        async def create() -> None:
             try:
-                name = workflow_services.create_blank(user, values["name"].strip(), values["description"],
-                                                      values["team"], values["environment"],
-                                                      workflow_services.split_tags(values["tags"]))
+                name = await load(workflow_services.create_blank, user, values["name"].strip(),
+                                  values["description"], values["team"], values["environment"],
+                                  workflow_services.split_tags(values["tags"]))
             except Exception as exc:
                 notify_error(exc)
                 return
@@ -127,12 +132,17 @@ def details_fields(values: dict[str, str]) -> None:
 
 
 def register() -> None:
-    @ui.page("/workflows")
-    def workflows_page(request: Request) -> RedirectResponse | None:
-        user = current_user(request)
+    @page("/workflows")
+    async def workflows_page(request: Request) -> RedirectResponse | None:
+        user = await page_user(request)
         if user is None:
             return login_redirect(request)
         with frame("Workflows", user):
+            try:
+                facets = await load(workflow_services.workflow_facets, user)
+            except Exception as exc:
+                ui.label(error_message(exc)).classes("text-negative")
+                return None
             filters: dict[str, Any] = {"search": "", "team": None, "environment": None, "status": None, "tag": None}
             with ui.row().classes("w-full items-center gap-4"):
                 if user.can_edit:
@@ -141,25 +151,37 @@ def register() -> None:
                     ui.button("New from template", icon="dashboard_customize",
                               on_click=lambda: go("/templates")).props("outline data-testid=new-workflow")
                 ui.space()
-                facets = workflow_services.workflow_facets(user)
-                ui.input("Search", placeholder="name or description", on_change=lambda: listing.refresh()
+                ui.input("Search", placeholder="name or description", on_change=lambda: relist(filters)
                          ).bind_value(filters, "search").props("clearable debounce=300 data-testid=wf-search").classes(
                     "w-64")
                 for key, label in (("team", "Team"), ("environment", "Environment"), ("tag", "Tag")):
-                    ui.select(facets[key], label=label, clearable=True, on_change=lambda: listing.refresh()
+                    ui.select(facets[key], label=label, clearable=True, on_change=lambda: relist(filters)
                               ).bind_value(filters, key).classes("w-40").props(f"data-testid=wf-filter-{key}")
-                ui.select(STATUSES, label="Status", clearable=True, on_change=lambda: listing.refresh()
+                ui.select(STATUSES, label="Status", clearable=True, on_change=lambda: relist(filters)
                           ).bind_value(filters, "status").classes("w-36").props("data-testid=wf-filter-status")
-            listing(filters)
+            try:
+                found = await load(workflow_services.workflow_page, user, **filters)
+            except Exception as exc:
+                ui.label(error_message(exc)).classes("text-negative")
+                return None
+            listing(filters, user, found)
         return None
 
-    @ui.refreshable
-    def listing(filters: dict[str, Any]) -> None:
-        user = current_user(ui.context.client.request)
+    async def relist(filters: dict[str, Any]) -> None:
+        """The cards again for these filters; read first, so the old cards stay until the new ones come."""
+        user = await load(current_user, ui.context.client.request)
         if user is None:
             ui.navigate.to("/login")
             return
-        found = workflow_services.workflow_page(user, **filters)
+        try:
+            found = await load(workflow_services.workflow_page, user, **filters)
+        except Exception as exc:
+            notify_error(exc)
+            return
+        listing.refresh(filters, user, found)
+
+    @ui.refreshable
+    def listing(filters: dict[str, Any], user: services.UiUser, found: Any) -> None:
         rows = [*found.items, *found.invalid]
         if not rows:
             if any(filters.values()):
@@ -181,9 +203,9 @@ def register() -> None:
             "text-sm text-gray-600").props("data-testid=workflow-count")
         with ui.column().classes("w-full gap-2"):
             for row in rows:
-                card(row, user)
+                card(row, user, lambda: relist(filters))
 
-    def card(row: Any, user: services.UiUser) -> None:
+    def card(row: Any, user: services.UiUser, again: Callable[[], object]) -> None:
         last = row.last_run
         with ui.card().classes("w-full").props(f"data-testid=workflow-{row.name}"), ui.element("div").classes(
                 "grid w-full items-center gap-x-4 text-sm").style(f"grid-template-columns: {CARD_COLUMNS}"):
@@ -206,19 +228,19 @@ def register() -> None:
                     ui.link(f"#{last.id} {last.started_at:%Y-%m-%d %H:%M}", f"/runs/{last.id}").classes(
                         "whitespace-nowrap")
             if user.can_edit:
-                actions(row.name, row.status, user)
+                actions(row.name, row.status, user, again)
             else:
                 ui.element("div")
 
-    def actions(name: str, status: str, user: services.UiUser) -> None:
+    def actions(name: str, status: str, user: services.UiUser, again: Callable[[], object]) -> None:
         with ui.row().classes("gap-1 justify-end no-wrap"):
             ui.button(icon="play_arrow", on_click=lambda: start_run(name, user)).props(
                 f"flat round data-testid=run-{name}").tooltip("Run now")
             paused = status == "paused"
             ui.button(icon="play_circle" if paused else "pause",
-                      on_click=lambda: toggle_pause(user, name, not paused, listing.refresh)).props(
+                      on_click=lambda: toggle_pause(user, name, not paused, again)).props(
                 f"flat round data-testid=pause-{name}").tooltip("Resume" if paused else "Pause")
-            ui.button(icon="content_copy", on_click=lambda: ask_clone(user, name, lambda _: listing.refresh())).props(
+            ui.button(icon="content_copy", on_click=lambda: ask_clone(user, name, lambda _: again())).props(
                 f"flat round data-testid=clone-{name}").tooltip("Clone")
             ui.button(icon="delete", color="negative", on_click=lambda: confirm_delete(
-                user, name, listing.refresh)).props(f"flat round data-testid=delete-{name}").tooltip("Delete")
+                user, name, again)).props(f"flat round data-testid=delete-{name}").tooltip("Delete")
