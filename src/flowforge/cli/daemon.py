@@ -28,7 +28,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowforge.cli.launch import installation_key, runtime_dir, send_message, socket_path, spawn
+from flowforge.cli.launch import command_word, installation_key, runtime_dir, send_message, socket_path, spawn
 
 # What commands import (modules new in sys.modules after runs, ingests, gold jobs, run lists,
 # catalog listings, queries and validations); optional drivers that are not installed are skipped.
@@ -290,6 +290,8 @@ def _become(daemon: _Daemon, message: dict[str, Any], fds: list[int]) -> None:
     os.environ.update({str(k): str(v) for k, v in dict(message["env"]).items()})
     sys.path[0] = str(message["path0"])
     sys.argv = ["flowforge", *[str(a) for a in message["argv"]]]
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:  # what top and ps -o comm show
+        comm.write(f"ff {command_word(sys.argv[1:]) or ''}"[:15])
     sys.stdin = open(0, encoding=sys.stdin.encoding, closefd=False)  # noqa: SIM115  # the process's own streams
     sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1, encoding=sys.stdout.encoding,  # noqa: SIM115
                       closefd=False)

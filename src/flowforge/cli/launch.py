@@ -108,7 +108,7 @@ def send_message(sock: socket.socket, message: dict[str, object], fds: list[int]
     sock.sendall(data)
 
 
-def _command(args: list[str]) -> str | None:
+def command_word(args: list[str]) -> str | None:
     """The command word after the global options (``--debug``, ``-p DIR``)."""
     skip = False
     for arg in args:
@@ -123,7 +123,7 @@ def _command(args: list[str]) -> str | None:
 
 def _delegated(args: list[str]) -> bool:
     """Run the command in the daemon when one can take it; False means: run it here."""
-    if os.environ.get(SKIP_ENV) or _command(args) not in DELEGATED:
+    if os.environ.get(SKIP_ENV) or command_word(args) not in DELEGATED:
         return False
     try:
         path = socket_path(runtime_dir(create=os.environ.get(AUTO_ENV) == "auto"))
