@@ -236,3 +236,20 @@ def test_two_daemons_of_one_installation_never_run_at_once(runtime: Path) -> Non
     while _flowforge(runtime, "daemon", "status").returncode != 0:  # the other one serves, once loaded
         assert time.monotonic() < deadline and all(p.poll() in (None, 1) for p in starts), "no daemon serves"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("request_bytes", [b"\x00\x00", b"\xff\xff\xff\xff", b"\x00\x00\x00\x05[1,2]",
+                                           b"\x00\x00\x00\x10{\"op\": \"run\"}xx", b"\x00\x00\x00\x04\xff\xfe\xfd\xfc"])
+def test_a_malformed_request_is_refused_and_the_daemon_serves_on(tmp_path: Path, runtime: Path,
+                                                                request_bytes: bytes) -> None:
+    project, source = _bank(tmp_path)
+    assert _flowforge(runtime, "daemon", "start").returncode == 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as bad:
+        bad.settimeout(30)
+        bad.connect(_socket_of(runtime))
+        bad.sendall(request_bytes)
+        bad.shutdown(socket.SHUT_WR)
+        assert bad.recv(100) in (b"", b"refused\n")  # closed, nothing run
+    landed = _flowforge(runtime, "-p", str(project), "ingest", "--from", f"sqlite:///{source}", "--table", "accounts")
+    assert landed.returncode == 0 and "1 written" in landed.stdout
+    assert _served(runtime) == 1

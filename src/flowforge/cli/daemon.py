@@ -221,7 +221,7 @@ def _answer(daemon: _Daemon, selector: selectors.BaseSelector, conn: socket.sock
                 daemon.last = time.monotonic()
                 selector.register(conn, selectors.EVENT_READ, pid)
                 keep = True
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:  # a bad request ends alone
         _log(f"a request failed: {exc!r}")
     finally:
         for fd in fds:
