@@ -20,37 +20,36 @@ def _describe(answer: dict[str, Any]) -> str:
             f"(socket {answer['socket']})")
 
 
-def _unsafe(exc: Exception) -> None:
-    from flowforge.cli import output
+def _ask(op: str, idle: int = 0) -> "dict[str, Any] | None":
+    """The daemon's answer to ``op`` (start, status, stop; None: none runs). An unsafe socket
+    directory, or a daemon that would not start, ends the command with the reason."""
+    from flowforge.cli import daemon, output
+    from flowforge.cli.launch import UnsafeRuntimeDir
 
-    output.error(f"daemon: {exc}")
-    raise typer.Exit(1)
+    try:
+        return daemon.start(idle) if op == "start" else daemon.request(op)
+    except (UnsafeRuntimeDir, RuntimeError) as exc:
+        output.error(f"daemon: {exc}")
+        raise typer.Exit(1) from None
 
 
 @daemon_app.command("start")
 def start(idle: Annotated[int, typer.Option(help="Stop after this many seconds without a command.", min=1)] = 3600
           ) -> None:
     """Start the daemon (if it is not running) and print its state."""
-    from flowforge.cli import daemon, output
-    from flowforge.cli.launch import UnsafeRuntimeDir
+    from flowforge.cli import output
 
-    try:
-        output.info(f"FlowForge daemon: {_describe(daemon.start(idle))}")
-    except (UnsafeRuntimeDir, RuntimeError) as exc:
-        _unsafe(exc)
+    answer = _ask("start", idle)
+    assert answer is not None
+    output.info(f"FlowForge daemon: {_describe(answer)}")
 
 
 @daemon_app.command("status")
 def status() -> None:
     """Whether this installation's daemon runs, and what it did (exit 1 when it does not run)."""
-    from flowforge.cli import daemon, output
-    from flowforge.cli.launch import UnsafeRuntimeDir
+    from flowforge.cli import output
 
-    try:
-        answer = daemon.request("status")
-    except UnsafeRuntimeDir as exc:
-        _unsafe(exc)
-        return
+    answer = _ask("status")
     if answer is None:
         output.info("FlowForge daemon: not running ('flowforge daemon start' starts it)")
         raise typer.Exit(1)
@@ -60,14 +59,9 @@ def status() -> None:
 @daemon_app.command("stop")
 def stop() -> None:
     """Stop the daemon once the commands it is running have ended."""
-    from flowforge.cli import daemon, output
-    from flowforge.cli.launch import UnsafeRuntimeDir
+    from flowforge.cli import output
 
-    try:
-        answer = daemon.request("stop")
-    except UnsafeRuntimeDir as exc:
-        _unsafe(exc)
-        return
+    answer = _ask("stop")
     if answer is None:
         output.info("FlowForge daemon: not running")
         return
