@@ -20,7 +20,7 @@ def _describe(answer: dict[str, Any]) -> str:
             f"(socket {answer['socket']})")
 
 
-def _ask(op: str, idle: int = 0) -> "dict[str, Any] | None":
+def _ask(op: str, idle: int = 0) -> dict[str, Any] | None:
     """The daemon's answer to ``op`` (start, status, stop; None: none runs). An unsafe socket
     directory, or a daemon that would not start, ends the command with the reason."""
     from flowforge.cli import daemon, output
