@@ -236,3 +236,53 @@ def test_two_worker_processes_never_answer_from_before_a_write(backend: str, tmp
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.mark.postgres
+def test_generation_reads_shared_by_waiting_requests_never_predate_a_request(pg_database: str) -> None:
+    """Requests waiting on the event loop share one read of the PostgreSQL generation, but a request
+    never takes a read that began before it came: each sees every write committed before it asked."""
+    import asyncio
+    import threading
+    import time
+
+    from flowforge.api.response_cache import GenerationReads
+    from flowforge.metadata import MetadataStore
+    from flowforge.metadata.generation import Generation
+
+    class FarAway(Generation):  # the answer of each read takes 5 ms to come back, as over a network
+        def current(self) -> int | None:
+            value = super().current()
+            time.sleep(0.005)
+            return value
+
+    store = MetadataStore(pg_database)
+    store.migrate()
+    reads = GenerationReads(FarAway(store.engine))
+    writer = store.engine.raw_connection()
+    lock = threading.Lock()
+
+    def bump() -> int:  # a write that has returned to its caller: its value is committed
+        with lock:
+            cursor = writer.cursor()
+            cursor.execute("UPDATE metadata_generation SET n = n + 1 WHERE id = 1 RETURNING n")
+            value = int(cursor.fetchone()[0])
+            writer.commit()
+            return value
+
+    async def request(index: int) -> tuple[int, int | None]:
+        await asyncio.sleep(index % 7 * 0.0005)
+        written = await asyncio.get_running_loop().run_in_executor(None, bump) if index % 3 == 0 else 0
+        return written, await reads.current()
+
+    async def many() -> list[tuple[int, int | None]]:
+        return await asyncio.gather(*(request(i) for i in range(300)))
+
+    try:
+        answers = asyncio.run(many())
+    finally:
+        writer.close()
+        store.engine.dispose()
+    assert all(seen is not None and seen >= written for written, seen in answers), \
+        [(w, s) for w, s in answers if s is None or s < w][:5]
+    assert len({seen for _, seen in answers}) > 1  # the writes were seen to move it while requests came
