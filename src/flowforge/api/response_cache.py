@@ -128,52 +128,6 @@ class WorkflowFiles:
         return tuple(found)
 
 
-class GenerationReads:
-    """The generation for requests on the event loop, without blocking it on a round trip to PostgreSQL.
-
-    One read (in a worker thread) answers every request that was waiting when it started: a request
-    that comes while a read is under way waits for the next one, which starts as soon as that read
-    ends. Every request is so answered by a read that began after it came, which sees every write that
-    had returned to its caller by then. SQLite's counter is read in place (a local read costs less
-    than the hop to a thread)."""
-
-    def __init__(self, generation: Generation) -> None:
-        self.generation = generation
-        self._local = generation.local
-        self._next: asyncio.Future[int | None] | None = None  # the read that starts next, and its waiters
-        self._reading = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def current(self) -> int | None:
-        if self._local:
-            return self.generation.current()
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a server has one loop; a test client may start another
-            self._loop, self._next, self._reading = loop, None, False
-        waiters = self._next
-        if waiters is None:
-            waiters = self._next = loop.create_future()
-            if not self._reading:
-                self._start(loop)
-        return await asyncio.shield(waiters)
-
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiters, self._next = self._next, None
-        assert waiters is not None
-        self._reading = True
-        read = loop.run_in_executor(None, self.generation.current)
-
-        def done(task: asyncio.Future[int | None]) -> None:
-            if self._loop is not loop:
-                return
-            self._reading = False
-            waiters.set_result(None if task.cancelled() or task.exception() else task.result())
-            if self._next is not None:  # requests came meanwhile: a read for them, starting now
-                self._start(loop)
-
-        read.add_done_callback(done)
-
-
 _PREFIX = "/api/v1"
 _RUNS_PATH = f"{_PREFIX}/runs"
 CACHED_PATHS = re.compile(rf"^{_PREFIX}/(?:workflows(?:/[^/]+(?:/lineage)?)?|runs(?:/[0-9]+(?:/jobs)?)?)$")
@@ -188,7 +142,6 @@ class ResponseCache:
         self.ctx = ctx
         self.tokens = tokens
         self.files = files
-        self.generation = GenerationReads(tokens.generation)
         self.ttl = ttl
         self._answers: OrderedDict[tuple[str, bytes, str], _Answer] = OrderedDict()
         self._size = size
@@ -203,7 +156,7 @@ class ResponseCache:
         if scope["type"] != "http" or scope.get("method") != "GET" or not CACHED_PATHS.match(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
-        generation = await self.generation.current()
+        generation = self.tokens.generation.current()
         scope[STATE_KEY] = generation
         if generation is None:
             await self.app(scope, receive, send)

@@ -81,11 +81,6 @@ class Generation:
         self._lock = threading.Lock()
         self._dbapi: Any = None
 
-    @property
-    def local(self) -> bool:
-        """Read from a local file (SQLite), not over a network round trip."""
-        return self._sqlite
-
     def current(self) -> int | None:
         if not self._known:
             return None
