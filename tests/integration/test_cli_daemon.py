@@ -253,3 +253,23 @@ def test_a_malformed_request_is_refused_and_the_daemon_serves_on(tmp_path: Path,
     landed = _flowforge(runtime, "-p", str(project), "ingest", "--from", f"sqlite:///{source}", "--table", "accounts")
     assert landed.returncode == 0 and "1 written" in landed.stdout
     assert _served(runtime) == 1
+
+
+def test_a_signal_the_caller_ignores_is_ignored_by_its_command(tmp_path: Path, runtime: Path) -> None:
+    """A shell's background job starts with SIGINT ignored; its command, forked by the daemon, too."""
+    project = init_project(tmp_path / "p")
+    assert _flowforge(runtime, "daemon", "start").returncode == 0
+    caller = subprocess.Popen([sys.executable, "-m", "flowforge", "-p", str(project), "query",
+                               "SELECT sum(hash(i)) FROM range(10000000000000) t(i)"], env=_env(runtime),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        _running(runtime, 1)
+        status = _flowforge(runtime, "daemon", "status").stdout
+        pid = int(re.search(r"running \(pid (\d+)\)", status)[1])  # type: ignore[index]
+        found = re.search(r"SigIgn:\s+([0-9a-f]+)", Path(f"/proc/{pid}/status").read_text())
+        assert found and int(found[1], 16) & (1 << (signal.SIGINT - 1)), "the command takes Ctrl-C its caller ignores"
+    finally:
+        caller.terminate()  # SIGTERM is not ignored: passed on, the query ends
+        caller.wait(60)
+    _running(runtime, 0)

@@ -275,6 +275,9 @@ def _become(daemon: _Daemon, message: dict[str, Any], fds: list[int]) -> None:
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in message.get("ignored") or ():  # what the caller ignores, as Python leaves it ignored
+        if signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(signum, signal.SIG_IGN)
     for own in (daemon.listener, *daemon.children.values()):
         own.close()
     for fd in (*daemon.wakeup, daemon.lock):

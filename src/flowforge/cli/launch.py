@@ -137,15 +137,17 @@ def _delegated(args: list[str]) -> bool:
             spawn(os.path.dirname(path), 3600)
         return False
     child = _Child()
+    ignored = [int(signum) for signum in _FORWARDED if signal.getsignal(signum) == signal.SIG_IGN]
     for signum in _FORWARDED:  # from now on, a Ctrl-C belongs to the command wherever it runs
-        signal.signal(signum, child.forward)
+        if signum not in ignored:  # (a background job of a shell ignores SIGINT: so does its command)
+            signal.signal(signum, child.forward)
     cwd = -1
     try:
         cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
         umask = os.umask(0)
         os.umask(umask)
         send_message(sock, {"op": "run", "argv": args, "env": dict(os.environ), "umask": umask,
-                            "limits": _limits(), "priority": os.getpriority(os.PRIO_PROCESS, 0),
+                            "limits": _limits(), "priority": os.getpriority(os.PRIO_PROCESS, 0), "ignored": ignored,
                             "path0": sys.path[0], "key": installation_key()}, [0, 1, 2, cwd])
         reply = sock.makefile("rb")
         first = reply.readline().split()
@@ -176,6 +178,7 @@ class _Child:
     def __init__(self) -> None:
         self.pid = 0
         self.pending: list[int] = []
+        self.previous = {signum: signal.getsignal(signum) for signum in _FORWARDED}
 
     def forward(self, signum: int, _frame: object) -> None:
         if not self.pid:
@@ -191,9 +194,8 @@ class _Child:
 
     def release(self) -> None:
         """The command runs here after all: signals act as usual, and one that came meanwhile acts now."""
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for forwarded in _FORWARDED[1:]:
-            signal.signal(forwarded, signal.SIG_DFL)
+        for forwarded, handler in self.previous.items():
+            signal.signal(forwarded, handler)
         for signum in self.pending:
             signal.raise_signal(signum)
 
