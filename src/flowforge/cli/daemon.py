@@ -191,10 +191,12 @@ def _answer(daemon: _Daemon, selector: selectors.BaseSelector, conn: socket.sock
     fds: list[int] = []
     keep = False
     try:
-        uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
-        if uid != os.getuid():
-            _log(f"refused a connection of uid {uid}")
-            return
+        # Linux tells the peer's uid; elsewhere (macOS) the directory's mode 0700 alone keeps others out
+        if hasattr(socket, "SO_PEERCRED"):
+            uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+            if uid != os.getuid():
+                _log(f"refused a connection of uid {uid}")
+                return
         conn.settimeout(10)
         message, fds = _receive(conn)
         op = message.get("op")

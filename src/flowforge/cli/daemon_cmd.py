@@ -23,7 +23,14 @@ def _describe(answer: dict[str, Any]) -> str:
 def _ask(op: str, idle: int = 0) -> dict[str, Any] | None:
     """The daemon's answer to ``op`` (start, status, stop; None: none runs). An unsafe socket
     directory, or a daemon that would not start, ends the command with the reason."""
-    from flowforge.cli import daemon, output
+    import os
+
+    from flowforge.cli import output
+
+    if not hasattr(os, "fork"):
+        output.error("daemon: commands are forked from the daemon, which needs Linux or macOS")
+        raise typer.Exit(1)
+    from flowforge.cli import daemon
     from flowforge.cli.launch import UnsafeRuntimeDir
 
     try:

@@ -40,7 +40,9 @@ AUTO_ENV = "FLOWFORGE_DAEMON"  # "auto": a command that finds no daemon starts o
 DELEGATED = frozenset({"run", "ingest", "validate", "runs", "query", "lineage", "export", "test", "schedules",
                        "cancel", "rerun", "backfill", "optimize", "vacuum", "tables"})
 _VALUE_OPTIONS = frozenset({"-p", "--project"})
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# (SIGHUP and SIGQUIT exist on POSIX only; on Windows, which cannot fork, no command is handed over)
+_FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+                   if hasattr(signal, name))
 
 
 def main() -> None:
@@ -123,7 +125,7 @@ def command_word(args: list[str]) -> str | None:
 
 def _delegated(args: list[str]) -> bool:
     """Run the command in the daemon when one can take it; False means: run it here."""
-    if os.environ.get(SKIP_ENV) or command_word(args) not in DELEGATED:
+    if os.environ.get(SKIP_ENV) or command_word(args) not in DELEGATED or not hasattr(os, "fork"):
         return False
     try:
         path = socket_path(runtime_dir(create=os.environ.get(AUTO_ENV) == "auto"))
