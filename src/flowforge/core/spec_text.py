@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,12 +30,39 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _str_presenter)
+_CDumper: Any = None
+if hasattr(yaml, "CSafeDumper"):  # PyYAML built with libyaml: five times faster
+    class _CDumper(yaml.CSafeDumper):  # type: ignore[misc,no-redef]
+        pass
+
+    _CDumper.add_representer(str, _str_presenter)
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # beyond the Basic Multilingual Plane (an emoji)
 
 
 def dump_yaml(data: Mapping[str, Any]) -> str:
-    """YAML for a spec mapping: keys in order, multi-line SQL as ``|`` blocks."""
-    text: str = yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    """YAML for a spec mapping: keys in order, multi-line SQL as ``|`` blocks.
+
+    Written by libyaml, unless a text holds a character beyond the Basic Multilingual Plane (an
+    emoji), which libyaml would write as an escape (``"\\U0001F600"``): PyYAML's own emitter writes
+    it as it is. For printable text the two write the same bytes, but that libyaml ends a document
+    whose last value keeps its trailing blank lines (``|+``) with ``...``; libyaml also quotes the
+    line-break characters NEL, LS and PS, which PyYAML's emitter writes in a form that does not load
+    back (``tests/unit/test_spec_text.py``)."""
+    mapping = dict(data)
+    dumper = _CDumper if _CDumper is not None and _bmp_only(mapping) else _Dumper
+    text: str = yaml.dump(mapping, Dumper=dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
     return text
+
+
+def _bmp_only(value: Any) -> bool:
+    if isinstance(value, str):
+        return _ASTRAL.search(value) is None
+    if isinstance(value, Mapping):
+        return all(_bmp_only(k) and _bmp_only(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_bmp_only(v) for v in value)
+    return True
 
 
 def validation_issues(exc: ValidationError, loaded: Any, prefix: tuple[str | int, ...]) -> list[ValidationIssue]:
