@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import ColumnElement
 
 from flowforge.errors import ConfigError, StorageError, map_exceptions, redact
@@ -104,26 +104,36 @@ class MetadataStore:
             found = q.load_workflows(conn, workflows.c.name == wf.name)
         if found and q.record_state(found[0]) == after:
             return found[0]
-        with self._begin() as conn:
-            found = q.load_workflows(conn, workflows.c.name == wf.name)
-            before = q.record_state(found[0]) if found else None
-            if found and before == after:
-                return found[0]
-            if found:
-                wf_id = found[0].id
-                conn.execute(update(workflows).where(workflows.c.id == wf_id).values(**values, updated_at=now))
-                conn.execute(delete(jobs).where(jobs.c.workflow_id == wf_id))
-            else:
-                row = {**values, "name": wf.name, "status": "active", "created_at": now, "updated_at": now}
-                wf_id = conn.execute(insert(workflows).values(row).returning(workflows.c.id)).scalar_one()
-            if wf.jobs:
-                conn.execute(
-                    insert(jobs),
-                    [{**job, "workflow_id": wf_id, "position": i} for i, job in enumerate(after["jobs"])],
-                )
-            action = "workflow.update" if found else "workflow.create"
-            q.write_audit(conn, actor, action, "workflow", wf.name, before, after)
-            return q.load_workflows(conn, workflows.c.id == wf_id)[0]
+        try:
+            with self._begin() as conn:
+                return self._write_workflow(conn, wf, after, values, now, actor)
+        except IntegrityError:  # registered at the same moment elsewhere (a request, a run): update that one
+            with self._begin() as conn:
+                return self._write_workflow(conn, wf, after, values, now, actor)
+
+    @staticmethod
+    def _write_workflow(conn: Connection, wf: WorkflowIn, after: dict[str, Any], values: dict[str, Any],
+                        now: Any, actor: str) -> WorkflowRecord:
+        found = q.load_workflows(conn, workflows.c.name == wf.name)
+        before = q.record_state(found[0]) if found else None
+        if found and before == after:
+            return found[0]
+        if found:
+            wf_id = found[0].id
+            conn.execute(update(workflows).where(workflows.c.id == wf_id).values(**values, updated_at=now))
+            conn.execute(delete(jobs).where(jobs.c.workflow_id == wf_id))
+        else:
+            row = {**values, "name": wf.name, "status": "active", "created_at": now, "updated_at": now}
+            wf_id = conn.execute(insert(workflows).values(row).returning(workflows.c.id)).scalar_one()
+        if wf.jobs:
+            conn.execute(
+                insert(jobs),
+                [{**job, "workflow_id": wf_id, "position": i} for i, job in enumerate(after["jobs"])],
+            )
+        action = "workflow.update" if found else "workflow.create"
+        q.write_audit(conn, actor, action, "workflow", wf.name, before, after)
+        return q.load_workflows(conn, workflows.c.id == wf_id)[0]
+
 
     def get_workflow(self, name: str | int) -> WorkflowRecord | None:
         """By name, or by numeric id when given an int."""
