@@ -18,6 +18,7 @@ sqlite3 by hand) do not bump it; the cache's short time limit bounds how long th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from typing import Any, Final
@@ -69,7 +70,7 @@ def _forget(conn: Connection) -> None:
 
 class Generation:
     """``current()``: the metadata store's change generation now, or None when it cannot be read
-    (then nothing may be served from a cache)."""
+    (then nothing may be served from a cache). ``await read()`` is the same for a server's event loop."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -80,6 +81,15 @@ class Generation:
                                            and "mode=memory" not in str(engine.url))
         self._lock = threading.Lock()
         self._dbapi: Any = None
+        self._reads = _SharedReads(engine) if engine.dialect.name == "postgresql" else None
+
+    async def read(self) -> int | None:
+        """``current()`` without holding the event loop: on PostgreSQL the read goes over an asynchronous
+        connection and is shared by every caller that asked before it started (``_SharedReads``); on
+        SQLite it is a local read of microseconds, made in place."""
+        if self._reads is None or not self._known:
+            return self.current()
+        return await self._reads.read()
 
     def current(self) -> int | None:
         if not self._known:
@@ -102,6 +112,8 @@ class Generation:
     def close(self) -> None:
         with self._lock:
             self._drop()
+        if self._reads is not None:
+            self._reads.close()
 
     def _connect(self) -> Any:
         pooled = self._engine.raw_connection()
@@ -118,3 +130,73 @@ class Generation:
             with contextlib.suppress(Exception):  # it is being thrown away
                 self._dbapi.close()
             self._dbapi = None
+
+
+class _SharedReads:
+    """The generation read on the event loop over one asynchronous connection, one read in flight.
+
+    A caller joins the *next* read, never one already sent: a read sent before the caller asked could
+    miss a write committed just before it asked. So the callers that ask while a read is in flight
+    wait for the one that follows it, and all of them share it: under 50 clients a process sends a
+    read per round trip instead of one per request, and no request holds the loop while PostgreSQL
+    answers (the synchronous read did, for every request: under load that was the API's tail).
+
+    Each event loop gets its own connection (a test client runs a loop per client); a failed read
+    answers None to its callers (nothing served from the cache) and the next one reconnects."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: Any = None
+        self._waiting: list[asyncio.Future[int | None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def read(self) -> int | None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new loop (the old one is gone): start over on this one
+            self.close()
+            self._loop = loop
+        waiter: asyncio.Future[int | None] = loop.create_future()
+        self._waiting.append(waiter)
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain())
+        return await asyncio.shield(waiter)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []  # all asked before the read below is sent
+            value = await self._query()
+            for waiter in batch:
+                if not waiter.done():
+                    waiter.set_result(value)
+
+    async def _query(self) -> int | None:
+        import psycopg
+
+        try:
+            if self._conn is None:
+                args, params = self._engine.dialect.create_connect_args(self._engine.url)
+                params.pop("context", None)  # SQLAlchemy's adapters, for its own connections
+                self._conn = await psycopg.AsyncConnection.connect(*args, **params, autocommit=True)
+            cursor = await self._conn.execute("SELECT n FROM metadata_generation WHERE id = 1")
+            row = await cursor.fetchone()
+        except Exception:  # any failure means "unknown": answered uncached, reconnected next time
+            self._drop()
+            return None
+        return None if row is None else int(row[0])
+
+    def _drop(self) -> None:
+        """Close the connection without awaiting (its loop may be gone already)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is being thrown away
+                conn.pgconn.finish()
+
+    def close(self) -> None:
+        """Drop the connection; callers still waiting are answered None (uncached)."""
+        self._drop()
+        waiting, self._waiting, self._task = self._waiting, [], None
+        for waiter in waiting:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody awaits it any more
+                if not waiter.done():
+                    waiter.set_result(None)
