@@ -236,3 +236,64 @@ def test_two_worker_processes_never_answer_from_before_a_write(backend: str, tmp
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_pages_nobody_has_seen_are_made_a_few_at_a_time(fresh_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twenty different pages asked at once: at most ``BUILDS`` are being made at any moment (twenty
+    threads at once shared the interpreter's lock twenty ways, and each took as long as the slowest),
+    and every one is answered."""
+    import asyncio
+    import threading
+    import time
+
+    from flowforge.api.response_cache import BUILDS
+    from flowforge.core.workflows import WorkflowService
+
+    real = WorkflowService.get
+    lock = threading.Lock()
+    now = most = 0
+
+    def slow_get(self: WorkflowService, name: str) -> object:
+        nonlocal now, most
+        with lock:
+            now += 1
+            most = max(most, now)
+        try:
+            time.sleep(0.05)
+            return real(self, name)
+        finally:
+            with lock:
+                now -= 1
+
+    monkeypatch.setattr(WorkflowService, "get", slow_get)
+    headers = {"Authorization": f"Bearer {fresh_api.tokens['viewer']}"}
+
+    async def ask() -> list[int]:
+        transport = httpx.ASGITransport(app=fresh_api.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as client:
+            answers = await asyncio.gather(*(client.get(f"/api/v1/workflows/example?page={i}") for i in range(20)))
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(ask()) == [200] * 20
+    assert 1 <= most <= BUILDS
+
+
+def test_a_new_workflow_file_opened_by_many_at_once_is_registered_once(fresh_api: Api) -> None:
+    """A file nobody has opened yet, asked by ten requests at the same moment: each gets the page (on
+    PostgreSQL two of them inserting it at once made the second fail on the name's unique key)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from flowforge.metadata.tables import workflows
+
+    api = fresh_api
+    path = api.ctx.settings.workflows_path / "example.yml"
+    fresh = path.with_name("fresh_arrival.yml")
+    fresh.write_text(path.read_text().replace("name: example", "name: fresh_arrival", 1))
+    viewer = api.ctx.as_user(api.ctx.users.verify_token(api.tokens["viewer"]))
+    with ThreadPoolExecutor(10) as pool:
+        pages = list(pool.map(lambda _: viewer.workflows.get("fresh_arrival"), range(10)))
+    assert {page.name for page in pages} == {"fresh_arrival"}
+    with api.ctx.metadata.engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(workflows.c.name == "fresh_arrival")).scalar() == 1
