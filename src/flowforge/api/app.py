@@ -47,10 +47,12 @@ _STATUS: tuple[tuple[type[FlowForgeError], int], ...] = (
 )
 
 
-def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: bool = False) -> FastAPI:
+def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: bool = False,
+               settle: bool = False) -> FastAPI:
     """The API for one project. ``ctx`` lets a caller share its Context's stores (tests, the UI); the
     app itself acts as nobody until a request signs in. ``scheduler`` runs the scheduler
-    (runner/scheduler.py) in a thread while the app runs (``flowforge serve``)."""
+    (runner/scheduler.py) in a thread while the app runs; ``settle`` freezes the process's heap before
+    the first request (``api/heap.py``; both for ``flowforge serve``)."""
     from flowforge import __version__
     from flowforge.api.middleware import BodyLimit, SameOrigin, SecurityHeaders
     from flowforge.api.routes import ROUTERS
@@ -62,6 +64,10 @@ def create_app(settings: Settings, ctx: Context | None = None, *, scheduler: boo
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = start_scheduler(settings) if scheduler else None
+        if settle:
+            from flowforge.api import heap
+
+            log.debug("heap settled: %d objects frozen", heap.settle())
         yield
         if stop is not None:
             stop()

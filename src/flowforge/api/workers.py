@@ -26,4 +26,4 @@ def app() -> FastAPI:
     project = os.environ.get(PROJECT_ENV)
     if not project:
         raise RuntimeError(f"{PROJECT_ENV} is not set: worker processes are started by 'flowforge serve --workers N'.")
-    return create_app(Settings.load(project), scheduler=False)
+    return create_app(Settings.load(project), scheduler=False, settle=True)

@@ -60,7 +60,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     if workers > 1:
         _serve_workers(settings, host, port, log_level, workers, run_scheduler, access_log)
         return
-    app = create_app(settings, scheduler=run_scheduler)
+    app = create_app(settings, scheduler=run_scheduler, settle=True)
     if ui:
         _mount_ui(app, settings)
     output.info(f"FlowForge on http://{host}:{port}  (API docs: http://{host}:{port}/api/v1/docs)")
