@@ -214,3 +214,38 @@ def test_api_discovery_requests_reuse_one_session(tmp_path: Path, server: Server
         # previews stream on connections of their own (ADBC); the pooled session stayed the same
         assert server.eventually_sessions(lambda s: len(s) == 1) == [(pid, "idle")]
     assert server.eventually_sessions(lambda s: not s) == []  # the app's shutdown closed the Context
+
+
+def test_reads_of_a_process_share_one_adbc_handle_and_leave_no_session(server: Server,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ADBC handle costs a round trip (the driver reads the server's type catalog); the reads of a
+    process share one for a few minutes, and it holds no session between reads."""
+    import adbc_driver_manager
+    import adbc_driver_postgresql
+
+    made: list[Any] = []
+    real = adbc_driver_postgresql.connect
+
+    def counted(uri: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(real(uri, *args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(adbc_driver_postgresql, "connect", counted)
+    monkeypatch.setattr(pg_connector, "_DATABASES", pg_connector._Databases())
+    connector = _connector(server, pool_size=0)
+
+    def read() -> int:
+        plan = connector.plan(ReadRequest(table="orders"), None)
+        return sum(batch.num_rows for part in connector.read(plan) for batch in part.batches)
+
+    assert [read(), read(), read()] == [20, 20, 20]
+    assert len(made) == 1
+    assert server.eventually_sessions(lambda s: not s) == []
+
+    monkeypatch.setattr(pg_connector._Databases, "TTL", 0.0)  # the handle is old: the next read makes another
+    assert read() == 20
+    assert len(made) == 2
+    with pytest.raises(adbc_driver_manager.Error):  # the old one was closed once no connection used it
+        adbc_driver_manager.AdbcConnection(made[0])
+    connector.close()
+    assert server.eventually_sessions(lambda s: not s) == []

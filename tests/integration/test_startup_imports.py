@@ -82,3 +82,20 @@ def test_a_command_forked_by_the_daemon_imports_nothing_more(tmp_path: Path) -> 
                                    capture_output=True, text=True, timeout=600, check=False)
             assert found.returncode == 0, found.stderr
         assert found.stdout.split() == [], (command, found.stdout)
+
+
+@pytest.mark.postgres
+def test_a_postgres_ingest_forked_by_the_daemon_imports_nothing_more(tmp_path: Path, pg_database: str) -> None:
+    """The PostgreSQL reader (psycopg 50 ms, ADBC) is preloaded too."""
+    import psycopg
+
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, owner text, updated_at timestamp)")
+        conn.execute("INSERT INTO accounts VALUES (1, 'Ada', now())")
+    project = init_project(tmp_path / "p")
+    command = ("ingest", "--from", pg_database, "--table", "accounts")
+    for _ in range(2):  # the first time creates the metadata store (migrations: not preloaded)
+        found = subprocess.run([sys.executable, "-c", _AFTER_PRELOAD, "-p", str(project), *command],
+                               capture_output=True, text=True, timeout=600, check=False)
+        assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == []

@@ -42,7 +42,9 @@ PRELOAD = ("pyarrow", "pyarrow.parquet", "pyarrow.compute", "deltalake", "duckdb
            "flowforge.core.validation", "flowforge.connectors.config", "flowforge.connectors.files.config",
            "flowforge.connectors.files.connector", "flowforge.connectors.sql.sqlite.config",
            "flowforge.connectors.sql.sqlite.connector", "flowforge.connectors.sql.sqlite.convert",
-           "flowforge.connectors.sql.postgres.connector", "flowforge.connectors.sql.mysql.connector",
+           "flowforge.connectors.sql.postgres.connector", "flowforge.connectors.sql.postgres.config",
+           "flowforge.connectors.sql.mysql.connector", "psycopg", "adbc_driver_manager", "adbc_driver_postgresql",
+           "concurrent.futures.thread", "flowforge.storage.delta_files", "flowforge.storage.delta_merge",
            "flowforge.runner.executor", "flowforge.runner.jobs", "flowforge.runner.dispatchers",
            "flowforge.runner.notify", "flowforge.runner.refresh", "flowforge.layers.bronze",
            "flowforge.layers.silver", "flowforge.layers.silver_merge", "flowforge.layers.gold",
@@ -130,6 +132,12 @@ def _preload() -> None:
     # the table of character widths rich loads by name when it first measures text
     versions: tuple[str, ...] = importlib.import_module("rich._unicode_data").VERSIONS
     importlib.import_module(f"rich._unicode_data.unicode{versions[-1].replace('.', '-')}")
+    with contextlib.suppress(Exception):  # the PostgreSQL reader's library, mapped once (15 ms a command)
+        import ctypes
+
+        import adbc_driver_postgresql
+
+        ctypes.CDLL(adbc_driver_postgresql._driver_path())
 
 
 def _listen(path: str) -> socket.socket:

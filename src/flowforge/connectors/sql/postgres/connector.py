@@ -10,6 +10,7 @@ is cast to its declared ``decimal128(p, s)``, refusing any value that would lose
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -257,6 +258,9 @@ class PostgresConnector(Connector):
                     conn.execute(f"SET TRANSACTION SNAPSHOT {common.literal(snapshot, DIALECT)}")
                 for batch in conn.stream(sql):
                     yield _conform(batch, plan.schema, scaled, where)
+            except Exception:
+                _DATABASES.drop(self._dsn())  # the next read starts from a new handle (the type catalog afresh)
+                raise
             finally:
                 conn.close()
 
@@ -301,18 +305,17 @@ class _Adbc:
 
     def __init__(self, dsn: str, autocommit: bool) -> None:
         import adbc_driver_manager as manager
-        import adbc_driver_postgresql as driver
 
         self._manager = manager
-        self._db = driver.connect(dsn)
         self._statements: list[Any] = []
         self._readers: list[pa.RecordBatchReader] = []
+        self._db, self._conn = _DATABASES.connect(dsn)
         try:
-            self._conn = manager.AdbcConnection(self._db)
             if not autocommit:
                 self._conn.set_autocommit(False)  # the driver then opens a transaction
         except BaseException:
-            self._db.close()
+            self._conn.close()
+            _DATABASES.release(self._db)
             raise
 
     def _statement(self, sql: str) -> Any:
@@ -334,7 +337,8 @@ class _Adbc:
         return reader
 
     def close(self) -> None:
-        """Readers first (a stream stopped early), then statements, connection and database."""
+        """Readers first (a stream stopped early), then statements and the connection; the database
+        handle goes back to ``_DATABASES``."""
         try:
             for reader in self._readers:
                 reader.close()
@@ -342,7 +346,63 @@ class _Adbc:
                 statement.close()
             self._conn.close()
         finally:
-            self._db.close()
+            _DATABASES.release(self._db)
+
+
+class _Databases:
+    """ADBC database handles kept per connection string for a few minutes, shared by the reads of a
+    process (the partitions of one read, the runs of a scheduler or ``serve`` worker).
+
+    Making a handle costs a round trip (the driver reads the server's type catalog: 25 to 55 ms here);
+    a connection from it costs a login (3 to 4 ms). A handle holds no session on the server (the
+    connections do, and each read closes its own). It is made again after ``TTL`` seconds, so a type
+    created on the source since is known; an old handle is closed once its last connection is."""
+
+    TTL = 300.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # ADBC objects take one caller at a time
+        self._current: dict[str, tuple[float, Any]] = {}  # dsn -> (made at, handle)
+        self._open: dict[int, list[Any]] = {}  # id(handle) -> [handle, dsn, connections open from it]
+
+    def connect(self, dsn: str) -> tuple[Any, Any]:
+        """(the database handle, a new connection from it)."""
+        import adbc_driver_manager as manager
+        import adbc_driver_postgresql as driver
+
+        with self._lock:
+            found = self._current.get(dsn)
+            if found is None or time.monotonic() - found[0] > self.TTL:
+                found = (time.monotonic(), driver.connect(dsn))
+                self._current[dsn] = found
+                self._open[id(found[1])] = [found[1], dsn, 0]
+                self._close_unused()
+            db = found[1]
+            conn = manager.AdbcConnection(db)
+            self._open[id(db)][2] += 1
+            return db, conn
+
+    def release(self, db: Any) -> None:
+        with self._lock:
+            self._open[id(db)][2] -= 1
+            self._close_unused()
+
+    def drop(self, dsn: str) -> None:
+        """Make the next connection from a new handle (after a failed read)."""
+        with self._lock:
+            self._current.pop(dsn, None)
+            self._close_unused()
+
+    def _close_unused(self) -> None:
+        """Close the handles no connection uses that are no longer their connection string's current one."""
+        for key, (handle, dsn, users) in list(self._open.items()):
+            current = self._current.get(dsn)
+            if users == 0 and (current is None or current[1] is not handle):
+                del self._open[key]
+                handle.close()
+
+
+_DATABASES = _Databases()
 
 
 def _catalog_connection(config: PostgresConfig, context: str) -> psycopg.Connection[Any]:
