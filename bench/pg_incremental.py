@@ -31,7 +31,8 @@ Two settings: without an index on ``updated_at`` (every contestant scans the tab
 memory columns are the caller's alone (the job runs in the daemon's child).
 
 ``--baseline-src /work/main/src`` adds ``flowforge (baseline)``: the same job run with another
-source tree first on ``PYTHONPATH`` (before/after of a change in one run, on one machine load). CPU
+source tree first on ``PYTHONPATH`` (before/after of a change in one run, on one machine load), and
+with ``--daemon`` / ``--warm`` the baseline's daemon (a second one) and warm worker too. CPU
 seconds are the child's own (user + system, ``wait4``); the server's scan is not in them.
 """
 
@@ -244,6 +245,9 @@ def main() -> int:
     if args.daemon:
         daemon.mkdir(mode=0o700)
         subprocess.run([sys.executable, "-m", "flowforge", "daemon", "start"], env=_env(None, daemon), check=True)
+        if args.baseline_src:  # another tree, another daemon (its own socket in the same folder)
+            subprocess.run([sys.executable, "-m", "flowforge", "daemon", "start"],
+                           env=_env(args.baseline_src, daemon), check=True)
     copy = f"\\copy ({_query()}) TO '/dev/null'"
     results: dict[str, Any] = {"rows": args.rows, "changed": changed, "polars": polars, "settings": {}}
     try:
@@ -264,6 +268,9 @@ def main() -> int:
                                                                      args.baseline_src)
             if args.daemon:
                 cases["flowforge, daemon"] = lambda _: _flowforge(project, "flowforge, daemon", None, daemon)
+                if args.baseline_src:
+                    cases["flowforge (baseline), daemon"] = lambda _: _flowforge(
+                        baseline, "flowforge (baseline), daemon", args.baseline_src, daemon)
             if args.warm:
                 cases["flowforge, warm worker"] = lambda _: _warm(project)
                 if args.baseline_src:
@@ -288,7 +295,9 @@ def main() -> int:
                                title=f"{setting}: {changed:,} changed rows of {args.rows:,}"), flush=True)
     finally:
         if args.daemon:
-            subprocess.run([sys.executable, "-m", "flowforge", "daemon", "stop"], env=_env(None, daemon), check=False)
+            for src in (None, args.baseline_src) if args.baseline_src else (None,):
+                subprocess.run([sys.executable, "-m", "flowforge", "daemon", "stop"], env=_env(src, daemon),
+                               check=False)
         shutil.rmtree(work, ignore_errors=True)
         _psql(f"DROP INDEX IF EXISTS {TABLE}_updated_at")
         if args.drop:

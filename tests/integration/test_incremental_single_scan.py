@@ -243,3 +243,19 @@ def test_the_connector_reads_an_open_window_when_asked(database: str) -> None:
         closed = connector.plan(ReadRequest(table="orders", incremental_column="updated_at"), state)
         assert closed.watermark_column is None and closed.bounds == (at + dt.timedelta(seconds=1),
                                                                      at + dt.timedelta(seconds=4))
+
+
+def test_a_later_window_comes_in_pieces_so_writing_overlaps_reading(database: str) -> None:
+    """The first read of a table comes in the driver's 16 MB batches; a later incremental window (rows
+    the server finds spread over its whole scan) in batches of about 4 MB, written while the rest is
+    still being read. Every row comes once either way."""
+    _sql(database, "CREATE TABLE orders (id int PRIMARY KEY, note text, updated_at timestamp)")
+    _sql(database, "INSERT INTO orders SELECT g, repeat('x', 200), %s FROM generate_series(1, 60000) g", (T0,))
+    _sql(database, "UPDATE orders SET updated_at = %s WHERE id %% 2 = 0", (T0 + dt.timedelta(hours=1),))
+    request = ReadRequest(table="orders", incremental_column="updated_at", batch_size=1_000_000)
+    with open_connector("shop", PostgresConfig(type="postgres", url=_url(database))) as connector:
+        first = [batch.num_rows for part in connector.read(connector.plan(request, None)) for batch in part.batches]
+        state = {"column": "updated_at", "high": encode_position(T0)}
+        later = [batch.num_rows for part in connector.read(connector.plan(request, state)) for batch in part.batches]
+    assert sum(first) == 60_000 and len(first) == 1
+    assert sum(later) == 30_000 and len(later) >= 2
