@@ -10,6 +10,7 @@ is cast to its declared ``decimal128(p, s)``, refusing any value that would lose
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -365,6 +366,10 @@ class _Databases:
     TTL = 300.0
 
     def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Start empty (also in a forked child: the parent's lock may have been held by another thread)."""
         self._lock = threading.Lock()  # ADBC objects take one caller at a time
         self._current: dict[str, tuple[float, Any]] = {}  # dsn -> (made at, handle)
         self._open: dict[int, list[Any]] = {}  # id(handle) -> [handle, dsn, connections open from it]
@@ -407,6 +412,8 @@ class _Databases:
 
 
 _DATABASES = _Databases()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_DATABASES.forget)
 
 
 _WINDOW_BATCH_BYTES = 4 << 20
