@@ -247,7 +247,7 @@ def test_the_connector_reads_an_open_window_when_asked(database: str) -> None:
 
 def test_a_later_window_comes_in_pieces_so_writing_overlaps_reading(database: str) -> None:
     """The first read of a table comes in the driver's 16 MB batches; a later incremental window (rows
-    the server finds spread over its whole scan) in batches of about 4 MB, written while the rest is
+    the server finds spread over its whole scan) in batches of about 2 MB, written while the rest is
     still being read. Every row comes once either way."""
     _sql(database, "CREATE TABLE orders (id int PRIMARY KEY, note text, updated_at timestamp)")
     _sql(database, "INSERT INTO orders SELECT g, repeat('x', 200), %s FROM generate_series(1, 60000) g", (T0,))
