@@ -177,7 +177,7 @@ class _SharedReads:
             if self._conn is None:
                 args, params = self._engine.dialect.create_connect_args(self._engine.url)
                 params.pop("context", None)  # SQLAlchemy's adapters, for its own connections
-                params.setdefault("connect_timeout", 10)  # an unreachable server: answered uncached, not held
+                params.setdefault("connect_timeout", 10)  # unreachable: requests wait 10 s at most, then go uncached
                 self._conn = await psycopg.AsyncConnection.connect(*args, **params, autocommit=True)
             cursor = await self._conn.execute("SELECT n FROM metadata_generation WHERE id = 1")
             row = await cursor.fetchone()
