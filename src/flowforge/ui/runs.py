@@ -191,7 +191,7 @@ def register() -> None:
             try:
                 shown = await load(snapshot, user, run_id)
             except Exception as exc:
-                ui.label(str(exc)).classes("text-negative")
+                ui.label(error_message(exc)).classes("text-negative")
                 return None
             first = shown[0]
             ui.link(f"← {first.run.workflow}", f"/workflows/{first.run.workflow}")
