@@ -118,3 +118,29 @@ def test_each_event_loop_reads_over_its_own_connection(pg_api: Api) -> None:
         assert first is not None and second is not None and second > first
     finally:
         generation.close()
+
+
+def test_a_server_gone_silent_holds_requests_no_longer_than_the_read_timeout(
+        pg_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generation's row is locked (a server that stops answering looks the same from here): the
+    read gives up after READ_TIMEOUT and the request is answered afresh; once the row is free again
+    reads come back."""
+    import psycopg
+
+    from flowforge.metadata import generation as module
+
+    monkeypatch.setattr(module, "READ_TIMEOUT", 0.5)
+    generation = Generation(pg_api.ctx.metadata.engine)
+    url = pg_api.ctx.settings.metadata_url
+    assert url is not None
+    try:
+        with psycopg.connect(url) as locker:
+            locker.execute("LOCK TABLE metadata_generation IN ACCESS EXCLUSIVE MODE")
+            # without a limit of its own the read would wait for the lock for ever (wait_for ends the test)
+            assert asyncio.run(asyncio.wait_for(generation.read(), 30)) is None
+            locker.rollback()
+        now = generation.current()
+        assert now is not None
+        assert asyncio.run(generation.read()) == now
+    finally:
+        generation.close()

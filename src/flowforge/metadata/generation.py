@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, event
 
 _WROTE = "flowforge_wrote"
 _BUMP = "UPDATE metadata_generation SET n = n + 1 WHERE id = 1"
+READ_TIMEOUT: Final = 10.0  # seconds a request waits for the generation on PostgreSQL before it goes uncached
 UNSHOWN: Final = "flowforge_unshown"  # the execution option of a bookkeeping write (see above)
 _READS = ("SELECT", "BEGIN", "PRAGMA")  # SQLite's BEGIN comes through here (metadata/engine.py)
 
@@ -174,13 +175,13 @@ class _SharedReads:
         import psycopg
 
         try:
-            if self._conn is None:
-                args, params = self._engine.dialect.create_connect_args(self._engine.url)
-                params.pop("context", None)  # SQLAlchemy's adapters, for its own connections
-                params.setdefault("connect_timeout", 10)  # unreachable: requests wait 10 s at most, then go uncached
-                self._conn = await psycopg.AsyncConnection.connect(*args, **params, autocommit=True)
-            cursor = await self._conn.execute("SELECT n FROM metadata_generation WHERE id = 1")
-            row = await cursor.fetchone()
+            async with asyncio.timeout(READ_TIMEOUT):  # a server gone silent: requests go uncached meanwhile
+                if self._conn is None:
+                    args, params = self._engine.dialect.create_connect_args(self._engine.url)
+                    params.pop("context", None)  # SQLAlchemy's adapters, for its own connections
+                    self._conn = await psycopg.AsyncConnection.connect(*args, **params, autocommit=True)
+                cursor = await self._conn.execute("SELECT n FROM metadata_generation WHERE id = 1")
+                row = await cursor.fetchone()
         except Exception:  # any failure means "unknown": answered uncached, reconnected next time
             self._drop()
             return None
