@@ -69,7 +69,7 @@ def test_an_editor_describes_a_table_and_comments_a_column_and_search_finds_it(b
     assert "silver_accounts" in hits.inner_text() and "balance" in hits.inner_text()
     field(page, "catalog-search").fill("customer_id")
     page.click("[data-testid=catalog-search-go]")
-    page.wait_for_function("() => document.querySelector('[data-testid=catalog-hits]').innerText.includes('BIGINT')")
+    page.wait_for_function("() => document.querySelector('[data-testid=catalog-hits]')?.innerText.includes('BIGINT')")
     page.wait_for_timeout(300)
     no_script_ran(page)
     shot(page, "catalog_search")

@@ -84,7 +84,7 @@ def test_an_editor_creates_and_edits_a_files_connection(admin_page: Any, server:
     pick(page, "edit-conn-format", "json")
     page.click("[data-testid=editor-save]")
     page.get_by_text("Saved 'ui_files'").wait_for()
-    page.wait_for_function("() => document.querySelector('[data-testid=where-ui_files]').innerText.includes('json')")
+    page.wait_for_function("() => document.querySelector('[data-testid=where-ui_files]')?.innerText.includes('json')")
     with api(server) as admin:
         assert admin.get("/connections/ui_files").json()["kind"] == "files"
 

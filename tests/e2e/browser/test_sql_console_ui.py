@@ -29,7 +29,7 @@ def write_sql(page: Any, sql: str) -> None:
 def run(page: Any) -> str:
     status = page.locator("[data-testid=sql-status]")
     page.click("[data-testid=run-sql]")
-    page.wait_for_function("() => { const t = document.querySelector('[data-testid=sql-status]').innerText;"
+    page.wait_for_function("() => { const t = document.querySelector('[data-testid=sql-status]')?.innerText;"
                            " return t && t !== 'Running…'; }")
     return str(status.inner_text())
 
