@@ -247,3 +247,14 @@ def test_tables_with_features_it_does_not_keep_are_merged_by_delta_rs(tmp_path: 
     assert dt is not None and not delta_merge.applies(dt, ("id",))
     store.merge("silver", "cdf", pa.table({"id": [2, 3], "v": [1, 1]}), ("id",), {})
     assert _rows(store, "cdf") == {1: {"id": 1, "v": 0}, 2: {"id": 2, "v": 1}, 3: {"id": 3, "v": 1}}
+
+
+def test_a_lakehouse_in_a_folder_whose_name_a_url_escapes(tmp_path: Path) -> None:
+    # "/Users/Jane Doe/…": delta-rs gives the table's address as a URL (a space is %20 there);
+    # the merge reads the table's files by their path on disk, not by that URL
+    store = LakehouseStore(str(tmp_path / "Jane Doe" / "100% é"))
+    store.merge("silver", "t", pa.table({"id": list(range(1, 501)), "v": [0] * 500}), ("id",), {})
+    commit = store.merge("silver", "t", pa.table({"id": [7, 900], "v": [1, 1]}), ("id",), {})
+    assert (commit.rows_written, commit.rows_updated) == (1, 1)
+    rows = _rows(store, "t")
+    assert len(rows) == 501 and rows[7]["v"] == 1 and rows[900]["v"] == 1 and rows[8]["v"] == 0

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowforge.engine.sql import quote
 from flowforge.errors import UserCodeError
+from flowforge.storage.delta import data_files
 
 if TYPE_CHECKING:
     import duckdb
@@ -56,7 +57,7 @@ class DuckDBEngine:
             dataset = dt.to_pyarrow_dataset()
             self.register_arrow(name, dataset)
             return
-        self.register_files(name, dt.file_uris(), dt.schema().to_arrow())
+        self.register_files(name, data_files(dt), dt.schema().to_arrow())
 
     def register_files(self, name: str, files: list[str], schema: Any,
                        storage_options: Mapping[str, str] | None = None) -> None:

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote as url_quote
 
+from flowforge.storage.delta import data_files
+from flowforge.storage.options import is_remote, local_path
+
 if TYPE_CHECKING:
     from deltalake import DeltaTable
 
@@ -38,7 +41,7 @@ def _uris(dt: DeltaTable) -> dict[str, str]:
     from flowforge.storage.delta import add_actions_table
 
     paths = add_actions_table(dt).column("path").to_pylist()
-    uris = dt.file_uris()
+    uris = data_files(dt)
     out = {}
     for path, uri in zip(paths, uris, strict=True):
         out[path] = uri
@@ -56,7 +59,7 @@ def new_data(store: LakehouseStore, dt: DeltaTable, seen: int | None, limit: int
     settled: dict[int, bool] = {}  # whether the newest CDC position committed by that version is complete
     running = True
     uri = dt.table_uri
-    loc = _local(uri) if uri.startswith("file://") or "://" not in uri else uri.rstrip("/")
+    loc = local_path(uri) if not is_remote(uri) else uri.rstrip("/")
     for version in range(start + 1, current + 1):
         actions = store.log_actions(loc, version)
         if actions is None:
@@ -107,12 +110,6 @@ def new_data(store: LakehouseStore, dt: DeltaTable, seen: int | None, limit: int
         last = chunks[-1]
         chunks[-1] = Chunk(current, last.files, last.rows, settled.get(current, True))
     return chunks
-
-
-def _local(uri: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(uri.removeprefix("file://")).rstrip("/")
 
 
 def last_data_version(dt: DeltaTable) -> int | None:

@@ -25,6 +25,7 @@ from flowforge.errors import ConfigError
 from flowforge.layers.base import JobContext, JobResult, TableResult, register_executor
 from flowforge.layers.bronze import audit_fields
 from flowforge.spec.cdc import CdcJob
+from flowforge.storage.delta import data_files
 from flowforge.testing import fault_point
 
 if TYPE_CHECKING:
@@ -214,8 +215,9 @@ def _new_only(ctx: JobContext, target: str, events: pa.Table, high: str | None =
     try:
         engine.register_arrow("__batch", events)
         sql = "SELECT * FROM __batch QUALIFY row_number() OVER (PARTITION BY _event_id ORDER BY _seq) = 1"
-        if bronze is not None and bronze.file_uris():
-            engine.register_files("__bronze", bronze.file_uris(), bronze.schema().to_arrow())
+        files = data_files(bronze) if bronze is not None else []
+        if bronze is not None and files:
+            engine.register_files("__bronze", files, bronze.schema().to_arrow())
             # arrival-ordered ``seq:`` positions get a new stamp on replay: compare those in full
             low = engine.rows("SELECT coalesce(min(_source_position) FILTER (WHERE NOT "
                               "starts_with(_source_position, 'seq:')), '~') FROM __batch")[0][0]

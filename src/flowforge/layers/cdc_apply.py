@@ -35,6 +35,7 @@ from flowforge.layers.cdc_sql import (
 )
 from flowforge.layers.silver import SOURCE_VERSION, _new_files
 from flowforge.quality.gate import check_changes
+from flowforge.storage.delta import data_files
 from flowforge.testing import fault_point
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def _apply_chunk(ctx: JobContext, job: CdcJob, spec: ApplyTable, bronze: DeltaTa
         fill_typed(engine, plan, EVENTS)
         old_view = None
         if high is not None and silver is not None:
-            old = sorted(set(bronze.file_uris()) - unapplied)  # the events silver already applied
+            old = sorted(set(data_files(bronze)) - unapplied)  # the events silver already applied
             if old:
                 engine.register_files("__bronze_old", old, bronze.schema().to_arrow())
                 old_view = "__bronze_old"

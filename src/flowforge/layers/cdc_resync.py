@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flowforge.engine.sql import quote
+from flowforge.storage.delta import data_files
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -49,7 +50,7 @@ def add_deletes(engine: DuckDBEngine, plan: Plan, pending: dict[str, Any], bronz
 
     position = str(pending["position"])
     lit = "'" + position.replace("'", "''") + "'"
-    engine.register_files("__bronze_all", bronze.file_uris(), bronze.schema().to_arrow())
+    engine.register_files("__bronze_all", data_files(bronze), bronze.schema().to_arrow())
     keys = [quote(k) for k in plan.keys]
     paths = [("'$.\"" + k.replace("'", "''").replace('"', '\\"') + "\"'") for k in plan.keys]
     snap_keys = ", ".join(f"{_value(f'json_extract_string(coalesce(_after, _key), {p})', plan.types[k])} AS {q}"

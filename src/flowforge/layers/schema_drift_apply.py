@@ -26,6 +26,7 @@ from flowforge.layers.schema_drift import (
     resolve,
     sql_name,
 )
+from flowforge.storage.delta import data_files
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -231,7 +232,7 @@ def _carry(ctx: JobContext, table: str, data: pa.Table, columns: Sequence[str], 
         return data
     engine = DuckDBEngine()
     try:
-        engine.register_files("__silver_now", existing.file_uris(), pa.schema(existing.schema().to_arrow()),
+        engine.register_files("__silver_now", data_files(existing), pa.schema(existing.schema().to_arrow()),
                               storage_options=ctx.store.storage_options)
         engine.register_arrow("__silver_batch", data)
         picked = ", ".join(quote(c) for c in (*keys, *columns))

@@ -20,6 +20,7 @@ from flowforge.layers.base import JobContext, JobResult, TableResult, register_e
 from flowforge.layers.fingerprint import FINGERPRINT, Decision, decide, rebuilt_since, silver_fingerprint
 from flowforge.quality.gate import commit_checked
 from flowforge.spec.jobs import AUDIT_COLUMNS, SilverJob, SilverTable
+from flowforge.storage.delta import data_files
 from flowforge.testing import fault_point
 
 if TYPE_CHECKING:
@@ -121,11 +122,11 @@ def _new_files(ctx: JobContext, bronze: DeltaTable, seen: int | None) -> list[st
     chunks = new_data(ctx.store, bronze, seen)
     if chunks is not None:
         return [f for chunk in chunks for f in chunk.files]
-    current = bronze.file_uris()
+    current = data_files(bronze)
     if seen is None:
         return current
     old = ctx.store.open_version(bronze, seen)
-    old_files = set(old.file_uris()) if old is not None else set()
+    old_files = set(data_files(old)) if old is not None else set()
     if not old_files <= set(current):
         # files were rewritten (compaction): reprocess everything; merge keeps it idempotent
         ctx.note("bronze files were rewritten since the last run; reprocessing all of them")

@@ -594,6 +594,18 @@ def _not(flags: Any) -> Any:
     return pc.invert(flags)
 
 
+def data_files(dt: DeltaTable) -> list[str]:
+    """The snapshot's data files: object-store URIs as delta-rs gives them, local files as paths on
+    disk (delta-rs gives those percent-encoded, ``/a%20b/part-0.parquet`` for ``/a b/part-0.parquet``,
+    which no file reader finds)."""
+    from urllib.parse import unquote
+
+    uris: list[str] = dt.file_uris()
+    if is_remote(dt.table_uri):
+        return uris
+    return [unquote(u.removeprefix("file://")) for u in uris]
+
+
 def add_actions_table(dt: DeltaTable) -> pa.Table:
     """The snapshot's add actions (``path``, ``size_bytes``, ``num_records``, statistics...) as Arrow.
 

@@ -80,10 +80,10 @@ class _Place:
 
     @staticmethod
     def of(dt: DeltaTable, storage_options: dict[str, str] | None) -> _Place:
-        from flowforge.storage.options import is_remote
+        from flowforge.storage.options import is_remote, local_path
 
         if not is_remote(dt.table_uri):
-            return _Place(dt.table_uri.removeprefix("file://"), None)
+            return _Place(local_path(dt.table_uri), None)
         import pyarrow.fs as pafs
         from deltalake.fs import DeltaStorageHandler
 

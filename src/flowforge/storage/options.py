@@ -124,6 +124,16 @@ def is_remote(uri: str) -> bool:
     return bool(scheme) and scheme != "file"
 
 
+def local_path(uri: str) -> str:
+    """The folder of a local table whose address delta-rs gives as a URL (``file:///a%20b/`` for
+    ``/a b``); a plain path as it is."""
+    from urllib.parse import unquote
+
+    if not uri.startswith("file://"):
+        return uri.rstrip("/")
+    return unquote(uri.removeprefix("file://")).rstrip("/")
+
+
 def split_uri(uri: str) -> tuple[str, str, str]:
     """``s3://bucket/a/b`` -> ("s3", "bucket", "a/b")."""
     scheme, _, rest = uri.partition("://")
