@@ -1,4 +1,5 @@
-"""API latency under load: p50/p99 and requests/s of the workflow list, detail, lineage and run endpoints.
+"""API latency under load: p50/p99 and requests/s of the workflow list, detail, lineage, run and
+catalog endpoints.
 
     python bench/api_latency.py                       # 1,000 workflows, 100,000 runs, 50 clients
     python bench/api_latency.py --requests 500        # quicker
@@ -7,7 +8,8 @@
     python bench/api_latency.py --server floor=hello:2 --server now=src:2   # against a hello-world app
 
 The metadata store is filled directly (bulk inserts of workflows, jobs, lineage edges, assets,
-runs and job runs), ``flowforge serve`` starts in a subprocess on a free loopback port, and the
+runs and job runs), the lakehouse gets ``--tables`` small Delta tables (three commits each) for the
+catalog routes, ``flowforge serve`` starts in a subprocess on a free loopback port, and the
 load goes to each endpoint from ``--clients`` concurrent connections.
 
 The load generator (``--load``): ``wrk`` (default; a compiled generator, ~0.02 ms of CPU per
@@ -55,7 +57,8 @@ RESULTS = BENCH_DIR / "results"
 ADMIN_PASSWORD = "bench-Admin-Pw-1"
 
 
-def fill(project: Path, metadata_url: str | None, workflows: int, runs: int) -> tuple[str, list[str], dict[str, float]]:
+def fill(project: Path, metadata_url: str | None, workflows: int, runs: int,
+         tables: int = 0) -> tuple[str, list[str], dict[str, float]]:
     """A project with ``workflows`` workflows and ``runs`` runs (3 job runs each); returns an admin token,
     the workflow names and the seconds each step took."""
     from sqlalchemy import insert
@@ -134,6 +137,9 @@ def fill(project: Path, metadata_url: str | None, workflows: int, runs: int) -> 
             conn.exec_driver_sql("SELECT setval('runs_id_seq', (SELECT max(id) FROM runs))")
             conn.exec_driver_sql("ANALYZE")
     timings["insert runs"] = time.perf_counter() - start
+    start = time.perf_counter()
+    lake_tables(ctx, tables)
+    timings["write tables"] = time.perf_counter() - start
     ctx.close()
     return token, names, timings
 
@@ -378,9 +384,22 @@ def parse_server(text: str) -> tuple[str, str | None, int]:
     return label, None if src in ("", "-") else src, int(workers or 1)
 
 
-def endpoints(names: list[str], run_ids: int, requests: int) -> dict[str, list[str]]:
+def lake_tables(ctx: Any, tables: int) -> None:
+    """``tables`` Delta tables of 100 rows and three commits each, a third gold and the rest silver."""
+    import pyarrow as pa
+
+    for i in range(tables):
+        layer = "gold" if i % 3 == 0 else "silver"
+        for commit in range(3):
+            ids = list(range(commit * 100, commit * 100 + 100))
+            rows = pa.table({"id": ids, "name": [f"n{j}" for j in ids], "amount": [j * 0.5 for j in ids],
+                             "updated_at": pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * 100)})
+            ctx.store.append(layer, f"table_{i:04d}", rows, {"batch": commit})
+
+
+def endpoints(names: list[str], run_ids: int, requests: int, tables: int = 0) -> dict[str, list[str]]:
     rng = random.Random(11)
-    return {
+    routes = {
         "GET /workflows (page of 100)": ["/workflows"] * requests,
         "GET /workflows?limit=1000": ["/workflows?limit=1000"] * max(1, requests // 10),
         "GET /workflows/{name}": [f"/workflows/{rng.choice(names)}" for _ in range(requests)],
@@ -388,12 +407,20 @@ def endpoints(names: list[str], run_ids: int, requests: int) -> dict[str, list[s
         "GET /runs?limit=50": ["/runs?limit=50"] * requests,
         "GET /runs/{id}/jobs": [f"/runs/{rng.randint(1, run_ids)}/jobs" for _ in range(requests)],
     }
+    if tables:
+        routes["GET /catalog/tables"] = ["/catalog/tables"] * max(1, requests // 10)
+        routes["GET /catalog/tables/{name}/docs"] = [f"/catalog/tables/table_{rng.randrange(tables):04d}/docs"
+                                                     for _ in range(requests)]
+        routes["GET /catalog/search?q=amount"] = ["/catalog/search?q=amount"] * max(1, requests // 10)
+    return routes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workflows", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--tables", type=int, default=300, help="Delta tables in the lakehouse (catalog routes)")
+    parser.add_argument("--only", default=None, help="only the endpoints whose label contains this text")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=2000, help="per endpoint and round (limit=1000: a tenth)")
     parser.add_argument("--rounds", type=int, default=1)
@@ -415,7 +442,7 @@ def main() -> None:
     results: dict[str, dict[str, dict[str, float]]] = {label: {} for label, _, _ in servers}
     with tempfile.TemporaryDirectory(prefix="ff-api-bench-", dir=args.workdir) as tmp:
         project = Path(tmp) / "project"
-        token, names, timings = fill(project, args.metadata_url, args.workflows, args.runs)
+        token, names, timings = fill(project, args.metadata_url, args.workflows, args.runs, args.tables)
         procs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
         databases: list[str] = []
         try:
@@ -426,7 +453,8 @@ def main() -> None:
                 port = free_port()
                 procs[label] = (start_server(folder, port, src, workers), f"http://127.0.0.1:{port}/api/v1")
             for round_ in range(args.rounds):
-                paths = endpoints(names, args.runs, args.requests)
+                paths = {label: urls for label, urls in endpoints(names, args.runs, args.requests, args.tables).items()
+                         if args.only is None or args.only in label}
                 for endpoint, urls in paths.items():
                     for label, (_, base) in procs.items():
                         if round_ == 0:  # warm up: caches, pools, workers' first imports

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from flowforge.core.context import Context
     from flowforge.metadata.console import ConsoleStore
+    from flowforge.storage.summaries import TableSummary
 
 MAX_TEXT: Final = 4000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -139,31 +140,28 @@ class CatalogService:
 
     def tables(self, layer: str | None = None) -> list[CatalogTable]:
         """Every lakehouse table with readable types, relative location, description and comments."""
-        import pyarrow as pa
-
-        from flowforge.storage.delta import row_count
+        from flowforge.storage.summaries import table_summaries
 
         self.ctx.require("viewer")
         docs = self._docs()
-        out = []
-        for lay, name in self.ctx.store.tables():
-            if layer and lay != layer:
-                continue
-            dt = self.ctx.store.open(lay, name)
-            if dt is None:
-                continue
-            schema = pa.schema(dt.schema().to_arrow())
-            mine = docs.get(name, {})
-            cols = tuple(CatalogColumn(f.name, sql_type(f.type), f.nullable, mine.get(f.name, "")) for f in schema)
-            out.append(CatalogTable(name, lay, self.location(lay, name), row_count(dt), dt.version(),
-                                    mine.get("", ""), cols))
-        return out
+        return [self._entry(lay, name, summary, docs.get(name, {}))
+                for lay, name, summary in table_summaries(self.ctx.store, layer)]
 
     def table(self, name: str) -> CatalogTable:
-        for entry in self.tables():
-            if entry.name == name:
-                return entry
+        from flowforge.storage.delta import LAYERS
+        from flowforge.storage.summaries import table_summary
+
+        self.ctx.require("viewer")
+        for layer in LAYERS:
+            summary = table_summary(self.ctx.store, layer, name)
+            if summary is not None:
+                return self._entry(layer, name, summary, self._docs(name).get(name, {}))
         raise NotFoundError(f"Table '{name}' is not in the lakehouse.", hint="See the catalog for its tables.")
+
+    def _entry(self, layer: str, name: str, summary: TableSummary, docs: dict[str, str]) -> CatalogTable:
+        cols = tuple(CatalogColumn(f.name, sql_type(f.type), f.nullable, docs.get(f.name, "")) for f in summary.schema)
+        return CatalogTable(name, layer, self.location(layer, name), summary.rows, summary.version,
+                            docs.get("", ""), cols)
 
     def location(self, layer: str, name: str) -> str:
         settings = self.ctx.settings

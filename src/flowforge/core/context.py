@@ -524,19 +524,12 @@ class Context:
 
     # -- catalog and queries ------------------------------------------------------------------
     def tables(self, layer: str | None = None) -> list[TableEntry]:
-        from flowforge.storage.delta import row_count
+        from flowforge.storage.summaries import table_summaries
 
         self.require("viewer")
-        out = []
-        for lay, name in self.store.tables():
-            if layer and lay != layer:
-                continue
-            dt = self.store.open(lay, name)
-            if dt is None:
-                continue
-            cols = tuple((f.name, str(f.type)) for f in dt.schema().to_arrow())  # type: ignore[attr-defined]
-            out.append(TableEntry(name, lay, self.store.location(lay, name), row_count(dt), dt.version(), cols))
-        return out
+        return [TableEntry(name, lay, self.store.location(lay, name), s.rows, s.version,
+                           tuple((f.name, str(f.type)) for f in s.schema))
+                for lay, name, s in table_summaries(self.store, layer)]
 
     def query(self, sql: str, limit: int | None = None) -> pa.Table:
         """Run read-only SQL over every lakehouse table (DuckDB, tables by name), in the sandbox that
