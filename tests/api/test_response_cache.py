@@ -297,3 +297,65 @@ def test_a_new_workflow_file_opened_by_many_at_once_is_registered_once(fresh_api
     assert {page.name for page in pages} == {"fresh_arrival"}
     with api.ctx.metadata.engine.connect() as conn:
         assert conn.execute(select(func.count()).where(workflows.c.name == "fresh_arrival")).scalar() == 1
+
+
+def _aged(api: Api, layer: str, table: str) -> None:
+    """The table's log folder as a minute after its last commit (a kept catalog answer may hold)."""
+    import time
+
+    log = os.path.join(api.ctx.store.location(layer, table), "_delta_log")
+    past = time.time() - 60
+    os.utime(log, (past, past))
+
+
+def test_catalog_answers_are_kept_until_a_table_commits_or_its_docs_change(
+        fresh_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+
+    from flowforge.core.catalog_docs import CatalogService
+
+    api = fresh_api
+    made: list[str] = []
+    listing = CatalogService.tables
+
+    def counted(self: CatalogService, layer: str | None = None) -> object:
+        made.append("list")
+        return listing(self, layer)
+
+    monkeypatch.setattr(CatalogService, "tables", counted)
+
+    def catalog() -> dict[str, tuple[int, int]]:
+        response = api.get("/catalog/tables", "viewer")
+        assert response.status_code == 200
+        return {t["name"]: (t["rows"], t["version"]) for t in response.json()}
+
+    store = api.ctx.store
+    store.append("silver", "accounts", pa.table({"id": [1, 2], "balance": [10.0, 20.0]}), {})
+    store.append("gold", "c360", pa.table({"id": [1]}), {})
+    # just committed: the answer cannot be kept (a second commit could leave the folder's time as it is)
+    assert catalog() == {"accounts": (2, 0), "c360": (1, 0)}
+    store.append("silver", "accounts", pa.table({"id": [3], "balance": [5.0]}), {})
+    assert catalog() == {"accounts": (3, 1), "c360": (1, 0)}
+    assert len(made) == 2
+    for layer, name in (("silver", "accounts"), ("gold", "c360")):
+        _aged(api, layer, name)
+    for _ in range(3):
+        assert catalog() == {"accounts": (3, 1), "c360": (1, 0)}
+    assert len(made) == 3  # made once, then served as kept
+    # a commit shows in the next read
+    store.append("gold", "c360", pa.table({"id": [2, 3]}), {})
+    assert catalog()["c360"] == (3, 1)
+    # a description written through the API shows in the table's docs and in search
+    assert api.get("/catalog/search?q=ledger", "viewer").json() == []
+    _aged(api, "gold", "c360")
+    assert api.get("/catalog/tables/accounts/docs", "viewer").json()["description"] == ""
+    put = api.call("PUT", "/catalog/tables/accounts/docs", "editor", json={"description": "Ledger accounts"})
+    assert put.status_code == 200
+    assert api.get("/catalog/tables/accounts/docs", "viewer").json()["description"] == "Ledger accounts"
+    assert [h["table"] for h in api.get("/catalog/search?q=ledger", "viewer").json()] == ["accounts"]
+    # a table removed by hand is gone from the next list
+    import shutil
+
+    shutil.rmtree(store.location("gold", "c360"))
+    assert catalog() == {"accounts": (3, 1)}
+    assert api.get("/catalog/tables/c360/docs", "viewer").status_code == 404

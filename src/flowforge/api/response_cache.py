@@ -1,10 +1,10 @@
 """Answers of the hot read routes kept as bytes, and API tokens' users kept, while nothing changed.
 
 ``GET /workflows``, ``GET /workflows/{name}``, ``GET /workflows/{name}/lineage``, ``GET /runs``,
-``GET /runs/{id}`` and ``GET /runs/{id}/jobs`` are asked far more often than anything changes. An
-answer is kept under (path, query string, the asking user's role): these routes answer every
-user of a role alike (they need only the viewer role, and show nothing per user). It is served
-again only while
+``GET /runs/{id}``, ``GET /runs/{id}/jobs`` and the catalog's reads are asked far more often than
+anything changes. An answer is kept under (path, query string, the asking user's role): these
+routes answer every user of a role alike (they need only the viewer role, and show nothing per
+user). It is served again only while
 
 * the metadata store's change generation is the one read *before* the answer was made
   (metadata/generation.py: any committed write a page could show, by any FlowForge process, changes
@@ -12,6 +12,11 @@ again only while
   generation, so it is not used);
 * the workflow files (names, sizes, modification times) are the same: an edited file changes the
   detail page even when its registration does not change;
+* for the catalog's table list, table pages and search (``GET /catalog/tables``,
+  ``/catalog/tables/{name}``, ``/catalog/tables/{name}/docs``, ``/catalog/search``): every
+  lakehouse table's log folder has the modification time it had (storage/summaries.py
+  ``lake_fingerprint``: a commit changes it). Those answers are not kept while a log changed within
+  the last two seconds, nor for a lakehouse in object storage (no such signal there);
 * it does not show a run that may change with time alone: a run's own pages (``/runs/{id}``,
   ``/runs/{id}/jobs``) of a queued or running run say ``Cache-Control: no-store`` and are not kept
   (its heartbeats, or its process dying, change them); the run list is kept only when no run was
@@ -139,7 +144,9 @@ class WorkflowFiles:
 
 _PREFIX = "/api/v1"
 _RUNS_PATH = f"{_PREFIX}/runs"
-CACHED_PATHS = re.compile(rf"^{_PREFIX}/(?:workflows(?:/[^/]+(?:/lineage)?)?|runs(?:/[0-9]+(?:/jobs)?)?)$")
+_CATALOG = f"{_PREFIX}/catalog/"
+CACHED_PATHS = re.compile(rf"^{_PREFIX}/(?:workflows(?:/[^/]+(?:/lineage)?)?|runs(?:/[0-9]+(?:/jobs)?)?"
+                          r"|catalog/(?:tables(?:/[^/]+(?:/docs)?)?|search))$")
 
 
 class ResponseCache:
@@ -171,7 +178,11 @@ class ResponseCache:
         if generation is None:
             await self.app(scope, receive, send)
             return
-        files = self.files.fingerprint()
+        files = self._depends(scope["path"])
+        if files is None:  # cannot tell when it would change: made afresh, not kept
+            async with self._turn():
+                await self.app(scope, receive, send)
+            return
         user = await self._token_user(scope, generation)
         if user is None:  # no token, or not a valid one: the application answers (and refuses) as ever
             await self._through(scope, receive, send, generation, files)
@@ -206,6 +217,15 @@ class ResponseCache:
         finally:
             del self._making[key]
             future.set_result(made)
+
+    def _depends(self, path: str) -> tuple[Any, ...] | None:
+        """What else than the metadata the answer shows: the catalog's, the lakehouse tables (their
+        logs' modification times); the others', the workflow files."""
+        if path.startswith(_CATALOG):
+            from flowforge.storage.summaries import lake_fingerprint
+
+            return lake_fingerprint(self.ctx.store)
+        return self.files.fingerprint()
 
     def _turn(self) -> asyncio.Semaphore:
         """The right to make an answer (``BUILDS`` at a time, in the order asked)."""

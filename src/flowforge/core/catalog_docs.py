@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -71,6 +72,16 @@ def sql_type(dtype: Any) -> str:
             dtype = pa.field(dtype).type if hasattr(dtype, "__arrow_c_schema__") else dtype
         except (TypeError, ValueError):
             return str(dtype)
+    if not isinstance(dtype, pa.DataType):
+        return str(dtype)
+    return _arrow_sql_type(dtype)
+
+
+@functools.lru_cache(maxsize=1024)
+def _arrow_sql_type(dtype: pa.DataType) -> str:
+    """``sql_type`` of a pyarrow type (a catalog page asks it for every column of every table)."""
+    import pyarrow as pa
+
     t = pa.types
     simple = [(t.is_boolean, "BOOLEAN"), (t.is_int8, "TINYINT"), (t.is_int16, "SMALLINT"), (t.is_int32, "INTEGER"),
               (t.is_int64, "BIGINT"), (t.is_uint8, "UTINYINT"), (t.is_uint16, "USMALLINT"),

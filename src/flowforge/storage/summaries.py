@@ -85,8 +85,27 @@ def table_summaries(store: LakehouseStore, layer: str | None = None) -> list[tup
     return out
 
 
+def lake_fingerprint(store: LakehouseStore) -> tuple[tuple[str, str, int], ...] | None:
+    """What changes whenever any local table commits (each candidate's log folder mtime), for an
+    answer kept while the tables are as they were; None when that cannot be told: a log folder
+    changed within ``RACY_NS`` (it may change again unseen), or a table in object storage."""
+    if is_remote(store.root) or any(is_remote(loc) for tables in store.locations.values() for loc in tables.values()):
+        return None
+    now = time.time_ns()
+    found = []
+    for lay, name in _candidates(store):
+        try:
+            changed = os.stat(os.path.join(store.location(lay, name), "_delta_log")).st_mtime_ns
+        except OSError:
+            changed = -1
+        if now - changed <= RACY_NS:
+            return None
+        found.append((lay, name, changed))
+    return tuple(found)
+
+
 def _candidates(store: LakehouseStore) -> list[tuple[str, str]]:
-    """Folders that may hold a table (a local folder without a commit is weeded out by its summary)."""
+    """Names that may be tables (a local folder without a commit, or a file, has no summary)."""
     from flowforge.storage.delta import LAYERS
 
     if is_remote(store.root):
@@ -102,8 +121,7 @@ def _candidates(store: LakehouseStore) -> list[tuple[str, str]]:
     found = []
     for lay in LAYERS:
         base = f"{store.root}/{lay}"
-        names = sorted(os.listdir(base)) if os.path.isdir(base) else []
-        found += [(lay, n) for n in names if os.path.isdir(os.path.join(base, n))]
+        found += [(lay, n) for n in (sorted(os.listdir(base)) if os.path.isdir(base) else [])]
     for lay, tables in store.locations.items():
         found += [(lay, n) for n in tables if (lay, n) not in found]
     return found
