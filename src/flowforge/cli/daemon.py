@@ -52,6 +52,7 @@ PRELOAD = ("pyarrow", "pyarrow.parquet", "pyarrow.compute", "deltalake", "duckdb
            "flowforge.lineage.openlineage", "flowforge.metadata.store", "flowforge.metadata.alerts",
            "flowforge.metadata.generation", "flowforge.metadata.quality", "flowforge.quality.evaluate",
            "flowforge.quality.results", "flowforge.storage.delta", "flowforge.storage.maintenance",
+           "flowforge.storage.summaries",
            "flowforge.engine.duckdb_engine")
 IDLE_SECONDS = 3600
 _MAX_MESSAGE = 1 << 20  # an environment larger than 1 MB is not a command's
