@@ -174,8 +174,9 @@ def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPl
         reader, drift = schema_drift.prepare(ctx, "bronze", spec.target, spec.on_schema_change, reader,
                                              always_sent=AUDIT_COLUMNS, replacing=mode == "overwrite")
     if rows_watermark is not None:
-        if drift is not None or mode != "append" or not ctx.store.appends_streamed("bronze", spec.target,
-                                                                                   reader.schema):
+        snapshot = None if drift is not None or mode != "append" else ctx.store.appends_streamed(
+            "bronze", spec.target, reader.schema)
+        if snapshot is None:
             # the commit cannot take its watermark after the rows (a schema change to commit first):
             # fix the window's upper bound before reading, as a plain plan does
             closed = connector.plan(dataclasses.replace(plan.request, watermark_from_rows=False), plan.new_state)
@@ -183,10 +184,10 @@ def _land(ctx: JobContext, connector: Connector, spec: IngestTable, plan: ReadPl
                 ctx.note(f"{spec.target}: no new data ({closed.description or 'watermark unchanged'})")
                 return TableResult(spec.target, "bronze", 0, 0, note="up to date")
             return _land(ctx, connector, spec, closed, recorded, disposition)
-        tracked = rows_watermark
+        tracked, into = rows_watermark, snapshot
 
         def write(rows: Any, progress: dict[str, Any]) -> CommitResult:
-            return ctx.store.append_streamed("bronze", spec.target, rows, progress,
+            return ctx.store.append_streamed("bronze", spec.target, into, rows, progress,
                                              lambda: {WATERMARK: tracked.new_state()})
 
         reader = _unless_empty(reader)

@@ -269,32 +269,37 @@ class LakehouseStore:
                 version = dt.version()
         return self._commit_result(loc, opts, version)
 
-    def appends_streamed(self, layer: str, table: str, schema: pa.Schema) -> bool:
-        """Whether ``append_streamed`` can take rows of ``schema``: a local, unpartitioned table that
-        exists already and holds exactly these columns (no schema change to commit)."""
+    def appends_streamed(self, layer: str, table: str, schema: pa.Schema) -> DeltaTable | None:
+        """The table's snapshot when ``append_streamed`` can take rows of ``schema`` (a local,
+        unpartitioned table that exists already and holds exactly these columns: no schema change to
+        commit), else None. Open it before the rows start to arrive: opening a snapshot while a
+        reader thread converts batches waits on the interpreter lock for tens of milliseconds."""
         import pyarrow as pa
 
         loc = self.location(layer, table)
         if is_remote(loc):
-            return False
+            return None
         dt = self._open_uri(loc)
         from flowforge.storage.delta_merge import plain_layout
 
         if dt is None or not plain_layout(dt, appends=True):
-            return False  # column mapping, constraints, generated columns...: delta-rs' writer keeps those
+            return None  # column mapping, constraints, generated columns...: delta-rs' writer keeps those
         have = pa.schema(dt.schema().to_arrow())
-        return have.names == schema.names and all(
+        fits = have.names == schema.names and all(
             h.type == f.type and (h.nullable or not f.nullable) for h, f in zip(have, schema, strict=True))
+        return dt if fits else None
 
-    def append_streamed(self, layer: str, table: str, data: pa.RecordBatchReader | pa.Table,
+    def append_streamed(self, layer: str, table: str, dt: DeltaTable, data: pa.RecordBatchReader | pa.Table,
                         progress: dict[str, Any], finish: Callable[[], dict[str, Any]]) -> CommitResult:
-        """Append ``data`` in one commit whose progress is completed by ``finish()`` once the last row
-        is written: ``progress`` updated with what it returns (the watermark of the rows read).
-        ``finish`` may raise (``NothingNew``): the files written are removed and nothing is committed.
+        """Append ``data`` to the table of snapshot ``dt`` (from ``appends_streamed``) in one commit
+        whose progress is completed by ``finish()`` once the last row is written: ``progress``
+        updated with what it returns (the watermark of the rows read). ``finish`` may raise
+        (``NothingNew``): the files written are removed and nothing is committed.
 
         delta-rs takes a commit's metadata before it reads the stream, so the files are written here
-        (``delta_files``, with the statistics delta-rs would write) and committed as add actions.
-        Call ``appends_streamed`` first."""
+        (``delta_files``, with the statistics delta-rs would write) and committed as add actions;
+        a writer that committed since ``dt`` was opened is resolved by delta-rs' commit, as for any
+        append."""
         import time
 
         import pyarrow as pa
@@ -304,8 +309,6 @@ class LakehouseStore:
         from flowforge.storage import delta_files
 
         loc = self.location(layer, table)
-        dt = self._open_uri(loc)
-        assert dt is not None and not is_remote(loc)
         schema = pa.schema(dt.schema().to_arrow())
         batches = data.to_batches(delta_files.ROW_GROUP) if isinstance(data, pa.Table) else data
         # the encodings chosen from the first 8K rows: counting distinct values of a whole batch
