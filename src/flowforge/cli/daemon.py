@@ -139,6 +139,24 @@ def _preload() -> None:
         import adbc_driver_postgresql
 
         ctypes.CDLL(adbc_driver_postgresql._driver_path())
+    _build_commands()
+
+
+def _build_commands() -> None:
+    """Typer builds the click command tree of the whole CLI on every call of the app (7-17 ms a
+    command); built here once, every child starts with it. Only the daemon's own ``app`` gets the
+    built tree, which holds no state of a call (click makes a context per invocation)."""
+    import typer.main
+
+    from flowforge.cli.main import app
+
+    build = typer.main.get_command
+    built = build(app)
+
+    def get_command(typer_instance: typer.Typer) -> Any:
+        return built if typer_instance is app else build(typer_instance)
+
+    typer.main.get_command = get_command
 
 
 def _listen(path: str) -> socket.socket:
