@@ -313,7 +313,9 @@ def test_catalog_answers_are_kept_until_a_table_commits_or_its_docs_change(
     import pyarrow as pa
 
     from flowforge.core.catalog_docs import CatalogService
+    from flowforge.storage import summaries
 
+    monkeypatch.setattr(summaries, "LAKE_CHECK", 0.0)  # a writer other than FlowForge: seen at the next look
     api = fresh_api
     made: list[str] = []
     listing = CatalogService.tables
@@ -359,3 +361,36 @@ def test_catalog_answers_are_kept_until_a_table_commits_or_its_docs_change(
     shutil.rmtree(store.location("gold", "c360"))
     assert catalog() == {"accounts": (3, 1)}
     assert api.get("/catalog/tables/c360/docs", "viewer").status_code == 404
+
+
+def test_a_flowforge_run_shows_in_the_catalog_at_once(fresh_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the lake is looked at once here: what shows the run's commit is the run's own records
+    import sqlite3
+
+    from flowforge.core.catalog_docs import CatalogService
+    from flowforge.storage import summaries
+
+    monkeypatch.setattr(summaries, "LAKE_CHECK", 3600.0)
+    api = fresh_api
+    made: list[str] = []
+    listing = CatalogService.tables
+
+    def counted(self: CatalogService, layer: str | None = None) -> object:
+        made.append("list")
+        return listing(self, layer)
+
+    monkeypatch.setattr(CatalogService, "tables", counted)
+
+    def products() -> tuple[int, int]:
+        found = {t["name"]: (t["rows"], t["version"]) for t in api.get("/catalog/tables", "viewer").json()}
+        return found["bronze_products"]
+
+    assert api.ctx.ingest("shop", table="products").status == "success"
+    _aged(api, "bronze", "bronze_products")
+    assert products() == products() == (2, 0)
+    assert len(made) == 1  # kept
+    with sqlite3.connect(api.ctx.settings.project_dir / "data" / "shop.db") as db:
+        db.execute("INSERT INTO products VALUES (3, 'pie', 3.0)")
+    assert api.ctx.ingest("shop", table="products").status == "success"
+    rows, version = products()
+    assert version == 1 and rows >= 3

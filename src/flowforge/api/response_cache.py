@@ -15,8 +15,9 @@ user). It is served again only while
 * for the catalog's table list, table pages and search (``GET /catalog/tables``,
   ``/catalog/tables/{name}``, ``/catalog/tables/{name}/docs``, ``/catalog/search``): every
   lakehouse table's log folder has the modification time it had (storage/summaries.py
-  ``lake_fingerprint``: a commit changes it). Those answers are not kept while a log changed within
-  the last two seconds, nor for a lakehouse in object storage (no such signal there);
+  ``LakeState``, looked at twice a second at most: a commit by a writer other than FlowForge shows
+  within half a second; FlowForge's own commits change the generation). Those answers are not kept
+  while a log changed within the last two seconds, nor for a lakehouse in object storage;
 * it does not show a run that may change with time alone: a run's own pages (``/runs/{id}``,
   ``/runs/{id}/jobs``) of a queued or running run say ``Cache-Control: no-store`` and are not kept
   (its heartbeats, or its process dying, change them); the run list is kept only when no run was
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from flowforge.core.context import Context
     from flowforge.core.users import User
     from flowforge.metadata.generation import Generation
+    from flowforge.storage.summaries import LakeState
 
 BUILDS = max(2, min(4, os.cpu_count() or 2))  # answers made at once per process (see above)
 TOKEN_TTL = 30.0  # a token's user is looked up again at least this often (its last use gets recorded)
@@ -168,6 +170,7 @@ class ResponseCache:
         # that one instead of making it again (50 clients asking at once after a change make it once)
         self._making: dict[tuple[str, bytes, str], tuple[int, tuple[Any, ...], asyncio.Future[_Answer | None]]] = {}
         self._builds: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None  # per event loop
+        self._lake: LakeState | None = None  # made on the first catalog read
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "GET" or not CACHED_PATHS.match(scope.get("path", "")):
@@ -222,9 +225,11 @@ class ResponseCache:
         """What else than the metadata the answer shows: the catalog's, the lakehouse tables (their
         logs' modification times); the others', the workflow files."""
         if path.startswith(_CATALOG):
-            from flowforge.storage.summaries import lake_fingerprint
+            if self._lake is None:
+                from flowforge.storage.summaries import LakeState
 
-            return lake_fingerprint(self.ctx.store)
+                self._lake = LakeState(self.ctx.store)
+            return self._lake.fingerprint()
         return self.files.fingerprint()
 
     def _turn(self) -> asyncio.Semaphore:

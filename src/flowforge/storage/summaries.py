@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 REMOTE_TTL = 10.0
 RACY_NS = 2_000_000_000
+LAKE_CHECK = 0.5  # seconds between two looks of a LakeState
 _MAX_KEPT = 20_000
 
 
@@ -85,23 +86,48 @@ def table_summaries(store: LakehouseStore, layer: str | None = None) -> list[tup
     return out
 
 
-def lake_fingerprint(store: LakehouseStore) -> tuple[tuple[str, str, int], ...] | None:
-    """What changes whenever any local table commits (each candidate's log folder mtime), for an
-    answer kept while the tables are as they were; None when that cannot be told: a log folder
-    changed within ``RACY_NS`` (it may change again unseen), or a table in object storage."""
-    if is_remote(store.root) or any(is_remote(loc) for tables in store.locations.values() for loc in tables.values()):
-        return None
-    now = time.time_ns()
-    found = []
-    for lay, name in _candidates(store):
-        try:
-            changed = os.stat(os.path.join(store.location(lay, name), "_delta_log")).st_mtime_ns
-        except OSError:
-            changed = -1
-        if now - changed <= RACY_NS:
+class LakeState:
+    """What changes whenever any local table commits (each candidate's log folder mtime), for
+    answers kept while the tables are as they were. Looking costs a ``stat`` per table (about 2 ms
+    for 300), so it looks at most once per ``LAKE_CHECK`` seconds: a commit shows within that, and
+    at once when it is FlowForge's (its run records the table in the metadata store, whose
+    generation the kept answers check as well)."""
+
+    def __init__(self, store: LakehouseStore) -> None:
+        self.store = store
+        self.interval = LAKE_CHECK
+        self._seen: tuple[float, tuple[tuple[str, str, int], ...] | None] | None = None
+        self._lock = threading.Lock()
+
+    def fingerprint(self) -> tuple[tuple[str, str, int], ...] | None:
+        """None when it cannot be told: a log folder changed within ``RACY_NS`` (it may change again
+        unseen), or a lakehouse with tables in object storage."""
+        now = _clock()
+        with self._lock:
+            seen = self._seen
+        if seen is not None and now - seen[0] < self.interval:
+            return seen[1]
+        found = self._look()
+        with self._lock:
+            self._seen = (now, found)
+        return found
+
+    def _look(self) -> tuple[tuple[str, str, int], ...] | None:
+        store = self.store
+        if is_remote(store.root) or any(is_remote(loc) for tables in store.locations.values()
+                                        for loc in tables.values()):
             return None
-        found.append((lay, name, changed))
-    return tuple(found)
+        now = time.time_ns()
+        found = []
+        for lay, name in _candidates(store):
+            try:
+                changed = os.stat(os.path.join(store.location(lay, name), "_delta_log")).st_mtime_ns
+            except OSError:
+                changed = -1
+            if now - changed <= RACY_NS:
+                return None
+            found.append((lay, name, changed))
+        return tuple(found)
 
 
 def _candidates(store: LakehouseStore) -> list[tuple[str, str]]:
