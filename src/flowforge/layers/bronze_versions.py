@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote as url_quote
 
-from flowforge.storage.delta import data_files
+from flowforge.storage.delta import add_actions_table, data_files
 from flowforge.storage.options import is_remote, local_path
 
 if TYPE_CHECKING:
@@ -38,8 +38,6 @@ class Chunk:
 
 def _uris(dt: DeltaTable) -> dict[str, str]:
     """Relative path of every file in the snapshot (as the log writes it) → its URI."""
-    from flowforge.storage.delta import add_actions_table
-
     paths = add_actions_table(dt).column("path").to_pylist()
     uris = data_files(dt)
     out = {}
