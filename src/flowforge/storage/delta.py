@@ -598,15 +598,13 @@ def _not(flags: Any) -> Any:
 
 
 def data_files(dt: DeltaTable) -> list[str]:
-    """The snapshot's data files: object-store URIs as delta-rs gives them, local files as paths on
-    disk (delta-rs gives those percent-encoded, ``/a%20b/part-0.parquet`` for ``/a b/part-0.parquet``,
-    which no file reader finds)."""
+    """The snapshot's data files as they are named where they lie: local files as paths on disk,
+    objects as ``s3://bucket/key``. delta-rs gives both percent-encoded (``/a%20b/part-0.parquet``
+    for ``/a b/part-0.parquet``), which no file reader finds and an object store encodes again."""
     from urllib.parse import unquote
 
     uris: list[str] = dt.file_uris()
-    if is_remote(dt.table_uri):
-        return uris
-    return [unquote(u.removeprefix("file://")) for u in uris]
+    return [unquote(u if is_remote(u) else u.removeprefix("file://")) for u in uris]
 
 
 def add_actions_table(dt: DeltaTable) -> pa.Table:
