@@ -308,15 +308,11 @@ def _aged(api: Api, layer: str, table: str) -> None:
     os.utime(log, (past, past))
 
 
-def test_catalog_answers_are_kept_until_a_table_commits_or_its_docs_change(
-        fresh_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pyarrow as pa
-
+@pytest.fixture
+def catalog_lists(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """One entry each time the catalog's table list is made (not served as kept)."""
     from flowforge.core.catalog_docs import CatalogService
-    from flowforge.storage import summaries
 
-    monkeypatch.setattr(summaries, "LAKE_CHECK", 0.0)  # a writer other than FlowForge: seen at the next look
-    api = fresh_api
     made: list[str] = []
     listing = CatalogService.tables
 
@@ -325,6 +321,17 @@ def test_catalog_answers_are_kept_until_a_table_commits_or_its_docs_change(
         return listing(self, layer)
 
     monkeypatch.setattr(CatalogService, "tables", counted)
+    return made
+
+
+def test_catalog_answers_are_kept_until_a_table_commits_or_its_docs_change(
+        fresh_api: Api, catalog_lists: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+
+    from flowforge.storage import summaries
+
+    monkeypatch.setattr(summaries, "LAKE_CHECK", 0.0)  # a writer other than FlowForge: seen at the next look
+    api = fresh_api
 
     def catalog() -> dict[str, tuple[int, int]]:
         response = api.get("/catalog/tables", "viewer")
@@ -338,12 +345,12 @@ def test_catalog_answers_are_kept_until_a_table_commits_or_its_docs_change(
     assert catalog() == {"accounts": (2, 0), "c360": (1, 0)}
     store.append("silver", "accounts", pa.table({"id": [3], "balance": [5.0]}), {})
     assert catalog() == {"accounts": (3, 1), "c360": (1, 0)}
-    assert len(made) == 2
+    assert len(catalog_lists) == 2
     for layer, name in (("silver", "accounts"), ("gold", "c360")):
         _aged(api, layer, name)
     for _ in range(3):
         assert catalog() == {"accounts": (3, 1), "c360": (1, 0)}
-    assert len(made) == 3  # made once, then served as kept
+    assert len(catalog_lists) == 3  # made once, then served as kept
     # a commit shows in the next read
     store.append("gold", "c360", pa.table({"id": [2, 3]}), {})
     assert catalog()["c360"] == (3, 1)
@@ -363,23 +370,15 @@ def test_catalog_answers_are_kept_until_a_table_commits_or_its_docs_change(
     assert api.get("/catalog/tables/c360/docs", "viewer").status_code == 404
 
 
-def test_a_flowforge_run_shows_in_the_catalog_at_once(fresh_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_flowforge_run_shows_in_the_catalog_at_once(fresh_api: Api, catalog_lists: list[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # the lake is looked at once here: what shows the run's commit is the run's own records
     import sqlite3
 
-    from flowforge.core.catalog_docs import CatalogService
     from flowforge.storage import summaries
 
     monkeypatch.setattr(summaries, "LAKE_CHECK", 3600.0)
     api = fresh_api
-    made: list[str] = []
-    listing = CatalogService.tables
-
-    def counted(self: CatalogService, layer: str | None = None) -> object:
-        made.append("list")
-        return listing(self, layer)
-
-    monkeypatch.setattr(CatalogService, "tables", counted)
 
     def products() -> tuple[int, int]:
         found = {t["name"]: (t["rows"], t["version"]) for t in api.get("/catalog/tables", "viewer").json()}
@@ -388,7 +387,7 @@ def test_a_flowforge_run_shows_in_the_catalog_at_once(fresh_api: Api, monkeypatc
     assert api.ctx.ingest("shop", table="products").status == "success"
     _aged(api, "bronze", "bronze_products")
     assert products() == products() == (2, 0)
-    assert len(made) == 1  # kept
+    assert len(catalog_lists) == 1  # kept
     with sqlite3.connect(api.ctx.settings.project_dir / "data" / "shop.db") as db:
         db.execute("INSERT INTO products VALUES (3, 'pie', 3.0)")
     assert api.ctx.ingest("shop", table="products").status == "success"
