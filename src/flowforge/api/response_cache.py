@@ -52,12 +52,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowforge.storage.summaries import LakeState
+
 if TYPE_CHECKING:
     from flowforge.api.middleware import ASGIApp, Message, Receive, Scope, Send
     from flowforge.core.context import Context
     from flowforge.core.users import User
     from flowforge.metadata.generation import Generation
-    from flowforge.storage.summaries import LakeState
 
 BUILDS = max(2, min(4, os.cpu_count() or 2))  # answers made at once per process (see above)
 TOKEN_TTL = 30.0  # a token's user is looked up again at least this often (its last use gets recorded)
@@ -170,7 +171,7 @@ class ResponseCache:
         # that one instead of making it again (50 clients asking at once after a change make it once)
         self._making: dict[tuple[str, bytes, str], tuple[int, tuple[Any, ...], asyncio.Future[_Answer | None]]] = {}
         self._builds: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None  # per event loop
-        self._lake: LakeState | None = None  # made on the first catalog read
+        self._lake = LakeState(ctx.store)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "GET" or not CACHED_PATHS.match(scope.get("path", "")):
@@ -225,10 +226,6 @@ class ResponseCache:
         """What else than the metadata the answer shows: the catalog's, the lakehouse tables (their
         logs' modification times); the others', the workflow files."""
         if path.startswith(_CATALOG):
-            if self._lake is None:
-                from flowforge.storage.summaries import LakeState
-
-                self._lake = LakeState(self.ctx.store)
             return self._lake.fingerprint()
         return self.files.fingerprint()
 

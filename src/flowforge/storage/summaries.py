@@ -61,9 +61,8 @@ def table_summary(store: LakehouseStore, layer: str, table: str) -> TableSummary
         _put(loc, now + REMOTE_TTL, summary)
         return summary
     loc = os.path.abspath(loc)
-    try:
-        changed = os.stat(os.path.join(loc, "_delta_log")).st_mtime_ns
-    except OSError:  # no log folder: no table
+    changed = _log_changed(loc)
+    if changed is None:  # no log folder: no table
         return None
     kept = _get(loc)
     if kept is not None and kept[0] == changed:
@@ -95,7 +94,6 @@ class LakeState:
 
     def __init__(self, store: LakehouseStore) -> None:
         self.store = store
-        self.interval = LAKE_CHECK
         self._seen: tuple[float, tuple[tuple[str, str, int], ...] | None] | None = None
         self._lock = threading.Lock()
 
@@ -105,7 +103,7 @@ class LakeState:
         now = _clock()
         with self._lock:
             seen = self._seen
-        if seen is not None and now - seen[0] < self.interval:
+        if seen is not None and now - seen[0] < LAKE_CHECK:
             return seen[1]
         found = self._look()
         with self._lock:
@@ -120,10 +118,8 @@ class LakeState:
         now = time.time_ns()
         found = []
         for lay, name in _candidates(store):
-            try:
-                changed = os.stat(os.path.join(store.location(lay, name), "_delta_log")).st_mtime_ns
-            except OSError:
-                changed = -1
+            changed = _log_changed(store.location(lay, name))
+            changed = -1 if changed is None else changed
             if now - changed <= RACY_NS:
                 return None
             found.append((lay, name, changed))
@@ -151,6 +147,14 @@ def _candidates(store: LakehouseStore) -> list[tuple[str, str]]:
     for lay, tables in store.locations.items():
         found += [(lay, n) for n in tables if (lay, n) not in found]
     return found
+
+
+def _log_changed(loc: str) -> int | None:
+    """When the local table's log folder last changed (ns), or None when it has none."""
+    try:
+        return os.stat(os.path.join(loc, "_delta_log")).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _read(store: LakehouseStore, layer: str, table: str) -> TableSummary | None:
