@@ -651,7 +651,10 @@ def test_a_query_killed_mid_stream_is_a_clear_error_not_a_panic(database_url: st
     source.execute(f"INSERT INTO {name} SELECT seq, REPEAT('x', 500) FROM seq_1_to_100000")
     config = MysqlConfig(type="mysql", url=database_url, driver="connectorx", retries=0)
     with open_connector("shop", config) as connector:
-        part = next(connector.read(connector.plan(ReadRequest(table=name, batch_size=1000), None)))
+        # the server pauses every 1,000 rows, so the read is still running when the DBA comes (on a
+        # busy machine the whole table could otherwise be sent before the kill)
+        slow = f"SELECT id, payload FROM {name} WHERE id % 1000 <> 0 OR SLEEP(0.05) = 0"
+        part = next(connector.read(connector.plan(ReadRequest(query=slow, batch_size=1000), None)))
         assert next(part.batches).num_rows == 1000
         with _admin() as conn, conn.cursor() as cur:  # a DBA kills the long-running read
             cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
